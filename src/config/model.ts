@@ -1,0 +1,111 @@
+// The rules model: what rules/ holds once loaded and validated (see schema.ts for the YAML shapes).
+export const LEVELS = ['no_access', 'query_topics', 'querier', 'connection_admin'] as const;
+export type Level = (typeof LEVELS)[number];
+
+export function levelRank(level: Level): number {
+  return LEVELS.indexOf(level);
+}
+
+/** Attribute values are always lists once loaded: `region: EMEA` becomes ['EMEA']. */
+export type Attributes = Record<string, string[]>;
+
+export interface User {
+  email: string;
+  org: string;
+  role: 'admin' | 'member';
+  groups: string[];
+  attributes: Attributes;
+  /** RFC 5803 SCRAM-SHA-256 verifier: SCRAM-SHA-256$<iter>:<salt b64>$<StoredKey b64>:<ServerKey b64> */
+  scram?: string;
+}
+
+export interface Permissions {
+  default: Level;
+  groups: Record<string, Level>;
+  users: Record<string, Level>;
+}
+
+export interface EmbeddedConnection {
+  kind: 'embedded';
+  /** SQL files (relative to the org dir) that create and fill the embedded warehouse. */
+  seed: string[];
+}
+export interface PostgresConnection {
+  kind: 'postgres';
+  host: string;
+  port: number;
+  database: string;
+  user: string;
+  /** Name of the environment variable holding the password (encryption at rest comes later). */
+  password_env?: string;
+  /** A superuser warehouse account is refused at load unless this is set. */
+  allow_superuser: boolean;
+}
+export type ConnectionTarget = EmbeddedConnection | PostgresConnection;
+
+export interface Connection {
+  name: string;
+  org: string;
+  target: ConnectionTarget;
+  allow_writes: boolean;
+  permissions: Permissions;
+  /** Schema under which queriers and connection admins read topics, governed. */
+  topics_schema: string;
+}
+
+export interface AccessFilter {
+  field: string;
+  attribute: string;
+  values_for_unfiltered: string[];
+}
+
+export interface Topic {
+  name: string;
+  org: string;
+  connection: string;
+  base: { schema: string; table: string };
+  fields: string[];
+  access_filters: AccessFilter[];
+}
+
+export interface PolicyTest {
+  file: string;
+  name: string;
+  user: string;
+  connection: string;
+  sql: string;
+  expect: 'allowed' | 'refused' | 'rewritten';
+  sqlstate?: string;
+  /** Substrings the refusal message or the rewritten SQL must contain. */
+  contains?: string[];
+}
+
+export interface Org {
+  name: string;
+  dir: string;
+  users: Map<string, User>;
+  groups: string[];
+  connections: Map<string, Connection>;
+  topics: Map<string, Topic>;
+  tests: PolicyTest[];
+}
+
+export interface ServerConfig {
+  host: string;
+  port: number;
+  admin_port: number;
+  /** Statements longer than this (bytes) are refused with 54000 before parsing. */
+  max_statement_bytes: number;
+  /** Any protocol message longer than this is a protocol violation (08P01). */
+  max_message_bytes: number;
+}
+
+export interface Rules {
+  /** Content hash of the rules tree: keys decision caches and audit records. */
+  version: string;
+  dir: string;
+  server: ServerConfig;
+  orgs: Map<string, Org>;
+  /** email (lowercase) -> user, across orgs: the org comes from the identity. */
+  users: Map<string, User>;
+}

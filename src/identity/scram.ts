@@ -1,0 +1,140 @@
+// SCRAM-SHA-256 (RFC 5802 / RFC 7677) as PostgreSQL uses it: both sides of the
+// exchange as pure functions, so the wire server (verifying people) and the
+// postgres connector (signing in upstream) share one implementation.
+import { createHash, createHmac, pbkdf2Sync, randomBytes, timingSafeEqual } from 'node:crypto';
+
+export const SCRAM_MECHANISM = 'SCRAM-SHA-256';
+
+export interface ScramVerifier {
+  iterations: number;
+  salt: Buffer;
+  storedKey: Buffer;
+  serverKey: Buffer;
+}
+
+const sha256 = (b: Buffer) => createHash('sha256').update(b).digest();
+const hmac = (key: Buffer, text: string | Buffer) => createHmac('sha256', key).update(text).digest();
+function xor(a: Buffer, b: Buffer): Buffer {
+  const out = Buffer.alloc(a.length);
+  for (let i = 0; i < a.length; i++) out[i] = a[i] ^ b[i];
+  return out;
+}
+
+function keysFromSalted(salted: Buffer) {
+  const clientKey = hmac(salted, 'Client Key');
+  return { clientKey, storedKey: sha256(clientKey), serverKey: hmac(salted, 'Server Key') };
+}
+
+// PostgreSQL applies SASLprep to the password; for ASCII passwords that is the identity.
+function saltedPassword(password: string, salt: Buffer, iterations: number): Buffer {
+  return pbkdf2Sync(password.normalize('NFKC'), salt, iterations, 32, 'sha256');
+}
+
+export function makeVerifier(password: string, iterations = 4096, salt = randomBytes(16)): ScramVerifier {
+  const { storedKey, serverKey } = keysFromSalted(saltedPassword(password, salt, iterations));
+  return { iterations, salt, storedKey, serverKey };
+}
+
+/** The RFC 5803 text form PostgreSQL stores in pg_authid and rules/ stores in org.yaml. */
+export function formatVerifier(v: ScramVerifier): string {
+  return `${SCRAM_MECHANISM}$${v.iterations}:${v.salt.toString('base64')}$${v.storedKey.toString('base64')}:${v.serverKey.toString('base64')}`;
+}
+
+export function parseVerifier(text: string): ScramVerifier | undefined {
+  const m = /^SCRAM-SHA-256\$(\d+):([A-Za-z0-9+/=]+)\$([A-Za-z0-9+/=]+):([A-Za-z0-9+/=]+)$/.exec(text);
+  if (!m) return undefined;
+  const v = {
+    iterations: Number(m[1]),
+    salt: Buffer.from(m[2], 'base64'),
+    storedKey: Buffer.from(m[3], 'base64'),
+    serverKey: Buffer.from(m[4], 'base64'),
+  };
+  return v.storedKey.length === 32 && v.serverKey.length === 32 && v.iterations > 0 ? v : undefined;
+}
+
+/**
+ * A verifier for a user who does not exist, stable per name, so an unknown
+ * user goes through the same exchange (and salt) every time as a known one.
+ */
+export function mockVerifier(user: string, secret: Buffer): ScramVerifier {
+  const salt = hmac(secret, `salt:${user}`).subarray(0, 16);
+  return { iterations: 4096, salt, storedKey: hmac(secret, `sk:${user}`), serverKey: hmac(secret, `svk:${user}`) };
+}
+
+function parseAttributes(msg: string): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const part of msg.split(',')) {
+    const eq = part.indexOf('=');
+    if (eq === 1) out.set(part[0], part.slice(2));
+  }
+  return out;
+}
+
+// ---- server side ----
+
+export interface ScramServerFirst {
+  clientFirstBare: string;
+  serverFirst: string;
+  nonce: string;
+}
+
+/** Handles SASLInitialResponse data; undefined when the message is malformed. */
+export function serverFirstMessage(clientFirst: string, v: ScramVerifier): ScramServerFirst | undefined {
+  // gs2 header: channel binding flag, authzid; PostgreSQL ignores the authzid and the SCRAM user name.
+  const m = /^(n|y|p=[^,]*),[^,]*,(.*)$/.exec(clientFirst);
+  if (!m || m[1].startsWith('p=')) return undefined;
+  const clientFirstBare = m[2];
+  const clientNonce = parseAttributes(clientFirstBare).get('r');
+  if (!clientNonce || /[^\x21-\x7e]|,/.test(clientNonce)) return undefined;
+  const nonce = clientNonce + randomBytes(18).toString('base64');
+  const serverFirst = `r=${nonce},s=${v.salt.toString('base64')},i=${v.iterations}`;
+  return { clientFirstBare, serverFirst, nonce };
+}
+
+/** Verifies the client's proof; returns the server-final message or undefined when the proof is wrong. */
+export function verifyClientFinal(clientFinal: string, first: ScramServerFirst, v: ScramVerifier): string | undefined {
+  const attrs = parseAttributes(clientFinal);
+  const proofB64 = attrs.get('p');
+  if (attrs.get('r') !== first.nonce || !proofB64 || !attrs.has('c')) return undefined;
+  const withoutProof = clientFinal.slice(0, clientFinal.lastIndexOf(',p='));
+  const authMessage = `${first.clientFirstBare},${first.serverFirst},${withoutProof}`;
+  const proof = Buffer.from(proofB64, 'base64');
+  if (proof.length !== 32) return undefined;
+  const clientKey = xor(proof, hmac(v.storedKey, authMessage));
+  if (!timingSafeEqual(sha256(clientKey), v.storedKey)) return undefined;
+  return `v=${hmac(v.serverKey, authMessage).toString('base64')}`;
+}
+
+// ---- client side (Gatehouse signing in to an upstream PostgreSQL) ----
+
+export interface ScramClient {
+  clientFirst: string;
+  /** Given the server-first message, the client-final message and the expected server signature. */
+  respond(serverFirst: string): { clientFinal: string; expectedServerFinal: string };
+}
+
+export function scramClient(password: string): ScramClient {
+  const clientNonce = randomBytes(18).toString('base64');
+  const clientFirstBare = `n=*,r=${clientNonce}`;
+  return {
+    clientFirst: `n,,${clientFirstBare}`,
+    respond(serverFirst: string) {
+      const a = parseAttributes(serverFirst);
+      const nonce = a.get('r');
+      const salt = a.get('s');
+      const iterations = Number(a.get('i'));
+      if (!nonce?.startsWith(clientNonce) || !salt || !(iterations > 0)) {
+        throw new Error('upstream sent a malformed SCRAM server-first message');
+      }
+      const salted = saltedPassword(password, Buffer.from(salt, 'base64'), iterations);
+      const { clientKey, storedKey, serverKey } = keysFromSalted(salted);
+      const withoutProof = `c=biws,r=${nonce}`;
+      const authMessage = `${clientFirstBare},${serverFirst},${withoutProof}`;
+      const proof = xor(clientKey, hmac(storedKey, authMessage));
+      return {
+        clientFinal: `${withoutProof},p=${proof.toString('base64')}`,
+        expectedServerFinal: `v=${hmac(serverKey, authMessage).toString('base64')}`,
+      };
+    },
+  };
+}

@@ -1,0 +1,43 @@
+import type { ResultSink } from '../wire/sink.ts';
+import type { StatementKind } from '../policy/decision.ts';
+
+/** PostgreSQL ReadyForQuery transaction status. */
+export type TxStatus = 'I' | 'T' | 'E';
+
+/** One statement the policy allowed, as it will be sent to the warehouse. */
+export interface WarehouseStatement {
+  sql: string;
+  kind: StatementKind;
+  /** A plain row-returning query (SELECT/VALUES/TABLE): may be read through a cursor. */
+  returnsRows: boolean;
+  /** For COPY (query) TO STDOUT: the inner query and the COPY options text, so a
+   *  warehouse without COPY (embedded) can produce CopyData itself. */
+  copyOut?: { query: string; format: 'text' | 'csv'; header: boolean; delimiter?: string };
+}
+
+export interface WarehouseSessionOptions {
+  /** Only the allowlisted startup parameters (application_name, client_encoding, DateStyle, TimeZone, extra_float_digits). */
+  params: Record<string, string>;
+  /** Raw SQL from this session must not write (sets default_transaction_read_only on the upstream). */
+  readOnly: boolean;
+}
+
+export interface WarehouseSession {
+  /**
+   * Run statements decided together (one simple Query) and write every result
+   * message to the sink, except ReadyForQuery: the returned status is for that.
+   * Upstream errors are relayed as ErrorResponse; a lost upstream rejects with a
+   * GatehouseError (08006) after which the session is unusable.
+   */
+  run(statements: WarehouseStatement[], sink: ResultSink): Promise<TxStatus>;
+  readonly txStatus: TxStatus;
+  close(): Promise<void>;
+}
+
+export interface Warehouse {
+  readonly kind: string;
+  /** Checks the account (least privilege) and reachability; throws GatehouseError. */
+  start(): Promise<void>;
+  openSession(opts: WarehouseSessionOptions): Promise<WarehouseSession>;
+  close(): Promise<void>;
+}
