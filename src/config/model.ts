@@ -66,6 +66,9 @@ export interface Topic {
   base: { schema: string; table: string };
   fields: string[];
   access_filters: AccessFilter[];
+  /** Column name -> type name, learned from the warehouse at start; policy pushes
+   *  conditions into the security barrier only where the type's operators are leakproof. */
+  columnTypes?: Record<string, string>;
 }
 
 export interface PolicyTest {

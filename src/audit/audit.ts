@@ -1,0 +1,47 @@
+// One audit record per statement, auth attempt and session event (DESIGN section 3).
+// Never a credential: records carry SQL text and decisions, not passwords or proofs.
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import pino, { type Logger } from 'pino';
+
+export interface StatementRecord {
+  org: string;
+  user: string;
+  connection: string;
+  level: string;
+  client_address: string;
+  application_name?: string;
+  statement: string;
+  fingerprint: string;
+  decision: 'allowed' | 'rewritten' | 'refused' | 'answered' | 'empty';
+  rule: string;
+  policy_version: string;
+  topics: string[];
+  sent_sql?: string[];
+  sqlstate?: string;
+  reason?: string;
+  duration_ms: number;
+  upstream_error?: string;
+}
+
+export interface AuditSink {
+  statement(record: StatementRecord): void;
+  event(kind: 'auth_failed' | 'session_start' | 'session_end', fields: Record<string, unknown>): void;
+}
+
+export function fileAudit(path: string): AuditSink & { flush(): void } {
+  mkdirSync(dirname(path), { recursive: true });
+  const out: Logger = pino({ base: null, timestamp: pino.stdTimeFunctions.isoTime }, pino.destination({ dest: path, sync: false, mkdir: true }));
+  return {
+    statement: (record) => out.info({ type: 'statement', ...record }),
+    event: (kind, fields) => out.info({ type: kind, ...fields }),
+    flush: () => out.flush(),
+  };
+}
+
+export function loggerAudit(logger: Logger): AuditSink {
+  return {
+    statement: (record) => logger.info({ type: 'statement', ...record }, 'audit'),
+    event: (kind, fields) => logger.info({ type: kind, ...fields }, 'audit'),
+  };
+}

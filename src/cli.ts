@@ -1,0 +1,124 @@
+#!/usr/bin/env node
+// gatehouse serve | check | explain | verifier
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { RulesError, loadRules } from './config/load.ts';
+import { formatVerifier, makeVerifier } from './identity/scram.ts';
+import { decideOffline, runPolicyTests } from './policy/offline.ts';
+import { serve } from './serve.ts';
+
+const projectDir = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const USAGE = `usage:
+  gatehouse serve [--rules DIR] [--demo] [--host H] [--port P]
+  gatehouse check [DIR]
+  gatehouse explain [--rules DIR] --user EMAIL --connection NAME "SQL"
+  gatehouse verifier PASSWORD        print a SCRAM-SHA-256 verifier for org.yaml`;
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'serve':
+      return serveCommand(rest);
+    case 'check':
+      return checkCommand(rest);
+    case 'explain':
+      return explainCommand(rest);
+    case 'verifier': {
+      if (!rest[0]) return usage();
+      console.log(formatVerifier(makeVerifier(rest[0])));
+      return 0;
+    }
+    default:
+      return usage();
+  }
+}
+
+function usage(): number {
+  console.error(USAGE);
+  return 2;
+}
+
+async function serveCommand(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: { rules: { type: 'string' }, demo: { type: 'boolean' }, host: { type: 'string' }, port: { type: 'string' } },
+  });
+  const rulesDir = values.rules ?? join(projectDir, 'rules');
+  const port = values.port ?? process.env.GATEHOUSE_PORT;
+  const state = join(process.cwd(), '.gatehouse');
+  const running = await serve({
+    rulesDir,
+    host: values.host,
+    port: port === undefined ? undefined : Number(port),
+    auditPath: join(state, 'audit.jsonl'),
+  });
+  if (values.demo) {
+    console.log(`
+Gatehouse demo is listening on ${running.host}:${running.port} (embedded warehouses for orgs acme and globex).
+Every demo user's password is gatehouse-demo (demo only). Try:
+
+  PGPASSWORD=gatehouse-demo psql "host=${running.host} port=${running.port} dbname=warehouse user=bob@acme.example"
+
+Users: alice (admin), bob (EMEA), grace (EMEA+APAC), erin (ALL), frank (no region), carol (querier), dave (no access) @acme.example; hank@globex.example.
+Audit records: ${join(state, 'audit.jsonl')}. Ctrl-C stops.
+`);
+  }
+  const stop = async () => {
+    await running.close();
+    process.exit(0);
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  return new Promise<number>(() => {});
+}
+
+async function checkCommand(args: string[]): Promise<number> {
+  const dir = args[0] ?? join(projectDir, 'rules');
+  const rules = loadRules(dir);
+  const results = await runPolicyTests(rules);
+  for (const r of results) {
+    console.log(`${r.ok ? 'ok  ' : 'FAIL'} ${r.test.file}: ${r.test.name}${r.ok ? '' : `\n       ${r.problem}`}`);
+  }
+  const failed = results.filter((r) => !r.ok).length;
+  console.log(`rules valid (${[...rules.orgs.keys()].join(', ')}; policy version ${rules.version}); ${results.length - failed} of ${results.length} policy tests pass`);
+  return failed ? 1 : 0;
+}
+
+async function explainCommand(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { rules: { type: 'string' }, user: { type: 'string' }, connection: { type: 'string' } },
+  });
+  if (!values.user || !values.connection || positionals.length !== 1) return usage();
+  const rules = loadRules(values.rules ?? join(projectDir, 'rules'));
+  const { context, levelSource, decision } = await decideOffline(rules, values.user, values.connection, positionals[0]);
+  if (context) console.log(`user ${context.user} (org ${context.org}) on ${context.connection.name}: ${context.level} (from ${levelSource})`);
+  if (decision.outcome === 'refuse') {
+    const e = decision.error;
+    console.log(`decision: refused by ${decision.rule}\nSQLSTATE ${e.sqlstate}: ${e.message}${e.hint ? `\nhint: ${e.hint}` : ''}`);
+    return 1;
+  }
+  if (decision.outcome === 'empty') {
+    console.log('decision: empty statement');
+    return 0;
+  }
+  console.log(`decision: ${decision.topics.length ? 'rewritten' : 'allowed'} by ${decision.rule}${decision.topics.length ? ` (topics: ${decision.topics.join(', ')})` : ''}`);
+  for (const st of decision.statements) {
+    if (st.action === 'forward') console.log(`sent to the warehouse:\n  ${st.sql}`);
+    else console.log(`answered by Gatehouse (${st.tag}):\n  ${st.rows.join('\n  ')}`);
+  }
+  return 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    if (code !== undefined) process.exitCode = code;
+  },
+  (e) => {
+    if (e instanceof RulesError) console.error(e.message);
+    else console.error(`gatehouse: ${(e as Error).message}`);
+    process.exitCode = 1;
+  },
+);

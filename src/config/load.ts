@@ -1,0 +1,175 @@
+// Loads rules/ into the model: every file parsed as YAML, validated by its schema,
+// then checked across files (groups, connections, topic fields). Any problem
+// refuses the whole tree with file, path and reason: the last good rules keep serving.
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { basename, join, relative } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import type { z } from 'zod';
+import type { Connection, Org, PolicyTest, Rules, Topic, User } from './model.ts';
+import { connectionFileSchema, orgFileSchema, policyTestFileSchema, serverFileSchema, topicFileSchema } from './schema.ts';
+
+export interface RulesProblem {
+  file: string;
+  path: string;
+  reason: string;
+}
+
+export class RulesError extends Error {
+  constructor(readonly problems: RulesProblem[]) {
+    super(`invalid rules:\n${problems.map((p) => `  ${p.file}${p.path ? ` at ${p.path}` : ''}: ${p.reason}`).join('\n')}`);
+    this.name = 'RulesError';
+  }
+}
+
+function yamlFiles(dir: string): string[] {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir)
+    .filter((f) => f.endsWith('.yaml') || f.endsWith('.yml'))
+    .sort()
+    .map((f) => join(dir, f));
+}
+
+export function loadRules(dir: string): Rules {
+  const problems: RulesProblem[] = [];
+  const hash = createHash('sha256');
+  const rel = (file: string) => relative(dir, file) || file;
+
+  function read<S extends z.ZodTypeAny>(file: string, schema: S): z.output<S> | undefined {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (e) {
+      problems.push({ file: rel(file), path: '', reason: `cannot read: ${(e as Error).message}` });
+      return undefined;
+    }
+    hash.update(rel(file)).update('\0').update(text).update('\0');
+    let doc: unknown;
+    try {
+      doc = parseYaml(text);
+    } catch (e) {
+      problems.push({ file: rel(file), path: '', reason: `not valid YAML: ${(e as Error).message.split('\n')[0]}` });
+      return undefined;
+    }
+    const result = schema.safeParse(doc ?? {});
+    if (!result.success) {
+      for (const issue of result.error.issues) {
+        problems.push({ file: rel(file), path: issue.path.join('.'), reason: issue.message });
+      }
+      return undefined;
+    }
+    return result.data;
+  }
+
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) {
+    throw new RulesError([{ file: dir, path: '', reason: 'rules directory does not exist' }]);
+  }
+  const serverFile = join(dir, 'gatehouse.yaml');
+  const server = ((existsSync(serverFile) ? read(serverFile, serverFileSchema) : undefined) ?? serverFileSchema.parse({})).server;
+
+  const orgs = new Map<string, Org>();
+  const users = new Map<string, User>();
+  for (const entry of readdirSync(dir).sort()) {
+    const orgDir = join(dir, entry);
+    const orgFile = join(orgDir, 'org.yaml');
+    if (!statSync(orgDir).isDirectory() || !existsSync(orgFile)) continue;
+    const orgDoc = read(orgFile, orgFileSchema);
+    if (!orgDoc) continue;
+    const org: Org = {
+      name: orgDoc.name,
+      dir: orgDir,
+      groups: orgDoc.groups,
+      users: new Map(),
+      connections: new Map(),
+      topics: new Map(),
+      tests: [],
+    };
+    if (orgs.has(org.name)) problems.push({ file: rel(orgFile), path: 'name', reason: `organization ${org.name} is defined twice` });
+    orgDoc.users.forEach((u, i) => {
+      const email = u.email.toLowerCase();
+      for (const g of u.groups) {
+        if (!org.groups.includes(g)) problems.push({ file: rel(orgFile), path: `users.${i}.groups`, reason: `unknown group ${g}` });
+      }
+      if (users.has(email)) {
+        problems.push({ file: rel(orgFile), path: `users.${i}.email`, reason: `user ${email} already exists (in org ${users.get(email)!.org})` });
+        return;
+      }
+      const attributes = Object.fromEntries(
+        Object.entries(u.attributes).map(([k, v]) => [k, (Array.isArray(v) ? v : [v]).map(String)]),
+      );
+      const user: User = { email, org: org.name, role: u.role, groups: u.groups, attributes, scram: u.scram };
+      org.users.set(email, user);
+      users.set(email, user);
+    });
+
+    for (const file of yamlFiles(join(orgDir, 'connections'))) {
+      const c = read(file, connectionFileSchema);
+      if (!c) continue;
+      const name = basename(file).replace(/\.ya?ml$/, '');
+      for (const g of Object.keys(c.permissions.groups)) {
+        if (!org.groups.includes(g)) problems.push({ file: rel(file), path: `permissions.groups.${g}`, reason: `unknown group ${g}` });
+      }
+      for (const u of Object.keys(c.permissions.users)) {
+        if (!org.users.has(u.toLowerCase())) problems.push({ file: rel(file), path: `permissions.users.${u}`, reason: `unknown user ${u}` });
+      }
+      const { allow_writes, topics_schema, permissions, ...target } = c;
+      const connection: Connection = {
+        name,
+        org: org.name,
+        target: target.kind === 'embedded' ? { kind: 'embedded', seed: target.seed } : target,
+        allow_writes,
+        topics_schema,
+        permissions: {
+          default: permissions.default,
+          groups: permissions.groups,
+          users: Object.fromEntries(Object.entries(permissions.users).map(([k, v]) => [k.toLowerCase(), v])),
+        },
+      };
+      if (connection.target.kind === 'embedded') {
+        for (const seed of connection.target.seed) {
+          if (!existsSync(join(orgDir, seed))) problems.push({ file: rel(file), path: 'seed', reason: `seed file ${seed} does not exist` });
+        }
+      }
+      org.connections.set(name, connection);
+    }
+
+    for (const file of yamlFiles(join(orgDir, 'topics'))) {
+      const t = read(file, topicFileSchema);
+      if (!t) continue;
+      const name = basename(file).replace(/\.ya?ml$/, '');
+      const [schema, table] = t.base.includes('.') ? t.base.split('.') : ['public', t.base];
+      if (!org.connections.has(t.connection)) {
+        problems.push({ file: rel(file), path: 'connection', reason: `unknown connection ${t.connection}` });
+      }
+      t.access_filters.forEach((f, i) => {
+        if (!t.fields.includes(f.field)) {
+          problems.push({ file: rel(file), path: `access_filters.${i}.field`, reason: `${f.field} is not one of the topic's fields` });
+        }
+      });
+      const topic: Topic = { name, org: org.name, connection: t.connection, base: { schema, table }, fields: t.fields, access_filters: t.access_filters };
+      org.topics.set(name, topic);
+    }
+
+    for (const file of yamlFiles(join(orgDir, 'tests'))) {
+      const cases = read(file, policyTestFileSchema);
+      if (!cases) continue;
+      cases.forEach((c, i) => {
+        if (!org.users.has(c.user.toLowerCase())) problems.push({ file: rel(file), path: `${i}.user`, reason: `unknown user ${c.user}` });
+        const test: PolicyTest = { file: rel(file), ...c, user: c.user.toLowerCase() };
+        org.tests.push(test);
+      });
+    }
+    orgs.set(org.name, org);
+  }
+
+  if (orgs.size === 0 && problems.length === 0) {
+    problems.push({ file: rel(dir), path: '', reason: 'no organization found (expected <org>/org.yaml)' });
+  }
+  if (problems.length) throw new RulesError(problems);
+  return { version: hash.digest('hex').slice(0, 12), dir, server, orgs, users };
+}
+
+/** Topics of one connection, by name (what policy sees of the org). */
+export function topicsOf(org: Org, connection: string): Map<string, Topic> {
+  return new Map([...org.topics].filter(([, t]) => t.connection === connection));
+}

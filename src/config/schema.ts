@@ -1,0 +1,110 @@
+// The YAML shapes of rules/ (docs/rules.md documents them). Validated at load:
+// an invalid file is refused with its path and the reason.
+import { z } from 'zod';
+import { LEVELS } from './model.ts';
+
+const level = z.enum(LEVELS);
+const identifier = z.string().regex(/^[A-Za-z_][A-Za-z0-9_$-]*$/, 'must be a plain identifier');
+const email = z.string().regex(/^[^@\s]+@[^@\s]+$/, 'must be an email address');
+const attributeValue = z.union([z.string(), z.number().transform(String)]);
+
+export const serverFileSchema = z
+  .object({
+    server: z
+      .object({
+        host: z.string().default('127.0.0.1'),
+        port: z.number().int().min(0).max(65535).default(6432),
+        admin_port: z.number().int().min(0).max(65535).default(6480),
+        max_statement_bytes: z.number().int().positive().default(1024 * 1024),
+        max_message_bytes: z.number().int().positive().default(16 * 1024 * 1024),
+      })
+      .strict()
+      .default({ host: '127.0.0.1', port: 6432, admin_port: 6480, max_statement_bytes: 1048576, max_message_bytes: 16777216 }),
+  })
+  .strict();
+
+export const orgFileSchema = z
+  .object({
+    name: identifier,
+    groups: z.array(identifier).default([]),
+    users: z
+      .array(
+        z
+          .object({
+            email,
+            role: z.enum(['admin', 'member']).default('member'),
+            groups: z.array(identifier).default([]),
+            attributes: z.record(z.string(), z.union([attributeValue, z.array(attributeValue)])).default({}),
+            scram: z
+              .string()
+              .regex(/^SCRAM-SHA-256\$\d+:[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+:[A-Za-z0-9+/=]+$/, 'must be a SCRAM-SHA-256 verifier (gatehouse verifier makes one)')
+              .optional(),
+          })
+          .strict(),
+      )
+      .default([]),
+  })
+  .strict();
+
+const permissions = z
+  .object({
+    default: level.default('no_access'),
+    groups: z.record(identifier, level).default({}),
+    users: z.record(email, level).default({}),
+  })
+  .strict();
+
+const common = {
+  allow_writes: z.boolean().default(false),
+  topics_schema: identifier.default('topics'),
+  permissions: permissions.default({ default: 'no_access', groups: {}, users: {} }),
+};
+
+export const connectionFileSchema = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('embedded'), seed: z.array(z.string()).default([]), ...common }).strict(),
+  z
+    .object({
+      kind: z.literal('postgres'),
+      host: z.string(),
+      port: z.number().int().default(5432),
+      database: z.string(),
+      user: z.string(),
+      password_env: z.string().optional(),
+      allow_superuser: z.boolean().default(false),
+      ...common,
+    })
+    .strict(),
+]);
+
+export const topicFileSchema = z
+  .object({
+    connection: identifier,
+    base: z.string().regex(/^([A-Za-z_][A-Za-z0-9_$]*\.)?[A-Za-z_][A-Za-z0-9_$]*$/, 'must be table or schema.table'),
+    fields: z.array(identifier).min(1),
+    access_filters: z
+      .array(
+        z
+          .object({
+            field: identifier,
+            attribute: identifier,
+            values_for_unfiltered: z.array(z.string()).default([]),
+          })
+          .strict(),
+      )
+      .default([]),
+  })
+  .strict();
+
+export const policyTestFileSchema = z.array(
+  z
+    .object({
+      name: z.string(),
+      user: email,
+      connection: identifier,
+      sql: z.string(),
+      expect: z.enum(['allowed', 'refused', 'rewritten']),
+      sqlstate: z.string().length(5).optional(),
+      contains: z.array(z.string()).optional(),
+    })
+    .strict(),
+);

@@ -1,0 +1,155 @@
+// Gatehouse as one object: rules, identities, warehouses, and the sessions the
+// wire layer opens. A session is (org, user, connection, level): fixed at sign-in.
+import type { Logger } from 'pino';
+import type { AuditSink } from './audit/audit.ts';
+import { topicsOf } from './config/load.ts';
+import type { Connection, Org, Rules, User } from './config/model.ts';
+import { GatehouseError } from './errors.ts';
+import { Directory } from './identity/directory.ts';
+import { effectiveLevel } from './policy/levels.ts';
+import { runQuery, type StatementSession } from './pipeline.ts';
+import { createWarehouse } from './warehouses/index.ts';
+import type { Warehouse } from './warehouses/types.ts';
+import type { ConnectionHandler, ServerSession, StartupInfo } from './wire/handler.ts';
+
+/** Startup parameters that may reach the warehouse (never `options`). */
+const FORWARDED_PARAMS = ['application_name', 'client_encoding', 'DateStyle', 'TimeZone', 'extra_float_digits'];
+
+export const SERVER_VERSION = '15.0 (Gatehouse 0.1.0)';
+
+export class Gateway implements ConnectionHandler {
+  private readonly directory: Directory;
+  private readonly warehouses = new Map<string, Warehouse>();
+
+  constructor(
+    private rules: Rules,
+    private readonly logger: Logger,
+    private readonly audit: AuditSink,
+  ) {
+    this.directory = new Directory(rules);
+  }
+
+  /** Starts every connection's warehouse (and checks its account) and learns topic column types. */
+  async start(): Promise<void> {
+    for (const org of this.rules.orgs.values()) {
+      for (const conn of org.connections.values()) {
+        const wh = createWarehouse(conn, org.dir, this.logger);
+        await wh.start();
+        this.warehouses.set(key(org.name, conn.name), wh);
+        await this.learnColumnTypes(org, conn, wh);
+      }
+    }
+  }
+
+  private async learnColumnTypes(org: Org, conn: Connection, wh: Warehouse): Promise<void> {
+    const describe = (wh as Partial<{ describeRelation(s: string, t: string): Promise<Record<string, string>> }>).describeRelation;
+    if (!describe) return;
+    for (const topic of topicsOf(org, conn.name).values()) {
+      try {
+        topic.columnTypes = await describe.call(wh, topic.base.schema, topic.base.table);
+      } catch (e) {
+        this.logger.warn({ org: org.name, topic: topic.name, err: (e as Error).message }, 'could not read topic column types');
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled([...this.warehouses.values()].map((w) => w.close()));
+  }
+
+  verifierFor(user: string) {
+    return this.directory.verifierFor(user);
+  }
+
+  log(event: 'auth_failed' | 'protocol_error' | 'session_start' | 'session_end', fields: Record<string, unknown>): void {
+    if (event === 'protocol_error') this.logger.warn(fields, event);
+    else {
+      this.logger.info(fields, event);
+      this.audit.event(event, fields);
+    }
+  }
+
+  async openSession(startup: StartupInfo): Promise<ServerSession> {
+    const user = this.directory.find(startup.user);
+    if (!user) throw new GatehouseError('28P01', `password authentication failed for user "${startup.user}"`, { severity: 'FATAL' });
+    const org = this.rules.orgs.get(user.org)!;
+    const conn = org.connections.get(startup.database);
+    if (!conn) throw unknownConnection(startup.database, org, user);
+    const { level, source } = effectiveLevel(user, conn);
+    const fields = { org: org.name, user: user.email, connection: conn.name, level, client: startup.remoteAddress };
+    if (level === 'no_access') {
+      this.logger.info({ ...fields, reason: 'no_access' }, 'refused');
+      this.audit.event('session_start', { ...fields, refused: true, sqlstate: '42501' });
+      throw new GatehouseError('42501', `you have no access to connection "${conn.name}" of ${org.name}`, {
+        severity: 'FATAL',
+        hint: `ask an admin of ${org.name} to grant you query_topics or higher on "${conn.name}"`,
+      });
+    }
+    const params = Object.fromEntries(FORWARDED_PARAMS.filter((p) => startup.params[p] !== undefined).map((p) => [p, startup.params[p]]));
+    const warehouse = this.warehouses.get(key(org.name, conn.name));
+    if (!warehouse) throw new GatehouseError('08001', `connection "${conn.name}" is not started`, { severity: 'FATAL' });
+    let upstream;
+    try {
+      upstream = await warehouse.openSession({ params, readOnly: !conn.allow_writes });
+    } catch (e) {
+      if (e instanceof GatehouseError) throw new GatehouseError(e.sqlstate, e.message, { severity: 'FATAL', detail: e.detail, hint: e.hint });
+      throw e;
+    }
+    this.log('session_start', { ...fields, level_source: source, application_name: startup.params.application_name });
+
+    const session: StatementSession = {
+      decision: {
+        org: org.name,
+        user: user.email,
+        level,
+        attributes: user.attributes,
+        connection: { name: conn.name, allowWrites: conn.allow_writes, topicsSchema: conn.topics_schema },
+        topics: topicsOf(org, conn.name),
+      },
+      warehouse: upstream,
+      audit: this.audit,
+      policyVersion: this.rules.version,
+      maxStatementBytes: this.rules.server.max_statement_bytes,
+      clientAddress: startup.remoteAddress,
+      applicationName: startup.params.application_name,
+    };
+    let closed = false;
+    return {
+      parameterStatus: parameterStatus(startup, user),
+      query: (sql, sink) => runQuery(session, sql, sink),
+      cancel: () => this.logger.info(fields, 'cancel request (not yet forwarded upstream)'),
+      close: async () => {
+        if (closed) return;
+        closed = true;
+        await upstream.close();
+        this.log('session_end', fields);
+      },
+    };
+  }
+}
+
+const key = (org: string, conn: string) => `${org}/${conn}`;
+
+function unknownConnection(name: string, org: Org, user: User): GatehouseError {
+  const usable = [...org.connections.values()].filter((c) => effectiveLevel(user, c).level !== 'no_access').map((c) => c.name);
+  return new GatehouseError('3D000', `connection "${name}" does not exist in organization ${org.name}`, {
+    severity: 'FATAL',
+    hint: usable.length ? `connections you can use: ${usable.sort().join(', ')} (the database name is the connection)` : 'you have no connections; ask an org admin for a grant',
+  });
+}
+
+function parameterStatus(startup: StartupInfo, user: User): Record<string, string> {
+  return {
+    server_version: SERVER_VERSION,
+    server_encoding: 'UTF8',
+    client_encoding: 'UTF8',
+    DateStyle: 'ISO, MDY',
+    IntervalStyle: 'postgres',
+    integer_datetimes: 'on',
+    standard_conforming_strings: 'on',
+    TimeZone: startup.params.TimeZone ?? 'UTC',
+    application_name: startup.params.application_name ?? '',
+    is_superuser: 'off',
+    session_authorization: user.email,
+  };
+}

@@ -1,0 +1,109 @@
+// One simple Query's path, top to bottom: size check, parse + classify + decide
+// (pure, in policy/decide), audit, then refuse, answer, or run on the warehouse
+// and stream back. It never touches bytes: the wire layer encodes what it writes.
+import { createHash } from 'node:crypto';
+import type { AuditSink, StatementRecord } from './audit/audit.ts';
+import { GatehouseError, asClientError } from './errors.ts';
+import type { Decision, DecisionContext, PlannedStatement } from './policy/decision.ts';
+import { decide } from './policy/decide.ts';
+import type { TxStatus, WarehouseSession } from './warehouses/types.ts';
+import type { ResultSink } from './wire/sink.ts';
+
+export interface StatementSession {
+  decision: DecisionContext;
+  warehouse: WarehouseSession;
+  audit: AuditSink;
+  policyVersion: string;
+  maxStatementBytes: number;
+  clientAddress: string;
+  applicationName?: string;
+}
+
+export async function runQuery(s: StatementSession, sql: string, sink: ResultSink): Promise<TxStatus> {
+  const started = performance.now();
+  const decision: Decision =
+    Buffer.byteLength(sql) > s.maxStatementBytes
+      ? { outcome: 'refuse', rule: 'statement_size', error: tooLarge(s.maxStatementBytes) }
+      : await decide(s.decision, sql);
+
+  const record = auditRecord(s, sql, decision);
+  try {
+    switch (decision.outcome) {
+      case 'refuse':
+        sink.error(decision.error);
+        break;
+      case 'empty':
+        sink.emptyQuery();
+        break;
+      case 'run':
+        await execute(s.warehouse, decision.statements, sink);
+        break;
+    }
+  } catch (e) {
+    const err = asClientError(e);
+    record.upstream_error = err.message;
+    record.sqlstate = err.sqlstate;
+    if (!sink.closed) sink.error(err);
+    if (!(e instanceof GatehouseError)) throw e;
+  } finally {
+    record.duration_ms = Math.round((performance.now() - started) * 1000) / 1000;
+    s.audit.statement(record);
+  }
+  return s.warehouse.txStatus;
+}
+
+/** Consecutive forwarded statements go to the warehouse as one batch (one upstream Query). */
+async function execute(warehouse: WarehouseSession, statements: PlannedStatement[], sink: ResultSink): Promise<void> {
+  let batch: Extract<PlannedStatement, { action: 'forward' }>[] = [];
+  const flush = async () => {
+    if (batch.length) await warehouse.run(batch, sink);
+    batch = [];
+  };
+  for (const st of statements) {
+    if (st.action === 'forward') {
+      batch.push(st);
+      continue;
+    }
+    await flush();
+    sink.rowDescription([{ name: st.column, tableOid: 0, columnAttr: 0, typeOid: 25, typeSize: -1, typeModifier: -1, format: 0 }]);
+    for (const row of st.rows) sink.dataRow([row]);
+    sink.commandComplete(st.tag);
+    await sink.drain();
+  }
+  await flush();
+}
+
+function tooLarge(limit: number): GatehouseError {
+  return new GatehouseError('54000', `statement is larger than the limit of ${limit} bytes`, {
+    hint: 'split the statement, or raise server.max_statement_bytes in rules/gatehouse.yaml',
+  });
+}
+
+function auditRecord(s: StatementSession, sql: string, d: Decision): StatementRecord {
+  const ctx = s.decision;
+  const base = {
+    org: ctx.org,
+    user: ctx.user,
+    connection: ctx.connection.name,
+    level: ctx.level,
+    client_address: s.clientAddress,
+    application_name: s.applicationName,
+    statement: sql,
+    fingerprint: createHash('sha256').update(sql).digest('hex').slice(0, 16),
+    policy_version: s.policyVersion,
+    duration_ms: 0,
+  };
+  if (d.outcome === 'refuse') {
+    return { ...base, decision: 'refused', rule: d.rule, topics: [], sqlstate: d.error.sqlstate, reason: d.error.message };
+  }
+  if (d.outcome === 'empty') return { ...base, decision: 'empty', rule: 'empty', topics: [] };
+  const forwarded = d.statements.filter((st) => st.action === 'forward');
+  const answered = forwarded.length < d.statements.length;
+  return {
+    ...base,
+    decision: d.topics.length ? 'rewritten' : answered ? 'answered' : 'allowed',
+    rule: d.rule,
+    topics: d.topics,
+    sent_sql: forwarded.map((st) => st.sql),
+  };
+}

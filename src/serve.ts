@@ -1,0 +1,50 @@
+// Starts a Gatehouse: rules, warehouses, audit, the wire server. Used by the CLI
+// and by the integration tests (port 0), so both run the same code.
+import pino, { type Logger } from 'pino';
+import { type AuditSink, fileAudit, loggerAudit } from './audit/audit.ts';
+import { loadRules } from './config/load.ts';
+import { Gateway } from './gateway.ts';
+import { startWireServer } from './wire/server.ts';
+
+export interface ServeOptions {
+  rulesDir: string;
+  host?: string;
+  port?: number;
+  /** Audit records go to this JSON-lines file; without it, to the logger. */
+  auditPath?: string;
+  logger?: Logger;
+}
+
+export interface RunningGatehouse {
+  host: string;
+  port: number;
+  gateway: Gateway;
+  close(): Promise<void>;
+}
+
+export async function serve(opts: ServeOptions): Promise<RunningGatehouse> {
+  const logger = opts.logger ?? pino({ level: process.env.GATEHOUSE_LOG_LEVEL ?? 'info' });
+  const rules = loadRules(opts.rulesDir);
+  const audit: AuditSink & { flush?(): void } = opts.auditPath ? fileAudit(opts.auditPath) : loggerAudit(logger);
+  const gateway = new Gateway(rules, logger, audit);
+  await gateway.start();
+  const host = opts.host ?? rules.server.host;
+  const wire = await startWireServer({
+    host,
+    port: opts.port ?? rules.server.port,
+    handler: gateway,
+    maxMessageBytes: rules.server.max_message_bytes,
+    logger,
+  });
+  logger.info({ host, port: wire.port, policy_version: rules.version, orgs: [...rules.orgs.keys()] }, 'gatehouse listening');
+  return {
+    host,
+    port: wire.port,
+    gateway,
+    close: async () => {
+      await wire.close();
+      await gateway.close();
+      audit.flush?.();
+    },
+  };
+}
