@@ -1,0 +1,472 @@
+// One client connection as a state machine (protocol v3, 55.2):
+//
+//   AwaitingStartup --StartupMessage--> Authenticating (SCRAM-SHA-256) --> Ready
+//   Ready --Query--> InQuery --> Ready            (ReadyForQuery after each)
+//   Ready --Parse/Bind/...--> DiscardUntilSync --Sync--> Ready
+//   any --Terminate / peer gone / FATAL--> Closed
+//
+// Messages are decoded one at a time by a single pump: while a query runs the
+// next ones wait in the decoder (pipelining), in order.
+import { randomInt, timingSafeEqual } from 'node:crypto';
+import type { Socket } from 'node:net';
+import type { Logger } from 'pino';
+import { GatehouseError, asClientError, isGatehouseError } from '../errors.ts';
+import {
+  SCRAM_MECHANISM,
+  serverFirstMessage,
+  verifyClientFinal,
+  type ScramServerFirst,
+  type ScramVerifier,
+} from '../identity/scram.ts';
+import type { TxStatus } from '../warehouses/types.ts';
+import { FrontendDecoder, decodeSASLInitialResponse, decodeSASLResponse } from './decode.ts';
+import * as enc from './encode.ts';
+import type { ConnectionHandler, ServerSession, StartupInfo } from './handler.ts';
+import type { FrontendMessage, PasswordMessage, StartupMessage } from './messages.ts';
+import { SocketSink } from './socket-sink.ts';
+
+/** Above this many undecoded input bytes while a message is being handled, stop reading the socket. */
+const INPUT_HIGH_WATER = 1024 * 1024;
+
+const EXTENDED_NOT_SUPPORTED =
+  'extended query protocol is not supported yet by Gatehouse; use the simple query protocol ' +
+  '(psql, pg without parameters, or preferQueryMode=simple in pgjdbc)';
+
+export type ConnectionState =
+  | { kind: 'AwaitingStartup' }
+  | {
+      kind: 'Authenticating';
+      startup: StartupInfo;
+      verifier: ScramVerifier;
+      known: boolean;
+      /** Set once the SASLInitialResponse was answered with SASLContinue. */
+      first?: ScramServerFirst;
+    }
+  | { kind: 'Ready' }
+  | { kind: 'InQuery' }
+  /** After an error in an extended-protocol message: discard everything until Sync (55.2.3). */
+  | { kind: 'DiscardUntilSync' }
+  | { kind: 'Closed' };
+
+/** Backend keys of live sessions, for CancelRequest (which arrives on a new connection). */
+export class BackendKeys {
+  private readonly live = new Map<number, { secretKey: number; cancel: () => void }>();
+
+  allocate(cancel: () => void): { processId: number; secretKey: number } {
+    let processId: number;
+    do processId = randomInt(1, 2 ** 31 - 1);
+    while (this.live.has(processId));
+    const secretKey = randomInt(-(2 ** 31), 2 ** 31 - 1);
+    this.live.set(processId, { secretKey, cancel });
+    return { processId, secretKey };
+  }
+
+  release(processId: number): void {
+    this.live.delete(processId);
+  }
+
+  /** True when the key matched a live session (whose cancel() was called). */
+  cancel(processId: number, secretKey: number): boolean {
+    const entry = this.live.get(processId);
+    if (!entry) return false;
+    const a = Buffer.alloc(4);
+    const b = Buffer.alloc(4);
+    a.writeInt32BE(entry.secretKey);
+    b.writeInt32BE(secretKey | 0);
+    if (!timingSafeEqual(a, b)) return false;
+    entry.cancel();
+    return true;
+  }
+
+  get size(): number {
+    return this.live.size;
+  }
+}
+
+export interface ConnectionContext {
+  handler: ConnectionHandler;
+  keys: BackendKeys;
+  maxMessageBytes: number;
+  logger: Logger;
+  /** Time allowed from connect to ReadyForQuery (PostgreSQL's authentication_timeout). */
+  authTimeoutMs: number;
+}
+
+const asFatal = (e: GatehouseError): GatehouseError =>
+  e.severity === 'FATAL'
+    ? e
+    : new GatehouseError(e.sqlstate, e.message, { severity: 'FATAL', detail: e.detail, hint: e.hint });
+
+export class WireConnection {
+  state: ConnectionState = { kind: 'AwaitingStartup' };
+  private readonly decoder: FrontendDecoder;
+  private readonly sink: SocketSink;
+  private session: ServerSession | undefined;
+  private tx: TxStatus = 'I';
+  private key: { processId: number; secretKey: number } | undefined;
+  private busy = false;
+  private peerGone = false;
+  private closeRequested = false;
+  private authTimer: NodeJS.Timeout | undefined;
+  private teardownPromise: Promise<void> | undefined;
+  private readonly remoteAddress: string;
+  /** Resolves once the connection is fully closed (socket and session). */
+  readonly finished: Promise<void>;
+  private resolveFinished!: () => void;
+
+  constructor(
+    private readonly socket: Socket,
+    private readonly ctx: ConnectionContext,
+  ) {
+    this.remoteAddress = socket.remoteAddress ?? 'unknown';
+    this.decoder = new FrontendDecoder({ maxMessageBytes: ctx.maxMessageBytes });
+    this.sink = new SocketSink(socket);
+    this.finished = new Promise((r) => (this.resolveFinished = r));
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('error', (err) => ctx.logger.debug({ err, remoteAddress: this.remoteAddress }, 'client socket error'));
+    socket.on('close', () => this.onPeerGone());
+    this.authTimer = setTimeout(() => {
+      if (this.state.kind === 'AwaitingStartup' || this.state.kind === 'Authenticating') {
+        this.ctx.handler.log('protocol_error', { remoteAddress: this.remoteAddress, reason: 'authentication timeout' });
+        this.fatal(new GatehouseError('57014', 'canceling authentication due to timeout', { severity: 'FATAL' }));
+      }
+    }, ctx.authTimeoutMs);
+    this.authTimer.unref();
+  }
+
+  /** Graceful shutdown: closes now when idle, after the running query otherwise. */
+  shutdown(): Promise<void> {
+    this.closeRequested = true;
+    if (!this.busy) this.close();
+    return this.finished;
+  }
+
+  /** Ends the connection at once (server close timeout). */
+  destroy(): void {
+    this.socket.destroy();
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.state.kind === 'Closed') return;
+    this.decoder.push(chunk);
+    if (this.busy && this.decoder.bufferedBytes > INPUT_HIGH_WATER) this.socket.pause();
+    void this.pump();
+  }
+
+  private onPeerGone(): void {
+    this.peerGone = true;
+    if (this.state.kind === 'InQuery') {
+      // The results have nowhere to go: stop the statement upstream too.
+      this.session?.cancel();
+    }
+    if (!this.busy) this.close();
+  }
+
+  private async pump(): Promise<void> {
+    if (this.busy) return;
+    this.busy = true;
+    try {
+      while (this.state.kind !== 'Closed' && !this.peerGone && !this.closeRequested) {
+        let msg: FrontendMessage | undefined;
+        try {
+          msg = this.decoder.next();
+        } catch (e) {
+          // The stream can no longer be framed: 08P01 FATAL (message too large, bad length, unknown type).
+          const err = asClientError(e);
+          this.ctx.handler.log('protocol_error', { remoteAddress: this.remoteAddress, reason: err.message });
+          this.fatal(err);
+          break;
+        }
+        if (!msg) break;
+        await this.handle(msg);
+      }
+    } catch (e) {
+      // Never let client bytes (or a bug they trigger) take down more than this connection.
+      this.ctx.logger.error({ err: e, remoteAddress: this.remoteAddress, state: this.state.kind }, 'connection failed');
+      this.fatal(asClientError(e));
+    } finally {
+      this.busy = false;
+      if (this.peerGone || this.closeRequested) this.close();
+      else if (this.state.kind !== 'Closed') this.socket.resume();
+    }
+  }
+
+  private async handle(msg: FrontendMessage): Promise<void> {
+    switch (this.state.kind) {
+      case 'AwaitingStartup':
+        return this.onStartupPacket(msg);
+      case 'Authenticating':
+        return this.onAuthMessage(msg);
+      case 'Ready':
+        return this.onReadyMessage(msg);
+      case 'DiscardUntilSync':
+        return this.onDiscarding(msg);
+      case 'InQuery':
+      case 'Closed':
+        // The pump handles one message at a time, so these never see a message.
+        return;
+    }
+  }
+
+  // ---- startup ----
+
+  private onStartupPacket(msg: FrontendMessage): void {
+    switch (msg.type) {
+      case 'SSLRequest':
+      case 'GSSENCRequest':
+        // TLS and GSS encryption are not offered (yet): 'N', then the client sends its StartupMessage in clear.
+        this.sink.send(enc.sslRefused());
+        return;
+      case 'CancelRequest':
+        // 55.2.7: the cancel connection gets no reply either way.
+        this.ctx.keys.cancel(msg.processId, msg.secretKey);
+        this.close();
+        return;
+      case 'StartupMessage':
+        return this.onStartupMessage(msg);
+      default:
+        this.fatal(new GatehouseError('08P01', `expected a startup packet, got ${msg.type}`, { severity: 'FATAL' }));
+    }
+  }
+
+  private onStartupMessage(msg: StartupMessage): void {
+    const major = msg.protocolVersion >>> 16;
+    const minor = msg.protocolVersion & 0xffff;
+    if (major !== 3) {
+      this.fatal(
+        new GatehouseError('0A000', `unsupported frontend protocol ${major}.${minor}: server supports 3.0`, {
+          severity: 'FATAL',
+        }),
+      );
+      return;
+    }
+    const { user, database, ...rest } = msg.params;
+    if (!user) {
+      this.fatal(new GatehouseError('28000', 'no user name specified in startup packet', { severity: 'FATAL' }));
+      return;
+    }
+    const params: Record<string, string> = {};
+    const unrecognized: string[] = [];
+    for (const [k, v] of Object.entries(rest)) {
+      // _pq_.* are protocol options (55.2.1); we know none of them.
+      if (k.startsWith('_pq_.')) unrecognized.push(k);
+      else params[k] = v;
+    }
+    if (minor > 0 || unrecognized.length > 0) this.sink.send(enc.negotiateProtocolVersion(0, unrecognized));
+    const startup: StartupInfo = { user, database: database || user, params, remoteAddress: this.remoteAddress };
+    const { verifier, known } = this.ctx.handler.verifierFor(user);
+    this.state = { kind: 'Authenticating', startup, verifier, known };
+    this.sink.send(enc.authenticationSASL([SCRAM_MECHANISM]));
+  }
+
+  // ---- authentication: SCRAM-SHA-256, identical for known and unknown users ----
+
+  private async onAuthMessage(msg: FrontendMessage): Promise<void> {
+    const st = this.state;
+    if (st.kind !== 'Authenticating') return;
+    if (msg.type === 'Terminate') {
+      // psql does this when it learns a password is needed and goes to prompt for one.
+      this.close();
+      return;
+    }
+    if (msg.type !== 'PasswordMessage') {
+      this.authFailed(st.startup, 'unexpected message during authentication', '08P01',
+        `expected SASL response, got ${msg.type}`);
+      return;
+    }
+    if (!st.first) {
+      this.onSASLInitialResponse(st, msg);
+      return;
+    }
+    const clientFinal = decodeSASLResponse(msg.body).data.toString('utf8');
+    const serverFinal = verifyClientFinal(clientFinal, st.first, st.verifier);
+    if (serverFinal === undefined || !st.known) {
+      this.authFailed(st.startup, st.known ? 'wrong password' : 'unknown user', '28P01',
+        `password authentication failed for user "${st.startup.user}"`);
+      return;
+    }
+    this.sink.send(enc.authenticationSASLFinal(serverFinal));
+    // Authenticated: from here the handler's own timeouts (upstream connect) apply.
+    clearTimeout(this.authTimer);
+    await this.openSession(st.startup);
+  }
+
+  private onSASLInitialResponse(st: Extract<ConnectionState, { kind: 'Authenticating' }>, msg: PasswordMessage): void {
+    let mechanism: string;
+    let data: Buffer | undefined;
+    try {
+      ({ mechanism, data } = decodeSASLInitialResponse(msg.body));
+    } catch {
+      // Also what a client answering with a cleartext/MD5 password looks like.
+      this.authFailed(st.startup, 'malformed SASLInitialResponse', '08P01',
+        'malformed SASL message: expected SASLInitialResponse for SCRAM-SHA-256');
+      return;
+    }
+    if (mechanism !== SCRAM_MECHANISM) {
+      this.authFailed(st.startup, 'unsupported SASL mechanism', '08P01',
+        'client selected an invalid SASL authentication mechanism');
+      return;
+    }
+    const first = data ? serverFirstMessage(data.toString('utf8'), st.verifier) : undefined;
+    if (!first) {
+      this.authFailed(st.startup, 'malformed SCRAM client-first-message', '08P01', 'malformed SCRAM message');
+      return;
+    }
+    st.first = first;
+    this.sink.send(enc.authenticationSASLContinue(first.serverFirst));
+  }
+
+  private authFailed(startup: StartupInfo, reason: string, sqlstate: '28P01' | '08P01', message: string): void {
+    // Never the password, the proof, or the SCRAM messages.
+    this.ctx.handler.log('auth_failed', {
+      user: startup.user,
+      database: startup.database,
+      remoteAddress: this.remoteAddress,
+      reason,
+    });
+    this.fatal(new GatehouseError(sqlstate, message, { severity: 'FATAL' }));
+  }
+
+  private async openSession(startup: StartupInfo): Promise<void> {
+    let session: ServerSession;
+    try {
+      session = await this.ctx.handler.openSession(startup);
+    } catch (e) {
+      if (!isGatehouseError(e)) this.ctx.logger.error({ err: e, user: startup.user }, 'openSession failed');
+      this.fatal(asFatal(asClientError(e)));
+      return;
+    }
+    if (this.state.kind === 'Closed') {
+      await session.close().catch((e) => this.ctx.logger.error({ err: e }, 'session close failed'));
+      return;
+    }
+    this.session = session;
+    if (this.peerGone) return; // the pump closes (and so closes the session)
+    this.key = this.ctx.keys.allocate(() => session.cancel());
+    this.sink.send(enc.authenticationOk());
+    for (const [name, value] of Object.entries(session.parameterStatus)) {
+      this.sink.send(enc.parameterStatus(name, value));
+    }
+    this.sink.send(enc.backendKeyData(this.key.processId, this.key.secretKey));
+    this.ctx.handler.log('session_start', {
+      user: startup.user,
+      database: startup.database,
+      remoteAddress: this.remoteAddress,
+      processId: this.key.processId,
+    });
+    this.readyForQuery();
+  }
+
+  // ---- signed in ----
+
+  private async onReadyMessage(msg: FrontendMessage): Promise<void> {
+    switch (msg.type) {
+      case 'Query':
+        return this.runQuery(msg.sql);
+      case 'Terminate':
+        this.close();
+        return;
+      case 'Parse':
+      case 'Bind':
+      case 'Describe':
+      case 'Execute':
+      case 'Close':
+        this.sink.error(new GatehouseError('0A000', EXTENDED_NOT_SUPPORTED));
+        this.state = { kind: 'DiscardUntilSync' };
+        return;
+      case 'Sync':
+        // A Sync with nothing before it is harmless: just the ReadyForQuery it asks for.
+        this.readyForQuery();
+        return;
+      case 'Flush':
+        this.sink.uncork();
+        return;
+      case 'CopyData':
+      case 'CopyDone':
+      case 'CopyFail':
+        // 55.2.6: outside COPY FROM these are ignored (a client still sending after a failed COPY).
+        return;
+      case 'FunctionCall':
+        this.sink.error(new GatehouseError('0A000', 'the function call protocol is not supported by Gatehouse'));
+        this.readyForQuery();
+        return;
+      case 'MalformedMessage':
+        this.sink.error(msg.error);
+        // Extended-protocol messages fail into the discard state, like any extended error.
+        if ('PBDECSH'.includes(msg.code)) this.state = { kind: 'DiscardUntilSync' };
+        else this.readyForQuery();
+        return;
+      default:
+        this.fatal(new GatehouseError('08P01', `unexpected ${msg.type} message after authentication`, { severity: 'FATAL' }));
+    }
+  }
+
+  private onDiscarding(msg: FrontendMessage): void {
+    // Like PostgreSQL's SocketBackend: only Sync and Terminate end the skipping.
+    if (msg.type === 'Sync') this.readyForQuery();
+    else if (msg.type === 'Terminate') this.close();
+    else if (msg.type === 'MalformedMessage' && msg.code === 'S') this.readyForQuery();
+  }
+
+  private async runQuery(sql: string): Promise<void> {
+    const session = this.session;
+    if (!session) throw new Error('Ready without a session');
+    this.state = { kind: 'InQuery' };
+    try {
+      this.tx = await session.query(sql, this.sink);
+    } catch (e) {
+      if (!isGatehouseError(e)) this.ctx.logger.error({ err: e }, 'query failed inside Gatehouse');
+      const err = asClientError(e);
+      if (err.severity === 'FATAL') {
+        this.fatal(err);
+        return;
+      }
+      this.sink.error(err);
+      // Unknown outcome: an open transaction can only be failed now.
+      if (this.tx === 'T') this.tx = 'E';
+    }
+    if (this.peerGone) return;
+    this.readyForQuery();
+  }
+
+  private readyForQuery(): void {
+    this.state = { kind: 'Ready' };
+    this.sink.send(enc.readyForQuery(this.tx));
+  }
+
+  // ---- closing ----
+
+  /** FATAL ErrorResponse, then close (55.2.7: the server closes after a FATAL). */
+  private fatal(err: GatehouseError): void {
+    if (this.state.kind === 'Closed') return;
+    this.sink.send(enc.errorResponse(asFatal(err)));
+    this.close();
+  }
+
+  /** Idempotent: ends the socket after what was written, closes the session once. */
+  private close(): void {
+    if (this.teardownPromise) return;
+    this.state = { kind: 'Closed' };
+    clearTimeout(this.authTimer);
+    this.sink.uncork();
+    this.socket.end();
+    // A peer that never reads must not keep the socket (and its buffers) alive.
+    setTimeout(() => this.socket.destroy(), 5000).unref();
+    this.teardownPromise = this.teardown();
+  }
+
+  private async teardown(): Promise<void> {
+    if (this.key) this.ctx.keys.release(this.key.processId);
+    const session = this.session;
+    if (session) {
+      try {
+        await session.close();
+      } catch (e) {
+        this.ctx.logger.error({ err: e }, 'session close failed');
+      }
+      this.ctx.handler.log('session_end', { remoteAddress: this.remoteAddress, processId: this.key?.processId });
+    }
+    this.resolveFinished();
+  }
+}

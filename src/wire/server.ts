@@ -1,0 +1,95 @@
+// The listening socket: one WireConnection per client, tracked for CancelRequest
+// and for a graceful close (stop accepting, let running statements finish,
+// then end every connection; destroy what is still open after a grace period).
+import net from 'node:net';
+import pino, { type Logger } from 'pino';
+import { BackendKeys, WireConnection } from './connection.ts';
+import { DEFAULT_MAX_MESSAGE_BYTES } from './decode.ts';
+import type { ConnectionHandler } from './handler.ts';
+
+export interface WireServerOptions {
+  host: string;
+  /** 0 picks a free port (tests). */
+  port: number;
+  handler: ConnectionHandler;
+  /** Largest frontend message accepted; default 16 MiB. */
+  maxMessageBytes?: number;
+  logger?: Logger;
+  /** From connect to ReadyForQuery; default 60 s like PostgreSQL's authentication_timeout. */
+  authTimeoutMs?: number;
+  /** How long close() waits for running statements before destroying sockets; default 10 s. */
+  closeGraceMs?: number;
+}
+
+export interface WireServer {
+  port: number;
+  /** Number of open client connections. */
+  readonly connections: number;
+  close(): Promise<void>;
+}
+
+export async function startWireServer(opts: WireServerOptions): Promise<WireServer> {
+  const logger = opts.logger ?? pino({ level: 'silent' });
+  const keys = new BackendKeys();
+  const live = new Set<WireConnection>();
+  const ctx = {
+    handler: opts.handler,
+    keys,
+    maxMessageBytes: opts.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
+    logger,
+    authTimeoutMs: opts.authTimeoutMs ?? 60_000,
+  };
+
+  const server = net.createServer((socket) => {
+    let conn: WireConnection;
+    try {
+      conn = new WireConnection(socket, ctx);
+    } catch (err) {
+      logger.error({ err }, 'could not set up a client connection');
+      socket.destroy();
+      return;
+    }
+    live.add(conn);
+    void conn.finished.then(() => live.delete(conn));
+  });
+  server.on('error', (err) => logger.error({ err }, 'wire server error'));
+
+  await new Promise<void>((resolve, reject) => {
+    const onError = (err: Error) => reject(err);
+    server.once('error', onError);
+    server.listen(opts.port, opts.host, () => {
+      server.off('error', onError);
+      resolve();
+    });
+  });
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : opts.port;
+  logger.info({ host: opts.host, port }, 'wire server listening');
+
+  let closing: Promise<void> | undefined;
+  return {
+    port,
+    get connections() {
+      return live.size;
+    },
+    close() {
+      closing ??= (async () => {
+        const stopped = new Promise<void>((r) => server.close(() => r()));
+        const all = Promise.all([...live].map((c) => c.shutdown()));
+        let timer: NodeJS.Timeout | undefined;
+        const grace = new Promise<void>((r) => {
+          timer = setTimeout(() => {
+            for (const c of live) c.destroy();
+            r();
+          }, opts.closeGraceMs ?? 10_000);
+        });
+        await Promise.race([all, grace]);
+        clearTimeout(timer);
+        await Promise.race([all, new Promise((r) => setTimeout(r, 1000))]);
+        await stopped;
+        logger.info({ port }, 'wire server closed');
+      })();
+      return closing;
+    },
+  };
+}

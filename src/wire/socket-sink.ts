@@ -1,0 +1,88 @@
+// ResultSink over a client socket. Writes are corked for one tick so a burst
+// of small messages (DataRow per row) leaves in few syscalls; a write returns
+// socket.write's answer so producers stop at the socket's high-water mark.
+import type { Socket } from 'node:net';
+import type { GatehouseError } from '../errors.ts';
+import * as enc from './encode.ts';
+import type { FieldDescription, ResultSink } from './sink.ts';
+
+export class SocketSink implements ResultSink {
+  private corked = false;
+  private gone = false;
+
+  constructor(private readonly socket: Socket) {
+    socket.once('close', () => {
+      this.gone = true;
+    });
+  }
+
+  /** True once the client has gone (closed, errored or destroyed): stop producing. */
+  get closed(): boolean {
+    return this.gone || this.socket.destroyed || !this.socket.writable;
+  }
+
+  /** Writes framed backend bytes; false means "behind: await drain()" (or closed). */
+  send(bytes: Buffer): boolean {
+    if (this.closed) return false;
+    if (!this.corked) {
+      this.corked = true;
+      this.socket.cork();
+      process.nextTick(() => this.uncork());
+    }
+    return this.socket.write(bytes);
+  }
+
+  /** Flushes whatever is corked now. */
+  uncork(): void {
+    if (!this.corked) return;
+    this.corked = false;
+    this.socket.uncork();
+  }
+
+  relay(framedMessages: Buffer): boolean {
+    return this.send(framedMessages);
+  }
+  rowDescription(fields: FieldDescription[]): boolean {
+    return this.send(enc.rowDescription(fields));
+  }
+  dataRow(values: (string | null)[]): boolean {
+    return this.send(enc.dataRow(values));
+  }
+  commandComplete(tag: string): boolean {
+    return this.send(enc.commandComplete(tag));
+  }
+  emptyQuery(): boolean {
+    return this.send(enc.emptyQueryResponse());
+  }
+  copyOutResponse(columns: number): boolean {
+    return this.send(enc.copyOutResponse(columns));
+  }
+  copyData(data: Buffer): boolean {
+    return this.send(enc.copyData(data));
+  }
+  copyDone(): boolean {
+    return this.send(enc.copyDone());
+  }
+  notice(message: string, detail?: string): boolean {
+    return this.send(enc.noticeResponse(message, detail));
+  }
+  error(err: GatehouseError): boolean {
+    return this.send(enc.errorResponse(err));
+  }
+
+  /** Resolves when the socket can take more, or at once if it already can or the client has gone. */
+  drain(): Promise<void> {
+    // Corked bytes never drain: flush them before waiting.
+    this.uncork();
+    if (this.closed || !this.socket.writableNeedDrain) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        this.socket.off('drain', done);
+        this.socket.off('close', done);
+        resolve();
+      };
+      this.socket.on('drain', done);
+      this.socket.on('close', done);
+    });
+  }
+}
