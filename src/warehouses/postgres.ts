@@ -1,0 +1,571 @@
+// The postgres connector: one upstream PostgreSQL connection per Gatehouse session,
+// results relayed byte for byte (see pg-framing.ts), backpressure end to end.
+import net from 'node:net';
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { Connection, PostgresConnection } from '../config/model.ts';
+import { GatehouseError } from '../errors.ts';
+import { scramClient, SCRAM_MECHANISM } from '../identity/scram.ts';
+import type { FieldDescription, ResultSink } from '../wire/sink.ts';
+import {
+  BackendFramer,
+  cstring,
+  dataRowValues,
+  errorFields,
+  frame,
+  MSG,
+  parameterStatus,
+  queryMessage,
+  readyStatus,
+  visitMessages,
+} from './pg-framing.ts';
+import type { TxStatus, Warehouse, WarehouseSession, WarehouseSessionOptions, WarehouseStatement } from './types.ts';
+
+/** Client startup parameters that may reach the warehouse (DESIGN 3: never `options`). */
+export const FORWARDED_PARAMS = ['application_name', 'client_encoding', 'DateStyle', 'TimeZone', 'extra_float_digits'];
+const FORWARDED_LOWER = new Map(FORWARDED_PARAMS.map((p) => [p.toLowerCase(), p]));
+
+const PROTOCOL_3_0 = 196608;
+const CANCEL_REQUEST_CODE = 80877102;
+const CONNECT_TIMEOUT_MS = 10_000;
+/** How often a running statement checks whether its client has gone while the upstream is silent. */
+const CLIENT_GONE_POLL_MS = 200;
+
+/** Where to connect and as whom; the password never leaves this module. */
+export interface UpstreamTarget {
+  connection: string;
+  host: string;
+  port: number;
+  database: string;
+  user: string;
+  password?: string;
+}
+
+/** The startup parameters Gatehouse sends: the allowlisted client ones, plus read-only when asked. */
+export function upstreamStartupParams(target: UpstreamTarget, opts: WarehouseSessionOptions): [string, string][] {
+  const out: [string, string][] = [
+    ['user', target.user],
+    ['database', target.database],
+  ];
+  for (const [k, v] of Object.entries(opts.params)) {
+    const name = FORWARDED_LOWER.get(k.toLowerCase());
+    if (name && !v.includes('\0')) out.push([name, v]);
+  }
+  // Set by Gatehouse itself, never taken from a client.
+  if (opts.readOnly) out.push(['options', '-c default_transaction_read_only=on']);
+  return out;
+}
+
+function startupMessage(params: [string, string][]): Buffer {
+  const head = Buffer.alloc(8);
+  head.writeInt32BE(PROTOCOL_3_0, 4);
+  const body = Buffer.concat([head, ...params.flatMap(([k, v]) => [cstring(k), cstring(v)]), Buffer.from([0])]);
+  body.writeInt32BE(body.length, 0);
+  return body;
+}
+
+const md5hex = (s: string | Buffer) => createHash('md5').update(s).digest('hex');
+
+/** An E'' literal: correct whatever standard_conforming_strings says. */
+export function sqlLiteral(s: string): string {
+  if (s.includes('\0')) throw new GatehouseError('22023', 'a name cannot contain a NUL byte');
+  return `E'${s.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`;
+}
+
+interface RunState {
+  sink: ResultSink;
+  resolve: (s: TxStatus) => void;
+  reject: (e: unknown) => void;
+  done: boolean;
+  draining: boolean;
+  waiting?: boolean;
+  finished?: TxStatus;
+  timer?: NodeJS.Timeout;
+}
+
+type Message = { type: number; body: Buffer };
+
+/**
+ * One upstream connection. Modes: startup (messages queued for the async sign-in),
+ * idle (only ParameterStatus and asynchronous notices expected), run (relaying one
+ * simple Query's results to a sink until ReadyForQuery).
+ */
+export class UpstreamConnection {
+  private socket!: net.Socket;
+  private readonly framer = new BackendFramer();
+  private mode: 'startup' | 'idle' | 'run' | 'dead' = 'startup';
+  private queue: Message[] = [];
+  private waiter?: { resolve: (m: Message) => void; reject: (e: unknown) => void };
+  private running?: RunState;
+  private backendKey?: { pid: number; secret: Buffer };
+  private failure?: GatehouseError;
+  txStatus: TxStatus = 'I';
+  readonly parameters = new Map<string, string>();
+
+  private constructor(private readonly target: UpstreamTarget) {}
+
+  /** Connects and signs in; throws GatehouseError 08001 (network reason in detail, never the password). */
+  static async open(target: UpstreamTarget, params: [string, string][]): Promise<UpstreamConnection> {
+    const c = new UpstreamConnection(target);
+    try {
+      await c.connect();
+      c.socket.write(startupMessage(params));
+      await c.authenticate();
+      c.mode = 'idle';
+      return c;
+    } catch (e) {
+      c.socket?.destroy();
+      c.mode = 'dead';
+      throw c.connectError(e);
+    }
+  }
+
+  private connectError(e: unknown): GatehouseError {
+    if (e instanceof GatehouseError && e.sqlstate !== '08006') return e;
+    let reason = e instanceof Error ? e.message : String(e);
+    if (e instanceof GatehouseError && e.detail) reason = e.detail;
+    const pw = this.target.password;
+    if (pw) reason = reason.split(pw).join('***');
+    return new GatehouseError('08001', `could not connect to warehouse of connection "${this.target.connection}"`, {
+      detail: reason,
+    });
+  }
+
+  private connect(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const s = net.connect({ host: this.target.host, port: this.target.port });
+      this.socket = s;
+      s.setNoDelay(true);
+      s.setKeepAlive(true, 30_000);
+      const timer = setTimeout(() => {
+        s.destroy();
+        reject(new Error(`timed out after ${CONNECT_TIMEOUT_MS} ms connecting to ${this.target.host}:${this.target.port}`));
+      }, CONNECT_TIMEOUT_MS);
+      s.once('connect', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      s.on('error', (err) => {
+        clearTimeout(timer);
+        reject(err);
+        this.lost(err.message);
+      });
+      s.on('close', () => this.lost('the warehouse closed the connection'));
+      s.on('data', (chunk: Buffer) => this.onData(chunk));
+    });
+  }
+
+  private next(): Promise<Message> {
+    const m = this.queue.shift();
+    if (m) return Promise.resolve(m);
+    if (this.failure) return Promise.reject(this.failure);
+    return new Promise((resolve, reject) => (this.waiter = { resolve, reject }));
+  }
+
+  private send(buf: Buffer): void {
+    if (this.mode !== 'dead') this.socket.write(buf);
+  }
+
+  private async authenticate(): Promise<void> {
+    const password = this.target.password;
+    const needPassword = () => {
+      if (password === undefined)
+        throw new Error('the warehouse asked for a password, but none is configured (password_env)');
+      return password;
+    };
+    let scram: { expected?: string; client?: ReturnType<typeof scramClient> } = {};
+    for (;;) {
+      const { type, body } = await this.next();
+      if (type === MSG.Authentication) {
+        const code = body.readInt32BE(0);
+        if (code === 0) continue; // AuthenticationOk
+        if (code === 3) this.send(frame(0x70, cstring(needPassword())));
+        else if (code === 5) {
+          const salt = body.subarray(4, 8);
+          const inner = md5hex(needPassword() + this.target.user);
+          this.send(frame(0x70, cstring(`md5${md5hex(Buffer.concat([Buffer.from(inner), salt]))}`)));
+        } else if (code === 10) {
+          const mechanisms = body.subarray(4).toString('utf8').split('\0').filter(Boolean);
+          if (!mechanisms.includes(SCRAM_MECHANISM))
+            throw new Error(`the warehouse offers only SASL mechanisms ${mechanisms.join(', ')}`);
+          scram.client = scramClient(needPassword());
+          const data = Buffer.from(scram.client.clientFirst);
+          const len = Buffer.alloc(4);
+          len.writeInt32BE(data.length);
+          this.send(frame(0x70, Buffer.concat([cstring(SCRAM_MECHANISM), len, data])));
+        } else if (code === 11) {
+          if (!scram.client) throw new Error('unexpected SASLContinue');
+          const r = scram.client.respond(body.subarray(4).toString('utf8'));
+          scram.expected = r.expectedServerFinal;
+          this.send(frame(0x70, Buffer.from(r.clientFinal)));
+        } else if (code === 12) {
+          const got = Buffer.from(body.subarray(4).toString('utf8').trim());
+          const want = Buffer.from(scram.expected ?? '');
+          if (!scram.expected || got.length !== want.length || !timingSafeEqual(got, want))
+            throw new Error('the warehouse SCRAM server signature did not verify');
+          scram = { expected: 'verified' };
+        } else throw new Error(`the warehouse asked for an unsupported authentication method (${code})`);
+      } else if (type === MSG.ErrorResponse) {
+        const f = errorFields(body);
+        throw new Error(`${f.S ?? 'FATAL'}: ${f.M ?? 'unknown error'}${f.C ? ` (SQLSTATE ${f.C})` : ''}`);
+      } else if (type === MSG.BackendKeyData) {
+        this.backendKey = { pid: body.readInt32BE(0), secret: Buffer.from(body.subarray(4)) };
+      } else if (type === MSG.ParameterStatus) {
+        const [k, v] = parameterStatus(body);
+        this.parameters.set(k, v);
+      } else if (type === MSG.ReadyForQuery) {
+        if (scram.client && scram.expected !== 'verified') throw new Error('the warehouse skipped SCRAM server verification');
+        this.txStatus = readyStatus(body);
+        return;
+      }
+      // NoticeResponse, NegotiateProtocolVersion: nothing to do at startup.
+    }
+  }
+
+  private onData(chunk: Buffer): void {
+    let buf: Buffer;
+    try {
+      buf = this.framer.feed(chunk);
+    } catch (e) {
+      this.lost((e as Error).message);
+      this.socket.destroy();
+      return;
+    }
+    if (buf.length === 0) return;
+    if (this.mode === 'startup') {
+      visitMessages(buf, {
+        consumes: () => true,
+        run: () => {},
+        message: (type, body) => {
+          const m = { type, body: Buffer.from(body) };
+          if (this.waiter) {
+            const w = this.waiter;
+            this.waiter = undefined;
+            w.resolve(m);
+          } else this.queue.push(m);
+        },
+      });
+      return;
+    }
+    const st = this.running;
+    if (this.mode === 'run' && st && !st.done) {
+      if (st.sink.closed) return this.clientGone(st);
+      visitMessages(buf, {
+        consumes: (t) => st.done || t === MSG.ReadyForQuery || t === MSG.ParameterStatus || t === MSG.CopyInResponse
+          || t === MSG.CopyBothResponse || t === MSG.NotificationResponse || t === MSG.BackendKeyData,
+        run: (msgs) => {
+          if (!st.sink.relay(msgs)) st.draining = true;
+        },
+        message: (type, body) => this.consumed(type, body, st),
+      });
+      if (st.draining && !st.done) this.waitForDrain(st);
+      return;
+    }
+    // Idle: ParameterStatus after a SET, or a FATAL (administrator shutdown) before close.
+    visitMessages(buf, { consumes: () => true, run: () => {}, message: (type, body) => this.consumed(type, body) });
+  }
+
+  private consumed(type: number, body: Buffer, st?: RunState): void {
+    if (type === MSG.ParameterStatus) {
+      const [k, v] = parameterStatus(body);
+      this.parameters.set(k, v);
+    } else if (type === MSG.ReadyForQuery && st && !st.done) {
+      this.txStatus = readyStatus(body);
+      st.finished = this.txStatus;
+      if (!st.draining) this.finish(st);
+    } else if ((type === MSG.CopyInResponse || type === MSG.CopyBothResponse) && st) {
+      // Policy never lets COPY FROM STDIN through; if the warehouse still asks for data,
+      // refuse it (protocol "COPY Operations": CopyFail ends the copy with an error, relayed).
+      this.send(frame(0x66, cstring('COPY FROM STDIN is not supported through Gatehouse')));
+    } else if (type === MSG.ErrorResponse && !st) {
+      const f = errorFields(body);
+      if (f.S === 'FATAL' || f.S === 'PANIC') this.lost(`${f.S}: ${f.M}`);
+    }
+  }
+
+  private waitForDrain(st: RunState): void {
+    if (st.waiting) return;
+    st.waiting = true;
+    this.socket.pause();
+    const wait = st.sink.drain();
+    const poll = new Promise<void>((resolve) => {
+      const t = setInterval(() => {
+        if (st.sink.closed || st.done) {
+          clearInterval(t);
+          resolve();
+        }
+      }, CLIENT_GONE_POLL_MS);
+      wait.finally(() => clearInterval(t));
+    });
+    void Promise.race([wait, poll]).then(() => {
+      if (st.done) return;
+      if (st.sink.closed) return this.clientGone(st);
+      st.draining = false;
+      st.waiting = false;
+      if (st.finished !== undefined) return this.finish(st);
+      if (this.mode === 'run') this.socket.resume();
+    });
+  }
+
+  private finish(st: RunState): void {
+    st.done = true;
+    clearInterval(st.timer);
+    this.running = undefined;
+    if (this.mode === 'run') this.mode = 'idle';
+    this.socket.resume();
+    st.resolve(st.finished ?? this.txStatus);
+  }
+
+  /** The client went away mid-statement: stop the upstream work and end the run. */
+  private clientGone(st: RunState): void {
+    if (st.done) return;
+    void this.cancel();
+    st.finished = this.txStatus;
+    this.failure = new GatehouseError('08006', `the client went away; connection to warehouse of connection "${this.target.connection}" closed`);
+    this.mode = 'dead';
+    this.socket.destroy();
+    this.finish(st);
+  }
+
+  private lost(reason: string): void {
+    if (this.mode === 'dead' && this.failure) return;
+    const err = new GatehouseError('08006', `lost the connection to warehouse of connection "${this.target.connection}"`, {
+      detail: reason,
+    });
+    this.failure = err;
+    const wasStartup = this.mode === 'startup';
+    this.mode = 'dead';
+    if (this.waiter) {
+      const w = this.waiter;
+      this.waiter = undefined;
+      w.reject(wasStartup ? new Error(reason) : err);
+    }
+    const st = this.running;
+    if (st && !st.done) {
+      st.done = true;
+      clearInterval(st.timer);
+      this.running = undefined;
+      st.reject(err);
+    }
+  }
+
+  get usable(): boolean {
+    return this.mode === 'idle';
+  }
+
+  /** Sends one simple Query and relays every result message to the sink; resolves with ReadyForQuery's status. */
+  query(sql: string, sink: ResultSink): Promise<TxStatus> {
+    if (this.mode !== 'idle') {
+      return Promise.reject(
+        this.failure ?? new GatehouseError('08006', `warehouse connection of "${this.target.connection}" is busy`),
+      );
+    }
+    return new Promise<TxStatus>((resolve, reject) => {
+      const st: RunState = { sink, resolve, reject, done: false, draining: false };
+      this.running = st;
+      this.mode = 'run';
+      st.timer = setInterval(() => {
+        if (sink.closed && !st.done) this.clientGone(st);
+      }, CLIENT_GONE_POLL_MS);
+      st.timer.unref();
+      this.socket.write(queryMessage(sql));
+    });
+  }
+
+  /** Runs Gatehouse's own query and returns its rows as text; an upstream error becomes a thrown Error. */
+  async rows(sql: string): Promise<{ fields: string[]; rows: (string | null)[][] }> {
+    const sink = new RowsSink();
+    await this.query(sql, sink);
+    if (sink.upstreamError) throw new Error(`${sink.upstreamError.M} (SQLSTATE ${sink.upstreamError.C})`);
+    return { fields: sink.fields, rows: sink.rows };
+  }
+
+  /** CancelRequest on a separate connection (protocol "Canceling Requests in Progress"). */
+  cancel(): Promise<void> {
+    const key = this.backendKey;
+    if (!key) return Promise.resolve();
+    return new Promise((resolve) => {
+      const s = net.connect({ host: this.target.host, port: this.target.port });
+      const body = Buffer.alloc(12 + key.secret.length);
+      body.writeInt32BE(body.length, 0);
+      body.writeInt32BE(CANCEL_REQUEST_CODE, 4);
+      body.writeInt32BE(key.pid, 8);
+      key.secret.copy(body, 12);
+      s.once('connect', () => s.end(body));
+      s.once('error', () => resolve());
+      s.once('close', () => resolve());
+      s.setTimeout(CONNECT_TIMEOUT_MS, () => s.destroy());
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.mode === 'dead') return;
+    this.mode = 'dead';
+    this.failure = new GatehouseError('08006', `warehouse connection of "${this.target.connection}" is closed`);
+    await new Promise<void>((resolve) => {
+      this.socket.once('close', () => resolve());
+      this.socket.end(frame(0x58, Buffer.alloc(0))); // Terminate
+      setTimeout(() => {
+        this.socket.destroy();
+        resolve();
+      }, 1000).unref();
+    });
+  }
+}
+
+/** Collects the rows of Gatehouse's own queries (catalog checks), decoded as text. */
+class RowsSink implements ResultSink {
+  fields: string[] = [];
+  rows: (string | null)[][] = [];
+  upstreamError?: Record<string, string>;
+  closed = false;
+  relay(buf: Buffer): boolean {
+    visitMessages(buf, {
+      consumes: () => true,
+      run: () => {},
+      message: (type, body) => {
+        if (type === MSG.RowDescription) {
+          const n = body.readInt16BE(0);
+          let off = 2;
+          this.fields = [];
+          for (let i = 0; i < n; i++) {
+            const end = body.indexOf(0, off);
+            this.fields.push(body.toString('utf8', off, end));
+            off = end + 19;
+          }
+        } else if (type === MSG.DataRow) this.rows.push(dataRowValues(body));
+        else if (type === MSG.ErrorResponse) this.upstreamError ??= errorFields(body);
+      },
+    });
+    return true;
+  }
+  rowDescription(_f: FieldDescription[]) { return true; }
+  dataRow(_v: (string | null)[]) { return true; }
+  commandComplete(_t: string) { return true; }
+  emptyQuery() { return true; }
+  copyOutResponse(_c: number) { return true; }
+  copyData(_d: Buffer) { return true; }
+  copyDone() { return true; }
+  notice(_m: string) { return true; }
+  error(_e: GatehouseError) { return true; }
+  drain() { return Promise.resolve(); }
+}
+
+export class PostgresSession implements WarehouseSession {
+  constructor(private readonly conn: UpstreamConnection) {}
+
+  get txStatus(): TxStatus {
+    return this.conn.txStatus;
+  }
+
+  /** One simple Query of the statements joined: PostgreSQL's implicit transaction for a multi-statement Query holds. */
+  run(statements: WarehouseStatement[], sink: ResultSink): Promise<TxStatus> {
+    return this.conn.query(statements.map((s) => s.sql).join(';\n'), sink);
+  }
+
+  /** Forwards a client's CancelRequest: the running statement ends with 57014, relayed. */
+  cancel(): Promise<void> {
+    return this.conn.cancel();
+  }
+
+  close(): Promise<void> {
+    return this.conn.close();
+  }
+}
+
+/** What start() found wrong with the warehouse account, as phrases for the refusal message. */
+export function privilegeProblems(row: Record<string, string | null>): string[] {
+  const out: string[] = [];
+  const t = (k: string) => row[k] === 't';
+  if (t('rolsuper')) out.push('is a superuser');
+  if (t('rolcreaterole')) out.push('can create roles (CREATEROLE)');
+  if (t('rolcreatedb')) out.push('can create databases (CREATEDB)');
+  if (t('rolbypassrls')) out.push('bypasses row level security (BYPASSRLS)');
+  for (const r of ['pg_read_server_files', 'pg_write_server_files', 'pg_execute_server_program'])
+    if (t(r)) out.push(`is a member of ${r}`);
+  return out;
+}
+
+const PRIVILEGE_QUERY = `SELECT r.rolsuper, r.rolcreaterole, r.rolcreatedb, r.rolbypassrls,
+${['pg_read_server_files', 'pg_write_server_files', 'pg_execute_server_program']
+  .map((g) => `  CASE WHEN EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '${g}') THEN pg_has_role(current_user, '${g}', 'MEMBER') ELSE false END AS ${g}`)
+  .join(',\n')}
+FROM pg_roles r WHERE r.rolname = current_user`;
+
+export class PostgresWarehouse implements Warehouse {
+  readonly kind = 'postgres';
+  private readonly target: UpstreamTarget;
+  private readonly allowSuperuser: boolean;
+
+  constructor(
+    private readonly conn: Connection,
+    private readonly logger?: Logger,
+  ) {
+    const t = conn.target as PostgresConnection;
+    if (t.kind !== 'postgres') throw new Error(`connection ${conn.name} is not a postgres connection`);
+    this.allowSuperuser = t.allow_superuser;
+    this.target = {
+      connection: conn.name,
+      host: t.host,
+      port: t.port,
+      database: t.database,
+      user: t.user,
+      password: t.password_env ? process.env[t.password_env] : undefined,
+    };
+  }
+
+  private open(opts: WarehouseSessionOptions): Promise<UpstreamConnection> {
+    return UpstreamConnection.open(this.target, upstreamStartupParams(this.target, opts));
+  }
+
+  async start(): Promise<void> {
+    const c = await this.open({ params: { application_name: 'gatehouse' }, readOnly: true });
+    try {
+      const { fields, rows } = await c.rows(PRIVILEGE_QUERY);
+      if (rows.length !== 1) throw new Error('the warehouse account was not found in pg_roles');
+      const row = Object.fromEntries(fields.map((f, i) => [f, rows[0][i]]));
+      const problems = privilegeProblems(row);
+      if (problems.length > 0) {
+        const what = `warehouse account "${this.target.user}" of connection "${this.conn.name}" ${problems.join(', ')}`;
+        if (!this.allowSuperuser) {
+          throw new GatehouseError('42501', `${what}: Gatehouse refuses accounts with more than read privileges`, {
+            detail: 'a read-only transaction does not stop COPY TO PROGRAM, pg_read_file or SET TRANSACTION READ WRITE for such an account',
+            hint: 'create a read-only role for Gatehouse (LOGIN, SELECT on the tables it serves), or set allow_superuser: true in the connection file',
+          });
+        }
+        this.logger?.warn({ connection: this.conn.name, org: this.conn.org, problems }, `${what}; allowed by allow_superuser`);
+      }
+    } catch (e) {
+      if (e instanceof GatehouseError) throw e;
+      throw new GatehouseError('08001', `could not check the warehouse account of connection "${this.conn.name}"`, {
+        detail: (e as Error).message,
+      });
+    } finally {
+      await c.close();
+    }
+  }
+
+  async openSession(opts: WarehouseSessionOptions): Promise<PostgresSession> {
+    return new PostgresSession(await this.open(opts));
+  }
+
+  /** Column name -> type (format_type) of a relation; 42P01 when it does not exist. */
+  async describeRelation(schema: string, table: string): Promise<Record<string, string>> {
+    const c = await this.open({ params: { application_name: 'gatehouse' }, readOnly: true });
+    try {
+      const { rows } = await c.rows(`SELECT a.attname, format_type(a.atttypid, a.atttypmod)
+FROM pg_catalog.pg_attribute a
+JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = ${sqlLiteral(schema)} AND c.relname = ${sqlLiteral(table)} AND a.attnum > 0 AND NOT a.attisdropped
+ORDER BY a.attnum`);
+      if (rows.length === 0)
+        throw new GatehouseError('42P01', `relation "${schema}.${table}" does not exist on the warehouse of connection "${this.conn.name}"`);
+      return Object.fromEntries(rows.map((r) => [r[0] as string, r[1] as string]));
+    } finally {
+      await c.close();
+    }
+  }
+
+  async close(): Promise<void> {}
+}
