@@ -1,0 +1,226 @@
+// decide(): the whole policy decision for one simple-Query text, pure (no I/O).
+// Parse (42601 on failure), then decide every statement before any runs: one refusal
+// refuses all (DESIGN 3, fail closed). Query Topics users get the topic rewrite on the
+// AST; queriers and connection admins get their own text, read-only unless the
+// connection allows writes, with topics-schema references replaced by barriers.
+import { LRUCache } from 'lru-cache';
+import { GatehouseError } from '../errors.ts';
+import type { Decision, DecisionContext, PlannedStatement } from './decision.ts';
+import { type ParsedStatement, type ParsedText, type AstNode, nodeType, parseSql } from '../sql/parse.ts';
+import { Refusal, refuse } from '../sql/refusal.ts';
+import { Walker, statementName } from '../sql/scope.ts';
+import { asksReadWrite, copyOptions, factsOf, kindOf, returnsRows } from '../sql/classify.ts';
+import { SETTING_ALLOWLIST, SHOW_ONLY_SETTINGS } from '../sql/functions.ts';
+import { deparseOneLine, deparsePretty, quoteIdent, quoteLiteral } from '../sql/deparse.ts';
+import { applySplices } from '../sql/splice.ts';
+
+const cache = new LRUCache<string, Decision>({ max: 5000 });
+const topicMapIds = new WeakMap<object, number>();
+let nextTopicMapId = 1;
+
+/** Tests and rule reloads may start from nothing. */
+export function clearDecisionCache(): void {
+  cache.clear();
+}
+
+function contextKey(ctx: DecisionContext): string {
+  let id = topicMapIds.get(ctx.topics);
+  if (id === undefined) {
+    id = nextTopicMapId++;
+    topicMapIds.set(ctx.topics, id);
+  }
+  const attrs = Object.keys(ctx.attributes).sort().map((k) => [k, ctx.attributes[k]]);
+  return JSON.stringify([ctx.org, ctx.user, ctx.level, attrs, ctx.connection, id]);
+}
+
+export async function decide(ctx: DecisionContext, sql: string): Promise<Decision> {
+  const key = `${contextKey(ctx)}\u0000${sql}`;
+  const hit = cache.get(key);
+  if (hit) return hit;
+  const decision = await decideUncached(ctx, sql);
+  cache.set(key, decision);
+  return decision;
+}
+
+async function decideUncached(ctx: DecisionContext, sql: string): Promise<Decision> {
+  if (ctx.level === 'no_access') {
+    return refusal('level.no_access', new GatehouseError('42501', `${ctx.user} has no access to connection ${ctx.connection.name}`));
+  }
+  let parsed: ParsedText;
+  try {
+    parsed = await parseSql(sql);
+  } catch (e) {
+    if (e instanceof GatehouseError) return refusal('parse_error', e);
+    throw e;
+  }
+  if (parsed.statements.length === 0) return { outcome: 'empty' };
+  try {
+    const statements: PlannedStatement[] = [];
+    const topics = new Set<string>();
+    for (const st of parsed.statements) {
+      const planned = ctx.level === 'query_topics' ? planTopicStatement(ctx, st) : planRawStatement(ctx, parsed, st);
+      for (const t of planned.topics) topics.add(t);
+      statements.push(planned.statement);
+    }
+    const rule = topics.size > 0 ? 'topic_rewrite' : ctx.level === 'query_topics' ? 'query_topics.session' : 'raw_sql';
+    return { outcome: 'run', statements, rule, topics: [...topics].sort() };
+  } catch (e) {
+    if (e instanceof Refusal) return refusal(e.rule, e.error);
+    throw e;
+  }
+}
+
+function refusal(rule: string, error: GatehouseError): Decision {
+  return { outcome: 'refuse', error, rule };
+}
+
+interface Planned {
+  statement: PlannedStatement;
+  topics: string[];
+}
+
+function topicList(ctx: DecisionContext): string {
+  return [...ctx.topics.keys()].sort().join(', ');
+}
+
+function notForTopicUsers(ctx: DecisionContext, what: string): never {
+  refuse(
+    'query_topics.statement_kind',
+    '42501',
+    `${what} is not permitted for query_topics users on connection ${ctx.connection.name}; query a topic: ${topicList(ctx)}`,
+  );
+}
+
+// ---------------------------------------------------------------- Query Topics users
+
+function planTopicStatement(ctx: DecisionContext, st: ParsedStatement): Planned {
+  const stmt = st.stmt;
+  const t = nodeType(stmt);
+  const body = stmt[t] as AstNode;
+  switch (t) {
+    case 'SelectStmt': {
+      if (body.intoClause) notForTopicUsers(ctx, 'SELECT INTO');
+      if (body.lockingClause?.length) notForTopicUsers(ctx, 'SELECT FOR UPDATE/SHARE');
+      const w = new Walker(ctx, 'topics');
+      w.visit(stmt, undefined);
+      const topics = [...w.topicsUsed].sort();
+      return { statement: { action: 'forward', sql: deparseOneLine(stmt), kind: 'select', returnsRows: true, topics }, topics };
+    }
+    case 'ExplainStmt': {
+      // Answered by Gatehouse with the rewritten SQL: the warehouse's plan prints estimates
+      // from whole-table statistics (DESIGN 3). EXPLAIN ANALYZE is never forwarded either.
+      const q = body.query as AstNode;
+      if (nodeType(q) !== 'SelectStmt') notForTopicUsers(ctx, `EXPLAIN ${statementName(nodeType(q))}`);
+      if (q.SelectStmt.intoClause || q.SelectStmt.lockingClause?.length) notForTopicUsers(ctx, 'EXPLAIN of SELECT INTO or FOR UPDATE');
+      const w = new Walker(ctx, 'topics');
+      w.visit(q, undefined);
+      const topics = [...w.topicsUsed].sort();
+      return {
+        statement: { action: 'answer', kind: 'explain', column: 'QUERY PLAN', rows: deparsePretty(q).split('\n'), tag: 'EXPLAIN' },
+        topics,
+      };
+    }
+    case 'CopyStmt': {
+      if (body.is_program || body.filename) {
+        refuse('denied_statement', '42501', 'COPY to or from a program or server file is not permitted through Gatehouse');
+      }
+      if (body.is_from) notForTopicUsers(ctx, 'COPY FROM');
+      let query: AstNode;
+      if (body.relation) {
+        // `COPY orders TO STDOUT` (psql's \copy) is the export of the whole topic.
+        const cols: AstNode[] = body.attlist?.length
+          ? body.attlist.map((c: AstNode) => ({ ResTarget: { val: { ColumnRef: { fields: [c] } } } }))
+          : [{ ResTarget: { val: { ColumnRef: { fields: [{ A_Star: {} }] } } } }];
+        query = { SelectStmt: { targetList: cols, fromClause: [{ RangeVar: body.relation }], limitOption: 'LIMIT_OPTION_DEFAULT', op: 'SETOP_NONE' } };
+      } else {
+        query = body.query;
+        if (nodeType(query) !== 'SelectStmt') notForTopicUsers(ctx, `COPY (${statementName(nodeType(query))})`);
+        if (query.SelectStmt.intoClause || query.SelectStmt.lockingClause?.length) notForTopicUsers(ctx, 'COPY of SELECT INTO or FOR UPDATE');
+      }
+      const opts = copyOptions(body.options);
+      const w = new Walker(ctx, 'topics');
+      w.visit(query, undefined);
+      const topics = [...w.topicsUsed].sort();
+      const inner = deparseOneLine(query);
+      const parts = [`FORMAT ${opts.format}`];
+      if (opts.header) parts.push('HEADER true');
+      if (opts.delimiter !== undefined) parts.push(`DELIMITER ${quoteLiteral(opts.delimiter)}`);
+      for (const x of opts.extra) parts.push(`${x.name.toUpperCase()} ${quoteLiteral(x.value)}`);
+      const copyOut = { query: inner, format: opts.format, header: opts.header, ...(opts.delimiter !== undefined ? { delimiter: opts.delimiter } : {}) };
+      return {
+        statement: { action: 'forward', sql: `COPY (${inner}) TO STDOUT WITH (${parts.join(', ')})`, kind: 'copy_out', returnsRows: false, copyOut, topics },
+        topics,
+      };
+    }
+    case 'VariableSetStmt': {
+      const kind: string = body.kind;
+      if (kind === 'VAR_SET_MULTI') {
+        if (asksReadWrite(body.args)) notForTopicUsers(ctx, `SET ${body.name} READ WRITE`);
+      } else if (kind !== 'VAR_RESET_ALL') {
+        const name = String(body.name ?? '').toLowerCase();
+        if (!SETTING_ALLOWLIST.has(name)) {
+          refuse('query_topics.setting_not_allowed', '42501', settingMessage(ctx, body.name, kind.startsWith('VAR_RESET') ? 'RESET' : 'SET'));
+        }
+      }
+      return forwardAsWritten(st, kindOf(stmt));
+    }
+    case 'VariableShowStmt': {
+      const name = String(body.name ?? '').toLowerCase();
+      if (!SETTING_ALLOWLIST.has(name) && !SHOW_ONLY_SETTINGS.has(name)) {
+        refuse('query_topics.setting_not_allowed', '42501', settingMessage(ctx, body.name, 'SHOW'));
+      }
+      return forwardAsWritten(st, 'show');
+    }
+    case 'TransactionStmt': {
+      const allowed = ['TRANS_STMT_BEGIN', 'TRANS_STMT_START', 'TRANS_STMT_COMMIT', 'TRANS_STMT_ROLLBACK', 'TRANS_STMT_SAVEPOINT', 'TRANS_STMT_RELEASE', 'TRANS_STMT_ROLLBACK_TO'];
+      if (!allowed.includes(body.kind)) notForTopicUsers(ctx, 'two-phase commit');
+      if (asksReadWrite(body.options)) notForTopicUsers(ctx, 'BEGIN READ WRITE');
+      return forwardAsWritten(st, 'transaction');
+    }
+    case 'DiscardStmt':
+      return forwardAsWritten(st, 'discard');
+    default:
+      notForTopicUsers(ctx, statementName(t));
+  }
+}
+
+function settingMessage(ctx: DecisionContext, name: string, verb: string): string {
+  const fixed = String(name).toLowerCase() === 'search_path' ? ' (search_path is fixed by Gatehouse)' : '';
+  return `${verb} ${name} is not permitted for query_topics users on connection ${ctx.connection.name}${fixed}`;
+}
+
+/** Session statements carry no names: forwarding the client's own text is exact. */
+function forwardAsWritten(st: ParsedStatement, kind: PlannedStatement['kind']): Planned {
+  return { statement: { action: 'forward', sql: st.text, kind, returnsRows: false, topics: [] }, topics: [] };
+}
+
+// ---------------------------------------------------------------- queriers and connection admins
+
+function planRawStatement(ctx: DecisionContext, parsed: ParsedText, st: ParsedStatement): Planned {
+  const stmt = st.stmt;
+  const t = nodeType(stmt);
+  const body = stmt[t] as AstNode;
+  const facts = factsOf(stmt);
+  if (facts.denied) refuse('denied_statement', '42501', facts.denied);
+  if (facts.writes && !ctx.connection.allowWrites) {
+    refuse(
+      'read_only',
+      '42501',
+      `writes are not permitted on connection ${ctx.connection.name} (it does not set allow_writes): ${facts.name} refused`,
+    );
+  }
+  const w = new Walker(ctx, 'raw');
+  w.visit(stmt, undefined);
+  const topics = [...w.topicsUsed].sort();
+  const sql = w.splices.length > 0 ? applySplices(parsed.bytes, st.byteStart, st.byteEnd, w.splices) : st.text;
+  const kind = kindOf(stmt);
+  const statement: PlannedStatement = { action: 'forward', sql, kind, returnsRows: returnsRows(stmt), topics };
+  if (t === 'CopyStmt' && !body.is_from) {
+    const opts = copyOptions(body.options, false);
+    const query = body.query
+      ? deparseOneLine(body.query)
+      : `SELECT ${body.attlist?.length ? body.attlist.map((c: AstNode) => quoteIdent(c.String.sval)).join(', ') : '*'} FROM ${[body.relation.schemaname, body.relation.relname].filter(Boolean).map((n: string) => quoteIdent(n)).join('.')}`;
+    statement.copyOut = { query, format: opts.format, header: opts.header, ...(opts.delimiter !== undefined ? { delimiter: opts.delimiter } : {}) };
+  }
+  return { statement, topics };
+}

@@ -1,0 +1,41 @@
+// Output of rewritten ASTs with pgsql-deparser. Only Gatehouse-built or topic-rewritten
+// trees are deparsed: raw SQL of queriers is forwarded as the client wrote it
+// (DESIGN 3: never let a deparse change what a name resolves to).
+import { deparseSync } from 'pgsql-deparser';
+import type { AstNode } from './parse.ts';
+
+/** One line of SQL for a wrapped node (`{ SelectStmt: {...} }`). */
+export function deparseOneLine(node: AstNode): string {
+  return deparseSync(node as never, { pretty: false }).trim();
+}
+
+/** Readable multi-line SQL, for EXPLAIN answers. */
+export function deparsePretty(node: AstNode): string {
+  return deparseSync(node as never, { pretty: true }).trim();
+}
+
+/** A PostgreSQL identifier, quoted only when it must be. */
+export function quoteIdent(name: string): string {
+  if (/^[a-z_][a-z0-9_$]*$/.test(name) && !RESERVED.has(name)) return name;
+  return `"${name.replace(/"/g, '""')}"`;
+}
+
+/** A PostgreSQL string literal (standard_conforming_strings on: only ' doubles). */
+export function quoteLiteral(value: string): string {
+  return `'${value.replace(/'/g, "''")}'`;
+}
+
+// Reserved words that cannot be bare column or table names (a conservative subset: quoting more is harmless).
+const RESERVED = new Set([
+  'all', 'analyse', 'analyze', 'and', 'any', 'array', 'as', 'asc', 'asymmetric', 'both', 'case', 'cast',
+  'check', 'collate', 'column', 'constraint', 'create', 'current_catalog', 'current_date', 'current_role',
+  'current_time', 'current_timestamp', 'current_user', 'default', 'deferrable', 'desc', 'distinct', 'do',
+  'else', 'end', 'except', 'false', 'fetch', 'for', 'foreign', 'from', 'grant', 'group', 'having', 'in',
+  'initially', 'intersect', 'into', 'lateral', 'leading', 'limit', 'localtime', 'localtimestamp', 'not',
+  'null', 'offset', 'on', 'only', 'or', 'order', 'placing', 'primary', 'references', 'returning', 'select',
+  'session_user', 'some', 'symmetric', 'system_user', 'table', 'then', 'to', 'trailing', 'true', 'union',
+  'unique', 'user', 'using', 'variadic', 'when', 'where', 'window', 'with', 'authorization', 'binary',
+  'collation', 'concurrently', 'cross', 'current_schema', 'freeze', 'full', 'ilike', 'inner', 'is',
+  'isnull', 'join', 'left', 'like', 'natural', 'notnull', 'outer', 'overlaps', 'right', 'similar',
+  'tablesample', 'verbose',
+]);
