@@ -102,6 +102,7 @@ export class WireConnection {
   private readonly decoder: FrontendDecoder;
   private readonly sink: SocketSink;
   private session: ServerSession | undefined;
+  private startup: StartupInfo | undefined;
   private tx: TxStatus = 'I';
   private key: { processId: number; secretKey: number } | undefined;
   private busy = false;
@@ -342,6 +343,7 @@ export class WireConnection {
       return;
     }
     this.session = session;
+    this.startup = startup;
     if (this.peerGone) return; // the pump closes (and so closes the session)
     this.key = this.ctx.keys.allocate(() => session.cancel());
     this.sink.send(enc.authenticationOk());
@@ -465,7 +467,12 @@ export class WireConnection {
       } catch (e) {
         this.ctx.logger.error({ err: e }, 'session close failed');
       }
-      this.ctx.handler.log('session_end', { remoteAddress: this.remoteAddress, processId: this.key?.processId });
+      this.ctx.handler.log('session_end', {
+        user: this.startup?.user,
+        database: this.startup?.database,
+        remoteAddress: this.remoteAddress,
+        processId: this.key?.processId,
+      });
     }
     this.resolveFinished();
   }

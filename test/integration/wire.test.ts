@@ -493,3 +493,42 @@ describe('raw sockets', () => {
     await stillServes();
   });
 });
+
+describe('server lifecycle', () => {
+  it('a client that never finishes the startup is dropped after the authentication timeout', async () => {
+    const h = new WireTestDoubleHandler();
+    const s = await startWireServer({ host: '127.0.0.1', port: 0, handler: h, authTimeoutMs: 200 });
+    try {
+      const c = await RawClient.connect(s.port);
+      c.send(serialize.startup({ user: 'bob@acme.example', database: 'warehouse' }));
+      expect((await c.next()).name).toBe('authenticationSASL');
+      const e = await c.next(2000);
+      expect([e.code, e.severity]).toEqual(['57014', 'FATAL']);
+      await c.ended;
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('close() ends idle connections, waits for a running statement, then stops listening', async () => {
+    const h = new WireTestDoubleHandler();
+    const s = await startWireServer({ host: '127.0.0.1', port: 0, handler: h, closeGraceMs: 300 });
+    const idle = new pg.Client({ host: '127.0.0.1', port: s.port, user: 'bob@acme.example', password: PASSWORD, database: 'warehouse' });
+    idle.on('error', () => {});
+    await idle.connect();
+    const idleEnded = new Promise((r) => idle.once('end', r));
+    const busy = await RawClient.connect(s.port);
+    busy.socket.on('error', () => {});
+    await busy.login();
+    busy.send(serialize.query('slow'));
+    await vi.waitFor(() => expect(h.sessions.at(-1)?.queries).toContain('slow'));
+    expect(s.connections).toBe(2);
+    await s.close();
+    await idleEnded;
+    await busy.ended;
+    expect(h.sessions.map((x) => x.closes)).toEqual([1, 1]);
+    // The statement that outlived the grace period was canceled, not left running.
+    expect(h.sessions[1].cancels).toBe(1);
+    await expect(RawClient.connect(s.port)).rejects.toThrow();
+  });
+});
