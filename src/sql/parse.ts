@@ -47,6 +47,8 @@ export async function parseSql(sql: string): Promise<ParsedText> {
 
 export function parseSqlSync(sql: string): ParsedText {
   const bytes = Buffer.from(sql, 'utf8');
+  // libpg-query rejects '' ("Query cannot be empty"); PostgreSQL answers EmptyQueryResponse.
+  if (sql.trim() === '') return { bytes, statements: [] };
   let tree: { stmts?: Array<{ stmt: AstNode; stmt_location?: number; stmt_len?: number }> };
   try {
     tree = parseSync(sql);
