@@ -105,7 +105,7 @@ export const SETTING_ALLOWLIST: ReadonlySet<string> = new Set([
   'client_min_messages', 'bytea_output', 'default_transaction_isolation',
   'transaction_isolation', 'standard_conforming_strings', 'server_version',
   'server_version_num', 'server_encoding', 'integer_datetimes', 'max_identifier_length',
-  'lc_monetary', 'lc_numeric', 'lc_time', 'geqo', 'jit', 'work_mem', 'search_path_is_fixed',
+  'lc_monetary', 'lc_numeric', 'lc_time', 'geqo', 'jit', 'work_mem',
   'row_security', 'default_transaction_deferrable', 'transaction_deferrable',
   'xmloption', 'escape_string_warning', 'array_nulls', 'quote_all_identifiers',
 ]);
