@@ -128,10 +128,11 @@ export class WireConnection {
     socket.on('error', (err) => ctx.logger.debug({ err, remoteAddress: this.remoteAddress }, 'client socket error'));
     socket.on('close', () => this.onPeerGone());
     this.authTimer = setTimeout(() => {
-      if (this.state.kind === 'AwaitingStartup' || this.state.kind === 'Authenticating') {
+      if (this.state.kind !== 'AwaitingStartup' && this.state.kind !== 'Authenticating') return;
+      this.guard('authentication timeout', () => {
         this.ctx.handler.log('protocol_error', { remoteAddress: this.remoteAddress, reason: 'authentication timeout' });
-        this.fatal(new GatehouseError('57014', 'canceling authentication due to timeout', { severity: 'FATAL' }));
-      }
+      });
+      this.fatal(new GatehouseError('57014', 'canceling authentication due to timeout', { severity: 'FATAL' }));
     }, ctx.authTimeoutMs);
     this.authTimer.unref();
   }
@@ -148,6 +149,15 @@ export class WireConnection {
     this.socket.destroy();
   }
 
+  /** Runs a callback into other modules from an event handler: a throw there must not reach the process. */
+  private guard(what: string, f: () => void): void {
+    try {
+      f();
+    } catch (err) {
+      this.ctx.logger.error({ err, remoteAddress: this.remoteAddress }, `${what} failed`);
+    }
+  }
+
   private onData(chunk: Buffer): void {
     if (this.state.kind === 'Closed') return;
     this.decoder.push(chunk);
@@ -159,7 +169,7 @@ export class WireConnection {
     this.peerGone = true;
     if (this.state.kind === 'InQuery') {
       // The results have nowhere to go: stop the statement upstream too.
-      this.session?.cancel();
+      this.guard('cancel on disconnect', () => this.session?.cancel());
     }
     if (!this.busy) this.close();
   }
@@ -272,8 +282,7 @@ export class WireConnection {
       return;
     }
     if (msg.type !== 'PasswordMessage') {
-      this.authFailed(st.startup, 'unexpected message during authentication', '08P01',
-        `expected SASL response, got ${msg.type}`);
+      this.authFailed(st.startup, 'unexpected message', '08P01', `expected SASL response, got ${msg.type}`);
       return;
     }
     if (!st.first) {
@@ -283,8 +292,9 @@ export class WireConnection {
     const clientFinal = decodeSASLResponse(msg.body).data.toString('utf8');
     const serverFinal = verifyClientFinal(clientFinal, st.first, st.verifier);
     if (serverFinal === undefined || !st.known) {
-      this.authFailed(st.startup, st.known ? 'wrong password' : 'unknown user', '28P01',
-        `password authentication failed for user "${st.startup.user}"`);
+      // One message for both: the reply must not tell who exists.
+      const message = `password authentication failed for user "${st.startup.user}"`;
+      this.authFailed(st.startup, st.known ? 'wrong password' : 'unknown user', '28P01', message);
       return;
     }
     this.sink.send(enc.authenticationSASLFinal(serverFinal));
@@ -300,13 +310,13 @@ export class WireConnection {
       ({ mechanism, data } = decodeSASLInitialResponse(msg.body));
     } catch {
       // Also what a client answering with a cleartext/MD5 password looks like.
-      this.authFailed(st.startup, 'malformed SASLInitialResponse', '08P01',
-        'malformed SASL message: expected SASLInitialResponse for SCRAM-SHA-256');
+      const message = 'malformed SASL message: expected SASLInitialResponse for SCRAM-SHA-256';
+      this.authFailed(st.startup, 'malformed SASLInitialResponse', '08P01', message);
       return;
     }
     if (mechanism !== SCRAM_MECHANISM) {
-      this.authFailed(st.startup, 'unsupported SASL mechanism', '08P01',
-        'client selected an invalid SASL authentication mechanism');
+      const message = 'client selected an invalid SASL authentication mechanism';
+      this.authFailed(st.startup, 'unsupported SASL mechanism', '08P01', message);
       return;
     }
     const first = data ? serverFirstMessage(data.toString('utf8'), st.verifier) : undefined;
@@ -400,7 +410,9 @@ export class WireConnection {
         else this.readyForQuery();
         return;
       default:
-        this.fatal(new GatehouseError('08P01', `unexpected ${msg.type} message after authentication`, { severity: 'FATAL' }));
+        this.fatal(
+          new GatehouseError('08P01', `unexpected ${msg.type} message after authentication`, { severity: 'FATAL' }),
+        );
     }
   }
 
@@ -459,21 +471,25 @@ export class WireConnection {
   }
 
   private async teardown(): Promise<void> {
-    if (this.key) this.ctx.keys.release(this.key.processId);
-    const session = this.session;
-    if (session) {
+    try {
+      if (this.key) this.ctx.keys.release(this.key.processId);
+      const session = this.session;
+      if (!session) return;
       try {
         await session.close();
-      } catch (e) {
-        this.ctx.logger.error({ err: e }, 'session close failed');
+      } catch (err) {
+        this.ctx.logger.error({ err }, 'session close failed');
       }
-      this.ctx.handler.log('session_end', {
-        user: this.startup?.user,
-        database: this.startup?.database,
-        remoteAddress: this.remoteAddress,
-        processId: this.key?.processId,
-      });
+      this.guard('session_end log', () =>
+        this.ctx.handler.log('session_end', {
+          user: this.startup?.user,
+          database: this.startup?.database,
+          remoteAddress: this.remoteAddress,
+          processId: this.key?.processId,
+        }),
+      );
+    } finally {
+      this.resolveFinished();
     }
-    this.resolveFinished();
   }
 }

@@ -290,7 +290,9 @@ function int16List(r: BodyReader): number[] {
 
 function statementOrPortal(r: BodyReader): 'S' | 'P' {
   const k = r.byte();
-  if (k !== 'S' && k !== 'P') throw new GatehouseError('08P01', `invalid message format: expected 'S' or 'P', got '${k}'`);
+  if (k !== 'S' && k !== 'P') {
+    throw new GatehouseError('08P01', `invalid message format: expected 'S' or 'P', got '${k}'`);
+  }
   return k;
 }
 

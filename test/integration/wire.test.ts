@@ -513,7 +513,13 @@ describe('server lifecycle', () => {
   it('close() ends idle connections, waits for a running statement, then stops listening', async () => {
     const h = new WireTestDoubleHandler();
     const s = await startWireServer({ host: '127.0.0.1', port: 0, handler: h, closeGraceMs: 300 });
-    const idle = new pg.Client({ host: '127.0.0.1', port: s.port, user: 'bob@acme.example', password: PASSWORD, database: 'warehouse' });
+    const idle = new pg.Client({
+      host: '127.0.0.1',
+      port: s.port,
+      user: 'bob@acme.example',
+      password: PASSWORD,
+      database: 'warehouse',
+    });
     idle.on('error', () => {});
     await idle.connect();
     const idleEnded = new Promise((r) => idle.once('end', r));
