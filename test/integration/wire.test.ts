@@ -538,3 +538,43 @@ describe('server lifecycle', () => {
     await expect(RawClient.connect(s.port)).rejects.toThrow();
   });
 });
+
+describe('faults in the rest of Gatehouse stay in their connection', () => {
+  it('a handler that throws in verifierFor gives XX000 without its text; the server keeps serving', async () => {
+    const h = new WireTestDoubleHandler();
+    h.verifierFor = () => {
+      throw new Error('rules store exploded: secret=abc');
+    };
+    const s = await startWireServer({ host: '127.0.0.1', port: 0, handler: h });
+    try {
+      const c = await RawClient.connect(s.port);
+      c.send(serialize.startup({ user: 'bob@acme.example', database: 'warehouse' }));
+      const e = await c.next();
+      expect([e.code, e.severity]).toEqual(['XX000', 'FATAL']);
+      expect(e.message).not.toContain('secret');
+      await c.ended;
+    } finally {
+      await s.close();
+    }
+    await stillServes();
+  });
+
+  it('a session whose cancel() and close() throw on disconnect does not take the process down', async () => {
+    const c = pgClient();
+    c.on('error', () => {});
+    await c.connect();
+    const s = handler.sessions.at(-1)!;
+    s.cancel = () => {
+      throw new Error('cancel failed');
+    };
+    s.close = async () => {
+      throw new Error('close failed');
+    };
+    const q = c.query('many 2000000').catch((e: unknown) => e);
+    await vi.waitFor(() => expect(s.queries).toContain('many 2000000'));
+    (c as any).connection.stream.destroy();
+    await q;
+    await new Promise((r) => setTimeout(r, 100));
+    await stillServes();
+  });
+});
