@@ -1,0 +1,23 @@
+// One connector per connection kind.
+import type { Logger } from 'pino';
+import type { Connection } from '../config/model.ts';
+import { EmbeddedWarehouse } from './embedded.ts';
+import { PostgresWarehouse } from './postgres.ts';
+import type { Warehouse } from './types.ts';
+
+export { EmbeddedWarehouse } from './embedded.ts';
+export { PostgresWarehouse } from './postgres.ts';
+
+/** A warehouse that can also report a relation's column types (both connectors here can). */
+export interface DescribableWarehouse extends Warehouse {
+  describeRelation(schema: string, table: string): Promise<Record<string, string>>;
+}
+
+export function createWarehouse(conn: Connection, orgDir: string, logger?: Logger): DescribableWarehouse {
+  switch (conn.target.kind) {
+    case 'embedded':
+      return new EmbeddedWarehouse(conn, orgDir, logger);
+    case 'postgres':
+      return new PostgresWarehouse(conn, logger);
+  }
+}
