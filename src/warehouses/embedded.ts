@@ -325,6 +325,16 @@ END $$`,
   async acquire(s: EmbeddedSession): Promise<void> {
     await this.lock.acquire(s);
     if (this.settingsOf === s) return;
+    try {
+      await this.handOver(s);
+    } catch (e) {
+      this.settingsOf = undefined;
+      this.lock.release(s);
+      throw e;
+    }
+  }
+
+  private async handOver(s: EmbeddedSession): Promise<void> {
     const w = this.backend();
     const prev = this.settingsOf;
     if (prev && !prev.closed) {

@@ -127,6 +127,17 @@ describe('embedded warehouse', () => {
     expect(big.sink.tags()).toEqual(['COPY 5000']);
   });
 
+  it("produces the same COPY bytes as PostgreSQL's own COPY in PGlite", async () => {
+    const s = await session(true);
+    const q = `SELECT id, name, region, E'x\\y\tz' AS esc, '' AS empty, NULL::int AS n, 1.5::numeric AS num FROM customers ORDER BY id`;
+    for (const [opts, format, header] of [['', 'text', false], ['WITH (FORMAT csv, HEADER)', 'csv', true], ['WITH (FORMAT text, HEADER)', 'text', true]] as const) {
+      const ours = await run(s, copy(q, format, header));
+      const theirs = await run(s, stmt(`COPY (${q}) TO STDOUT ${opts}`));
+      expect(theirs.sink.types()).toBe(ours.sink.types());
+      expect(ours.sink.copyText()).toBe(theirs.sink.copyText());
+    }
+  });
+
   it("one session's open transaction holds the backend until it commits", async () => {
     const a = await session(false);
     const b = await session(true);
