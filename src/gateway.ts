@@ -31,13 +31,20 @@ export class Gateway implements ConnectionHandler {
 
   /** Starts every connection's warehouse (and checks its account) and learns topic column types. */
   async start(): Promise<void> {
-    for (const org of this.rules.orgs.values()) {
-      for (const conn of org.connections.values()) {
+    // In parallel: an embedded warehouse takes seconds to boot and seed.
+    const starting = [...this.rules.orgs.values()].flatMap((org) =>
+      [...org.connections.values()].map(async (conn) => {
         const wh = createWarehouse(conn, org.dir, this.logger);
-        await wh.start();
         this.warehouses.set(key(org.name, conn.name), wh);
+        await wh.start();
         await this.learnColumnTypes(org, conn, wh);
-      }
+      }),
+    );
+    const results = await Promise.allSettled(starting);
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) {
+      await this.close();
+      throw failed.reason;
     }
   }
 
