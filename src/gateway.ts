@@ -119,12 +119,16 @@ export class Gateway implements ConnectionHandler {
       maxStatementBytes: this.rules.server.max_statement_bytes,
       clientAddress: startup.remoteAddress,
       applicationName: startup.params.application_name,
+      onRefusal: (rule, error) => this.logger.info({ ...fields, rule, sqlstate: error.sqlstate, reason: error.message }, 'refused'),
     };
     let closed = false;
     return {
       parameterStatus: parameterStatus(startup, user),
       query: (sql, sink) => runQuery(session, sql, sink),
-      cancel: () => this.logger.info(fields, 'cancel request (not yet forwarded upstream)'),
+      cancel: () => {
+        this.logger.info(fields, 'cancel request');
+        void Promise.resolve(upstream.cancel?.()).catch((e) => this.logger.warn({ ...fields, err: (e as Error).message }, 'cancel failed'));
+      },
       close: async () => {
         if (closed) return;
         closed = true;

@@ -17,6 +17,8 @@ export interface StatementSession {
   maxStatementBytes: number;
   clientAddress: string;
   applicationName?: string;
+  /** One log line per refusal (the audit record has the rest). */
+  onRefusal?(rule: string, error: GatehouseError): void;
 }
 
 export async function runQuery(s: StatementSession, sql: string, sink: ResultSink): Promise<TxStatus> {
@@ -30,6 +32,7 @@ export async function runQuery(s: StatementSession, sql: string, sink: ResultSin
   try {
     switch (decision.outcome) {
       case 'refuse':
+        s.onRefusal?.(decision.rule, decision.error);
         sink.error(decision.error);
         break;
       case 'empty':

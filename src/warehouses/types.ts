@@ -31,6 +31,8 @@ export interface WarehouseSession {
    */
   run(statements: WarehouseStatement[], sink: ResultSink): Promise<TxStatus>;
   readonly txStatus: TxStatus;
+  /** Asks the warehouse to cancel the running statement (a client's CancelRequest); it then ends with 57014. */
+  cancel?(): void | Promise<void>;
   close(): Promise<void>;
 }
 
