@@ -51,6 +51,7 @@ async function serveCommand(args: string[]): Promise<number> {
     rulesDir,
     host: values.host,
     port: port === undefined ? undefined : Number(port),
+    adminPort: process.env.GATEHOUSE_ADMIN_PORT === undefined ? undefined : Number(process.env.GATEHOUSE_ADMIN_PORT),
     auditPath: join(state, 'audit.jsonl'),
   });
   if (values.demo) {
@@ -61,7 +62,7 @@ Every demo user's password is gatehouse-demo (demo only). Try:
   PGPASSWORD=gatehouse-demo psql "host=${running.host} port=${running.port} dbname=warehouse user=bob@acme.example"
 
 Users: alice (admin), bob (EMEA), grace (EMEA+APAC), erin (ALL), frank (no region), carol (querier), dave (no access) @acme.example; hank@globex.example.
-Audit records: ${join(state, 'audit.jsonl')}. Ctrl-C stops.
+Audit records: ${join(state, 'audit.jsonl')}. Health and metrics: http://${running.host}:${running.adminPort}/healthz, /metrics. Ctrl-C stops.
 `);
   }
   const stop = async () => {

@@ -1,7 +1,9 @@
 // Starts a Gatehouse: rules, warehouses, audit, the wire server. Used by the CLI
 // and by the integration tests (port 0), so both run the same code.
 import pino, { type Logger } from 'pino';
-import { type AuditSink, fileAudit, loggerAudit } from './audit/audit.ts';
+import { Metrics } from './admin/metrics.ts';
+import { startAdminServer } from './admin/server.ts';
+import { type AuditSink, countedAudit, fileAudit, loggerAudit } from './audit/audit.ts';
 import { loadRules } from './config/load.ts';
 import { Gateway } from './gateway.ts';
 import { startWireServer } from './wire/server.ts';
@@ -10,6 +12,8 @@ export interface ServeOptions {
   rulesDir: string;
   host?: string;
   port?: number;
+  /** Health and metrics over HTTP; 0 picks a free port. */
+  adminPort?: number;
   /** Audit records go to this JSON-lines file; without it, to the logger. */
   auditPath?: string;
   logger?: Logger;
@@ -18,6 +22,7 @@ export interface ServeOptions {
 export interface RunningGatehouse {
   host: string;
   port: number;
+  adminPort: number;
   gateway: Gateway;
   close(): Promise<void>;
 }
@@ -25,7 +30,9 @@ export interface RunningGatehouse {
 export async function serve(opts: ServeOptions): Promise<RunningGatehouse> {
   const logger = opts.logger ?? pino({ level: process.env.GATEHOUSE_LOG_LEVEL ?? 'info' });
   const rules = loadRules(opts.rulesDir);
-  const audit: AuditSink & { flush?(): void } = opts.auditPath ? fileAudit(opts.auditPath) : loggerAudit(logger);
+  const auditFile = opts.auditPath ? fileAudit(opts.auditPath) : undefined;
+  const metrics = new Metrics();
+  const audit: AuditSink = countedAudit(auditFile ?? loggerAudit(logger), metrics);
   const gateway = new Gateway(rules, logger, audit);
   await gateway.start();
   const host = opts.host ?? rules.server.host;
@@ -36,15 +43,23 @@ export async function serve(opts: ServeOptions): Promise<RunningGatehouse> {
     maxMessageBytes: rules.server.max_message_bytes,
     logger,
   });
-  logger.info({ host, port: wire.port, policy_version: rules.version, orgs: [...rules.orgs.keys()] }, 'gatehouse listening');
+  const admin = await startAdminServer({
+    host,
+    port: opts.adminPort ?? rules.server.admin_port,
+    metrics,
+    health: () => ({ policy_version: rules.version, connections: wire.connections }),
+  });
+  logger.info({ host, port: wire.port, admin_port: admin.port, policy_version: rules.version, orgs: [...rules.orgs.keys()] }, 'gatehouse listening');
   return {
     host,
     port: wire.port,
+    adminPort: admin.port,
     gateway,
     close: async () => {
       await wire.close();
+      await admin.close();
       await gateway.close();
-      audit.flush?.();
+      auditFile?.flush();
     },
   };
 }

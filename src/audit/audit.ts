@@ -3,6 +3,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import pino, { type Logger } from 'pino';
+import type { Metrics } from '../admin/metrics.ts';
 
 export interface StatementRecord {
   org: string;
@@ -43,5 +44,21 @@ export function loggerAudit(logger: Logger): AuditSink {
   return {
     statement: (record) => logger.info({ type: 'statement', ...record }, 'audit'),
     event: (kind, fields) => logger.info({ type: kind, ...fields }, 'audit'),
+  };
+}
+
+/** Counts what the audit trail records, so metrics and audit never disagree. */
+export function countedAudit(inner: AuditSink, metrics: Metrics): AuditSink {
+  return {
+    statement(record) {
+      metrics.statements.inc({ org: record.org, decision: record.decision });
+      metrics.statementSeconds.observe({ org: record.org }, record.duration_ms / 1000);
+      inner.statement(record);
+    },
+    event(kind, fields) {
+      if (kind === 'auth_failed') metrics.authFailures.inc();
+      else if (!fields.refused) metrics.sessions.inc({ org: String(fields.org) }, kind === 'session_start' ? 1 : -1);
+      inner.event(kind, fields);
+    },
   };
 }

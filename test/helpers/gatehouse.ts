@@ -11,7 +11,7 @@ export const DEMO_RULES = resolve(import.meta.dirname, '../../rules');
 export const DEMO_PASSWORD = 'gatehouse-demo';
 
 export async function startGatehouse(rulesDir = DEMO_RULES): Promise<RunningGatehouse> {
-  return serve({ rulesDir, host: '127.0.0.1', port: 0, logger: pino({ level: process.env.GATEHOUSE_LOG_LEVEL ?? 'silent' }) });
+  return serve({ rulesDir, host: '127.0.0.1', port: 0, adminPort: 0, logger: pino({ level: process.env.GATEHOUSE_LOG_LEVEL ?? 'silent' }) });
 }
 
 /** The demo rules copied to a temp dir, with acme's warehouse replaced by the given connection YAML. */

@@ -160,4 +160,14 @@ describe.each(warehouses)('governed path on %s', (_name, rulesFor) => {
     expect(r.stderr).toBe('');
     expect(r.stdout.trim().split('\n')).toEqual(['UTC', '1667']);
   });
+
+  it('health and metrics are served on the admin port, counting decisions', async () => {
+    const health = await (await fetch(`http://127.0.0.1:${gh.adminPort}/healthz`)).json();
+    expect(health).toMatchObject({ status: 'ok' });
+    const metrics = await (await fetch(`http://127.0.0.1:${gh.adminPort}/metrics`)).text();
+    expect(metrics).toMatch(/gatehouse_statements_total\{org="acme",decision="refused"\} [1-9]/);
+    expect(metrics).toMatch(/gatehouse_statements_total\{org="acme",decision="rewritten"\} [1-9]/);
+    expect(metrics).toMatch(/gatehouse_auth_failures_total [1-9]/);
+    expect(metrics).not.toMatch(/bob@acme/);
+  });
 });
