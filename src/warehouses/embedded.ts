@@ -215,6 +215,9 @@ export function copyHeader(names: string[], f: CopyFormat): Buffer {
 
 // ---- the backend lock ----
 
+/** How long a statement waits for another session's transaction before it is refused (55P03). */
+const LOCK_WAIT_MS = Number(process.env.GATEHOUSE_EMBEDDED_LOCK_WAIT_MS ?? 30_000);
+
 type Owner = object;
 
 class BackendLock {
@@ -225,13 +228,23 @@ class BackendLock {
     return this.owner;
   }
 
-  acquire(owner: Owner): Promise<void> {
+  /** Rejects after timeoutMs of waiting: one idle open transaction must not hang everyone for ever. */
+  acquire(owner: Owner, timeoutMs = Number.POSITIVE_INFINITY, onTimeout?: () => Error): Promise<void> {
     if (this.owner === owner) return Promise.resolve();
     if (!this.owner) {
       this.owner = owner;
       return Promise.resolve();
     }
-    return new Promise((resolve) => this.waiters.push({ owner, resolve }));
+    return new Promise((resolve, reject) => {
+      const waiter = { owner, resolve: () => (clearTimeout(timer), resolve()) };
+      const timer = Number.isFinite(timeoutMs)
+        ? setTimeout(() => {
+            this.waiters.splice(this.waiters.indexOf(waiter), 1);
+            reject(onTimeout?.() ?? new Error('lock wait timed out'));
+          }, timeoutMs)
+        : undefined;
+      this.waiters.push(waiter);
+    });
   }
 
   release(owner: Owner): void {
@@ -248,6 +261,8 @@ export class EmbeddedWarehouse implements Warehouse {
   private readonly lock = new BackendLock();
   /** The session whose settings are on the backend now. */
   private settingsOf?: EmbeddedSession;
+  /** How long a statement waits for another session's transaction before 55P03. */
+  lockWaitMs = LOCK_WAIT_MS;
   /** Milliseconds start() took (worker, PGlite, seed): reported by tests and logs. */
   startupMs = 0;
 
@@ -323,7 +338,11 @@ END $$`,
    * the backend's settings that session's own.
    */
   async acquire(s: EmbeddedSession): Promise<void> {
-    await this.lock.acquire(s);
+    await this.lock.acquire(s, this.lockWaitMs, () =>
+      new GatehouseError('55P03', `the embedded warehouse of connection "${this.conn.name}" is busy: another session has held a transaction open for over ${this.lockWaitMs / 1000} s`, {
+        hint: 'the embedded warehouse runs one transaction at a time; retry when the other session commits, or use a postgres warehouse',
+      }),
+    );
     if (this.settingsOf === s) return;
     try {
       await this.handOver(s);

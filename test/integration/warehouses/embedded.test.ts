@@ -154,6 +154,21 @@ describe('embedded warehouse', () => {
     expect((await bRun).sink.rows()).toEqual([['1']]);
   });
 
+  it('a session waiting too long on another\'s idle transaction is refused with 55P03, then served', async () => {
+    const a = await session(false);
+    const b = await session(true);
+    await run(a, stmt('BEGIN', false, 'transaction'));
+    const before = wh.lockWaitMs;
+    wh.lockWaitMs = 200;
+    try {
+      await expect(run(b, stmt('SELECT 1', true))).rejects.toMatchObject({ sqlstate: '55P03', message: expect.stringMatching(/busy/) });
+    } finally {
+      wh.lockWaitMs = before;
+    }
+    await run(a, stmt('COMMIT', false, 'transaction'));
+    expect((await run(b, stmt('SELECT 2', true))).sink.rows()).toEqual([['2']]);
+  });
+
   it("one session's settings do not leak into another, and come back to it", async () => {
     const a = await session(true, { TimeZone: 'UTC' });
     const b = await session(true, { TimeZone: 'Europe/Paris' });
