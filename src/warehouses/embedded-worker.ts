@@ -30,10 +30,27 @@ async function handle(req: WorkerRequest): Promise<WorkerReply> {
     return { id: req.id, ok: true };
   }
   if (req.op === 'exec') {
-    const out = await db.execProtocolRaw(new Uint8Array(req.message), { syncToFs: false });
-    const copy = new Uint8Array(out.byteLength);
-    copy.set(out);
-    return { id: req.id, ok: true, bytes: copy.buffer };
+    // Not execProtocolRaw: in PGlite 0.5.x it also parses every message it returns into
+    // an internal results list that only execProtocol/execProtocolStream ever clear, so
+    // each row ever fetched stayed on this thread's JS heap (~1.7x its bytes; a 1M-row
+    // result ran a 64 MB heap out of memory). The stream variant hands over raw chunks
+    // (views of WASM memory: copied at once) and parses nothing.
+    const chunks: Uint8Array[] = [];
+    let size = 0;
+    await db.execProtocolRawStream(new Uint8Array(req.message), {
+      syncToFs: false,
+      onRawData: (chunk) => {
+        chunks.push(chunk.slice());
+        size += chunk.length;
+      },
+    });
+    const out = new Uint8Array(size);
+    let off = 0;
+    for (const c of chunks) {
+      out.set(c, off);
+      off += c.length;
+    }
+    return { id: req.id, ok: true, bytes: out.buffer };
   }
   await db.close();
   db = undefined;

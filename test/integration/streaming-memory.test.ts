@@ -1,0 +1,208 @@
+// DESIGN: "a 1,000,000-row result is never held in memory, proved by a test that
+// reads it slowly through a Gatehouse whose heap is capped well below the
+// result's size." Gatehouse runs here as its own process (node
+// --max-old-space-size=64, the CLI's `serve`), so its RSS can be sampled from
+// /proc and an out-of-memory crash shows as a dead process, not a dead test runner.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEMO_RULES, demoRulesWith, psql } from '../helpers/gatehouse.ts';
+import { RawClient } from '../helpers/raw-client.ts';
+import { createAcmeWarehouse, requirePostgres } from '../helpers/servers.ts';
+
+const REPO = resolve(import.meta.dirname, '../..');
+const HEAP_MB = 64;
+const PG_DATABASE = 'gatehouse_it_streaming';
+const ROWS = 1_000_000;
+const BIG_QUERY = `SELECT g, repeat('x', 200) AS pad FROM generate_series(1, ${ROWS}) g`;
+/** A slow reader: this many bytes, then the socket is paused for PAUSE_MS. */
+const THROTTLE = { bytesPerPause: 1 << 20, pauseMs: 25 };
+
+interface GatehouseProcess {
+  proc: ChildProcess;
+  pid: number;
+  port: number;
+  output: () => string;
+  stop(): Promise<void>;
+}
+
+/** `node --max-old-space-size=64 --import tsx src/cli.ts serve --rules DIR --port 0`; resolves once it listens. */
+async function spawnGatehouse(rulesDir: string): Promise<GatehouseProcess> {
+  const cwd = mkdtempSync(join(tmpdir(), 'gatehouse-proc-')); // .gatehouse/audit.jsonl lands here
+  // `--import tsx` resolves from the working directory: give the loader's absolute URL.
+  const tsx = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
+  const proc = spawn(
+    process.execPath,
+    [`--max-old-space-size=${HEAP_MB}`, '--import', tsx, join(REPO, 'src/cli.ts'), 'serve', '--rules', rulesDir, '--host', '127.0.0.1', '--port', '0'],
+    { cwd, env: { ...process.env, GATEHOUSE_LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let out = '';
+  proc.stdout!.setEncoding('utf8').on('data', (s: string) => (out = (out + s).slice(-200_000)));
+  proc.stderr!.setEncoding('utf8').on('data', (s: string) => (out = (out + s).slice(-200_000)));
+  const port = await new Promise<number>((done, fail) => {
+    const t = setTimeout(() => fail(new Error(`gatehouse did not start within 60 s:\n${out}`)), 60_000);
+    const check = () => {
+      for (const line of out.split('\n')) {
+        if (!line.includes('"gatehouse listening"')) continue;
+        clearTimeout(t);
+        done(JSON.parse(line).port as number);
+        return;
+      }
+    };
+    proc.stdout!.on('data', check);
+    proc.once('exit', (code) => {
+      clearTimeout(t);
+      fail(new Error(`gatehouse exited (${code}) before listening:\n${out}`));
+    });
+  });
+  return {
+    proc,
+    pid: proc.pid!,
+    port,
+    output: () => out,
+    stop: async () => {
+      if (proc.exitCode === null && proc.signalCode === null) {
+        const exited = new Promise((r) => proc.once('exit', r));
+        proc.kill('SIGTERM');
+        await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+        if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+      }
+      rmSync(cwd, { recursive: true, force: true });
+    },
+  };
+}
+
+/** VmRSS of a process in MB (from /proc/<pid>/status). */
+function rssMb(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  if (!m) throw new Error(`no VmRSS for ${pid}`);
+  return Number(m[1]) / 1024;
+}
+
+function sampleRss(pid: number, everyMs = 50) {
+  const samples: number[] = [];
+  const t = setInterval(() => {
+    try {
+      samples.push(rssMb(pid));
+    } catch {
+      // the process is gone: the assertions on liveness say so
+    }
+  }, everyMs);
+  return {
+    stop: () => {
+      clearInterval(t);
+      return { max: Math.max(...samples), samples: samples.length };
+    },
+  };
+}
+
+const alive = (p: ChildProcess) => p.exitCode === null && p.signalCode === null;
+
+/** Only acme: globex's embedded warehouse (PGlite, ~200 MB of WASM memory) would swamp the RSS of a postgres run. */
+function acmeOnly(dir: string): string {
+  rmSync(join(dir, 'globex'), { recursive: true, force: true });
+  return dir;
+}
+
+describe('a 1,000,000-row result through a Gatehouse with a 64 MB heap, read slowly', () => {
+  describe('postgres warehouse', () => {
+    let gh: GatehouseProcess;
+    beforeAll(async () => {
+      await requirePostgres();
+      createAcmeWarehouse(PG_DATABASE, resolve(DEMO_RULES, 'acme/data/acme.sql'));
+      const rules = acmeOnly(
+        demoRulesWith(`kind: postgres
+host: 127.0.0.1
+port: 5432
+database: ${PG_DATABASE}
+user: gatehouse_reader
+permissions:
+  default: no_access
+  groups:
+    sales-emea: query_topics
+    analysts: querier
+`),
+      );
+      gh = await spawnGatehouse(rules);
+    });
+    afterAll(async () => {
+      await gh?.stop();
+    });
+
+    it('the heap cap reaches the Gatehouse process', () => {
+      const argv = readFileSync(`/proc/${gh.pid}/cmdline`, 'utf8').split('\0');
+      expect(argv).toContain(`--max-old-space-size=${HEAP_MB}`);
+      expect(argv).toContain(join(REPO, 'src/cli.ts'));
+    });
+
+    it('carol reads 1,000,000 rows (>200 MB) slowly; RSS stays far below the result; Gatehouse keeps serving', async () => {
+      const before = rssMb(gh.pid);
+      const rss = sampleRss(gh.pid);
+      const carol = await RawClient.connect({ port: gh.port, user: 'carol@acme.example', password: 'gatehouse-demo' });
+      // Another session is answered while the big result is streaming.
+      const meanwhile = new Promise<Awaited<ReturnType<typeof psql>>>((done) =>
+        setTimeout(() => void psql(gh, 'bob@acme.example', 'SELECT count(*) FROM orders').then(done), 1000),
+      );
+      const r = await carol.query(BIG_QUERY, { throttle: THROTTLE, keepRows: 1 });
+      const { max } = rss.stop();
+      await carol.close();
+      const mb = (r.dataRowBytes / 1e6).toFixed(1);
+      console.log(
+        `postgres: ${r.rows} rows, ${mb} MB of DataRows in ${(r.ms / 1000).toFixed(1)} s; Gatehouse RSS ${before.toFixed(0)} MB before, max ${max.toFixed(0)} MB during (heap cap ${HEAP_MB} MB)`,
+      );
+      expect(r.errors).toEqual([]);
+      expect(r.columns).toEqual(['g', 'pad']);
+      expect(r.firstRows[0]).toEqual(['1', 'x'.repeat(200)]);
+      expect(r.rows).toBe(ROWS);
+      expect(r.tags).toEqual([`SELECT ${ROWS}`]);
+      expect(r.status).toBe('I');
+      expect(r.dataRowBytes).toBeGreaterThan(200e6);
+      expect(max).toBeLessThan(200);
+      expect(max - before).toBeLessThan(100);
+      expect(alive(gh.proc)).toBe(true);
+      const m = await meanwhile;
+      expect(m.stderr).toBe('');
+      expect(m.stdout.trim()).toBe('1667');
+      const after = await psql(gh, 'bob@acme.example', 'SELECT count(*) FROM orders');
+      expect(after.stderr).toBe('');
+      expect(after.stdout.trim()).toBe('1667');
+    });
+  });
+
+  describe('embedded warehouse (PGlite in a worker thread)', () => {
+    let gh: GatehouseProcess;
+    beforeAll(async () => {
+      gh = await spawnGatehouse(acmeOnly(demoRulesWith(readFileSync(join(DEMO_RULES, 'acme/connections/warehouse.yaml'), 'utf8'))));
+    });
+    afterAll(async () => {
+      await gh?.stop();
+    });
+
+    // PGlite's memory is WASM memory (~700 MB RSS at rest), not JS heap, and the worker
+    // thread has its own 64 MB heap: the RSS bound here is on its growth during the run.
+    it('carol reads 1,000,000 rows slowly; RSS grows far less than the result; Gatehouse keeps serving', async () => {
+      const before = rssMb(gh.pid);
+      const rss = sampleRss(gh.pid);
+      const carol = await RawClient.connect({ port: gh.port, user: 'carol@acme.example', password: 'gatehouse-demo' });
+      const r = await carol.query(BIG_QUERY, { throttle: THROTTLE, keepRows: 1 });
+      const { max } = rss.stop();
+      await carol.close();
+      console.log(
+        `embedded: ${r.rows} rows, ${(r.dataRowBytes / 1e6).toFixed(1)} MB of DataRows in ${(r.ms / 1000).toFixed(1)} s; Gatehouse RSS ${before.toFixed(0)} MB before, max ${max.toFixed(0)} MB during (PGlite's WASM memory included)`,
+      );
+      expect(r.errors).toEqual([]);
+      expect(r.rows).toBe(ROWS);
+      expect(r.firstRows[0]).toEqual(['1', 'x'.repeat(200)]);
+      expect(r.dataRowBytes).toBeGreaterThan(200e6);
+      expect(max - before).toBeLessThan(150);
+      expect(alive(gh.proc)).toBe(true);
+      const after = await psql(gh, 'bob@acme.example', 'SELECT count(*) FROM orders');
+      expect(after.stderr).toBe('');
+      expect(after.stdout.trim()).toBe('1667');
+    });
+  });
+});
