@@ -20,6 +20,9 @@ export const SERVER_VERSION = '15.0 (Gatehouse 0.1.0)';
 export class Gateway implements ConnectionHandler {
   private readonly directory: Directory;
   private readonly warehouses = new Map<string, Warehouse>();
+  /** Warehouses whose start() failed with 08001: retried when a session needs one. */
+  private readonly unverified = new Set<string>();
+  private readonly retrying = new Map<string, Promise<void>>();
 
   constructor(
     private rules: Rules,
@@ -29,15 +32,29 @@ export class Gateway implements ConnectionHandler {
     this.directory = new Directory(rules);
   }
 
-  /** Starts every connection's warehouse (and checks its account) and learns topic column types. */
+  /**
+   * Starts every connection's warehouse (and checks its account) and learns topic column types.
+   * A remote warehouse that cannot be reached (08001) does not stop Gatehouse: it is logged and
+   * left unverified, and the first session that needs it retries start() (so the least-privilege
+   * check still runs before anyone uses it). Any other failure (42501: an account with more than
+   * read privileges; an embedded seed that fails) is a configuration problem and stops the start.
+   */
   async start(): Promise<void> {
     // In parallel: an embedded warehouse takes seconds to boot and seed.
     const starting = [...this.rules.orgs.values()].flatMap((org) =>
       [...org.connections.values()].map(async (conn) => {
         const wh = createWarehouse(conn, org.dir, this.logger);
         this.warehouses.set(key(org.name, conn.name), wh);
-        await wh.start();
-        await this.learnColumnTypes(org, conn, wh);
+        try {
+          await this.verify(org, conn, wh);
+        } catch (e) {
+          if (!(e instanceof GatehouseError && e.sqlstate === '08001' && wh.kind !== 'embedded')) throw e;
+          this.unverified.add(key(org.name, conn.name));
+          this.logger.warn(
+            { org: org.name, connection: conn.name, sqlstate: e.sqlstate, err: e.message, detail: e.detail },
+            'warehouse unreachable at start; sessions on it are refused with 08001 until it answers',
+          );
+        }
       }),
     );
     const results = await Promise.allSettled(starting);
@@ -46,6 +63,23 @@ export class Gateway implements ConnectionHandler {
       await this.close();
       throw failed.reason;
     }
+  }
+
+  private async verify(org: Org, conn: Connection, wh: Warehouse): Promise<void> {
+    await wh.start();
+    await this.learnColumnTypes(org, conn, wh);
+  }
+
+  /** A warehouse left unverified at start: start() again, once for all the sessions waiting on it. */
+  private async retryStart(org: Org, conn: Connection, wh: Warehouse): Promise<void> {
+    const k = key(org.name, conn.name);
+    let attempt = this.retrying.get(k);
+    if (!attempt) {
+      attempt = this.verify(org, conn, wh).finally(() => this.retrying.delete(k));
+      this.retrying.set(k, attempt);
+    }
+    await attempt;
+    if (this.unverified.delete(k)) this.logger.info({ org: org.name, connection: conn.name }, 'warehouse started');
   }
 
   private async learnColumnTypes(org: Org, conn: Connection, wh: Warehouse): Promise<void> {
@@ -97,6 +131,7 @@ export class Gateway implements ConnectionHandler {
     if (!warehouse) throw new GatehouseError('08001', `connection "${conn.name}" is not started`, { severity: 'FATAL' });
     let upstream;
     try {
+      if (this.unverified.has(key(org.name, conn.name))) await this.retryStart(org, conn, warehouse);
       upstream = await warehouse.openSession({ params, readOnly: !conn.allow_writes });
     } catch (e) {
       if (e instanceof GatehouseError) throw new GatehouseError(e.sqlstate, e.message, { severity: 'FATAL', detail: e.detail, hint: e.hint });

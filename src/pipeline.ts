@@ -46,6 +46,10 @@ export async function runQuery(s: StatementSession, sql: string, sink: ResultSin
     const err = asClientError(e);
     record.upstream_error = err.message;
     record.sqlstate = err.sqlstate;
+    // 08006: the warehouse session is gone for good. End the client's session with a FATAL
+    // (the wire layer closes after it), as PostgreSQL does when its backend dies, so psql
+    // resets and pools reconnect instead of getting 08006 for every later statement.
+    if (err.sqlstate === '08006') throw new GatehouseError('08006', err.message, { severity: 'FATAL', detail: err.detail, hint: err.hint });
     if (!sink.closed) sink.error(err);
     if (!(e instanceof GatehouseError)) throw e;
   } finally {
