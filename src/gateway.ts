@@ -9,11 +9,9 @@ import { Directory } from './identity/directory.ts';
 import { effectiveLevel } from './policy/levels.ts';
 import { runQuery, type StatementSession } from './pipeline.ts';
 import { createWarehouse } from './warehouses/index.ts';
-import type { Warehouse } from './warehouses/types.ts';
+import { type Warehouse, forwardedParams } from './warehouses/types.ts';
 import type { ConnectionHandler, ServerSession, StartupInfo } from './wire/handler.ts';
 
-/** Startup parameters that may reach the warehouse (never `options`). */
-const FORWARDED_PARAMS = ['application_name', 'client_encoding', 'DateStyle', 'TimeZone', 'extra_float_digits'];
 
 export const SERVER_VERSION = '15.0 (Gatehouse 0.1.0)';
 
@@ -126,7 +124,7 @@ export class Gateway implements ConnectionHandler {
         hint: `ask an admin of ${org.name} to grant you query_topics or higher on "${conn.name}"`,
       });
     }
-    const params = Object.fromEntries(FORWARDED_PARAMS.filter((p) => startup.params[p] !== undefined).map((p) => [p, startup.params[p]]));
+    const params = forwardedParams(startup.params);
     const warehouse = this.warehouses.get(key(org.name, conn.name));
     if (!warehouse) throw new GatehouseError('08001', `connection "${conn.name}" is not started`, { severity: 'FATAL' });
     let upstream;
@@ -158,7 +156,7 @@ export class Gateway implements ConnectionHandler {
     };
     let closed = false;
     return {
-      parameterStatus: parameterStatus(startup, user),
+      parameterStatus: parameterStatus(startup, params, user),
       query: (sql, sink) => runQuery(session, sql, sink),
       cancel: () => {
         this.logger.info(fields, 'cancel request');
@@ -184,7 +182,7 @@ function unknownConnection(name: string, org: Org, user: User): GatehouseError {
   });
 }
 
-function parameterStatus(startup: StartupInfo, user: User): Record<string, string> {
+function parameterStatus(startup: StartupInfo, params: Record<string, string>, user: User): Record<string, string> {
   return {
     server_version: SERVER_VERSION,
     server_encoding: 'UTF8',
@@ -193,7 +191,7 @@ function parameterStatus(startup: StartupInfo, user: User): Record<string, strin
     IntervalStyle: 'postgres',
     integer_datetimes: 'on',
     standard_conforming_strings: 'on',
-    TimeZone: startup.params.TimeZone ?? 'UTC',
+    TimeZone: params.TimeZone ?? 'UTC',
     application_name: startup.params.application_name ?? '',
     is_superuser: 'off',
     session_authorization: user.email,

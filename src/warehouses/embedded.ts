@@ -20,7 +20,7 @@ import type { ResultSink } from '../wire/sink.ts';
 import type { WorkerReply, WorkerRequest } from './embedded-worker.ts';
 import { commandTag, errorFields, frame, MSG, queryMessage, readyStatus, rowDescriptionNames, visitMessages } from './pg-framing.ts';
 import { sqlLiteral } from './postgres.ts';
-import type { TxStatus, Warehouse, WarehouseSession, WarehouseSessionOptions, WarehouseStatement } from './types.ts';
+import { type TxStatus, type Warehouse, type WarehouseSession, type WarehouseSessionOptions, type WarehouseStatement, forwardedParams } from './types.ts';
 
 export const FETCH_ROWS = 1000;
 const CURSOR = '__gatehouse_cursor';
@@ -431,11 +431,7 @@ export class EmbeddedSession implements WarehouseSession {
 
   /** The allowlisted startup parameters, as settings for a session's first turn on the backend. */
   startupSettings(): [string, string][] {
-    const allowed = new Map(['application_name', 'client_encoding', 'DateStyle', 'TimeZone', 'extra_float_digits'].map((p) => [p.toLowerCase(), p]));
-    return Object.entries(this.opts.params).flatMap(([k, v]) => {
-      const name = allowed.get(k.toLowerCase());
-      return name && !v.includes('\0') ? [[name, v] as [string, string]] : [];
-    });
+    return Object.entries(forwardedParams(this.opts.params));
   }
 
   async run(statements: WarehouseStatement[], sink: ResultSink): Promise<TxStatus> {

@@ -19,11 +19,9 @@ import {
   readyStatus,
   visitMessages,
 } from './pg-framing.ts';
-import type { TxStatus, Warehouse, WarehouseSession, WarehouseSessionOptions, WarehouseStatement } from './types.ts';
+import { type TxStatus, type Warehouse, type WarehouseSession, type WarehouseSessionOptions, type WarehouseStatement, forwardedParams } from './types.ts';
 
 /** Client startup parameters that may reach the warehouse (DESIGN 3: never `options`). */
-export const FORWARDED_PARAMS = ['application_name', 'client_encoding', 'DateStyle', 'TimeZone', 'extra_float_digits'];
-const FORWARDED_LOWER = new Map(FORWARDED_PARAMS.map((p) => [p.toLowerCase(), p]));
 
 const PROTOCOL_3_0 = 196608;
 const CANCEL_REQUEST_CODE = 80877102;
@@ -47,10 +45,7 @@ export function upstreamStartupParams(target: UpstreamTarget, opts: WarehouseSes
     ['user', target.user],
     ['database', target.database],
   ];
-  for (const [k, v] of Object.entries(opts.params)) {
-    const name = FORWARDED_LOWER.get(k.toLowerCase());
-    if (name && !v.includes('\0')) out.push([name, v]);
-  }
+  out.push(...Object.entries(forwardedParams(opts.params)));
   // Set by Gatehouse itself, never taken from a client.
   if (opts.readOnly) out.push(['options', '-c default_transaction_read_only=on']);
   return out;

@@ -15,6 +15,23 @@ export interface WarehouseStatement {
   copyOut?: { query: string; format: 'text' | 'csv'; header: boolean; delimiter?: string };
 }
 
+/** Startup parameters that may reach a warehouse (DESIGN 3): never `options`, never search_path. */
+export const FORWARDED_PARAMS = ['application_name', 'client_encoding', 'DateStyle', 'TimeZone', 'extra_float_digits'] as const;
+const FORWARDED_BY_LOWER = new Map<string, string>(FORWARDED_PARAMS.map((p) => [p.toLowerCase(), p]));
+
+/**
+ * The allowlisted subset of a client's startup parameters, under their canonical
+ * names: libpq sends `timezone` and `datestyle` in lower case (PGTZ, PGDATESTYLE).
+ */
+export function forwardedParams(params: Record<string, string>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(params)) {
+    const name = FORWARDED_BY_LOWER.get(k.toLowerCase());
+    if (name && !v.includes('\0')) out[name] = v;
+  }
+  return out;
+}
+
 export interface WarehouseSessionOptions {
   /** Only the allowlisted startup parameters (application_name, client_encoding, DateStyle, TimeZone, extra_float_digits). */
   params: Record<string, string>;
