@@ -106,6 +106,9 @@ async function explainCommand(args: string[]): Promise<number> {
     return 0;
   }
   console.log(`decision: ${decision.topics.length ? 'rewritten' : 'allowed'} by ${decision.rule}${decision.topics.length ? ` (topics: ${decision.topics.join(', ')})` : ''}`);
+  if (decision.topics.length) {
+    console.log('(offline: without the warehouse\'s column types, explain never copies a condition inside the barrier; the server does so for leakproof comparisons, to keep index scans)');
+  }
   for (const st of decision.statements) {
     if (st.action === 'forward') console.log(`sent to the warehouse:\n  ${st.sql}`);
     else console.log(`answered by Gatehouse (${st.tag}):\n  ${st.rows.join('\n  ')}`);

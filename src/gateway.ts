@@ -6,12 +6,11 @@ import { topicsOf } from './config/load.ts';
 import type { Connection, Org, Rules, User } from './config/model.ts';
 import { GatehouseError } from './errors.ts';
 import { Directory } from './identity/directory.ts';
-import { effectiveLevel } from './policy/levels.ts';
+import { sessionPolicy } from './policy/session.ts';
 import { runQuery, type StatementSession } from './pipeline.ts';
 import { createWarehouse } from './warehouses/index.ts';
 import { type Warehouse, forwardedParams } from './warehouses/types.ts';
 import type { ConnectionHandler, ServerSession, StartupInfo } from './wire/handler.ts';
-
 
 export const SERVER_VERSION = '15.0 (Gatehouse 0.1.0)';
 
@@ -112,18 +111,19 @@ export class Gateway implements ConnectionHandler {
     const user = this.directory.find(startup.user);
     if (!user) throw new GatehouseError('28P01', `password authentication failed for user "${startup.user}"`, { severity: 'FATAL' });
     const org = this.rules.orgs.get(user.org)!;
-    const conn = org.connections.get(startup.database);
-    if (!conn) throw unknownConnection(startup.database, org, user);
-    const { level, source } = effectiveLevel(user, conn);
-    const fields = { org: org.name, user: user.email, connection: conn.name, level, client: startup.remoteAddress };
-    if (level === 'no_access') {
-      this.logger.info({ ...fields, reason: 'no_access' }, 'refused');
-      this.audit.event('session_start', { ...fields, refused: true, sqlstate: '42501' });
-      throw new GatehouseError('42501', `you have no access to connection "${conn.name}" of ${org.name}`, {
-        severity: 'FATAL',
-        hint: `ask an admin of ${org.name} to grant you query_topics or higher on "${conn.name}"`,
-      });
+    const base = { org: org.name, user: user.email, connection: startup.database, client: startup.remoteAddress };
+    let policy;
+    try {
+      policy = sessionPolicy(org, user, startup.database);
+    } catch (e) {
+      if (e instanceof GatehouseError) {
+        this.logger.info({ ...base, sqlstate: e.sqlstate, reason: e.message }, 'refused');
+        this.audit.event('session_start', { ...base, refused: true, sqlstate: e.sqlstate, reason: e.message });
+      }
+      throw e;
     }
+    const { connection: conn, context, levelSource: source } = policy;
+    const fields = { ...base, level: context.level };
     const params = forwardedParams(startup.params);
     const warehouse = this.warehouses.get(key(org.name, conn.name));
     if (!warehouse) throw new GatehouseError('08001', `connection "${conn.name}" is not started`, { severity: 'FATAL' });
@@ -138,14 +138,7 @@ export class Gateway implements ConnectionHandler {
     this.log('session_start', { ...fields, level_source: source, application_name: startup.params.application_name });
 
     const session: StatementSession = {
-      decision: {
-        org: org.name,
-        user: user.email,
-        level,
-        attributes: user.attributes,
-        connection: { name: conn.name, allowWrites: conn.allow_writes, topicsSchema: conn.topics_schema },
-        topics: topicsOf(org, conn.name),
-      },
+      decision: context,
       warehouse: upstream,
       audit: this.audit,
       policyVersion: this.rules.version,
@@ -173,14 +166,6 @@ export class Gateway implements ConnectionHandler {
 }
 
 const key = (org: string, conn: string) => `${org}/${conn}`;
-
-function unknownConnection(name: string, org: Org, user: User): GatehouseError {
-  const usable = [...org.connections.values()].filter((c) => effectiveLevel(user, c).level !== 'no_access').map((c) => c.name);
-  return new GatehouseError('3D000', `connection "${name}" does not exist in organization ${org.name}`, {
-    severity: 'FATAL',
-    hint: usable.length ? `connections you can use: ${usable.sort().join(', ')} (the database name is the connection)` : 'you have no connections; ask an org admin for a grant',
-  });
-}
 
 function parameterStatus(startup: StartupInfo, params: Record<string, string>, user: User): Record<string, string> {
   return {

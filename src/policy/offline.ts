@@ -1,11 +1,10 @@
 // Decisions without a network: what `gatehouse check` and `gatehouse explain`
 // use. The same decide() the server runs, with the session refusals in front.
-import { topicsOf } from '../config/load.ts';
 import type { PolicyTest, Rules } from '../config/model.ts';
 import { GatehouseError } from '../errors.ts';
 import type { Decision, DecisionContext } from './decision.ts';
 import { decide } from './decide.ts';
-import { effectiveLevel } from './levels.ts';
+import { sessionPolicy } from './session.ts';
 
 export interface OfflineDecision {
   context?: DecisionContext;
@@ -16,25 +15,16 @@ export interface OfflineDecision {
 export async function decideOffline(rules: Rules, email: string, connection: string, sql: string): Promise<OfflineDecision> {
   const user = rules.users.get(email.toLowerCase());
   if (!user) return refuse('28P01', `unknown user ${email}`, 'unknown_user');
-  const org = rules.orgs.get(user.org)!;
-  const conn = org.connections.get(connection);
-  if (!conn) return refuse('3D000', `connection "${connection}" does not exist in organization ${org.name}`, 'unknown_connection');
-  const { level, source } = effectiveLevel(user, conn);
-  if (level === 'no_access') {
-    return { levelSource: source, ...refuse('42501', `you have no access to connection "${conn.name}" of ${org.name}`, 'no_access') };
+  try {
+    const { context, levelSource } = sessionPolicy(rules.orgs.get(user.org)!, user, connection);
+    return { context, levelSource, decision: await decide(context, sql) };
+  } catch (e) {
+    if (!(e instanceof GatehouseError)) throw e;
+    return { decision: { outcome: 'refuse', rule: e.sqlstate === '3D000' ? 'unknown_connection' : 'no_access', error: e } };
   }
-  const context: DecisionContext = {
-    org: org.name,
-    user: user.email,
-    level,
-    attributes: user.attributes,
-    connection: { name: conn.name, allowWrites: conn.allow_writes, topicsSchema: conn.topics_schema },
-    topics: topicsOf(org, conn.name),
-  };
-  return { context, levelSource: source, decision: await decide(context, sql) };
 }
 
-function refuse(sqlstate: '28P01' | '3D000' | '42501', message: string, rule: string): OfflineDecision {
+function refuse(sqlstate: '28P01', message: string, rule: string): OfflineDecision {
   return { decision: { outcome: 'refuse', rule, error: new GatehouseError(sqlstate, message) } };
 }
 
