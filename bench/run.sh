@@ -232,7 +232,7 @@ REWRITTEN="$(cd "$REPO" && node --import tsx src/cli.ts explain --rules "$RULES"
 say "Gatehouse rewrites the topic query as:"
 printf '%s\n' "$REWRITTEN" | sed 's/^/[bench]   /' >&2
 # Gatehouse runs with its own working directory so its audit log (.gatehouse/audit.jsonl) stays in $WORK.
-(cd "$WORK/gatehouse-cwd" && GATEHOUSE_ADMIN_PORT="$GH_ADMIN_PORT" exec node --import "file://$REPO/node_modules/tsx/dist/loader.mjs" "$REPO/src/cli.ts" serve --rules "$RULES" --port "$GH_PORT") >"$WORK/gatehouse.log" 2>&1 &
+(cd "$WORK/gatehouse-cwd" && GATEHOUSE_ADMIN_PORT="$GH_ADMIN_PORT" exec node ${BENCH_NODE_FLAGS:-} --import "file://$REPO/node_modules/tsx/dist/loader.mjs" "$REPO/src/cli.ts" serve --rules "$RULES" --port "$GH_PORT") >"$WORK/gatehouse.log" 2>&1 &
 GH_PID=$!
 PIDS+=("$GH_PID")
 if ! wait_port 127.0.0.1 "$GH_PORT" gatehouse "$GH_PID"; then
