@@ -7,6 +7,7 @@ export const SQLSTATES = {
   '0A000': 'feature not supported by Gatehouse',
   '22023': 'invalid parameter value',
   '25006': 'read-only transaction (write refused)',
+  '25P02': 'transaction aborted by an earlier refusal',
   '28000': 'invalid authorization specification',
   '28P01': 'invalid password or unknown user',
   '3D000': 'unknown connection (database name)',

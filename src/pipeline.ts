@@ -19,14 +19,21 @@ export interface StatementSession {
   applicationName?: string;
   /** One log line per refusal (the audit record has the rest). */
   onRefusal?(rule: string, error: GatehouseError): void;
+  /**
+   * A statement Gatehouse refused inside a transaction aborts it, as an error would on
+   * PostgreSQL: until ROLLBACK (or COMMIT, which then rolls back) nothing else runs, so a
+   * refused write can never be half-committed with the statements around it.
+   */
+  abortedTransaction?: boolean;
 }
 
 export async function runQuery(s: StatementSession, sql: string, sink: ResultSink): Promise<TxStatus> {
   const started = performance.now();
-  const decision: Decision =
+  let decision: Decision =
     Buffer.byteLength(sql) > s.maxStatementBytes
       ? { outcome: 'refuse', rule: 'statement_size', error: tooLarge(s.maxStatementBytes) }
       : await decide(s.decision, sql);
+  if (s.abortedTransaction && decision.outcome === 'run') decision = endOfAbortedTransaction(decision);
 
   const record = auditRecord(s, sql, decision);
   try {
@@ -40,8 +47,10 @@ export async function runQuery(s: StatementSession, sql: string, sink: ResultSin
         break;
       case 'run':
         await execute(s.warehouse, decision.statements, sink);
+        if (decision.rule === 'aborted_transaction.end') s.abortedTransaction = false;
         break;
     }
+    if (decision.outcome === 'refuse' && s.warehouse.txStatus !== 'I') s.abortedTransaction = true;
   } catch (e) {
     const err = asClientError(e);
     record.upstream_error = err.message;
@@ -51,12 +60,37 @@ export async function runQuery(s: StatementSession, sql: string, sink: ResultSin
     // resets and pools reconnect instead of getting 08006 for every later statement.
     if (err.sqlstate === '08006') throw new GatehouseError('08006', err.message, { severity: 'FATAL', detail: err.detail, hint: err.hint });
     if (!sink.closed) sink.error(err);
+    if (s.warehouse.txStatus !== 'I') s.abortedTransaction = true;
     if (!(e instanceof GatehouseError)) throw e;
   } finally {
     record.duration_ms = Math.round((performance.now() - started) * 1000) / 1000;
     s.audit.statement(record);
   }
-  return s.warehouse.txStatus;
+  return s.abortedTransaction ? 'E' : s.warehouse.txStatus;
+}
+
+const ROLLBACK_TO = /^\s*ROLLBACK\s+((WORK|TRANSACTION)\s+)?TO\b/i;
+const ENDS_TRANSACTION = /^\s*(ROLLBACK|ABORT|COMMIT|END)\b/i;
+
+/**
+ * In a transaction Gatehouse aborted, only its end runs (PostgreSQL, 25P02): ROLLBACK TO a
+ * savepoint as written; ROLLBACK, ABORT, COMMIT and END as ROLLBACK (PostgreSQL answers a
+ * COMMIT of a failed transaction with ROLLBACK too).
+ */
+function endOfAbortedTransaction(d: Extract<Decision, { outcome: 'run' }>): Decision {
+  const [only] = d.statements;
+  if (d.statements.length === 1 && only.action === 'forward' && only.kind === 'transaction' && ENDS_TRANSACTION.test(only.sql)) {
+    const sql = ROLLBACK_TO.test(only.sql) ? only.sql : 'ROLLBACK';
+    return { ...d, rule: 'aborted_transaction.end', statements: [{ ...only, sql }] };
+  }
+  return {
+    outcome: 'refuse',
+    rule: 'aborted_transaction',
+    error: new GatehouseError('25P02', 'current transaction is aborted, commands ignored until end of transaction block', {
+      detail: 'Gatehouse refused an earlier statement of this transaction',
+      hint: 'end the transaction with ROLLBACK',
+    }),
+  };
 }
 
 /** Consecutive forwarded statements go to the warehouse as one batch (one upstream Query). */

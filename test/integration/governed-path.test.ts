@@ -3,7 +3,7 @@
 import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningGatehouse } from '../../src/serve.ts';
-import { DEMO_RULES, asUser, demoRulesWith, psql, startGatehouse } from '../helpers/gatehouse.ts';
+import { DEMO_RULES, asUser, demoRulesWith, pgClient, psql, startGatehouse } from '../helpers/gatehouse.ts';
 import { createAcmeWarehouse, requirePostgres } from '../helpers/servers.ts';
 
 const PG_DATABASE = 'gatehouse_it_acme';
@@ -159,6 +159,31 @@ describe.each(warehouses)('governed path on %s', (_name, rulesFor) => {
     const r = await psql(gh, 'bob@acme.example', "BEGIN; SET TimeZone = 'UTC'; SHOW TimeZone; SELECT count(*) FROM orders; COMMIT");
     expect(r.stderr).toBe('');
     expect(r.stdout.trim().split('\n')).toEqual(['UTC', '1667']);
+  });
+
+  it('a refusal inside a transaction aborts it, as an error would: 25P02 until ROLLBACK; COMMIT answers ROLLBACK', async () => {
+    const c = await pgClient(gh, 'carol@acme.example');
+    try {
+      await c.query('BEGIN');
+      expect((await c.query('SELECT count(*)::int AS n FROM employees')).rows).toEqual([{ n: 50 }]);
+      await expect(c.query("DELETE FROM employees WHERE id = 1")).rejects.toMatchObject({ code: '42501' });
+      await expect(c.query('SELECT 1')).rejects.toMatchObject({ code: '25P02' });
+      const end = await c.query('COMMIT');
+      expect(end.command).toBe('ROLLBACK');
+      expect((await c.query('SELECT 1 AS one')).rows).toEqual([{ one: 1 }]);
+    } finally {
+      await c.end();
+    }
+    const b = await pgClient(gh, 'bob@acme.example');
+    try {
+      await b.query('BEGIN');
+      await expect(b.query('SELECT * FROM employees')).rejects.toMatchObject({ code: '42501' });
+      await expect(b.query('SELECT count(*) FROM orders')).rejects.toMatchObject({ code: '25P02' });
+      await b.query('ROLLBACK');
+      expect((await b.query('SELECT count(*)::int AS n FROM orders')).rows).toEqual([{ n: 1667 }]);
+    } finally {
+      await b.end();
+    }
   });
 
   it('health and metrics are served on the admin port, counting decisions', async () => {
