@@ -101,10 +101,16 @@ export class Gateway implements ConnectionHandler {
 
   log(event: 'auth_failed' | 'protocol_error' | 'session_start' | 'session_end', fields: Record<string, unknown>): void {
     if (event === 'protocol_error') this.logger.warn(fields, event);
-    else {
+    else if (event === 'auth_failed') {
       this.logger.info(fields, event);
       this.audit.event(event, fields);
     }
+    // session_start/session_end: recorded by openSession and close, which know org, connection and level.
+  }
+
+  private record(event: 'session_start' | 'session_end', fields: Record<string, unknown>): void {
+    this.logger.info(fields, event);
+    this.audit.event(event, fields);
   }
 
   async openSession(startup: StartupInfo): Promise<ServerSession> {
@@ -135,7 +141,7 @@ export class Gateway implements ConnectionHandler {
       if (e instanceof GatehouseError) throw new GatehouseError(e.sqlstate, e.message, { severity: 'FATAL', detail: e.detail, hint: e.hint });
       throw e;
     }
-    this.log('session_start', { ...fields, level_source: source, application_name: startup.params.application_name });
+    this.record('session_start', { ...fields, level_source: source, application_name: startup.params.application_name });
 
     const session: StatementSession = {
       decision: context,
@@ -159,7 +165,7 @@ export class Gateway implements ConnectionHandler {
         if (closed) return;
         closed = true;
         await upstream.close();
-        this.log('session_end', fields);
+        this.record('session_end', fields);
       },
     };
   }
