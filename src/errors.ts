@@ -8,6 +8,7 @@ export const SQLSTATES = {
   '22023': 'invalid parameter value',
   '25006': 'read-only transaction (write refused)',
   '25P02': 'transaction aborted by an earlier refusal',
+  '26000': 'unknown prepared statement name (extended query protocol)',
   '28000': 'invalid authorization specification',
   '28P01': 'invalid password or unknown user',
   '3D000': 'unknown connection (database name)',

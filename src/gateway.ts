@@ -7,7 +7,7 @@ import type { Connection, Org, Rules, User } from './config/model.ts';
 import { GatehouseError } from './errors.ts';
 import { Directory } from './identity/directory.ts';
 import { sessionPolicy } from './policy/session.ts';
-import { runQuery, type StatementSession } from './pipeline.ts';
+import { runExtended, runQuery, type StatementSession } from './pipeline.ts';
 import { createWarehouse } from './warehouses/index.ts';
 import { type Warehouse, forwardedParams } from './warehouses/types.ts';
 import type { ConnectionHandler, ServerSession, StartupInfo } from './wire/handler.ts';
@@ -157,6 +157,7 @@ export class Gateway implements ConnectionHandler {
     return {
       parameterStatus: parameterStatus(startup, params, user),
       query: (sql, sink) => runQuery(session, sql, sink),
+      extended: (batch, sink) => runExtended(session, batch, sink),
       cancel: () => {
         this.logger.info(fields, 'cancel request');
         void Promise.resolve(upstream.cancel?.()).catch((e) => this.logger.warn({ ...fields, err: (e as Error).message }, 'cancel failed'));

@@ -1,4 +1,4 @@
-// One simple Query's path, top to bottom: size check, parse + classify + decide
+// One statement's path, top to bottom: size check, parse + classify + decide
 // (pure, in policy/decide), audit, then refuse, answer, or run on the warehouse
 // and stream back. It never touches bytes: the wire layer encodes what it writes.
 import { createHash } from 'node:crypto';
@@ -7,6 +7,7 @@ import { GatehouseError, asClientError } from './errors.ts';
 import type { Decision, DecisionContext, PlannedStatement } from './policy/decision.ts';
 import { decide } from './policy/decide.ts';
 import type { TxStatus, WarehouseSession } from './warehouses/types.ts';
+import type { ExtendedStep } from './wire/messages.ts';
 import type { ResultSink } from './wire/sink.ts';
 
 export interface StatementSession {
@@ -25,6 +26,18 @@ export interface StatementSession {
    * refused write can never be half-committed with the statements around it.
    */
   abortedTransaction?: boolean;
+  /**
+   * Prepared statements of the extended protocol that Gatehouse allowed, by the client's name
+   * ('' is the unnamed one): a Bind or Describe of any other name never reaches the warehouse.
+   */
+  prepared?: Map<string, PreparedStatement>;
+}
+
+/** A Parse that policy allowed: what went upstream for it. */
+export interface PreparedStatement {
+  sql: string;
+  /** Parsed while Gatehouse held the transaction aborted: the ROLLBACK that ends it. */
+  endsAbortedTransaction: boolean;
 }
 
 export async function runQuery(s: StatementSession, sql: string, sink: ResultSink): Promise<TxStatus> {
@@ -69,6 +82,129 @@ export async function runQuery(s: StatementSession, sql: string, sink: ResultSin
   return s.abortedTransaction ? 'E' : s.warehouse.txStatus;
 }
 
+/**
+ * One extended-query batch (the messages before Sync, 55.2.3), decided whole before any of it
+ * runs, as a multi-statement Query is: every Parse is decided on its text (audited), every
+ * statement name checked against what this session prepared. Any refusal answers one
+ * ErrorResponse and nothing of the batch reaches the warehouse; otherwise the batch goes
+ * upstream with each Parse carrying the decided SQL, and every response is relayed.
+ */
+export async function runExtended(s: StatementSession, batch: ExtendedStep[], sink: ResultSink): Promise<TxStatus> {
+  const started = performance.now();
+  const prepared = new Map(s.prepared);
+  const records: StatementRecord[] = [];
+  const forward: ExtendedStep[] = [];
+  /** Portals bound in this batch to the ROLLBACK that ends an aborted transaction. */
+  const endingPortals = new Set<string>();
+  let refusal: GatehouseError | undefined;
+  let endsAborted = false;
+  for (const m of batch) {
+    if (m.type === 'Parse') {
+      const { decision, sql } = await decideParse(s, m.query);
+      records.push(auditRecord(s, m.query, decision));
+      if (decision.outcome === 'refuse') {
+        s.onRefusal?.(decision.rule, decision.error);
+        refusal = decision.error;
+        break;
+      }
+      const ends = decision.outcome === 'run' && decision.rule === 'aborted_transaction.end';
+      endsAborted ||= ends;
+      prepared.set(m.name, { sql, endsAbortedTransaction: ends });
+      forward.push({ ...m, query: sql });
+      continue;
+    }
+    if ((m.type === 'Bind' || (m.type === 'Describe' && m.kind === 'S')) && !prepared.has(m.type === 'Bind' ? m.statement : m.name)) {
+      refusal = unknownStatement(m.type === 'Bind' ? m.statement : m.name);
+      break;
+    }
+    if (s.abortedTransaction && m.type === 'Bind' && !prepared.get(m.statement)?.endsAbortedTransaction) {
+      refusal = abortedTransaction();
+      break;
+    }
+    if (s.abortedTransaction && m.type === 'Execute' && !endingPortals.has(m.portal)) {
+      refusal = abortedTransaction();
+      break;
+    }
+    if (m.type === 'Bind' && prepared.get(m.statement)?.endsAbortedTransaction) endingPortals.add(m.portal);
+    if (m.type === 'Close' && m.kind === 'S') prepared.delete(m.name);
+    forward.push(m);
+  }
+
+  try {
+    if (refusal) {
+      sink.error(refusal);
+      if (s.warehouse.txStatus !== 'I') s.abortedTransaction = true;
+    } else if (!s.warehouse.runExtended) {
+      throw new GatehouseError('0A000', 'the extended query protocol is not supported on this warehouse', {
+        hint: 'use the simple query protocol (pg without parameters, or preferQueryMode=simple in pgjdbc)',
+      });
+    } else {
+      await s.warehouse.runExtended(forward, sink);
+      s.prepared = prepared;
+      if (endsAborted) s.abortedTransaction = false;
+    }
+  } catch (e) {
+    const err = asClientError(e);
+    for (const r of records) {
+      r.upstream_error = err.message;
+      r.sqlstate = err.sqlstate;
+    }
+    if (err.sqlstate === '08006') throw new GatehouseError('08006', err.message, { severity: 'FATAL', detail: err.detail, hint: err.hint });
+    if (!sink.closed) sink.error(err);
+    if (s.warehouse.txStatus !== 'I') s.abortedTransaction = true;
+    if (!(e instanceof GatehouseError)) throw e;
+  } finally {
+    const ms = Math.round((performance.now() - started) * 1000) / 1000;
+    for (const r of records) {
+      r.duration_ms = ms;
+      s.audit.statement(r);
+    }
+  }
+  return s.abortedTransaction ? 'E' : s.warehouse.txStatus;
+}
+
+/** The decision for one Parse: what a simple Query of its text would get, narrowed to one statement. */
+async function decideParse(s: StatementSession, text: string): Promise<{ decision: Decision; sql: string }> {
+  let decision: Decision =
+    Buffer.byteLength(text) > s.maxStatementBytes
+      ? { outcome: 'refuse', rule: 'statement_size', error: tooLarge(s.maxStatementBytes) }
+      : await decide(s.decision, text);
+  if (s.abortedTransaction && decision.outcome === 'run') decision = endOfAbortedTransaction(decision);
+  if (decision.outcome === 'empty') return { decision, sql: '' };
+  if (decision.outcome === 'refuse') return { decision, sql: '' };
+  if (decision.statements.length > 1) {
+    // PostgreSQL's own answer to a Parse of several statements (exec_parse_message).
+    const error = new GatehouseError('42601', 'cannot insert multiple commands into a prepared statement');
+    return { decision: { outcome: 'refuse', rule: 'extended.multiple_statements', error }, sql: '' };
+  }
+  const [st] = decision.statements;
+  if (st.action === 'answer') {
+    const error = new GatehouseError('0A000', `use the simple query protocol for ${st.tag}`, {
+      detail: 'Gatehouse answers EXPLAIN itself for query_topics users, over the simple query protocol only',
+    });
+    return { decision: { outcome: 'refuse', rule: 'extended.answered_statement', error }, sql: '' };
+  }
+  if ((st as { target?: string }).target !== undefined && (st as { target?: string }).target !== 'warehouse') {
+    // Catalog queries of Query Topics users run on the topic catalog, never the warehouse.
+    const error = new GatehouseError('0A000', 'catalog queries are not supported over the extended query protocol yet', {
+      hint: 'use the simple query protocol (preferQueryMode=simple in pgjdbc) for catalog queries',
+    });
+    return { decision: { outcome: 'refuse', rule: 'extended.catalog_query', error }, sql: '' };
+  }
+  return { decision, sql: st.sql };
+}
+
+function unknownStatement(name: string): GatehouseError {
+  return new GatehouseError('26000', name === '' ? 'unnamed prepared statement does not exist' : `prepared statement "${name}" does not exist`);
+}
+
+function abortedTransaction(): GatehouseError {
+  return new GatehouseError('25P02', 'current transaction is aborted, commands ignored until end of transaction block', {
+    detail: 'Gatehouse refused an earlier statement of this transaction',
+    hint: 'end the transaction with ROLLBACK',
+  });
+}
+
 const ROLLBACK_TO = /^\s*ROLLBACK\s+((WORK|TRANSACTION)\s+)?TO\b/i;
 const ENDS_TRANSACTION = /^\s*(ROLLBACK|ABORT|COMMIT|END)\b/i;
 
@@ -83,14 +219,7 @@ function endOfAbortedTransaction(d: Extract<Decision, { outcome: 'run' }>): Deci
     const sql = ROLLBACK_TO.test(only.sql) ? only.sql : 'ROLLBACK';
     return { ...d, rule: 'aborted_transaction.end', statements: [{ ...only, sql }] };
   }
-  return {
-    outcome: 'refuse',
-    rule: 'aborted_transaction',
-    error: new GatehouseError('25P02', 'current transaction is aborted, commands ignored until end of transaction block', {
-      detail: 'Gatehouse refused an earlier statement of this transaction',
-      hint: 'end the transaction with ROLLBACK',
-    }),
-  };
+  return { outcome: 'refuse', rule: 'aborted_transaction', error: abortedTransaction() };
 }
 
 /** Consecutive forwarded statements go to the warehouse as one batch (one upstream Query). */

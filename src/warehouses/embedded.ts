@@ -16,9 +16,10 @@ import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import type { Connection, EmbeddedConnection } from '../config/model.ts';
 import { GatehouseError } from '../errors.ts';
+import type { ExtendedStep } from '../wire/messages.ts';
 import type { ResultSink } from '../wire/sink.ts';
 import type { WorkerReply, WorkerRequest } from './embedded-worker.ts';
-import { commandTag, errorFields, frame, MSG, queryMessage, readyStatus, rowDescriptionNames, visitMessages } from './pg-framing.ts';
+import { commandTag, errorFields, extendedMessage, frame, MSG, queryMessage, readyStatus, rowDescriptionNames, syncMessage, visitMessages } from './pg-framing.ts';
 import { sqlLiteral } from './postgres.ts';
 import { type TxStatus, type Warehouse, type WarehouseSession, type WarehouseSessionOptions, type WarehouseStatement, forwardedParams } from './types.ts';
 
@@ -379,6 +380,17 @@ END $$`,
     return this.lock.holder() === s;
   }
 
+  /** Gatehouse's own statement on the backend, between sessions' turns (results dropped). */
+  async runInternal(sql: string): Promise<void> {
+    const owner = {};
+    await this.lock.acquire(owner, this.lockWaitMs);
+    try {
+      await this.backend().exec(sql);
+    } finally {
+      this.lock.release(owner);
+    }
+  }
+
   /** Column name -> type (format_type) of a relation; 42P01 when it does not exist. */
   async describeRelation(schema: string, table: string): Promise<Record<string, string>> {
     const owner = {};
@@ -416,11 +428,21 @@ interface RowTarget {
   complete(count: number): void;
 }
 
+let nextSessionId = 1;
+
 export class EmbeddedSession implements WarehouseSession {
   txStatus: TxStatus = 'I';
   closed = false;
   readonly readOnly: boolean;
   savedSettings?: [string, string][];
+  /**
+   * PGlite is one backend for every session: named prepared statements go upstream under a
+   * per-session prefix so two clients' "S_1" never meet and no session can bind another's.
+   * (The unnamed statement needs none: the simple Query of every hand-over drops it, as
+   * exec_simple_query does, so it never outlives its session's turn on the backend.)
+   */
+  private readonly statementPrefix = `gh${nextSessionId++}_`;
+  private readonly namedStatements = new Set<string>();
 
   constructor(
     private readonly wh: EmbeddedWarehouse,
@@ -459,6 +481,42 @@ export class EmbeddedSession implements WarehouseSession {
       }
       // A client gone mid-Query rolls the implicit transaction back, as a backend losing its client does.
       if (wrap) await this.internal(this.txStatus === 'T' && !sink.closed ? 'COMMIT' : 'ROLLBACK', sink);
+      return this.txStatus;
+    } finally {
+      if (this.txStatus === 'I') this.wh.release(this);
+    }
+  }
+
+  /**
+   * An extended-query batch and Sync in one exec: PGlite's backend runs Parse/Bind/Describe/
+   * Execute/Close like PostgreSQL's, and every response is relayed. Not streamed: an Execute
+   * without a row limit holds its whole result in memory once (the simple-Query path reads
+   * through a cursor instead).
+   */
+  async runExtended(batch: ExtendedStep[], sink: ResultSink): Promise<TxStatus> {
+    if (this.closed) throw new GatehouseError('08006', `the session on the embedded warehouse of connection "${this.wh.connectionName}" is closed`);
+    await this.wh.acquire(this);
+    try {
+      const named = (name: string) => (name === '' ? '' : this.statementPrefix + name);
+      const upstream = batch.map((m): ExtendedStep => {
+        switch (m.type) {
+          case 'Parse':
+            if (m.name) this.namedStatements.add(named(m.name));
+            return { ...m, name: named(m.name) };
+          case 'Bind':
+            return { ...m, statement: named(m.statement) };
+          case 'Describe':
+          case 'Close':
+            if (m.type === 'Close' && m.kind === 'S') this.namedStatements.delete(named(m.name));
+            return m.kind === 'S' ? { ...m, name: named(m.name) } : m;
+          default:
+            return m;
+        }
+      });
+      const bytes = await this.wh.backend().execMessage(Buffer.concat([...upstream.map(extendedMessage), syncMessage()]));
+      const r = this.relayAll(bytes, sink);
+      if (this.readOnly && this.txStatus !== 'E') await this.internal(READ_ONLY_GUARD);
+      if (r.pressure && !sink.closed) await sink.drain();
       return this.txStatus;
     } finally {
       if (this.txStatus === 'I') this.wh.release(this);
@@ -609,6 +667,15 @@ export class EmbeddedSession implements WarehouseSession {
       } finally {
         this.wh.release(this);
       }
+    }
+    if (this.namedStatements.size === 0) return;
+    // Its prepared statements would otherwise stay on the shared backend for ever.
+    const sql = [...this.namedStatements].map((n) => `DEALLOCATE "${n.replace(/"/g, '""')}"`).join('; ');
+    this.namedStatements.clear();
+    try {
+      await this.wh.runInternal(sql);
+    } catch {
+      // closing anyway (the backend stopped, or another session held it too long)
     }
   }
 }

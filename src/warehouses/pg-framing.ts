@@ -2,6 +2,7 @@
 // every message is a 1-byte type, an int32 length that counts itself but not the
 // type, then the body. Relaying needs only this header: DataRow is never decoded,
 // so a row reaches the client exactly as the warehouse encoded it.
+import type { ExtendedStep } from '../wire/messages.ts';
 
 /** Backend message type bytes Gatehouse looks at (the rest are relayed unread). */
 export const MSG = {
@@ -123,6 +124,50 @@ export function cstring(s: string): Buffer {
 /** Simple Query ('Q'). */
 export function queryMessage(sql: string): Buffer {
   return frame(0x51, cstring(sql));
+}
+
+/** Frontend extended-query messages (55.7 Parse, Bind, Describe, Execute, Close, Sync), encoded as received. */
+export function extendedMessage(m: ExtendedStep): Buffer {
+  switch (m.type) {
+    case 'Parse': {
+      const types = Buffer.alloc(2 + 4 * m.paramTypes.length);
+      types.writeInt16BE(m.paramTypes.length, 0);
+      m.paramTypes.forEach((oid, i) => types.writeUInt32BE(oid >>> 0, 2 + 4 * i));
+      return frame(0x50, Buffer.concat([cstring(m.name), cstring(m.query), types]));
+    }
+    case 'Bind': {
+      const parts = [cstring(m.portal), cstring(m.statement), int16List(m.paramFormats)];
+      const n = Buffer.alloc(2);
+      n.writeInt16BE(m.params.length);
+      parts.push(n);
+      for (const v of m.params) {
+        const len = Buffer.alloc(4);
+        len.writeInt32BE(v === null ? -1 : v.length);
+        parts.push(len);
+        if (v !== null) parts.push(v);
+      }
+      parts.push(int16List(m.resultFormats));
+      return frame(0x42, Buffer.concat(parts));
+    }
+    case 'Describe':
+      return frame(0x44, Buffer.concat([Buffer.from(m.kind), cstring(m.name)]));
+    case 'Execute': {
+      const rows = Buffer.alloc(4);
+      rows.writeInt32BE(m.maxRows | 0);
+      return frame(0x45, Buffer.concat([cstring(m.portal), rows]));
+    }
+    case 'Close':
+      return frame(0x43, Buffer.concat([Buffer.from(m.kind), cstring(m.name)]));
+  }
+}
+
+export const syncMessage = (): Buffer => frame(0x53, Buffer.alloc(0));
+
+function int16List(values: number[]): Buffer {
+  const b = Buffer.alloc(2 + 2 * values.length);
+  b.writeInt16BE(values.length, 0);
+  values.forEach((v, i) => b.writeInt16BE(v, 2 + 2 * i));
+  return b;
 }
 
 /** The status byte of a ReadyForQuery body. */

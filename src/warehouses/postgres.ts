@@ -6,17 +6,20 @@ import type { Logger } from 'pino';
 import type { Connection, PostgresConnection } from '../config/model.ts';
 import { GatehouseError } from '../errors.ts';
 import { scramClient, SCRAM_MECHANISM } from '../identity/scram.ts';
+import type { ExtendedStep } from '../wire/messages.ts';
 import type { FieldDescription, ResultSink } from '../wire/sink.ts';
 import {
   BackendFramer,
   cstring,
   dataRowValues,
   errorFields,
+  extendedMessage,
   frame,
   MSG,
   parameterStatus,
   queryMessage,
   readyStatus,
+  syncMessage,
   visitMessages,
 } from './pg-framing.ts';
 import { type TxStatus, type Warehouse, type WarehouseSession, type WarehouseSessionOptions, type WarehouseStatement, forwardedParams } from './types.ts';
@@ -350,6 +353,14 @@ export class UpstreamConnection {
 
   /** Sends one simple Query and relays every result message to the sink; resolves with ReadyForQuery's status. */
   query(sql: string, sink: ResultSink): Promise<TxStatus> {
+    return this.exchange(queryMessage(sql), sink);
+  }
+
+  /**
+   * Sends frontend messages that end in a Query or a Sync and relays every response to the
+   * sink until ReadyForQuery (whose status it resolves with).
+   */
+  exchange(messages: Buffer, sink: ResultSink): Promise<TxStatus> {
     if (this.mode !== 'idle') {
       return Promise.reject(
         this.failure ?? new GatehouseError('08006', `warehouse connection of "${this.target.connection}" is busy`),
@@ -363,7 +374,7 @@ export class UpstreamConnection {
         if (sink.closed && !st.done) this.clientGone(st);
       }, CLIENT_GONE_POLL_MS);
       st.timer.unref();
-      this.socket.write(queryMessage(sql));
+      this.socket.write(messages);
     });
   }
 
@@ -456,6 +467,16 @@ export class PostgresSession implements WarehouseSession {
   /** One simple Query of the statements joined: PostgreSQL's implicit transaction for a multi-statement Query holds. */
   run(statements: WarehouseStatement[], sink: ResultSink): Promise<TxStatus> {
     return this.conn.query(statements.map((s) => s.sql).join(';\n'), sink);
+  }
+
+  /**
+   * An extended-query batch, then Sync: one connection per session upstream, so statement and
+   * portal names are the client's own. ParseComplete, BindComplete, ParameterDescription,
+   * RowDescription, NoData, DataRow, PortalSuspended, CloseComplete, errors and notices are
+   * relayed byte for byte (binary formats included: nothing is decoded).
+   */
+  runExtended(batch: ExtendedStep[], sink: ResultSink): Promise<TxStatus> {
+    return this.conn.exchange(Buffer.concat([...batch.map(extendedMessage), syncMessage()]), sink);
   }
 
   /** Forwards a client's CancelRequest: the running statement ends with 57014, relayed. */

@@ -1,3 +1,4 @@
+import type { ExtendedStep } from '../wire/messages.ts';
 import type { ResultSink } from '../wire/sink.ts';
 import type { StatementKind } from '../policy/decision.ts';
 
@@ -47,6 +48,12 @@ export interface WarehouseSession {
    * GatehouseError (08006) after which the session is unusable.
    */
   run(statements: WarehouseStatement[], sink: ResultSink): Promise<TxStatus>;
+  /**
+   * One extended-query batch that policy allowed (every Parse carries the decided SQL, every
+   * statement name was checked): sent with Sync, every response relayed byte for byte except
+   * ReadyForQuery, whose status is returned. Absent: the warehouse has no extended protocol.
+   */
+  runExtended?(batch: ExtendedStep[], sink: ResultSink): Promise<TxStatus>;
   readonly txStatus: TxStatus;
   /** Asks the warehouse to cancel the running statement (a client's CancelRequest); it then ends with 57014. */
   cancel?(): void | Promise<void>;

@@ -2,7 +2,9 @@
 //
 //   AwaitingStartup --StartupMessage--> Authenticating (SCRAM-SHA-256) --> Ready
 //   Ready --Query--> InQuery --> Ready            (ReadyForQuery after each)
-//   Ready --Parse/Bind/...--> DiscardUntilSync --Sync--> Ready
+//   Ready --Parse/Bind/Describe/Execute/Close--> Extended (collecting the batch)
+//   Extended --Sync--> InQuery (the batch decided and run whole) --> Ready
+//   Extended --error (malformed, too large, Flush)--> DiscardUntilSync --Sync--> Ready
 //   any --Terminate / peer gone / FATAL--> Closed
 //
 // Messages are decoded one at a time by a single pump: while a query runs the
@@ -22,15 +24,15 @@ import type { TxStatus } from '../warehouses/types.ts';
 import { FrontendDecoder, decodeSASLInitialResponse, decodeSASLResponse } from './decode.ts';
 import * as enc from './encode.ts';
 import type { ConnectionHandler, ServerSession, StartupInfo } from './handler.ts';
-import type { FrontendMessage, PasswordMessage, StartupMessage } from './messages.ts';
+import type { ExtendedStep, FrontendMessage, PasswordMessage, StartupMessage } from './messages.ts';
 import { SocketSink } from './socket-sink.ts';
 
 /** Above this many undecoded input bytes while a message is being handled, stop reading the socket. */
 const INPUT_HIGH_WATER = 1024 * 1024;
 
-const EXTENDED_NOT_SUPPORTED =
-  'extended query protocol is not supported yet by Gatehouse; use the simple query protocol ' +
-  '(psql, pg without parameters, or preferQueryMode=simple in pgjdbc)';
+/** An extended-query batch is held until Sync: bound it (PostgreSQL would have run it as it came). */
+const MAX_BATCH_MESSAGES = 10_000;
+const MAX_BATCH_BYTES = 64 * 1024 * 1024;
 
 export type ConnectionState =
   | { kind: 'AwaitingStartup' }
@@ -44,6 +46,11 @@ export type ConnectionState =
     }
   | { kind: 'Ready' }
   | { kind: 'InQuery' }
+  /**
+   * Extended query protocol (55.2.3): Parse/Bind/Describe/Execute/Close are collected until
+   * Sync, then decided and run as one batch (a refusal anywhere means none of it runs).
+   */
+  | { kind: 'Extended'; batch: ExtendedStep[]; bytes: number }
   /** After an error in an extended-protocol message: discard everything until Sync (55.2.3). */
   | { kind: 'DiscardUntilSync' }
   | { kind: 'Closed' };
@@ -211,6 +218,8 @@ export class WireConnection {
         return this.onAuthMessage(msg);
       case 'Ready':
         return this.onReadyMessage(msg);
+      case 'Extended':
+        return this.onExtendedMessage(msg);
       case 'DiscardUntilSync':
         return this.onDiscarding(msg);
       case 'InQuery':
@@ -384,9 +393,8 @@ export class WireConnection {
       case 'Describe':
       case 'Execute':
       case 'Close':
-        this.sink.error(new GatehouseError('0A000', EXTENDED_NOT_SUPPORTED));
-        this.state = { kind: 'DiscardUntilSync' };
-        return;
+        this.state = { kind: 'Extended', batch: [], bytes: 0 };
+        return this.onExtendedMessage(msg);
       case 'Sync':
         // A Sync with nothing before it is harmless: just the ReadyForQuery it asks for.
         this.readyForQuery();
@@ -416,6 +424,68 @@ export class WireConnection {
     }
   }
 
+  private async onExtendedMessage(msg: FrontendMessage): Promise<void> {
+    const st = this.state;
+    if (st.kind !== 'Extended') return;
+    switch (msg.type) {
+      case 'Parse':
+      case 'Bind':
+      case 'Describe':
+      case 'Execute':
+      case 'Close':
+        st.batch.push(msg);
+        st.bytes += stepBytes(msg);
+        if (st.batch.length > MAX_BATCH_MESSAGES || st.bytes > MAX_BATCH_BYTES) {
+          this.failBatch(
+            new GatehouseError('54000', `more than ${MAX_BATCH_MESSAGES} messages or ${MAX_BATCH_BYTES} bytes of extended-query messages before Sync`, {
+              hint: 'send Sync more often',
+            }),
+          );
+        }
+        return;
+      case 'Sync':
+        return this.runExtended(st.batch);
+      case 'Terminate':
+        this.close();
+        return;
+      case 'Flush':
+        // Gatehouse answers a batch only at Sync (it is decided whole): a client waiting for
+        // rows after Flush (pg-cursor, pg-query-stream) would wait for ever, so say so.
+        this.failBatch(new GatehouseError('0A000', 'Flush inside an extended-query batch is not supported by Gatehouse; send Sync', {
+          hint: 'row-at-a-time cursors over the extended protocol (pg-cursor) are not supported yet; use DECLARE/FETCH or the simple query protocol',
+        }));
+        return;
+      case 'MalformedMessage':
+        this.failBatch(msg.error);
+        return;
+      case 'Query':
+        this.failBatch(new GatehouseError('08P01', 'a simple Query arrived before the Sync that ends an extended-query batch'));
+        return;
+      case 'FunctionCall':
+        this.failBatch(new GatehouseError('0A000', 'the function call protocol is not supported by Gatehouse'));
+        return;
+      case 'CopyData':
+      case 'CopyDone':
+      case 'CopyFail':
+        return;
+      default:
+        this.fatal(new GatehouseError('08P01', `unexpected ${msg.type} message after authentication`, { severity: 'FATAL' }));
+    }
+  }
+
+  /** An error in the batch: none of it runs; the rest up to Sync is skipped (55.2.3). */
+  private failBatch(err: GatehouseError): void {
+    this.sink.error(err);
+    this.state = { kind: 'DiscardUntilSync' };
+  }
+
+  private async runExtended(batch: ExtendedStep[]): Promise<void> {
+    const session = this.session;
+    if (!session) throw new Error('Extended without a session');
+    this.state = { kind: 'InQuery' };
+    await this.runStatement(() => session.extended(batch, this.sink));
+  }
+
   private onDiscarding(msg: FrontendMessage): void {
     // Like PostgreSQL's SocketBackend: only Sync and Terminate end the skipping.
     if (msg.type === 'Sync') this.readyForQuery();
@@ -427,8 +497,13 @@ export class WireConnection {
     const session = this.session;
     if (!session) throw new Error('Ready without a session');
     this.state = { kind: 'InQuery' };
+    await this.runStatement(() => session.query(sql, this.sink));
+  }
+
+  /** A Query or an extended batch: its results went to the sink; then ReadyForQuery. */
+  private async runStatement(run: () => Promise<TxStatus>): Promise<void> {
     try {
-      this.tx = await session.query(sql, this.sink);
+      this.tx = await run();
     } catch (e) {
       if (!isGatehouseError(e)) this.ctx.logger.error({ err: e }, 'query failed inside Gatehouse');
       const err = asClientError(e);
@@ -491,5 +566,19 @@ export class WireConnection {
     } finally {
       this.resolveFinished();
     }
+  }
+}
+
+/** Roughly what a batch message holds in memory (its strings and parameter values). */
+function stepBytes(m: ExtendedStep): number {
+  switch (m.type) {
+    case 'Parse':
+      return 64 + m.query.length * 3 + m.paramTypes.length * 8;
+    case 'Bind':
+      return 64 + m.params.reduce((n, p) => n + (p?.length ?? 0) + 16, 0) + (m.paramFormats.length + m.resultFormats.length) * 8;
+    case 'Execute':
+      return 64 + m.portal.length;
+    default:
+      return 64 + m.name.length;
   }
 }

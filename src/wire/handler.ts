@@ -1,5 +1,6 @@
 import type { ScramVerifier } from '../identity/scram.ts';
 import type { TxStatus } from '../warehouses/types.ts';
+import type { ExtendedStep } from './messages.ts';
 import type { ResultSink } from './sink.ts';
 
 /** What the client said in its StartupMessage, after authentication succeeded. */
@@ -17,6 +18,13 @@ export interface ServerSession {
   readonly parameterStatus: Record<string, string>;
   /** One simple Query message: every result goes to the sink; returns the ReadyForQuery status. */
   query(sql: string, sink: ResultSink): Promise<TxStatus>;
+  /**
+   * One extended-query batch (55.2.3): the Parse/Bind/Describe/Execute/Close messages a
+   * client sent before Sync, in order. Every response goes to the sink except ReadyForQuery,
+   * whose status is returned. A refusal answers ErrorResponse (the rest is skipped, as after
+   * any error before Sync).
+   */
+  extended(batch: ExtendedStep[], sink: ResultSink): Promise<TxStatus>;
   /** CancelRequest for this session's backend key. */
   cancel(): void;
   close(): Promise<void>;

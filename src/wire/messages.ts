@@ -123,6 +123,8 @@ export interface MalformedMessage {
 }
 
 export type ExtendedQueryMessage = Parse | Bind | Describe | Execute | Close | Sync | Flush;
+/** The messages of one extended-query batch (55.2.3): collected by the connection and run at Sync. */
+export type ExtendedStep = Parse | Bind | Describe | Execute | Close;
 
 export type TypedFrontendMessage =
   | Query

@@ -11,6 +11,8 @@ import { GatehouseError } from '../../src/errors.ts';
 import { makeVerifier, mockVerifier, scramClient, type ScramVerifier } from '../../src/identity/scram.ts';
 import type { ConnectionHandler, ServerSession, StartupInfo } from '../../src/wire/handler.ts';
 import { startWireServer, type WireServer } from '../../src/wire/server.ts';
+import * as enc from '../../src/wire/encode.ts';
+import type { ExtendedStep } from '../../src/wire/messages.ts';
 import type { ResultSink } from '../../src/wire/sink.ts';
 import type { TxStatus } from '../../src/warehouses/types.ts';
 
@@ -63,6 +65,20 @@ class WireTestDoubleSession implements ServerSession {
       sink.rowDescription([{ name: '?column?', ...int4 }]);
       sink.dataRow(['1']);
       sink.commandComplete('SELECT 1');
+    }
+    return 'I';
+  }
+  batches: ExtendedStep[][] = [];
+  /** Extended batches: a Parse of 'refuse' is refused (as a whole batch); anything else gets the plain responses. */
+  async extended(batch: ExtendedStep[], sink: ResultSink): Promise<TxStatus> {
+    this.batches.push(batch);
+    if (batch.some((m) => m.type === 'Parse' && m.query === 'refuse')) throw new GatehouseError('42501', 'refused by the test double');
+    for (const m of batch) {
+      if (m.type === 'Parse') sink.relay(enc.parseComplete());
+      else if (m.type === 'Bind') sink.relay(enc.bindComplete());
+      else if (m.type === 'Describe') sink.relay(enc.noData());
+      else if (m.type === 'Execute') sink.commandComplete('SELECT 0');
+      else sink.relay(enc.closeComplete());
     }
     return 'I';
   }
@@ -277,15 +293,15 @@ describe('node-postgres', () => {
     await c.end();
   });
 
-  it('extended protocol (parameters) gets 0A000 and the connection stays usable', async () => {
+  it('extended protocol: a batch goes to the session at Sync; a refusal leaves the connection usable', async () => {
     const c = pgClient();
     await c.connect();
-    const e = await expectPgError(c.query('select $1::int', [1]));
-    expect(e.code).toBe('0A000');
-    expect(e.message).toMatch(/extended query protocol is not supported yet by Gatehouse/);
-    expect((await c.query('select 1')).rows).toEqual([{ '?column?': 1 }]);
-    const again = await expectPgError(c.query({ text: 'select 1', name: 'prepared' }));
-    expect(again.code).toBe('0A000');
+    const before = handler.sessions.at(-1)!;
+    const r = await c.query('select $1::int', [1]);
+    expect(r.command).toBe('SELECT');
+    expect(before.batches.at(-1)!.map((m) => m.type)).toEqual(['Parse', 'Bind', 'Describe', 'Execute']);
+    const e = await expectPgError(c.query('refuse', [1]));
+    expect(e.code).toBe('42501');
     expect((await c.query('select 1')).rows).toEqual([{ '?column?': 1 }]);
     await c.end();
   });
@@ -363,11 +379,53 @@ describe('raw sockets', () => {
       serialize.sync(),
       serialize.query('select 1'),
     );
-    expect((await c.next()).code).toBe('0A000');
+    // A simple Query inside an unfinished batch: an error, and the batch never runs.
+    expect((await c.next()).code).toBe('08P01');
     expect(await c.next()).toMatchObject({ name: 'readyForQuery', status: 'I' });
     await c.until('commandComplete');
     await c.until('readyForQuery');
     expect(s.queries).toEqual(['select 1']);
+    expect(s.batches).toEqual([]);
+    c.close();
+  });
+
+  it('an extended batch is answered at Sync, in order, with ReadyForQuery', async () => {
+    const c = await RawClient.connect(server.port);
+    await c.login();
+    const s = handler.sessions.at(-1)!;
+    c.send(
+      serialize.parse({ name: 'q', text: 'select $1', types: [23] }),
+      serialize.bind({ statement: 'q', values: ['1'] }),
+      serialize.describe({ type: 'P', name: '' }),
+      serialize.execute({ rows: 5 }),
+      serialize.close({ type: 'S', name: 'q' }),
+      serialize.sync(),
+    );
+    const names: string[] = [];
+    for (let m = await c.next(); ; m = await c.next()) {
+      names.push(m.name);
+      if (m.name === 'readyForQuery') break;
+    }
+    expect(names).toEqual(['parseComplete', 'bindComplete', 'noData', 'commandComplete', 'closeComplete', 'readyForQuery']);
+    expect(s.batches[0]).toEqual([
+      { type: 'Parse', name: 'q', query: 'select $1', paramTypes: [23] },
+      { type: 'Bind', portal: '', statement: 'q', paramFormats: [0], params: [Buffer.from('1')], resultFormats: [0] },
+      { type: 'Describe', kind: 'P', name: '' },
+      { type: 'Execute', portal: '', maxRows: 5 },
+      { type: 'Close', kind: 'S', name: 'q' },
+    ]);
+    c.close();
+  });
+
+  it('Flush inside a batch is refused (0A000) rather than left waiting; Sync ends the skipping', async () => {
+    const c = await RawClient.connect(server.port);
+    await c.login();
+    const s = handler.sessions.at(-1)!;
+    c.send(serialize.parse({ text: 'select 1' }), serialize.bind({}), serialize.execute({ rows: 10 }), serialize.flush());
+    expect((await c.next()).code).toBe('0A000');
+    c.send(serialize.execute({ rows: 10 }), serialize.sync());
+    expect(await c.next()).toMatchObject({ name: 'readyForQuery', status: 'I' });
+    expect(s.batches).toEqual([]);
     c.close();
   });
 
