@@ -111,6 +111,7 @@ async function explainCommand(args: string[]): Promise<number> {
   }
   for (const st of decision.statements) {
     if (st.action === 'forward') console.log(`sent to the warehouse:\n  ${st.sql}`);
+    else if (st.action === 'catalog') console.log(`sent to the topic catalog (empty tables shaped like the topics):\n  ${st.statement.sql}`);
     else console.log(`answered by Gatehouse (${st.tag}):\n  ${st.rows.join('\n  ')}`);
   }
   return 0;

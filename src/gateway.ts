@@ -5,11 +5,12 @@ import type { AuditSink } from './audit/audit.ts';
 import { topicsOf } from './config/load.ts';
 import type { Connection, Org, Rules, User } from './config/model.ts';
 import { GatehouseError } from './errors.ts';
+import { TopicCatalog } from './catalog/catalog.ts';
 import { Directory } from './identity/directory.ts';
 import { sessionPolicy } from './policy/session.ts';
 import { runExtended, runQuery, type StatementSession } from './pipeline.ts';
 import { createWarehouse } from './warehouses/index.ts';
-import { type Warehouse, forwardedParams } from './warehouses/types.ts';
+import { type Warehouse, type WarehouseSession, forwardedParams } from './warehouses/types.ts';
 import type { ConnectionHandler, ServerSession, StartupInfo } from './wire/handler.ts';
 
 export const SERVER_VERSION = '15.0 (Gatehouse 0.1.0)';
@@ -20,6 +21,8 @@ export class Gateway implements ConnectionHandler {
   /** Warehouses whose start() failed with 08001: retried when a session needs one. */
   private readonly unverified = new Set<string>();
   private readonly retrying = new Map<string, Promise<void>>();
+  /** Topic catalogs (src/catalog), by connection: created for the first Query Topics session, started on its first catalog query. */
+  private readonly catalogs = new Map<string, TopicCatalog>();
 
   constructor(
     private rules: Rules,
@@ -92,7 +95,27 @@ export class Gateway implements ConnectionHandler {
   }
 
   async close(): Promise<void> {
-    await Promise.allSettled([...this.warehouses.values()].map((w) => w.close()));
+    await Promise.allSettled([...this.warehouses.values(), ...this.catalogs.values()].map((w) => w.close()));
+  }
+
+  /** A Query Topics session's catalog session: opened on its first catalog query, closed with the session. */
+  private catalogFor(org: Org, conn: Connection, params: Record<string, string>) {
+    const k = key(org.name, conn.name);
+    let catalog = this.catalogs.get(k);
+    if (!catalog) this.catalogs.set(k, (catalog = new TopicCatalog(conn, topicsOf(org, conn.name), this.logger)));
+    let opened: Promise<WarehouseSession> | undefined;
+    const open = () => {
+      opened ??= catalog.openSession({ params, readOnly: true }).catch((e) => {
+        opened = undefined;
+        throw e;
+      });
+      return opened;
+    };
+    const close = async () => {
+      const s = await opened?.catch(() => undefined);
+      await s?.close();
+    };
+    return { open, close };
   }
 
   verifierFor(user: string) {
@@ -142,10 +165,12 @@ export class Gateway implements ConnectionHandler {
       throw e;
     }
     this.record('session_start', { ...fields, level_source: source, application_name: startup.params.application_name });
+    const catalog = context.level === 'query_topics' ? this.catalogFor(org, conn, params) : undefined;
 
     const session: StatementSession = {
       decision: context,
       warehouse: upstream,
+      catalog: catalog?.open,
       audit: this.audit,
       policyVersion: this.rules.version,
       maxStatementBytes: this.rules.server.max_statement_bytes,
@@ -165,6 +190,7 @@ export class Gateway implements ConnectionHandler {
       close: async () => {
         if (closed) return;
         closed = true;
+        await catalog?.close();
         await upstream.close();
         this.record('session_end', fields);
       },

@@ -6,13 +6,15 @@ import type { AuditSink, StatementRecord } from './audit/audit.ts';
 import { GatehouseError, asClientError } from './errors.ts';
 import type { Decision, DecisionContext, PlannedStatement } from './policy/decision.ts';
 import { decide } from './policy/decide.ts';
-import type { TxStatus, WarehouseSession } from './warehouses/types.ts';
+import type { TxStatus, WarehouseSession, WarehouseStatement } from './warehouses/types.ts';
 import type { ExtendedStep } from './wire/messages.ts';
 import type { ResultSink } from './wire/sink.ts';
 
 export interface StatementSession {
   decision: DecisionContext;
   warehouse: WarehouseSession;
+  /** The topic catalog's session (Query Topics users, src/catalog), opened on first use: where `catalog` statements run. */
+  catalog?: () => Promise<WarehouseSession>;
   audit: AuditSink;
   policyVersion: string;
   maxStatementBytes: number;
@@ -59,7 +61,7 @@ export async function runQuery(s: StatementSession, sql: string, sink: ResultSin
         sink.emptyQuery();
         break;
       case 'run':
-        await execute(s.warehouse, decision.statements, sink);
+        await execute(s, decision.statements, sink);
         if (decision.rule === 'aborted_transaction.end') s.abortedTransaction = false;
         break;
     }
@@ -184,7 +186,7 @@ async function decideParse(s: StatementSession, text: string): Promise<{ decisio
     });
     return { decision: { outcome: 'refuse', rule: 'extended.answered_statement', error }, sql: '' };
   }
-  if ((st as { target?: string }).target !== undefined && (st as { target?: string }).target !== 'warehouse') {
+  if (st.action === 'catalog') {
     // Catalog queries of Query Topics users run on the topic catalog, never the warehouse.
     const error = new GatehouseError('0A000', 'catalog queries are not supported over the extended query protocol yet', {
       hint: 'use the simple query protocol (preferQueryMode=simple in pgjdbc) for catalog queries',
@@ -222,16 +224,24 @@ function endOfAbortedTransaction(d: Extract<Decision, { outcome: 'run' }>): Deci
   return { outcome: 'refuse', rule: 'aborted_transaction', error: abortedTransaction() };
 }
 
-/** Consecutive forwarded statements go to the warehouse as one batch (one upstream Query). */
-async function execute(warehouse: WarehouseSession, statements: PlannedStatement[], sink: ResultSink): Promise<void> {
-  let batch: Extract<PlannedStatement, { action: 'forward' }>[] = [];
+/**
+ * Consecutive statements for the same upstream go as one batch (one upstream Query):
+ * forwarded ones to the warehouse, catalog queries to the session's topic catalog.
+ */
+async function execute(s: StatementSession, statements: PlannedStatement[], sink: ResultSink): Promise<void> {
+  let batch: WarehouseStatement[] = [];
+  let onCatalog = false;
   const flush = async () => {
-    if (batch.length) await warehouse.run(batch, sink);
+    if (batch.length) await (onCatalog ? await catalogOf(s) : s.warehouse).run(batch, sink);
     batch = [];
   };
   for (const st of statements) {
-    if (st.action === 'forward') {
-      batch.push(st);
+    if (st.action === 'forward' || st.action === 'catalog') {
+      if ((st.action === 'catalog') !== onCatalog) {
+        await flush();
+        onCatalog = st.action === 'catalog';
+      }
+      batch.push(st.action === 'catalog' ? st.statement : st);
       continue;
     }
     await flush();
@@ -241,6 +251,11 @@ async function execute(warehouse: WarehouseSession, statements: PlannedStatement
     await sink.drain();
   }
   await flush();
+}
+
+function catalogOf(s: StatementSession): Promise<WarehouseSession> {
+  if (!s.catalog) throw new GatehouseError('0A000', `this session has no topic catalog on connection ${s.decision.connection.name}`);
+  return s.catalog();
 }
 
 function tooLarge(limit: number): GatehouseError {

@@ -13,6 +13,7 @@ import { asksReadWrite, copyOptions, factsOf, kindOf, returnsRows } from '../sql
 import { SETTING_ALLOWLIST, SHOW_ONLY_SETTINGS } from '../sql/functions.ts';
 import { deparseOneLine, deparsePretty, quoteIdent, quoteLiteral } from '../sql/deparse.ts';
 import { applySplices } from '../sql/splice.ts';
+import { planCatalogQuery } from './catalog.ts';
 
 const cache = new LRUCache<string, Decision>({ max: 5000 });
 const topicMapIds = new WeakMap<object, number>();
@@ -62,7 +63,8 @@ async function decideUncached(ctx: DecisionContext, sql: string): Promise<Decisi
       for (const t of planned.topics) topics.add(t);
       statements.push(planned.statement);
     }
-    const rule = topics.size > 0 ? 'topic_rewrite' : ctx.level === 'query_topics' ? 'query_topics.session' : 'raw_sql';
+    const catalog = statements.some((s) => s.action === 'catalog');
+    const rule = topics.size > 0 ? 'topic_rewrite' : catalog ? 'query_topics.catalog' : ctx.level === 'query_topics' ? 'query_topics.session' : 'raw_sql';
     return { outcome: 'run', statements, rule, topics: [...topics].sort() };
   } catch (e) {
     if (e instanceof Refusal) return refusal(e.rule, e.error);
@@ -101,6 +103,8 @@ function planTopicStatement(ctx: DecisionContext, st: ParsedStatement): Planned 
     case 'SelectStmt': {
       if (body.intoClause) notForTopicUsers(ctx, 'SELECT INTO');
       if (body.lockingClause?.length) notForTopicUsers(ctx, 'SELECT FOR UPDATE/SHARE');
+      const catalog = planCatalogQuery(ctx, stmt, st.text);
+      if (catalog) return { statement: catalog, topics: [] };
       const w = new Walker(ctx, 'topics');
       w.visit(stmt, undefined);
       const topics = [...w.topicsUsed].sort();

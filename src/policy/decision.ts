@@ -28,6 +28,12 @@ export interface DecisionContext {
 
 export type PlannedStatement =
   | ({ action: 'forward'; topics: string[] } & WarehouseStatement)
+  /**
+   * A Query Topics user's catalog query (policy/catalog.ts): runs on the topic catalog
+   * (src/catalog), never on the warehouse. Its own action, and no `sql` at the top, so a
+   * path that does not know the catalog cannot forward it by mistake.
+   */
+  | { action: 'catalog'; kind: StatementKind; statement: WarehouseStatement }
   /** Gatehouse answers itself (EXPLAIN of a topic query): one text column, like EXPLAIN's "QUERY PLAN". */
   | { action: 'answer'; kind: StatementKind; column: string; rows: string[]; tag: string };
 

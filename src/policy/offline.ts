@@ -52,7 +52,7 @@ function judge(test: PolicyTest, d: Decision): { ok: boolean; problem?: string }
     d.outcome === 'refuse'
       ? `${d.error.message} ${d.error.hint ?? ''}`
       : d.outcome === 'run'
-        ? d.statements.map((s) => (s.action === 'forward' ? s.sql : s.rows.join('\n'))).join('\n')
+        ? d.statements.map((s) => (s.action === 'forward' ? s.sql : s.action === 'catalog' ? s.statement.sql : s.rows.join('\n'))).join('\n')
         : '';
   const expectOk = test.expect === got || (test.expect === 'allowed' && got === 'rewritten');
   if (!expectOk) return { ok: false, problem: `expected ${test.expect}, got ${got}${d.outcome === 'refuse' ? ` (${d.error.sqlstate}: ${d.error.message})` : ''}` };

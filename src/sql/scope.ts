@@ -1,16 +1,18 @@
 // The scope walker: visits every SELECT level of a statement with its CTE and FROM
 // scope, resolves each relation (topic, CTE, or raw), rewrites topic references into
 // their barrier subqueries, and checks functions and topic columns on the way.
-// Two modes: 'topics' (Query Topics users: every name is a topic) and 'raw'
+// Three modes: 'topics' (Query Topics users: every name is a topic), 'raw'
 // (queriers and connection admins: names resolve on the warehouse, except names in
-// the topics schema, which are topics, governed).
+// the topics schema, which are topics, governed) and 'catalog' (a Query Topics user's
+// catalog query, run on the topic catalog, which holds nothing secret: only the
+// denylists apply).
 import type { DecisionContext } from '../policy/decision.ts';
 import type { AstNode } from './parse.ts';
 import { refuse } from './refusal.ts';
 import { DENIED_RELATIONS, SETTING_ALLOWLIST, SHOW_ONLY_SETTINGS, TOPIC_FUNCTION_ALLOWLIST, isDeniedFunction } from './functions.ts';
 import { type TopicInfo, addCondition, derivedSelect, pushableCopy } from './topic.ts';
 
-export type WalkMode = 'topics' | 'raw';
+export type WalkMode = 'topics' | 'raw' | 'catalog';
 
 interface FromItem {
   /** The name the item is referred to by (alias, or relation name). */
@@ -89,7 +91,7 @@ export class Walker {
           this.visit(val, lvl);
           break;
         default:
-          if (this.mode === 'topics' && /Stmt$/.test(key)) {
+          if (this.mode !== 'raw' && /Stmt$/.test(key)) {
             // A writable CTE or any other statement nested in a query.
             refuse('query_topics.statement_kind', '42501', `${statementName(key)} is not permitted for query_topics users on connection ${this.ctx.connection.name}; query a topic: ${this.topicList()}`);
           }
@@ -153,7 +155,7 @@ export class Walker {
       this.visit(rf.functions, lvl);
       lvl.items.push({ refName: rf.alias?.aliasname });
     } else {
-      if (this.mode === 'topics') {
+      if (this.mode !== 'raw') {
         refuse('unsupported', '0A000', `${Object.keys(item)[0]} in FROM is not supported for query_topics users`);
       }
       this.visit(Object.values(item), lvl);
@@ -173,6 +175,10 @@ export class Walker {
     }
     if (DENIED_RELATIONS.has(relname) && (!schema || schema === 'pg_catalog')) {
       refuse('denied_relation', '42501', `relation "${qualified}" is not readable through Gatehouse: its statistics leak hidden values`);
+    }
+    if (this.mode === 'catalog') {
+      lvl.items.push({ refName });
+      return;
     }
     const topicsSchema = this.ctx.connection.topicsSchema;
     let topic: TopicInfo | undefined;

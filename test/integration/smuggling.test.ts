@@ -146,7 +146,7 @@ const SQLSTATE_OF_REFUSAL = /^ERROR: {2}(42501|42601|0A000): /m;
 
 describe.each(warehouses)('smuggling attempts by bob through Gatehouse on %s', (name, rulesFor) => {
   let gh: RunningGatehouse;
-  const tally = { cases: 0, refused: 0, governed: 0, twins: 0 };
+  const tally = { cases: 0, refused: 0, governed: 0, catalog: 0, twins: 0 };
 
   beforeAll(async () => {
     await ensureReference();
@@ -155,7 +155,7 @@ describe.each(warehouses)('smuggling attempts by bob through Gatehouse on %s', (
   afterAll(async () => {
     await gh?.close();
     console.log(
-      `smuggling on ${name}: ${tally.cases} cases, ${tally.refused} refused, ${tally.governed} governed, ${tally.twins} twins passed`,
+      `smuggling on ${name}: ${tally.cases} cases, ${tally.refused} refused, ${tally.governed} governed, ${tally.catalog} answered by the topic catalog, ${tally.twins} twins passed`,
     );
   });
 
@@ -175,6 +175,12 @@ describe.each(warehouses)('smuggling attempts by bob through Gatehouse on %s', (
         expect(r.stderr, c.sql).toMatch(SQLSTATE_OF_REFUSAL);
         expect(r.stdout, 'nothing of a refused statement runs').toBe('');
         tally.refused++;
+      } else if (c.expect === 'catalog') {
+        // The topic catalog answers (or errors: `'employees'::regclass` is 42P01 there): nothing of the warehouse's catalog.
+        expect(r.stdout, c.sql).not.toMatch(/\b(employees|email|ssn|salary)\b/);
+        if (r.code === 0) expect(r.stdout, c.sql).not.toBe('');
+        else expect(r.stderr, c.sql).toMatch(/^ERROR: {2}(42P01|42501|0A000): /m);
+        tally.catalog++;
       } else {
         await expectGovernedAnswer(c.sql, r);
         tally.governed++;

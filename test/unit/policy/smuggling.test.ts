@@ -15,6 +15,8 @@ describe('smuggling attempts by bob (query_topics, region EMEA)', () => {
       if (c.expect === 'refused') {
         expect(d.outcome, JSON.stringify(d)).toBe('refuse');
         if (d.outcome === 'refuse') expect(['42501', '42601', '0A000']).toContain(d.error.sqlstate);
+      } else if (c.expect === 'catalog') {
+        expect(d.outcome === 'run' && d.statements.map((s) => s.action), JSON.stringify(d)).toEqual(['catalog']);
       } else {
         expect(d.outcome, JSON.stringify(d)).toBe('run');
         if (d.outcome === 'run') {
@@ -35,7 +37,7 @@ describe('smuggling attempts by bob (query_topics, region EMEA)', () => {
       if (d.outcome !== 'run') return;
       // Every topic read by the twin is behind bob's filter.
       for (const s of d.statements) {
-        const text = s.action === 'forward' ? s.sql : s.rows.join('\n');
+        const text = s.action === 'forward' ? s.sql : s.action === 'catalog' ? s.statement.sql : s.rows.join('\n');
         const bases = text.match(/FROM public\.(orders|customers)/g) ?? [];
         const filtered = text.match(/FROM public\.(orders|customers)\s+WHERE\s+region = 'EMEA'/g) ?? [];
         expect(filtered.length).toBe(bases.length);

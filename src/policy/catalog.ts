@@ -1,0 +1,104 @@
+// Which of a Query Topics user's SELECTs are catalog queries, answered by the topic
+// catalog (src/catalog: empty tables shaped like the topics) instead of the warehouse.
+//
+// The rule: a SELECT (WITH, VALUES, TABLE) whose relations are all catalog relations
+// (schema pg_catalog or information_schema, or an unqualified pg_* name that is not a
+// topic: pg_catalog comes first on the search path) goes to the catalog; so does one
+// that reads no relation at all but calls a function or casts to a reg* type that the
+// topic path does not allow (`SELECT version()`, `'orders'::regclass`). Only the
+// denylists hold there (pg_stats, dblink, pg_read_file...): the catalog database has
+// nothing to hide. A statement that reads both catalog relations and topics is refused
+// (0A000): the two live in different databases. Anything else takes the topic path.
+import type { AstNode } from '../sql/parse.ts';
+import { refuse } from '../sql/refusal.ts';
+import { Walker } from '../sql/scope.ts';
+import { TOPIC_FUNCTION_ALLOWLIST } from '../sql/functions.ts';
+import type { DecisionContext, PlannedStatement } from './decision.ts';
+
+export const CATALOG_SCHEMAS: ReadonlySet<string> = new Set(['pg_catalog', 'information_schema']);
+
+export interface RelationNames {
+  /** Catalog relations, as written. */
+  catalog: string[];
+  /** Everything else (topics, or names that are not topics), as written. */
+  other: string[];
+}
+
+/**
+ * The relations a statement names, CTE references left out. Conservative about scope
+ * (a name of any CTE of the statement counts as a CTE reference): what goes wrong that
+ * way lands on the catalog, whose tables are empty, never on the warehouse.
+ */
+export function relationNames(stmt: AstNode, topics: ReadonlyMap<string, unknown>): RelationNames {
+  const ctes = new Set<string>();
+  const vars: AstNode[] = [];
+  const walk = (node: unknown): void => {
+    if (Array.isArray(node)) {
+      for (const n of node) walk(n);
+      return;
+    }
+    if (!node || typeof node !== 'object') return;
+    for (const [key, val] of Object.entries(node as AstNode)) {
+      if (key === 'RangeVar') vars.push(val);
+      else if (key === 'CommonTableExpr') ctes.add(val.ctename);
+      walk(val);
+    }
+  };
+  walk(stmt);
+  const out: RelationNames = { catalog: [], other: [] };
+  for (const rv of vars) {
+    const schema: string | undefined = rv.schemaname;
+    const name: string = rv.relname;
+    const written = [rv.catalogname, schema, name].filter(Boolean).join('.');
+    if (!schema && !rv.catalogname && ctes.has(name)) continue;
+    const isCatalog = schema ? CATALOG_SCHEMAS.has(schema) : name.startsWith('pg_') && !topics.has(name);
+    (isCatalog ? out.catalog : out.other).push(written);
+  }
+  return out;
+}
+
+/** A function or a reg* cast that only the catalog answers: not on the topic allowlist. */
+function callsCatalogFunctions(stmt: AstNode): boolean {
+  let found = false;
+  const walk = (node: unknown): void => {
+    if (found || !node || typeof node !== 'object') return;
+    if (Array.isArray(node)) {
+      for (const n of node) walk(n);
+      return;
+    }
+    for (const [key, val] of Object.entries(node as AstNode)) {
+      if (key === 'FuncCall') {
+        const names: string[] = (val.funcname ?? []).map((n: AstNode) => n.String?.sval ?? '');
+        const schema = names.length > 1 ? names[names.length - 2] : undefined;
+        if ((schema && schema !== 'pg_catalog') || !TOPIC_FUNCTION_ALLOWLIST.has(names[names.length - 1] ?? '')) found = true;
+      } else if (key === 'TypeCast') {
+        const names: string[] = (val.typeName?.names ?? []).map((n: AstNode) => n.String?.sval ?? '');
+        if (/^reg[a-z]+$/.test(names[names.length - 1] ?? '')) found = true;
+      }
+      walk(val);
+    }
+  };
+  walk(stmt);
+  return found;
+}
+
+/**
+ * The plan of a catalog query (one SELECT statement, wrapped node), or undefined when
+ * it is not one. Refuses (0A000) a statement that mixes catalog relations and topics.
+ */
+export function planCatalogQuery(ctx: DecisionContext, stmt: AstNode, text: string): PlannedStatement | undefined {
+  const rel = relationNames(stmt, ctx.topics);
+  if (rel.catalog.length === 0 && (rel.other.length > 0 || !callsCatalogFunctions(stmt))) return undefined;
+  if (rel.other.length > 0) {
+    refuse(
+      'query_topics.catalog_mix',
+      '0A000',
+      `a statement cannot read both catalog relations (${rel.catalog[0]}) and topics (${rel.other[0]}) on connection ${ctx.connection.name}`,
+      { hint: 'query the catalog and the topics in separate statements' },
+    );
+  }
+  // Denied relations (pg_stats) and functions, nested statements: refused as everywhere.
+  new Walker(ctx, 'catalog').visit(stmt, undefined);
+  // The client's own text: nothing in it is rewritten, and a deparse could change a name.
+  return { action: 'catalog', kind: 'select', statement: { sql: text, kind: 'select', returnsRows: true } };
+}
