@@ -134,11 +134,17 @@ describe.each(warehouses)('the catalog bob sees, on %s', (name, rulesFor) => {
     expect(deniedFn.code).toBe('42501');
   });
 
-  it('a catalog query over the extended protocol is 0A000 for now, never sent to the warehouse', async () => {
+  it('catalog queries over the extended protocol run on the topic catalog too, named statements included', async () => {
     const c = await pgClient(gh, BOB);
     try {
-      await expect(c.query({ text: 'SELECT relname FROM pg_catalog.pg_class WHERE relname = $1', values: ['employees'] })).rejects.toMatchObject({ code: '0A000' });
+      const q = 'SELECT relname FROM pg_catalog.pg_class WHERE relname = $1';
+      expect((await c.query({ text: q, values: ['employees'] })).rows).toEqual([]);
+      expect((await c.query({ text: q, values: ['orders'] })).rows).toEqual([{ relname: 'orders' }]);
+      const named = { name: 'cols', text: 'SELECT column_name FROM information_schema.columns WHERE table_name = $1 ORDER BY ordinal_position' };
+      expect((await c.query({ ...named, values: ['customers'] })).rows.map((r) => r.column_name)).toEqual(['id', 'name', 'region', 'created_at']);
       expect((await c.query({ text: 'SELECT count(*)::int AS n FROM orders WHERE region = $1', values: ['EMEA'] })).rows).toEqual([{ n: 1667 }]);
+      expect((await c.query({ ...named, values: ['employees'] })).rows).toEqual([]);
+      await expect(c.query({ text: 'SELECT * FROM pg_stats WHERE tablename = $1', values: ['orders'] })).rejects.toMatchObject({ code: '42501' });
     } finally {
       await c.end();
     }

@@ -4,17 +4,22 @@ import type { AuditSink, StatementRecord } from '../../src/audit/audit.ts';
 import { runExtended, type StatementSession } from '../../src/pipeline.ts';
 import type { TxStatus, WarehouseSession } from '../../src/warehouses/types.ts';
 import type { ExtendedStep } from '../../src/wire/messages.ts';
+import { frame } from '../../src/warehouses/pg-framing.ts';
+import type { ResultSink } from '../../src/wire/sink.ts';
 import { CollectingSink } from '../helpers/collecting-sink.ts';
 import { bob, carol, typedTopics } from './policy/demo-context.ts';
 
 class FakeWarehouse implements WarehouseSession {
   txStatus: TxStatus = 'I';
   batches: ExtendedStep[][] = [];
+  /** Answer the next batches with an ErrorResponse, as an upstream whose statement failed. */
+  failing = false;
   async run(): Promise<TxStatus> {
     return this.txStatus;
   }
-  async runExtended(batch: ExtendedStep[]): Promise<TxStatus> {
+  async runExtended(batch: ExtendedStep[], sink: ResultSink): Promise<TxStatus> {
     this.batches.push(batch);
+    if (this.failing) sink.relay(frame(0x45, Buffer.from('SERROR\0C42P01\0Mrelation does not exist\0\0')));
     return this.txStatus;
   }
   async close(): Promise<void> {}
@@ -22,16 +27,30 @@ class FakeWarehouse implements WarehouseSession {
 
 function session(decision = bob) {
   const warehouse = new FakeWarehouse();
+  const catalog = new FakeWarehouse();
+  let catalogOpens = 0;
   const records: StatementRecord[] = [];
   const audit = { statement: (r: StatementRecord) => records.push(r), event: () => {} } as unknown as AuditSink;
-  const s: StatementSession = { decision, warehouse, audit, policyVersion: 'v', maxStatementBytes: 1 << 20, clientAddress: '127.0.0.1' };
-  return { s, warehouse, records };
+  const s: StatementSession = {
+    decision, warehouse, audit, policyVersion: 'v', maxStatementBytes: 1 << 20, clientAddress: '127.0.0.1',
+    catalog: async () => {
+      catalogOpens++;
+      return catalog;
+    },
+  };
+  return { s, warehouse, catalog, records, catalogOpens: () => catalogOpens };
 }
+
+/** Every SQL text a fake upstream was asked to prepare. */
+const parsed = (w: FakeWarehouse) => w.batches.flat().flatMap((m) => (m.type === 'Parse' ? [m.query] : []));
 
 const parse = (query: string, name = ''): ExtendedStep => ({ type: 'Parse', name, query, paramTypes: [] });
 const bind = (statement = '', values: string[] = []): ExtendedStep => ({
   type: 'Bind', portal: '', statement, paramFormats: [], params: values.map((v) => Buffer.from(v)), resultFormats: [],
 });
+const bindPortal = (portal: string, statement: string): ExtendedStep => ({ ...(bind(statement) as Extract<ExtendedStep, { type: 'Bind' }>), portal });
+const describeS = (name: string): ExtendedStep => ({ type: 'Describe', kind: 'S', name });
+const closeS = (name: string): ExtendedStep => ({ type: 'Close', kind: 'S', name });
 const describeP: ExtendedStep = { type: 'Describe', kind: 'P', name: '' };
 const execute: ExtendedStep = { type: 'Execute', portal: '', maxRows: 0 };
 
@@ -121,5 +140,116 @@ describe('runExtended', () => {
     warehouse.txStatus = 'I';
     expect(await runExtended(s, [parse('COMMIT'), bind(), execute], sink)).toBe('I');
     expect((warehouse.batches[before][0] as { query: string }).query).toBe('ROLLBACK');
+  });
+
+  describe("bob's catalog queries run on the topic catalog", () => {
+    const PG_CLASS = 'SELECT relname FROM pg_catalog.pg_class WHERE relname = $1';
+    const TABLES = "SELECT table_name FROM information_schema.tables WHERE table_schema = $1";
+
+    it('a batch of catalog statements goes to the catalog, as the client wrote it, and nothing to the warehouse', async () => {
+      const { s, warehouse, catalog, records } = session();
+      const sink = new CollectingSink();
+      const b = [parse(PG_CLASS), bind('', ['employees']), describeP, execute];
+      expect(await runExtended(s, b, sink)).toBe('I');
+      expect(catalog.batches).toEqual([b]);
+      expect(warehouse.batches).toEqual([]);
+      expect(sink.errors()).toEqual([]);
+      expect(records).toMatchObject([{ decision: 'answered', statement: PG_CLASS }]);
+    });
+
+    it('never sends a catalog statement to the warehouse, nor a topic statement to the catalog, across batches and names', async () => {
+      const { s, warehouse, catalog } = session();
+      const sink = new CollectingSink();
+      await runExtended(s, [parse(PG_CLASS, 'cat'), bind('cat', ['orders']), execute], sink);
+      await runExtended(s, [parse('SELECT count(*) FROM orders WHERE id > $1', 'top'), bind('top', ['0']), execute], sink);
+      // Later batches bind each name where it was prepared; portals execute where they were bound.
+      await runExtended(s, [bind('cat', ['customers']), describeS('cat'), execute], sink);
+      await runExtended(s, [bind('top', ['5']), describeS('top'), execute], sink);
+      await runExtended(s, [bindPortal('p1', 'cat'), bindPortal('p2', 'top')], sink);
+      await runExtended(s, [{ type: 'Execute', portal: 'p1', maxRows: 0 }, { type: 'Execute', portal: 'p2', maxRows: 0 }], sink);
+      expect(sink.errors()).toEqual([]);
+      expect(parsed(catalog)).toEqual([PG_CLASS]);
+      expect(parsed(warehouse)).toHaveLength(1);
+      expect(parsed(warehouse)[0]).toMatch(/FROM public\.orders WHERE region = 'EMEA' OFFSET 0/);
+      const names = (w: FakeWarehouse) =>
+        w.batches.flat().map((m) => (m.type === 'Bind' ? `B:${m.statement}>${m.portal}` : m.type === 'Execute' ? `E:${m.portal}` : m.type === 'Describe' ? `D:${m.name}` : `P:${m.name}`));
+      expect(names(catalog)).toEqual(['P:cat', 'B:cat>', 'E:', 'B:cat>', 'D:cat', 'E:', 'B:cat>p1', 'E:p1']);
+      expect(names(warehouse)).toEqual(['P:top', 'B:top>', 'E:', 'B:top>', 'D:top', 'E:', 'B:top>p2', 'E:p2']);
+      // Closed on the catalog, the name is gone: binding it again is 26000 and reaches neither.
+      await runExtended(s, [closeS('cat')], sink);
+      expect(catalog.batches.at(-1)).toEqual([closeS('cat')]);
+      const before = [catalog.batches.length, warehouse.batches.length];
+      await runExtended(s, [bind('cat', ['x']), execute], sink);
+      expect(sink.errors()).toMatchObject([{ C: '26000' }]);
+      expect([catalog.batches.length, warehouse.batches.length]).toEqual(before);
+    });
+
+    it("the unnamed statement follows the last Parse: a topic query after a catalog query is the warehouse's", async () => {
+      const { s, warehouse, catalog } = session();
+      const sink = new CollectingSink();
+      await runExtended(s, [parse(TABLES), bind('', ['public']), execute], sink);
+      await runExtended(s, [parse('SELECT region FROM orders WHERE id = $1'), bind('', ['1']), execute], sink);
+      await runExtended(s, [bind('', ['2']), execute], sink);
+      expect(catalog.batches).toHaveLength(1);
+      expect(warehouse.batches).toHaveLength(2);
+      expect(warehouse.batches[1]).toEqual([bind('', ['2']), execute]);
+    });
+
+    it('a batch mixing targets is split where the target changes, in order (BEGIN with a metadata query; a Close with the next Parse)', async () => {
+      const { s, warehouse, catalog } = session();
+      const sink = new CollectingSink();
+      await runExtended(s, [parse('SELECT id FROM orders WHERE id = $1', 'S_1'), bind('S_1', ['1']), execute], sink);
+      warehouse.batches.length = 0;
+      const begin = [parse('BEGIN'), bind(), execute];
+      const meta = [parse(TABLES, 'S_2'), bind('S_2', ['public']), describeP, execute];
+      await runExtended(s, [closeS('S_1'), ...begin, ...meta, parse('COMMIT'), bind(), execute], sink);
+      expect(warehouse.batches).toEqual([[closeS('S_1'), ...begin], [parse('COMMIT'), bind(), execute]]);
+      expect(catalog.batches).toEqual([meta]);
+      expect(sink.errors()).toEqual([]);
+    });
+
+    it('after a part that answered an error, the rest of a split batch is skipped, as PostgreSQL skips to Sync', async () => {
+      const { s, warehouse, catalog } = session();
+      const sink = new CollectingSink();
+      catalog.failing = true;
+      await runExtended(s, [parse(PG_CLASS), bind('', ['x']), execute, parse('SELECT count(*) FROM orders'), bind(), execute], sink);
+      expect(catalog.batches).toHaveLength(1);
+      expect(warehouse.batches).toEqual([]);
+      expect(sink.errors()).toMatchObject([{ C: '42P01' }]);
+      catalog.failing = false;
+      warehouse.failing = true;
+      await runExtended(s, [parse('SELECT count(*) FROM orders'), bind(), execute, parse(PG_CLASS), bind('', ['x']), execute], sink);
+      expect(warehouse.batches).toHaveLength(1);
+      expect(catalog.batches).toHaveLength(1);
+    });
+
+    it('a refused catalog Parse (pg_stats) or a catalog query mixed with a topic reaches neither upstream', async () => {
+      const { s, warehouse, catalog, catalogOpens } = session();
+      const sink = new CollectingSink();
+      await runExtended(s, [parse(PG_CLASS), bind('', ['x']), execute, parse("SELECT * FROM pg_stats WHERE tablename = $1"), bind('', ['orders']), execute], sink);
+      await runExtended(s, [parse('SELECT c.relname, o.id FROM pg_catalog.pg_class c JOIN orders o ON o.id = $1')], sink);
+      expect(sink.errors()).toMatchObject([{ C: '42501' }, { C: '0A000' }]);
+      expect(catalog.batches).toEqual([]);
+      expect(warehouse.batches).toEqual([]);
+      expect(catalogOpens()).toBe(0);
+    });
+
+    it("carol's catalog queries are raw SQL: they go to the warehouse and never open a catalog", async () => {
+      const { s, warehouse, catalog, catalogOpens } = session(carol);
+      const sink = new CollectingSink();
+      await runExtended(s, [parse(PG_CLASS), bind('', ['employees']), execute], sink);
+      expect(parsed(warehouse)).toEqual([PG_CLASS]);
+      expect(catalog.batches).toEqual([]);
+      expect(catalogOpens()).toBe(0);
+    });
+
+    it('a session without a topic catalog answers 0A000 and runs none of the batch', async () => {
+      const { s, warehouse } = session();
+      delete s.catalog;
+      const sink = new CollectingSink();
+      await runExtended(s, [parse('BEGIN'), bind(), execute, parse(PG_CLASS), bind('', ['x']), execute], sink);
+      expect(sink.errors()).toMatchObject([{ C: '0A000' }]);
+      expect(warehouse.batches).toEqual([]);
+    });
   });
 });
