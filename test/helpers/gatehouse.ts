@@ -6,6 +6,7 @@ import { join, resolve } from 'node:path';
 import pg from 'pg';
 import pino from 'pino';
 import { type RunningGatehouse, serve } from '../../src/serve.ts';
+import { createAcmeWarehouse, requirePostgres } from './servers.ts';
 
 export const DEMO_RULES = resolve(import.meta.dirname, '../../rules');
 export const DEMO_PASSWORD = 'gatehouse-demo';
@@ -20,6 +21,37 @@ export function demoRulesWith(acmeWarehouseYaml: string): string {
   cpSync(DEMO_RULES, dir, { recursive: true });
   writeFileSync(join(dir, 'acme/connections/warehouse.yaml'), acmeWarehouseYaml);
   return dir;
+}
+
+/** acme's `warehouse` connection on a database of the local PostgreSQL, through the least-privilege account. */
+export function postgresWarehouseYaml(database: string): string {
+  return `kind: postgres
+host: 127.0.0.1
+port: 5432
+database: ${database}
+user: gatehouse_reader
+permissions:
+  default: no_access
+  groups:
+    sales-emea: query_topics
+    sales-leads: query_topics
+    analysts: querier
+`;
+}
+
+/** The demo rules with acme's warehouse on the local PostgreSQL `database`, filled with acme's data first. */
+export async function demoRulesOnPostgres(database: string): Promise<string> {
+  await requirePostgres();
+  createAcmeWarehouse(database, resolve(DEMO_RULES, 'acme/data/acme.sql'));
+  return demoRulesWith(postgresWarehouseYaml(database));
+}
+
+/** The two warehouses the end-to-end suites run on (for describe.each): the embedded demo, and acme's data on PostgreSQL. */
+export function demoWarehouses(database: string): [string, () => Promise<string>][] {
+  return [
+    ['embedded (PGlite)', async () => DEMO_RULES],
+    ['postgres (local server, least-privilege account)', () => demoRulesOnPostgres(database)],
+  ];
 }
 
 export interface PsqlResult {

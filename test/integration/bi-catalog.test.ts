@@ -8,8 +8,7 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningGatehouse } from '../../src/serve.ts';
-import { DEMO_PASSWORD, DEMO_RULES, demoRulesWith, startGatehouse } from '../helpers/gatehouse.ts';
-import { createAcmeWarehouse, requirePostgres } from '../helpers/servers.ts';
+import { DEMO_PASSWORD, demoWarehouses, startGatehouse } from '../helpers/gatehouse.ts';
 
 const PG_DATABASE = 'gatehouse_it_bi_catalog';
 const JDBC_JAR = '/usr/share/java/postgresql.jar';
@@ -17,28 +16,7 @@ const PYTHON = '/usr/bin/python3';
 const BOB = 'bob@acme.example';
 const CAROL = 'carol@acme.example';
 
-const warehouses: [string, () => Promise<string>][] = [
-  ['embedded (PGlite)', async () => DEMO_RULES],
-  [
-    'postgres (local server, least-privilege account)',
-    async () => {
-      await requirePostgres();
-      createAcmeWarehouse(PG_DATABASE, resolve(DEMO_RULES, 'acme/data/acme.sql'));
-      return demoRulesWith(`kind: postgres
-host: 127.0.0.1
-port: 5432
-database: ${PG_DATABASE}
-user: gatehouse_reader
-permissions:
-  default: no_access
-  groups:
-    sales-emea: query_topics
-    sales-leads: query_topics
-    analysts: querier
-`);
-    },
-  ],
-];
+const warehouses = demoWarehouses(PG_DATABASE);
 
 function run(cmd: string, args: string[]): Promise<string> {
   return new Promise((done, fail) => {

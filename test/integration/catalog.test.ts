@@ -4,13 +4,11 @@
 // topics), so \dt, \d, information_schema and pg_class show customers and orders with
 // their allowed fields and real types, and nothing else; carol's run on the warehouse.
 import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadRules } from '../../src/config/load.ts';
 import { decideOffline } from '../../src/policy/offline.ts';
 import type { RunningGatehouse } from '../../src/serve.ts';
-import { DEMO_RULES, asUser, demoRulesWith, pgClient, psql, startGatehouse } from '../helpers/gatehouse.ts';
-import { createAcmeWarehouse, requirePostgres } from '../helpers/servers.ts';
+import { asUser, demoWarehouses, pgClient, psql, startGatehouse } from '../helpers/gatehouse.ts';
 
 const PG_DATABASE = 'gatehouse_it_catalog';
 const BOB = 'bob@acme.example';
@@ -18,28 +16,7 @@ const CORPUS = '/work/shared/corpus/client-queries.json';
 /** Anything of the warehouse that bob's catalog must never show. */
 const HIDDEN = /\b(employees|email|ssn|salary)\b/;
 
-const warehouses: [string, () => Promise<string>][] = [
-  ['embedded (PGlite)', async () => DEMO_RULES],
-  [
-    'postgres (local server, least-privilege account)',
-    async () => {
-      await requirePostgres();
-      createAcmeWarehouse(PG_DATABASE, resolve(DEMO_RULES, 'acme/data/acme.sql'));
-      return demoRulesWith(`kind: postgres
-host: 127.0.0.1
-port: 5432
-database: ${PG_DATABASE}
-user: gatehouse_reader
-permissions:
-  default: no_access
-  groups:
-    sales-emea: query_topics
-    sales-leads: query_topics
-    analysts: querier
-`);
-    },
-  ],
-];
+const warehouses = demoWarehouses(PG_DATABASE);
 
 const lines = (stdout: string) => stdout.trim().split('\n');
 

@@ -6,35 +6,12 @@ import { resolve } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningGatehouse } from '../../src/serve.ts';
-import { DEMO_PASSWORD, DEMO_RULES, demoRulesWith, pgClient } from '../helpers/gatehouse.ts';
-import { startGatehouse } from '../helpers/gatehouse.ts';
-import { createAcmeWarehouse, requirePostgres } from '../helpers/servers.ts';
+import { DEMO_PASSWORD, demoWarehouses, pgClient, startGatehouse } from '../helpers/gatehouse.ts';
 
 const PG_DATABASE = 'gatehouse_it_acme_ext';
 const JDBC_JAR = '/usr/share/java/postgresql.jar';
 
-const warehouses: [string, () => Promise<string>][] = [
-  ['embedded (PGlite)', async () => DEMO_RULES],
-  [
-    'postgres (local server, least-privilege account)',
-    async () => {
-      await requirePostgres();
-      createAcmeWarehouse(PG_DATABASE, resolve(DEMO_RULES, 'acme/data/acme.sql'));
-      return demoRulesWith(`kind: postgres
-host: 127.0.0.1
-port: 5432
-database: ${PG_DATABASE}
-user: gatehouse_reader
-permissions:
-  default: no_access
-  groups:
-    sales-emea: query_topics
-    sales-leads: query_topics
-    analysts: querier
-`);
-    },
-  ],
-];
+const warehouses = demoWarehouses(PG_DATABASE);
 
 function jdbc(port: number, user: string): Promise<{ stdout: string; stderr: string }> {
   return new Promise((done, fail) => {

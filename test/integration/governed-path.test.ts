@@ -1,35 +1,12 @@
 // The product's spine, end to end: real psql and pg through Gatehouse to the
 // embedded demo warehouse and to the local PostgreSQL, as each demo user.
-import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningGatehouse } from '../../src/serve.ts';
-import { DEMO_RULES, asUser, demoRulesWith, pgClient, psql, startGatehouse } from '../helpers/gatehouse.ts';
-import { createAcmeWarehouse, requirePostgres } from '../helpers/servers.ts';
+import { asUser, demoWarehouses, pgClient, psql, startGatehouse } from '../helpers/gatehouse.ts';
 
 const PG_DATABASE = 'gatehouse_it_acme';
 
-const warehouses: [string, () => Promise<string>][] = [
-  ['embedded (PGlite)', async () => DEMO_RULES],
-  [
-    'postgres (local server, least-privilege account)',
-    async () => {
-      await requirePostgres();
-      createAcmeWarehouse(PG_DATABASE, resolve(DEMO_RULES, 'acme/data/acme.sql'));
-      return demoRulesWith(`kind: postgres
-host: 127.0.0.1
-port: 5432
-database: ${PG_DATABASE}
-user: gatehouse_reader
-permissions:
-  default: no_access
-  groups:
-    sales-emea: query_topics
-    sales-leads: query_topics
-    analysts: querier
-`);
-    },
-  ],
-];
+const warehouses = demoWarehouses(PG_DATABASE);
 
 describe.each(warehouses)('governed path on %s', (_name, rulesFor) => {
   let gh: RunningGatehouse;

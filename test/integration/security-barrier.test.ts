@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decide } from '../../src/policy/decide.ts';
 import type { RunningGatehouse } from '../../src/serve.ts';
 import type { Topic } from '../../src/config/model.ts';
-import { DEMO_RULES, asUser, demoRulesWith, startGatehouse } from '../helpers/gatehouse.ts';
+import { DEMO_RULES, asUser, demoRulesWith, postgresWarehouseYaml, startGatehouse } from '../helpers/gatehouse.ts';
 import { createAcmeWarehouse, psqlAdmin, requirePostgres } from '../helpers/servers.ts';
 import { ctxFor, customers, orders } from '../unit/policy/demo-context.ts';
 
@@ -77,18 +77,7 @@ function setUp(): Promise<void> {
 }
 
 const pgRules = () =>
-  demoRulesWith(`kind: postgres
-host: 127.0.0.1
-port: 5432
-database: ${DB}
-user: gatehouse_reader
-permissions:
-  default: no_access
-  groups:
-    sales-emea: query_topics
-    sales-leads: query_topics
-    analysts: querier
-`);
+  demoRulesWith(postgresWarehouseYaml(DB));
 
 describe('(a) conditions that would fail on hidden rows, on PostgreSQL', () => {
   let gh: RunningGatehouse;

@@ -16,7 +16,7 @@ import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningGatehouse } from '../../src/serve.ts';
 import { smugglingCases } from '../fixtures/smuggling.ts';
-import { DEMO_PASSWORD, DEMO_RULES, demoRulesWith, startGatehouse } from '../helpers/gatehouse.ts';
+import { DEMO_PASSWORD, DEMO_RULES, demoRulesWith, postgresWarehouseYaml, startGatehouse } from '../helpers/gatehouse.ts';
 import { PG, createAcmeWarehouse, psqlAdmin, requirePostgres } from '../helpers/servers.ts';
 
 const DB = 'gatehouse_it_smuggle';
@@ -104,18 +104,7 @@ const warehouses: [string, () => Promise<string>][] = [
   [
     'postgres (local server, least-privilege account)',
     async () =>
-      demoRulesWith(`kind: postgres
-host: 127.0.0.1
-port: 5432
-database: ${DB}
-user: gatehouse_reader
-permissions:
-  default: no_access
-  groups:
-    sales-emea: query_topics
-    sales-leads: query_topics
-    analysts: querier
-`),
+      demoRulesWith(postgresWarehouseYaml(DB)),
   ],
 ];
 

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEMO_RULES, demoRulesWith, psql } from '../helpers/gatehouse.ts';
+import { DEMO_RULES, demoRulesWith, postgresWarehouseYaml, psql } from '../helpers/gatehouse.ts';
 import { RawClient } from '../helpers/raw-client.ts';
 import { createAcmeWarehouse, requirePostgres } from '../helpers/servers.ts';
 
@@ -115,17 +115,7 @@ describe('a 1,000,000-row result through a Gatehouse with a 64 MB heap, read slo
       await requirePostgres();
       createAcmeWarehouse(PG_DATABASE, resolve(DEMO_RULES, 'acme/data/acme.sql'));
       const rules = acmeOnly(
-        demoRulesWith(`kind: postgres
-host: 127.0.0.1
-port: 5432
-database: ${PG_DATABASE}
-user: gatehouse_reader
-permissions:
-  default: no_access
-  groups:
-    sales-emea: query_topics
-    analysts: querier
-`),
+        demoRulesWith(postgresWarehouseYaml(PG_DATABASE)),
       );
       gh = await spawnGatehouse(rules);
     });
