@@ -1,7 +1,8 @@
 // runExtended in messages and decisions: what reaches the warehouse for a batch, and what never does.
 import { describe, expect, it } from 'vitest';
 import type { AuditSink, StatementRecord } from '../../src/audit/audit.ts';
-import { runExtended, type StatementSession } from '../../src/pipeline.ts';
+import { runExtended } from '../../src/pipeline-extended.ts';
+import type { StatementSession } from '../../src/pipeline.ts';
 import type { TxStatus, WarehouseSession } from '../../src/warehouses/types.ts';
 import type { ExtendedStep } from '../../src/wire/messages.ts';
 import { frame } from '../../src/warehouses/pg-framing.ts';
