@@ -2,7 +2,7 @@
 // up to Sync, decided whole with the same decide() as a simple Query (pipeline.ts), then
 // relayed to the warehouse or the session's topic catalog.
 import type { StatementRecord } from './audit/audit.ts';
-import { GatehouseError, asClientError } from './errors.ts';
+import { GatehouseError } from './errors.ts';
 import type { Decision } from './policy/decision.ts';
 import { decide } from './policy/decide.ts';
 import {
@@ -11,6 +11,7 @@ import {
   auditRecord,
   catalogOf,
   endOfAbortedTransaction,
+  failStatement,
   tooLarge,
 } from './pipeline.ts';
 import { messages } from './warehouses/pg-framing.ts';
@@ -131,15 +132,7 @@ export async function runExtended(s: StatementSession, batch: ExtendedStep[], si
       if (endsAborted) s.abortedTransaction = false;
     }
   } catch (e) {
-    const err = asClientError(e);
-    for (const r of records) {
-      r.upstream_error = err.message;
-      r.sqlstate = err.sqlstate;
-    }
-    if (err.sqlstate === '08006') throw new GatehouseError('08006', err.message, { severity: 'FATAL', detail: err.detail, hint: err.hint });
-    if (!sink.closed) sink.error(err);
-    if (s.warehouse.txStatus !== 'I') s.abortedTransaction = true;
-    if (!(e instanceof GatehouseError)) throw e;
+    failStatement(s, e, sink, records);
   } finally {
     const ms = Math.round((performance.now() - started) * 1000) / 1000;
     for (const r of records) {

@@ -63,21 +63,31 @@ export async function runQuery(s: StatementSession, sql: string, sink: ResultSin
     }
     if (decision.outcome === 'refuse' && s.warehouse.txStatus !== 'I') s.abortedTransaction = true;
   } catch (e) {
-    const err = asClientError(e);
-    record.upstream_error = err.message;
-    record.sqlstate = err.sqlstate;
-    // 08006: the warehouse session is gone for good. End the client's session with a FATAL
-    // (the wire layer closes after it), as PostgreSQL does when its backend dies, so psql
-    // resets and pools reconnect instead of getting 08006 for every later statement.
-    if (err.sqlstate === '08006') throw new GatehouseError('08006', err.message, { severity: 'FATAL', detail: err.detail, hint: err.hint });
-    if (!sink.closed) sink.error(err);
-    if (s.warehouse.txStatus !== 'I') s.abortedTransaction = true;
-    if (!(e instanceof GatehouseError)) throw e;
+    failStatement(s, e, sink, [record]);
   } finally {
     record.duration_ms = Math.round((performance.now() - started) * 1000) / 1000;
     s.audit.statement(record);
   }
   return s.abortedTransaction ? 'E' : s.warehouse.txStatus;
+}
+
+/**
+ * A statement that failed while running (upstream lost, internal fault): the error goes to
+ * the audit records and the client, and an open transaction is aborted. 08006 means the
+ * warehouse session is gone for good: it ends the client's session with a FATAL (the wire
+ * layer closes after it), as PostgreSQL does when its backend dies, so psql resets and pools
+ * reconnect. Internal faults are rethrown for the server log after the client is answered.
+ */
+export function failStatement(s: StatementSession, e: unknown, sink: ResultSink, records: StatementRecord[]): void {
+  const err = asClientError(e);
+  for (const r of records) {
+    r.upstream_error = err.message;
+    r.sqlstate = err.sqlstate;
+  }
+  if (err.sqlstate === '08006') throw new GatehouseError('08006', err.message, { severity: 'FATAL', detail: err.detail, hint: err.hint });
+  if (!sink.closed) sink.error(err);
+  if (s.warehouse.txStatus !== 'I') s.abortedTransaction = true;
+  if (!(e instanceof GatehouseError)) throw e;
 }
 
 export function abortedTransaction(): GatehouseError {
