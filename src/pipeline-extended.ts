@@ -5,6 +5,8 @@ import type { StatementRecord } from './audit/audit.ts';
 import { GatehouseError } from './errors.ts';
 import type { Decision } from './policy/decision.ts';
 import { decide } from './policy/decide.ts';
+import { checkParameterTypes } from './sql/allowlist.ts';
+import { Refusal } from './sql/refusal.ts';
 import {
   type StatementSession,
   abortedTransaction,
@@ -66,7 +68,7 @@ export async function runExtended(s: StatementSession, batch: ExtendedStep[], si
   let endsAborted = false;
   for (const m of batch) {
     if (m.type === 'Parse') {
-      const { decision, sql, target } = await decideParse(s, m.query);
+      const { decision, sql, target } = await decideParse(s, m.query, m.paramTypes);
       records.push(auditRecord(s, m.query, decision));
       if (decision.outcome === 'refuse') {
         s.onRefusal?.(decision.rule, decision.error);
@@ -173,11 +175,12 @@ function errorWatch(sink: ResultSink): { sink: ResultSink; failed: () => boolean
 }
 
 /** The decision for one Parse: what a simple Query of its text would get, narrowed to one statement. */
-async function decideParse(s: StatementSession, text: string): Promise<{ decision: Decision; sql: string; target: ExtendedTarget }> {
+async function decideParse(s: StatementSession, text: string, paramTypes: readonly number[]): Promise<{ decision: Decision; sql: string; target: ExtendedTarget }> {
   let decision: Decision =
     Buffer.byteLength(text) > s.maxStatementBytes
       ? { outcome: 'refuse', rule: 'statement_size', error: tooLarge(s.maxStatementBytes) }
       : await decide(s.decision, text);
+
   if (s.abortedTransaction && decision.outcome === 'run') decision = endOfAbortedTransaction(decision);
   if (decision.outcome === 'empty') return { decision, sql: '', target: 'warehouse' };
   if (decision.outcome === 'refuse') return { decision, sql: '', target: 'warehouse' };
@@ -195,7 +198,20 @@ async function decideParse(s: StatementSession, text: string): Promise<{ decisio
   }
   // Catalog queries of Query Topics users run on the topic catalog, never the warehouse.
   if (st.action === 'catalog') return { decision, sql: st.statement.sql, target: 'catalog' };
+  // A declared parameter type is a cast the client writes outside the text (regclass looks names up).
+  const badType = s.decision.level === 'query_topics' ? refusedParameterType(s, paramTypes) : undefined;
+  if (badType) return { decision: badType, sql: '', target: 'warehouse' };
   return { decision, sql: st.sql, target: 'warehouse' };
+}
+
+function refusedParameterType(s: StatementSession, paramTypes: readonly number[]): Decision | undefined {
+  try {
+    checkParameterTypes({ connection: s.decision.connection.name, topicsSchema: s.decision.connection.topicsSchema, topics: s.decision.topics }, paramTypes);
+    return undefined;
+  } catch (e) {
+    if (e instanceof Refusal) return { outcome: 'refuse', rule: e.rule, error: e.error };
+    throw e;
+  }
 }
 
 function unknownStatement(name: string): GatehouseError {

@@ -11,9 +11,12 @@ import { Refusal, refuse } from '../sql/refusal.ts';
 import { Walker, statementName } from '../sql/scope.ts';
 import { asksReadWrite, copyOptions, factsOf, kindOf, returnsRows } from '../sql/classify.ts';
 import { SETTING_ALLOWLIST, SHOW_ONLY_SETTINGS } from '../sql/functions.ts';
-import { deparseOneLine, deparsePretty, quoteIdent, quoteLiteral } from '../sql/deparse.ts';
+import { deparseOneLine, deparsePretty, quoteIdent } from '../sql/deparse.ts';
 import { applySplices } from '../sql/splice.ts';
 import { planCatalogQuery } from './catalog.ts';
+import { checkTopicQuery } from '../sql/allowlist.ts';
+import { changesLexing, safeLiteral, writeSessionStatement } from '../sql/session-statement.ts';
+import { substituteSessionIdentity } from '../sql/identity.ts';
 
 const cache = new LRUCache<string, Decision>({ max: 5000 });
 const topicMapIds = new WeakMap<object, number>();
@@ -59,6 +62,8 @@ async function decideUncached(ctx: DecisionContext, sql: string): Promise<Decisi
     const statements: PlannedStatement[] = [];
     const topics = new Set<string>();
     for (const st of parsed.statements) {
+      const lexing = changesLexing(st.stmt as never);
+      if (lexing) refuse('lexing_setting', '42501', lexing, { hint: 'remove this SET; Gatehouse keeps the warehouse session on the settings it parses with' });
       const planned = ctx.level === 'query_topics' ? planTopicStatement(ctx, st) : planRawStatement(ctx, parsed, st);
       for (const t of planned.topics) topics.add(t);
       statements.push(planned.statement);
@@ -105,9 +110,7 @@ function planTopicStatement(ctx: DecisionContext, st: ParsedStatement): Planned 
       if (body.lockingClause?.length) notForTopicUsers(ctx, 'SELECT FOR UPDATE/SHARE');
       const catalog = planCatalogQuery(ctx, stmt, st.text);
       if (catalog) return { statement: catalog, topics: [] };
-      const w = new Walker(ctx, 'topics');
-      w.visit(stmt, undefined);
-      const topics = [...w.topicsUsed].sort();
+      const topics = rewriteTopicQuery(ctx, stmt);
       return { statement: { action: 'forward', sql: deparseOneLine(stmt), kind: 'select', returnsRows: true, topics }, topics };
     }
     case 'ExplainStmt': {
@@ -116,9 +119,7 @@ function planTopicStatement(ctx: DecisionContext, st: ParsedStatement): Planned 
       const q = body.query as AstNode;
       if (nodeType(q) !== 'SelectStmt') notForTopicUsers(ctx, `EXPLAIN ${statementName(nodeType(q))}`);
       if (q.SelectStmt.intoClause || q.SelectStmt.lockingClause?.length) notForTopicUsers(ctx, 'EXPLAIN of SELECT INTO or FOR UPDATE');
-      const w = new Walker(ctx, 'topics');
-      w.visit(q, undefined);
-      const topics = [...w.topicsUsed].sort();
+      const topics = rewriteTopicQuery(ctx, q);
       return {
         statement: { action: 'answer', kind: 'explain', column: 'QUERY PLAN', rows: deparsePretty(q).split('\n'), tag: 'EXPLAIN' },
         topics,
@@ -142,14 +143,12 @@ function planTopicStatement(ctx: DecisionContext, st: ParsedStatement): Planned 
         if (query.SelectStmt.intoClause || query.SelectStmt.lockingClause?.length) notForTopicUsers(ctx, 'COPY of SELECT INTO or FOR UPDATE');
       }
       const opts = copyOptions(body.options);
-      const w = new Walker(ctx, 'topics');
-      w.visit(query, undefined);
-      const topics = [...w.topicsUsed].sort();
+      const topics = rewriteTopicQuery(ctx, query);
       const inner = deparseOneLine(query);
       const parts = [`FORMAT ${opts.format}`];
       if (opts.header) parts.push('HEADER true');
-      if (opts.delimiter !== undefined) parts.push(`DELIMITER ${quoteLiteral(opts.delimiter)}`);
-      for (const x of opts.extra) parts.push(`${x.name.toUpperCase()} ${quoteLiteral(x.value)}`);
+      if (opts.delimiter !== undefined) parts.push(`DELIMITER ${safeLiteral(opts.delimiter)}`);
+      for (const x of opts.extra) parts.push(`${x.name.toUpperCase()} ${safeLiteral(x.value)}`);
       const copyOut = { query: inner, format: opts.format, header: opts.header, ...(opts.delimiter !== undefined ? { delimiter: opts.delimiter } : {}) };
       return {
         statement: { action: 'forward', sql: `COPY (${inner}) TO STDOUT WITH (${parts.join(', ')})`, kind: 'copy_out', returnsRows: false, copyOut, topics },
@@ -193,9 +192,22 @@ function settingMessage(ctx: DecisionContext, name: string, verb: string): strin
   return `${verb} ${name} is not permitted for query_topics users on connection ${ctx.connection.name}${fixed}`;
 }
 
-/** Session statements carry no names: forwarding the client's own text is exact. */
+/** Session statements go upstream as Gatehouse writes them from the AST, never as typed. */
 function forwardAsWritten(st: ParsedStatement, kind: PlannedStatement['kind']): Planned {
-  return { statement: { action: 'forward', sql: st.text, kind, returnsRows: false, topics: [] }, topics: [] };
+  return { statement: { action: 'forward', sql: writeSessionStatement(st.stmt as never), kind, returnsRows: false, topics: [] }, topics: [] };
+}
+
+/**
+ * A Query Topics user's query: proved by the allowlist (every node known and checked), then
+ * rewritten: session identity answered by Gatehouse, topics into their barrier subqueries.
+ * Returns the topics used.
+ */
+function rewriteTopicQuery(ctx: DecisionContext, query: AstNode): string[] {
+  checkTopicQuery({ connection: ctx.connection.name, topicsSchema: ctx.connection.topicsSchema, topics: ctx.topics }, query as never);
+  substituteSessionIdentity(query, { user: ctx.user, database: ctx.connection.name });
+  const w = new Walker(ctx, 'topics');
+  w.visit(query, undefined);
+  return [...w.topicsUsed].sort();
 }
 
 // ---------------------------------------------------------------- queriers and connection admins

@@ -51,6 +51,8 @@ export const TOPIC_FUNCTION_ALLOWLIST: ReadonlySet<string> = new Set([
   'json_extract_path_text',
   // settings: only of allowlisted settings (checked separately)
   'current_setting',
+  // session identity: answered by Gatehouse (sql/identity.ts), never sent
+  'current_database', 'current_schema', 'current_user', 'session_user',
 ]);
 
 /**

@@ -75,7 +75,13 @@ export class Walker {
           this.visit(val, lvl);
           break;
         case 'ColumnRef':
+          this.checkColumnNotation((val.fields ?? []).slice(1));
           this.checkColumn(val, lvl);
+          break;
+        case 'A_Indirection':
+          // `(x).fn` calls fn(x): the denylist holds for calls in column notation too.
+          this.checkColumnNotation(val.indirection ?? []);
+          this.visit(val, lvl);
           break;
         case 'RangeVar':
         case 'RangeSubselect':
@@ -246,6 +252,16 @@ export class Walker {
     }
   }
 
+  /** A name after a dot may be a function called in column notation: never a denied one. */
+  private checkColumnNotation(parts: AstNode[]): void {
+    for (const p of parts) {
+      const name = p.String?.sval;
+      if (name !== undefined && isDeniedFunction(name)) {
+        refuse('denied_function', '42501', `function ${name} (called in column notation) is not permitted through Gatehouse`);
+      }
+    }
+  }
+
   /** Casts to reg* types look names up in the catalog: not for Query Topics users. */
   private checkCast(tc: AstNode): void {
     if (this.mode !== 'topics') return;
@@ -279,6 +295,8 @@ export class Walker {
       return;
     }
     const col = names[0];
+    // A whole-row reference to a FROM item (`(o).amount`, `row_to_json(o)`): not a column.
+    if (findItem(lvl, col) && !lvl.items.some((i) => i.topic?.fields.includes(col))) return;
     if (lvl.items.length !== 1 || !lvl.items[0].topic || lvl.outputNames.has(col)) return;
     const item = lvl.items[0];
     if (item.topic!.fields.includes(col)) return;

@@ -1,0 +1,126 @@
+// Security by construction (issue 11), in decisions: what reaches the warehouse is what
+// Gatehouse read, written by Gatehouse, and every call form is checked.
+import { describe, expect, it } from 'vitest';
+import { decide } from '../../../src/policy/decide.ts';
+import type { Decision } from '../../../src/policy/decision.ts';
+import { safeLiteral } from '../../../src/sql/session-statement.ts';
+import { alice, bob, carol } from '../policy/demo-context.ts';
+
+function sent(d: Decision): string[] {
+  expect(d.outcome, JSON.stringify(d)).toBe('run');
+  if (d.outcome !== 'run') return [];
+  return d.statements.map((s) => (s.action === 'forward' ? s.sql : s.action));
+}
+function refusedWith(d: Decision): { sqlstate: string; message: string } {
+  expect(d.outcome, JSON.stringify(d)).toBe('refuse');
+  if (d.outcome !== 'refuse') return { sqlstate: '', message: '' };
+  return { sqlstate: d.error.sqlstate, message: d.error.message };
+}
+
+describe('lexing settings are pinned', () => {
+  for (const q of [
+    'SET standard_conforming_strings = off',
+    'SET standard_conforming_strings TO false',
+    "SET standard_conforming_strings = 'off'",
+    'SET SESSION standard_conforming_strings = 0',
+    'SET LOCAL standard_conforming_strings = no',
+    'set STANDARD_CONFORMING_STRINGS=off',
+    "SET client_encoding = 'SJIS'",
+    "SET client_encoding TO 'BIG5'",
+    "SET backslash_quote = on",
+  ]) {
+    for (const who of [bob, carol, alice]) {
+      it(`${who.user}: ${q} is refused, saying why`, async () => {
+        const r = refusedWith(await decide(who, q));
+        expect(r.sqlstate).toBe('42501');
+        expect(r.message).toMatch(/stays|cannot be turned on/);
+      });
+    }
+  }
+  it('turning them on, or to UTF8, is fine', async () => {
+    expect(sent(await decide(bob, "SET standard_conforming_strings = on; SET client_encoding = 'UTF8'"))).toEqual([
+      "SET standard_conforming_strings TO 'on'",
+      "SET client_encoding TO 'UTF8'",
+    ]);
+  });
+  it('a SET hiding a second statement behind a backslash is one SET, written safely', async () => {
+    const q = "SET application_name TO 'x\\', ' ; SELECT name, ssn, salary FROM employees ; -- '";
+    const [sql] = sent(await decide(bob, q));
+    // Two values, as PostgreSQL reads them with standard_conforming_strings on; the backslash is escaped.
+    expect(sql).toBe("SET application_name TO E'x\\\\', ' ; SELECT name, ssn, salary FROM employees ; -- '");
+  });
+  it('literals Gatehouse writes mean the same under either setting', () => {
+    expect(safeLiteral("a'b")).toBe("'a''b'");
+    expect(safeLiteral('a\\b')).toBe("E'a\\\\b'");
+    expect(safeLiteral("\\'; DROP")).toBe("E'\\\\''; DROP'");
+  });
+  it('transaction statements and SHOW are rewritten from the AST', async () => {
+    expect(sent(await decide(bob, 'begin isolation level serializable, read only; SAVEPOINT "a b"; ROLLBACK TO a; show TimeZone; RESET ALL; commit'))).toEqual([
+      'BEGIN ISOLATION LEVEL SERIALIZABLE, READ ONLY',
+      'SAVEPOINT "a b"',
+      'ROLLBACK TO SAVEPOINT a',
+      'SHOW timezone',
+      'RESET ALL',
+      'COMMIT',
+    ]);
+  });
+  it('a COPY option value is written safely', async () => {
+    const [sql] = sent(await decide(bob, "COPY (SELECT id FROM orders) TO STDOUT WITH (FORMAT csv, NULL 'x\\', QUOTE '\"')"));
+    expect(sql).toContain("NULL E'x\\\\'");
+  });
+});
+
+describe('session identity is the person, not the warehouse account', () => {
+  it('current_user, session_user, user, current_role, current_database() and current_catalog', async () => {
+    const [sql] = sent(await decide(bob, 'SELECT current_user, session_user, user, current_role, current_database(), current_catalog, pg_catalog.current_user()'));
+    expect(sql).not.toMatch(/current_user\b(?!")|session_user\b(?!")|current_database\(/);
+    expect(sql).toContain("CAST('bob@acme.example' AS pg_catalog.name) AS \"current_user\"");
+    expect(sql).toContain("CAST('warehouse' AS pg_catalog.name) AS current_database");
+  });
+  it('inside expressions too', async () => {
+    const [sql] = sent(await decide(bob, "SELECT count(*) FROM orders WHERE status <> current_user || '-' || current_database()"));
+    expect(sql).toContain("CAST('bob@acme.example' AS pg_catalog.name)");
+  });
+});
+
+describe('column notation and field selection are calls', () => {
+  const attempts = [
+    "SELECT ('SELECT ssn FROM employees'::text).ts_stat",
+    "SELECT (('x')::text).ts_stat",
+    'SELECT (o.status).upper FROM orders o',
+    'SELECT o.status.upper FROM orders o',
+    "SELECT s.t.ts_stat FROM (SELECT 'x'::text AS t) s",
+    'SELECT (ROW(1, 2)).f1',
+    "SELECT (ARRAY['x'])[1].ts_stat",
+    "SELECT ((SELECT 'x'::text)).ts_stat",
+    'SELECT (c.*).email FROM customers c',
+    'SELECT c.ts_stat FROM customers c',
+  ];
+  for (const q of attempts) {
+    it(`refused for bob: ${q}`, async () => {
+      const r = refusedWith(await decide(bob, q));
+      expect(['42501', '0A000']).toContain(r.sqlstate);
+    });
+  }
+  it('denied functions in column notation are refused for queriers too', async () => {
+    for (const q of ["SELECT ('SELECT 1'::text).ts_stat", "SELECT ('/etc/passwd'::text).pg_read_file", 'SELECT (8::float8).pg_sleep', 'SELECT x.pg_terminate_backend FROM (SELECT 1 AS x) s', "SELECT ('x'::text).lo_import"]) {
+      expect(refusedWith(await decide(carol, q)).sqlstate, q).toBe('42501');
+    }
+  });
+  it('a field of a FROM item is fine', async () => {
+    for (const q of ['SELECT (o).amount, (o).id FROM orders o', 'SELECT (c).* FROM customers c', 'SELECT x.n FROM (SELECT 1 AS n) x', 'SELECT t.x FROM unnest(ARRAY[1]) AS t(x)']) {
+      expect((await decide(bob, q)).outcome, q).toBe('run');
+    }
+  });
+});
+
+describe('types and parameter types name built-in scalar types only', () => {
+  for (const q of ['SELECT (NULL::employees).*', 'SELECT NULL::public.customers', "SELECT 'x'::xml", "SELECT '1'::regtype::text FROM orders", 'SELECT NULL::orders', 'SELECT CAST(id AS customers) FROM orders', 'SELECT NULL::pg_catalog.pg_class']) {
+    it(`refused: ${q}`, async () => {
+      expect(refusedWith(await decide(bob, q)).sqlstate).toBe('42501');
+    });
+  }
+  it('built-in casts are fine', async () => {
+    expect((await decide(bob, "SELECT id::text, amount::float8, ordered_at::date, '1 day'::interval, status::varchar(10), ARRAY[1]::int[] FROM orders")).outcome).toBe('run');
+  });
+});
