@@ -210,12 +210,13 @@ export class RawClient {
   }
 
   /**
-   * Sends one simple Query and reads its result up to ReadyForQuery, counting
+   * Sends one simple Query (or the given frontend messages, e.g. an extended batch ending
+   * in Sync) and reads its result up to ReadyForQuery, counting
    * DataRows without keeping them. With a throttle the socket is paused after
    * every `bytesPerPause` bytes for `pauseMs`: a slow reader, so the server must
    * hold back (TCP flow control) rather than buffer the result.
    */
-  query(sql: string, opts: QueryOptions = {}): Promise<QueryResult> {
+  query(sql: string | Buffer, opts: QueryOptions = {}): Promise<QueryResult> {
     const started = performance.now();
     const r: QueryResult = { rows: 0, dataRowBytes: 0, totalBytes: 0, firstRows: [], columns: [], tags: [], errors: [], notices: [], ms: 0 };
     return new Promise<QueryResult>((resolve) => {
@@ -285,7 +286,7 @@ export class RawClient {
         end();
         return;
       }
-      this.socket.write(queryMessage(sql));
+      this.socket.write(typeof sql === 'string' ? queryMessage(sql) : sql);
     });
   }
 
