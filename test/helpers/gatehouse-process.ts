@@ -7,6 +7,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { afterAll } from 'vitest';
 
 export interface GatehouseProcess {
   proc: ChildProcess;
@@ -27,10 +28,21 @@ export interface SpawnOptions {
   startTimeoutMs?: number;
 }
 
-/** Process groups started here and not yet ended: killed when this test process exits, whatever the way. */
-const live = new Set<number>();
+/**
+ * Process groups started here and not yet ended. Killed after the test file's
+ * last hook (so a test that timed out while one was starting leaves nothing), and
+ * when this process exits.
+ */
+const live = new Map<number, string | undefined>(); // process group -> its temporary working directory
+afterAll(() => {
+  for (const [pgid, tempCwd] of live) {
+    killGroup(pgid, 'SIGKILL');
+    if (tempCwd) rmSync(tempCwd, { recursive: true, force: true });
+  }
+  live.clear();
+});
 process.once('exit', () => {
-  for (const pgid of live) killGroup(pgid, 'SIGKILL');
+  for (const pgid of live.keys()) killGroup(pgid, 'SIGKILL');
 });
 
 function killGroup(pgid: number, signal: NodeJS.Signals): void {
@@ -62,7 +74,7 @@ export async function spawnGatehouse(command: string, args: string[], opts: Spaw
     const error = await new Promise<Error>((r) => proc.once('error', r));
     throw new Error(`could not start ${command}: ${error.message}`);
   }
-  live.add(pid);
+  live.set(pid, tempCwd);
   let out = '';
   const keep = (s: string) => {
     out = (out + s).slice(-200_000);
