@@ -10,7 +10,8 @@ import { serve } from './serve.ts';
 
 const projectDir = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const USAGE = `usage:
-  gatehouse serve [--rules DIR] [--demo] [--host H] [--port P]
+  gatehouse serve [--rules DIR] [--demo] [--host H] [--port P] [--admin-port P]
+                                     (port 0: a free port, logged in "gatehouse listening")
   gatehouse check [DIR]
   gatehouse explain [--rules DIR] --user EMAIL --connection NAME "SQL"
   gatehouse verifier PASSWORD        print a SCRAM-SHA-256 verifier for org.yaml`;
@@ -42,16 +43,21 @@ function usage(): number {
 async function serveCommand(args: string[]): Promise<number> {
   const { values } = parseArgs({
     args,
-    options: { rules: { type: 'string' }, demo: { type: 'boolean' }, host: { type: 'string' }, port: { type: 'string' } },
+    options: {
+      rules: { type: 'string' },
+      demo: { type: 'boolean' },
+      host: { type: 'string' },
+      port: { type: 'string' },
+      'admin-port': { type: 'string' },
+    },
   });
   const rulesDir = values.rules ?? join(projectDir, 'rules');
-  const port = values.port ?? process.env.GATEHOUSE_PORT;
   const state = join(process.cwd(), '.gatehouse');
   const running = await serve({
     rulesDir,
     host: values.host,
-    port: port === undefined ? undefined : Number(port),
-    adminPort: process.env.GATEHOUSE_ADMIN_PORT === undefined ? undefined : Number(process.env.GATEHOUSE_ADMIN_PORT),
+    port: portOption(values.port, '--port', 'GATEHOUSE_PORT'),
+    adminPort: portOption(values['admin-port'], '--admin-port', 'GATEHOUSE_ADMIN_PORT'),
     auditPath: join(state, 'audit.jsonl'),
   });
   if (values.demo) {
@@ -72,6 +78,16 @@ Audit records: ${join(state, 'audit.jsonl')}. Health and metrics: http://${runni
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
   return new Promise<number>(() => {});
+}
+
+/** A port from the command line, else the environment: 0 to 65535 (0 asks for a free one); neither keeps the rules' port. */
+function portOption(flagValue: string | undefined, flag: string, envName: string): number | undefined {
+  const value = flagValue ?? process.env[envName];
+  const name = flagValue === undefined ? envName : flag;
+  if (value === undefined || value === '') return undefined;
+  const port = Number(value);
+  if (!/^\d+$/.test(value) || port > 65535) throw new Error(`${name} must be a port number from 0 to 65535, not '${value}'`);
+  return port;
 }
 
 async function checkCommand(args: string[]): Promise<number> {
@@ -124,6 +140,7 @@ main(process.argv.slice(2)).then(
   (e) => {
     if (e instanceof RulesError) console.error(e.message);
     else console.error(`gatehouse: ${(e as Error).message}`);
-    process.exitCode = 1;
+    // Exit now: whatever a failed command left open (a worker, a timer) must not keep the process alive.
+    process.exit(1);
   },
 );

@@ -2,18 +2,22 @@
 // and by the integration tests (port 0), so both run the same code.
 import pino, { type Logger } from 'pino';
 import { Metrics } from './admin/metrics.ts';
-import { startAdminServer } from './admin/server.ts';
+import { type AdminServer, startAdminServer } from './admin/server.ts';
 import { type AuditSink, countedAudit, fileAudit, loggerAudit } from './audit/audit.ts';
 import { loadRules } from './config/load.ts';
 import { Gateway } from './gateway.ts';
-import { startWireServer } from './wire/server.ts';
+import { type WireServer, startWireServer } from './wire/server.ts';
 
 export interface ServeOptions {
   rulesDir: string;
   host?: string;
-  port?: number;
-  /** Health and metrics over HTTP; 0 picks a free port. */
-  adminPort?: number;
+  /**
+   * The wire port and the admin port (health and metrics over HTTP). Both must be
+   * given: undefined takes the rules' port (6432, 6480), 0 a free one. A test passes
+   * 0 for both, so it never collides with a Gatehouse already running here.
+   */
+  port: number | undefined;
+  adminPort: number | undefined;
   /** Audit records go to this JSON-lines file; without it, to the logger. */
   auditPath?: string;
   logger?: Logger;
@@ -34,25 +38,39 @@ export async function serve(opts: ServeOptions): Promise<RunningGatehouse> {
   const metrics = new Metrics();
   const audit: AuditSink = countedAudit(auditFile ?? loggerAudit(logger), metrics);
   const gateway = new Gateway(rules, logger, audit);
-  await gateway.start();
   const host = opts.host ?? rules.server.host;
-  const wire = await startWireServer({
-    host,
-    port: opts.port ?? rules.server.port,
-    handler: gateway,
-    maxMessageBytes: rules.server.max_message_bytes,
-    logger,
-  });
-  const admin = await startAdminServer({
-    host,
-    port: opts.adminPort ?? rules.server.admin_port,
-    metrics,
-    health: () => ({ policy_version: rules.version, connections: wire.connections }),
-  });
-  logger.info({ host, port: wire.port, admin_port: admin.port, policy_version: rules.version, orgs: [...rules.orgs.keys()] }, 'gatehouse listening');
+  // A start that fails part way (a port in use, a warehouse that does not come up)
+  // closes what it opened: a listener or a warehouse left open would keep the process alive.
+  let wire: WireServer | undefined;
+  let admin: AdminServer;
+  try {
+    await gateway.start();
+    wire = await startWireServer({
+      host,
+      port: opts.port ?? rules.server.port,
+      handler: gateway,
+      maxMessageBytes: rules.server.max_message_bytes,
+      logger,
+    });
+    const listening = wire;
+    admin = await startAdminServer({
+      host,
+      port: opts.adminPort ?? rules.server.admin_port,
+      metrics,
+      health: () => ({ policy_version: rules.version, connections: listening.connections }),
+    });
+  } catch (e) {
+    await wire?.close().catch(() => {});
+    await gateway.close().catch(() => {});
+    auditFile?.flush();
+    throw e;
+  }
+  const { port } = wire;
+  // The real ports (a 0 asked for a free one): whoever started this process reads them here.
+  logger.info({ host, port, admin_port: admin.port, policy_version: rules.version, orgs: [...rules.orgs.keys()] }, 'gatehouse listening');
   return {
     host,
-    port: wire.port,
+    port,
     adminPort: admin.port,
     gateway,
     close: async () => {

@@ -3,14 +3,14 @@
 // result's size." Gatehouse runs here as its own process (node
 // --max-old-space-size=64, the CLI's `serve`), so its RSS can be sampled from
 // /proc and an out-of-memory crash shows as a dead process, not a dead test runner.
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEMO_RULES, demoRulesWith, postgresWarehouseYaml, psql } from '../helpers/gatehouse.ts';
+import { type GatehouseProcess, spawnGatehouse } from '../helpers/gatehouse-process.ts';
 import { RawClient } from '../helpers/raw-client.ts';
 import { createAcmeWarehouse, requirePostgres } from '../helpers/servers.ts';
 
@@ -22,58 +22,25 @@ const BIG_QUERY = `SELECT g, repeat('x', 200) AS pad FROM generate_series(1, ${R
 /** A slow reader: this many bytes, then the socket is paused for PAUSE_MS. */
 const THROTTLE = { bytesPerPause: 1 << 20, pauseMs: 25 };
 
-interface GatehouseProcess {
-  proc: ChildProcess;
-  pid: number;
-  port: number;
-  output: () => string;
-  stop(): Promise<void>;
-}
-
-/** `node --max-old-space-size=64 --import tsx src/cli.ts serve --rules DIR --port 0`; resolves once it listens. */
-async function spawnGatehouse(rulesDir: string): Promise<GatehouseProcess> {
-  const cwd = mkdtempSync(join(tmpdir(), 'gatehouse-proc-')); // .gatehouse/audit.jsonl lands here
-  // `--import tsx` resolves from the working directory: give the loader's absolute URL.
+/** `node --max-old-space-size=64 --import tsx src/cli.ts serve --rules DIR`, on free ports; resolves once it listens. */
+function spawnCappedGatehouse(rulesDir: string): Promise<GatehouseProcess> {
+  // `--import tsx` resolves from the working directory (a temporary one): give the loader's absolute URL.
   const tsx = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
-  const proc = spawn(
-    process.execPath,
-    [`--max-old-space-size=${HEAP_MB}`, '--import', tsx, join(REPO, 'src/cli.ts'), 'serve', '--rules', rulesDir, '--host', '127.0.0.1', '--port', '0'],
-    { cwd, env: { ...process.env, GATEHOUSE_LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  let out = '';
-  proc.stdout!.setEncoding('utf8').on('data', (s: string) => (out = (out + s).slice(-200_000)));
-  proc.stderr!.setEncoding('utf8').on('data', (s: string) => (out = (out + s).slice(-200_000)));
-  const port = await new Promise<number>((done, fail) => {
-    const t = setTimeout(() => fail(new Error(`gatehouse did not start within 60 s:\n${out}`)), 60_000);
-    const check = () => {
-      for (const line of out.split('\n')) {
-        if (!line.includes('"gatehouse listening"')) continue;
-        clearTimeout(t);
-        done(JSON.parse(line).port as number);
-        return;
-      }
-    };
-    proc.stdout!.on('data', check);
-    proc.once('exit', (code) => {
-      clearTimeout(t);
-      fail(new Error(`gatehouse exited (${code}) before listening:\n${out}`));
-    });
-  });
-  return {
-    proc,
-    pid: proc.pid!,
-    port,
-    output: () => out,
-    stop: async () => {
-      if (proc.exitCode === null && proc.signalCode === null) {
-        const exited = new Promise((r) => proc.once('exit', r));
-        proc.kill('SIGTERM');
-        await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
-        if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
-      }
-      rmSync(cwd, { recursive: true, force: true });
-    },
-  };
+  return spawnGatehouse(process.execPath, [
+    `--max-old-space-size=${HEAP_MB}`,
+    '--import',
+    tsx,
+    join(REPO, 'src/cli.ts'),
+    'serve',
+    '--rules',
+    rulesDir,
+    '--host',
+    '127.0.0.1',
+    '--port',
+    '0',
+    '--admin-port',
+    '0',
+  ]);
 }
 
 /** VmRSS of a process in MB (from /proc/<pid>/status). */
@@ -117,7 +84,7 @@ describe('a 1,000,000-row result through a Gatehouse with a 64 MB heap, read slo
       const rules = acmeOnly(
         demoRulesWith(postgresWarehouseYaml(PG_DATABASE)),
       );
-      gh = await spawnGatehouse(rules);
+      gh = await spawnCappedGatehouse(rules);
     });
     afterAll(async () => {
       await gh?.stop();
@@ -166,7 +133,7 @@ describe('a 1,000,000-row result through a Gatehouse with a 64 MB heap, read slo
   describe('embedded warehouse (PGlite in a worker thread)', () => {
     let gh: GatehouseProcess;
     beforeAll(async () => {
-      gh = await spawnGatehouse(acmeOnly(demoRulesWith(readFileSync(join(DEMO_RULES, 'acme/connections/warehouse.yaml'), 'utf8'))));
+      gh = await spawnCappedGatehouse(acmeOnly(demoRulesWith(readFileSync(join(DEMO_RULES, 'acme/connections/warehouse.yaml'), 'utf8'))));
     });
     afterAll(async () => {
       await gh?.stop();
