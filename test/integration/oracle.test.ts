@@ -165,21 +165,21 @@ describe(`generated statements through Gatehouse and on PostgreSQL under RLS (${
     const failures = await runAll(sample);
     // Not vacuous: most answerable statements must be answered by PostgreSQL itself.
     expect(tally.directAnswered - before, 'the reference answered too few answerable statements: the generators are broken').toBeGreaterThan(sample.length * rules.people.length * 0.8);
-    expect(failures, report(failures, 'answerable')).toEqual([]);
+    expect(failures.length, report(failures, 'answerable')).toBe(0);
   });
 
   it('hostile (fixed list): every statement is refused for every person', { timeout: 600_000 }, async () => {
     const failures = await runAll(fixedHostile.map((sql) => ({ cls: 'hostile', sql })));
-    expect(failures, report(failures, 'hostile (fixed)')).toEqual([]);
+    expect(failures.length, report(failures, 'hostile (fixed)')).toBe(0);
   });
 
   it(`hostile (generated): ${Math.ceil(RUNS * 0.4)} statements are refused for every person`, { timeout: 600_000 }, async () => {
     const failures = await runAll(fc.sample(hostile, { seed: SEED + 1, numRuns: Math.ceil(RUNS * 0.4) }));
-    expect(failures, report(failures, 'hostile (generated)')).toEqual([]);
+    expect(failures.length, report(failures, 'hostile (generated)')).toBe(0);
   });
 
   it(`gray: ${Math.ceil(RUNS * 0.15)} statements are refused or answered exactly`, { timeout: 600_000 }, async () => {
     const failures = await runAll(fc.sample(gray, { seed: SEED + 2, numRuns: Math.ceil(RUNS * 0.15) }));
-    expect(failures, report(failures, 'gray')).toEqual([]);
+    expect(failures.length, report(failures, 'gray')).toBe(0);
   });
 });
