@@ -1,5 +1,5 @@
 // Fuzzing the classifier (issue 11): mutations of real client statements
-// (/work/shared/corpus/client-queries.json, or test's copy via CORPUS_DIR) and of the
+// (/work/shared/corpus/client-queries.json and schema.sql; CORPUS_DIR names another copy) and of the
 // oracle's statements, fed to decide() as query_topics users (bob, grace, erin; bob also
 // with typed topics, which turns on the leakproof pushdown). Two properties:
 //   1. decide() never throws: every input gets a Decision (refuse, empty or run).

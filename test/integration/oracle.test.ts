@@ -16,11 +16,12 @@
 //               an error from the topic catalog (it holds only the topics).
 //   gray:       Gatehouse may refuse; if it answers, it must answer what PostgreSQL does.
 //
-// Size: ORACLE_RUNS answerable statements (default 500), 40% as many hostile ones and
-// 15% gray ones, each for 3 people on both sides; ~1 minute on 2 shared cores. The
+// Size: ORACLE_RUNS answerable statements (default 350), 40% as many hostile ones and
+// 15% gray ones, each for 3 people on both sides; 60-90 s on 2 shared cores. The
 // sample is fixed by ORACLE_SEED (default below) and printed on failure.
 import { resolve } from 'node:path';
 import fc from 'fast-check';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decide } from '../../src/policy/decide.ts';
 import type { RunningGatehouse } from '../../src/serve.ts';
@@ -33,7 +34,7 @@ import { PG, createAcmeWarehouse, psqlAdmin, requirePostgres } from '../helpers/
 const WAREHOUSE_DB = 'gatehouse_it_oracle_wh';
 const REFERENCE_DB = 'gatehouse_it_oracle_ref';
 const SEED = Number(process.env.ORACLE_SEED ?? 20261102);
-const RUNS = Number(process.env.ORACLE_RUNS ?? 500);
+const RUNS = Number(process.env.ORACLE_RUNS ?? 350);
 const PEOPLE = ['bob', 'grace', 'erin'];
 const SESSION_SETUP = [`SET TimeZone = 'UTC'`, `SET DateStyle = 'ISO, MDY'`, `SET IntervalStyle = 'postgres'`, `SET extra_float_digits = 1`, `SET statement_timeout = 30000`];
 
@@ -176,6 +177,38 @@ describe(`generated statements through Gatehouse and on PostgreSQL under RLS (${
   it(`hostile (generated): ${Math.ceil(RUNS * 0.4)} statements are refused for every person`, { timeout: 600_000 }, async () => {
     const failures = await runAll(fc.sample(hostile, { seed: SEED + 1, numRuns: Math.ceil(RUNS * 0.4) }));
     expect(failures.length, report(failures, 'hostile (generated)')).toBe(0);
+  });
+
+  it('hostile session: standard_conforming_strings stays on, so a string cannot hide a statement (issue 11, class 1)', async () => {
+    // Two Query messages: turning the setting off, then a SET whose text is one statement
+    // with two strings to a parser with the setting on and three statements with it off.
+    const attack = [
+      `SET standard_conforming_strings = off`,
+      `SET application_name TO 'x\\', ' ; SELECT name, ssn, salary FROM employees ; -- '`,
+      `SELECT 'x\\', ' ; SELECT ssn FROM employees ; -- ' AS s`,
+    ];
+    const failures: string[] = [];
+    for (const p of rules.people) {
+      const c = new pg.Client({ host: '127.0.0.1', port: gh!.port, user: p.email, password: DEMO_PASSWORD, database: 'warehouse' });
+      c.on('error', () => {});
+      await c.connect();
+      try {
+        for (const [i, sql] of attack.entries()) {
+          let rows: unknown[] = [];
+          try {
+            const r = await c.query({ text: sql, rowMode: 'array' });
+            rows = (Array.isArray(r) ? r : [r]).flatMap((x) => x.rows ?? []);
+            if (i === 0) failures.push(`as ${p.short}: ${sql}\n  answered; it must be refused (Gatehouse parses with the setting on)`);
+          } catch {
+            // refused, or failed upstream: either way nothing ran
+          }
+          if (JSON.stringify(rows).match(/\d{3}-\d{2}-\d{4}/)) failures.push(`as ${p.short}: ${sql}\n  returned employees' ssn: ${JSON.stringify(rows).slice(0, 200)}`);
+        }
+      } finally {
+        await c.end().catch(() => {});
+      }
+    }
+    expect(failures.length, failures.join('\n\n')).toBe(0);
   });
 
   it(`gray: ${Math.ceil(RUNS * 0.15)} statements are refused or answered exactly`, { timeout: 600_000 }, async () => {

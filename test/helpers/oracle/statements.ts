@@ -210,6 +210,28 @@ const stars = fc.oneof(
   where('orders', 'o').map((w) => `SELECT count(*) AS n, count(DISTINCT o.customer_id) AS nc, sum(o.amount) FILTER (WHERE o.status = 'paid') AS paid FROM orders o WHERE ${w}`),
 );
 
+const moreForms = fc.oneof(
+  // grouping sets, ordered-set aggregates, frames, FETCH ... WITH TIES
+  where('orders', 'o').map((w) => `SELECT o.region, o.status, count(*) AS n, GROUPING(o.region, o.status) AS g FROM orders o WHERE ${w} GROUP BY ROLLUP (o.region, o.status)`),
+  where('orders', 'o').map((w) => `SELECT o.status, count(*) AS n FROM orders o WHERE ${w} GROUP BY CUBE (o.status)`),
+  where('orders', 'o').map((w) => `SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY o.amount) AS med, mode() WITHIN GROUP (ORDER BY o.status) AS top FROM orders o WHERE ${w}`),
+  where('orders', 'o').map((w) => `SELECT o.id, sum(o.amount) OVER (ORDER BY o.id ROWS BETWEEN 2 PRECEDING AND CURRENT ROW) AS s3, dense_rank() OVER (PARTITION BY o.region ORDER BY o.status) AS dr FROM orders o WHERE ${w}`),
+  where('orders', 'o').map((w) => `SELECT o.status, o.id FROM orders o WHERE ${w} ORDER BY o.status FETCH FIRST 2 ROWS WITH TIES`),
+  // joins by USING and NATURAL, counted (the common columns are id and region)
+  where('orders', 'o').map((w) => `SELECT count(*) AS n, sum(o.amount) AS total FROM orders o JOIN customers c USING (region) WHERE ${w.replace(/^o\.id BETWEEN (\d+) AND \d+/, 'o.id BETWEEN $1 AND $1 + 5')}`),
+  where('orders', 'o').map((w) => `SELECT count(*) AS n FROM orders o NATURAL JOIN customers c WHERE ${w}`),
+  // arrays, json, generate_series, IS DISTINCT FROM, BETWEEN SYMMETRIC
+  where('orders', 'o').map((w) => `SELECT ARRAY[o.id, o.customer_id] AS ids, json_build_object('id', o.id, 'st', o.status)::text AS j FROM orders o WHERE ${w} AND o.status = ANY (ARRAY['paid', 'open'])`),
+  where('orders', 'o').map((w) => `SELECT g, count(o.id) AS n FROM generate_series(1, 5) AS g LEFT JOIN orders o ON o.id % 5 = g - 1 AND ${w} GROUP BY g`),
+  where('orders', 'o').map((w) => `SELECT o.id FROM orders o WHERE ${w} AND o.region IS DISTINCT FROM 'AMER' AND o.amount BETWEEN SYMMETRIC 900 AND 100`),
+  where('orders', 'o').map((w) => `SELECT o.id FROM orders o WHERE ${w} AND o.status IN (VALUES ('paid'), ('shipped'))`),
+  // quoting, comments and string escapes (standard_conforming_strings on)
+  where('orders', 'o').map((w) => `SELECT "o"."id", "o"."status" /* a comment */ FROM "orders" AS "o" -- trailing\nWHERE ${w}`),
+  where('orders', 'o').map((w) => `SELECT o.id, E'it\\'s' AS e, 'back\\' AS b, U&'\\0041' AS u, $$dollar 'q'$$ AS d FROM orders o WHERE ${w} AND o.status <> 'x\\'`),
+  where('orders', 'orders').map((w) => `SELECT (orders).amount, (orders.*).status FROM orders WHERE ${w}`),
+  where('customers', 'c').map((w) => `SELECT c.id, DATE '2024-02-01' - CAST(c.created_at AS date) AS days, c.created_at AT TIME ZONE 'UTC' AS utc FROM customers c WHERE ${w}`),
+);
+
 const noTopic = pick(
   `SELECT 1 + 1 AS two`,
   `SELECT EXTRACT(YEAR FROM DATE '2024-05-01') AS y, SUBSTRING('abcdef' FROM 2 FOR 3) AS s, POSITION('c' IN 'abc') AS p`,
@@ -231,6 +253,7 @@ export const answerable: fc.Arbitrary<OracleStatement> = fc
     { weight: 1, arbitrary: scalarSubquerySelect },
     { weight: 2, arbitrary: derived },
     { weight: 2, arbitrary: stars },
+    { weight: 3, arbitrary: moreForms },
     { weight: 1, arbitrary: noTopic },
   )
   .map((sql) => ({ cls: 'answerable' as const, sql }));
@@ -245,6 +268,9 @@ export const gray: fc.Arbitrary<OracleStatement> = fc
     where('orders', 'o').map((w) => `SELECT (o.amount).abs AS a FROM orders o WHERE ${w}`),
     where('customers', 'c').map((w) => `SELECT c.id, ROW(c.id, c.name)::text AS r FROM customers c WHERE ${w}`),
     where('customers', 'c').map((w) => `SELECT (c).id, (c).name FROM customers c WHERE ${w}`),
+    // TABLESAMPLE reads a base relation's blocks: Gatehouse may refuse it on a topic.
+    where('orders', 'o').map((w) => `SELECT count(*) FROM orders o TABLESAMPLE SYSTEM (50) REPEATABLE (7) WHERE ${w}`),
+    where('orders', 'o').map((w) => `SELECT o.id, o.status::varchar(3) AS s, o.amount::float8 AS f FROM orders o WHERE ${w}`),
   )
   .map((sql) => ({ cls: 'gray' as const, sql }));
 
