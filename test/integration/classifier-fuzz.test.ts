@@ -95,7 +95,7 @@ beforeAll(async () => {
   const corpus = (JSON.parse(readFileSync(CORPUS, 'utf8')) as { sql: string }[]).map((q) => q.sql);
   bases = [
     ...corpus,
-    ...fc.sample(answerable, { seed: SEED, numRuns: 80 }).map((s) => s.sql),
+    ...fc.sample(answerable, { seed: SEED, numRuns: 300 }).map((s) => s.sql),
     ...fc.sample(hostile, { seed: SEED + 1, numRuns: 40 }).map((s) => s.sql),
     ...fixedHostile,
   ];
@@ -264,6 +264,8 @@ describe("classifier fuzz: decide() as query_topics users, forwarded SQL checked
     expect((await checkQuery(`SELECT (CAST(NULL AS public.customers)).*`)).join()).toMatch(/row type customers/);
     expect((await checkQuery(`SELECT ctid FROM public.orders`)).join()).toMatch(/column public\.orders\.ctid/);
     expect((await checkQuery(`SELECT c.email FROM public.customers c, public.orders o`)).join()).toMatch(/column public\.customers\.email/);
+    expect(await checkQuery(`SELECT current_setting('TimeZone'), now()`)).toEqual([]);
+    expect((await checkQuery(`SELECT current_setting('data_directory')`)).join()).toMatch(/current_setting/);
     expect(await checkQuery(`SELECT o.id, upper(o.status), EXTRACT(year FROM o.ordered_at), sum(o.amount) OVER (PARTITION BY o.region) FROM (SELECT id, customer_id, region, amount, status, ordered_at FROM public.orders WHERE region = 'EMEA' OFFSET 0) AS o`)).toEqual([]);
   });
 

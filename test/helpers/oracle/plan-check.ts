@@ -37,7 +37,7 @@ export const FUZZ_FUNCTION_ALLOWLIST: ReadonlySet<string> = new Set([
 const KEYWORDS = new Set([
   'EXTRACT', 'SUBSTRING', 'TRIM', 'POSITION', 'OVERLAY', 'COALESCE', 'GREATEST', 'LEAST', 'NULLIF', 'ROW', 'ARRAY',
   'CASE', 'WHEN', 'THEN', 'ELSE', 'END', 'EXISTS', 'ANY', 'ALL', 'SOME', 'NOT', 'AND', 'OR', 'IN', 'OVER', 'FILTER',
-  'WHERE', 'WITHIN', 'GROUP', 'IS', 'NORMALIZE', 'FROM', 'FOR', 'PLACING', 'BOTH', 'LEADING', 'TRAILING', 'DISTINCT',
+  'WHERE', 'WITHIN', 'GROUP', 'GROUPING', 'CAST', 'IS', 'NORMALIZE', 'FROM', 'FOR', 'PLACING', 'BOTH', 'LEADING', 'TRAILING', 'DISTINCT',
   'ORDER', 'BY', 'ASC', 'DESC', 'NULLS', 'FIRST', 'LAST', 'LIKE', 'ILIKE', 'SIMILAR', 'TO', 'ESCAPE', 'BETWEEN',
   'SYMMETRIC', 'NULL', 'TRUE', 'FALSE', 'AS', 'USING', 'VALUES', 'CURRENT_DATE', 'CURRENT_TIMESTAMP', 'LOCALTIMESTAMP',
   'CURRENT_TIME', 'LOCALTIME', 'COLLATE', 'AT', 'TIME', 'ZONE', 'INTERVAL', 'ON', 'SubPlan', 'InitPlan', 'hashed', 'returns',
@@ -49,6 +49,19 @@ const SCALAR_TYPES = new Set([
   'interval', 'double', 'real', 'jsonb', 'json', 'bytea', 'uuid', 'name', 'bit', 'oid', 'unknown', '"char"', 'int4',
   'int8', 'float8', 'money', 'inet', 'cidr', 'point', 'tsvector', 'tsquery', '"bit"', 'xml',
 ]);
+
+/** current_setting() of these settings only (what a client may SHOW anyway). */
+export const READABLE_SETTINGS: ReadonlySet<string> = new Set([
+  'application_name', 'client_encoding', 'datestyle', 'timezone', 'extra_float_digits', 'intervalstyle',
+  'server_version', 'server_version_num', 'server_encoding', 'integer_datetimes', 'max_identifier_length',
+  'standard_conforming_strings', 'lc_monetary', 'lc_numeric', 'lc_time', 'statement_timeout', 'bytea_output',
+  'transaction_isolation', 'default_transaction_isolation', 'client_min_messages',
+]);
+
+/** Removes current_setting('<readable setting>') calls (with or without the ::text EXPLAIN adds). */
+export function withoutReadableSettings(s: string): string {
+  return s.replace(/(?:pg_catalog\.)?current_setting\s*\(\s*'([^']*)'(?:::text)?\s*\)/gi, (m, name: string) => (READABLE_SETTINGS.has(name.toLowerCase()) ? "''" : m));
+}
 
 /** Types that name a relation or look one up: never in a query_topics plan. */
 export const REG_TYPES = ['regclass', 'regproc', 'regprocedure', 'regoper', 'regoperator', 'regtype', 'regconfig', 'regdictionary', 'regnamespace', 'regrole', 'regcollation'];
@@ -94,7 +107,7 @@ function expressionsOf(node: PlanNode): string[] {
 /** Problems in one expression: types after `::` and called names. */
 export function checkExpression(expr: string): string[] {
   const problems: string[] = [];
-  let s = stripStrings(expr);
+  let s = stripStrings(withoutReadableSettings(expr));
   // Casts: the first word of the type must be a built-in scalar type.
   const castRe = /::\s*((?:"[^"]*"|[A-Za-z_][\w$]*)(?:\.(?:"[^"]*"|[A-Za-z_][\w$]*))?)(?:\s+(?:with|without|time|zone|precision|varying))*(?:\(\d+(?:,\s*\d+)?\))?(?:\[\])*/g;
   for (const m of s.matchAll(castRe)) {
@@ -203,7 +216,7 @@ export function checkForwardedText(sql: string, pools: TextPools, lexWords: (s: 
       depth--;
     } else if (t.kind === 'word' && /^as$/i.test(t.text) && castStack.at(-1) === depth) typeAt(i + 1);
   }
-  const ts = lexWords(sql).filter((t) => t.kind !== 'space' && t.kind !== 'comment');
+  const ts = lexWords(withoutReadableSettings(sql)).filter((t) => t.kind !== 'space' && t.kind !== 'comment');
   for (let i = 0; i < ts.length; i++) {
     const t = ts[i];
     if (t.kind !== 'word' && t.kind !== 'qident') continue;
