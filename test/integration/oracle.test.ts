@@ -30,6 +30,8 @@ import { type Answer, Session, describeAnswer, sameAnswer } from '../helpers/ora
 import { type OrgRules, type RulePerson, contextFor, readOrgRules, referenceSetupSql, roleOf } from '../helpers/oracle/reference.ts';
 import { type OracleStatement, answerable, fixedHostile, gray, hostile } from '../helpers/oracle/statements.ts';
 import { PG, createAcmeWarehouse, psqlAdmin, requirePostgres } from '../helpers/servers.ts';
+import { RawClient } from '../helpers/raw-client.ts';
+import { MSG, dataRowValues, errorFields, extendedMessage, syncMessage } from '../../src/warehouses/pg-framing.ts';
 
 const WAREHOUSE_DB = 'gatehouse_it_oracle_wh';
 const REFERENCE_DB = 'gatehouse_it_oracle_ref';
@@ -218,6 +220,55 @@ describe("generated statements through Gatehouse and on PostgreSQL under RLS", (
       }
     }
     expect(failures.length, failures.join('\n\n')).toBe(0);
+  });
+
+  it('hostile Parse: declared parameter types name no relation (issue 11, class 3)', async () => {
+    // A Parse may declare its parameters' types by OID: regclass (2205), regtype (2206),
+    // regproc (24), regnamespace (4089) and employees' row type resolve names on the
+    // warehouse. Each must be refused, and alike for a name that exists and one that does not.
+    const rowType = Number(psqlAdmin(WAREHOUSE_DB, `SELECT 'public.employees'::regtype::oid;`).trim());
+    const cases: { sql: string; type: number; values: string[] }[] = [
+      { sql: 'SELECT $1::text', type: 2205, values: ['employees', 'no_such_relation'] },
+      { sql: 'SELECT $1', type: 2205, values: ['public.employees', 'public.no_such_relation'] },
+      { sql: 'SELECT $1::text', type: 2206, values: ['employees', 'no_such_type'] },
+      { sql: 'SELECT $1::text', type: 24, values: ['ts_stat', 'no_such_function'] },
+      { sql: 'SELECT $1::text', type: 4089, values: ['public', 'no_such_schema'] },
+      { sql: 'SELECT ($1).*', type: rowType, values: ['(1,a,b,1,c)', '(1)'] },
+      { sql: 'SELECT count(*) FROM orders WHERE id > 0 AND $1::text IS NOT NULL', type: 2205, values: ['employees', 'no_such_relation'] },
+    ];
+    const failures: string[] = [];
+    for (const p of rules.people) {
+      const c = await RawClient.connect({ port: gh!.port, user: p.email, password: DEMO_PASSWORD, database: 'warehouse' });
+      try {
+        for (const k of cases) {
+          const outcomes: string[] = [];
+          for (const v of k.values) {
+            c.socket.write(
+              Buffer.concat([
+                extendedMessage({ type: 'Parse', name: '', query: k.sql, paramTypes: [k.type] }),
+                extendedMessage({ type: 'Bind', portal: '', statement: '', paramFormats: [0], params: [Buffer.from(v)], resultFormats: [0] }),
+                extendedMessage({ type: 'Execute', portal: '', maxRows: 0 }),
+                syncMessage(),
+              ]),
+            );
+            const rows: (string | null)[][] = [];
+            let error: string | undefined;
+            for (;;) {
+              const m = await c.next();
+              if (m.type === MSG.DataRow) rows.push(dataRowValues(m.body));
+              else if (m.type === MSG.ErrorResponse) error ??= errorFields(m.body).C;
+              else if (m.type === MSG.ReadyForQuery) break;
+            }
+            outcomes.push(error ? `ERROR ${error}` : `rows ${JSON.stringify(rows)}`);
+            if (!error) failures.push(`as ${p.short}: Parse "${k.sql}" with parameter type ${k.type}, value '${v}': answered ${JSON.stringify(rows)}`);
+          }
+          if (new Set(outcomes).size > 1) failures.push(`as ${p.short}: Parse "${k.sql}" with parameter type ${k.type} tells ${k.values.join(' from ')} apart: ${outcomes.join(' vs ')}`);
+        }
+      } finally {
+        await c.close();
+      }
+    }
+    expect(failures.length, failures.join('\n')).toBe(0);
   });
 
   it(`gray: ${Math.ceil(RUNS * 0.15)} statements are refused or answered exactly`, { timeout: 600_000 }, async () => {
