@@ -15,6 +15,9 @@
 //               the topic's barrier does not have: nothing beyond the topic was read), or
 //               an error from the topic catalog (it holds only the topics).
 //   gray:       Gatehouse may refuse; if it answers, it must answer what PostgreSQL does.
+// Two hostile cases need more than one statement or the extended protocol, and have tests
+// of their own: turning standard_conforming_strings off and then hiding a statement in a
+// string (issue 11 class 1), and a Parse declaring reg* or row-type parameters (class 3).
 //
 // Size: ORACLE_RUNS answerable statements (default 350), 40% as many hostile ones and
 // 15% gray ones, each for 3 people on both sides; 60-90 s on 2 shared cores. The
