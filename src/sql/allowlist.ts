@@ -259,7 +259,8 @@ class AllowlistWalker {
     if ('JoinExpr' in node) {
       const j = node.JoinExpr;
       const left = j.larg ? this.fromItem(j.larg, scope) : [];
-      const right = j.rarg ? this.fromItem(j.rarg, scope) : [];
+      // A LATERAL item on the right sees the items on the left.
+      const right = j.rarg ? this.fromItem(j.rarg, { ...scope, items: [...scope.items, ...left] }) : [];
       const both = [...left, ...right];
       if (j.join_using_alias) this.notPermitted('a JOIN USING alias');
       for (const u of j.usingClause ?? []) this.stringOf(u);
@@ -800,9 +801,13 @@ class AllowlistWalker {
     const selections = steps.filter((s) => !('A_Indices' in s));
     for (const s of steps) if ('A_Indices' in s) this.expr(s, scope);
     if (selections.length === 0) return this.expr(ind.arg, scope);
-    const arg = ind.arg;
-    const whole = arg && 'ColumnRef' in arg && arg.ColumnRef.fields?.length === 1 && !('A_Star' in arg.ColumnRef.fields[0]) ? this.stringOf(arg.ColumnRef.fields[0]) : undefined;
-    const item = whole !== undefined && !this.isColumnInScope(scope, whole) ? this.findItem(scope, whole) : undefined;
+    // The argument must be a whole-row reference to a FROM item: `(o)` (when no column is
+    // named o) or `(o.*)`.
+    const f = ind.arg && 'ColumnRef' in ind.arg ? (ind.arg.ColumnRef.fields ?? []) : [];
+    const starred = f.length === 2 && 'String' in f[0] && 'A_Star' in f[1];
+    const single = f.length === 1 && 'String' in f[0];
+    const whole = starred || single ? this.stringOf(f[0]) : undefined;
+    const item = whole !== undefined && (starred || !this.isColumnInScope(scope, whole)) ? this.findItem(scope, whole) : undefined;
     if (!item || selections.length > 1 || steps[0] !== selections[0]) {
       this.notPermitted('field selection (x).name on anything but a FROM item of the query (column notation calls a function)', '42501');
     }

@@ -40,7 +40,9 @@ export class Session {
       const last = Array.isArray(r) ? r.at(-1) : r;
       return {
         ok: true,
-        columns: (last.fields ?? []).map((f: pg.FieldDef) => `${f.name}:${f.dataTypeID}`),
+        // A whole-row value is an anonymous record through Gatehouse (the topic is a derived
+        // table) and the table's row type directly: same text, so compare them as one kind.
+        columns: (last.fields ?? []).map((f: pg.FieldDef) => `${f.name}:${f.dataTypeID === 2249 || f.dataTypeID >= 16384 ? 'composite' : f.dataTypeID}`),
         rows: (last.rows as unknown[][]).map((row) => JSON.stringify(row)).sort(),
       };
     } catch (e) {

@@ -48,6 +48,8 @@ const SCALAR_TYPES = new Set([
   'integer', 'bigint', 'smallint', 'numeric', 'text', 'character', 'varchar', 'boolean', 'date', 'timestamp', 'time',
   'interval', 'double', 'real', 'jsonb', 'json', 'bytea', 'uuid', 'name', 'bit', 'oid', 'unknown', '"char"', 'int4',
   'int8', 'float8', 'money', 'inet', 'cidr', 'point', 'tsvector', 'tsquery', '"bit"', 'xml',
+  // bpchar: N'x' is a national character literal; record: an anonymous ROW(...) constant.
+  'bpchar', 'record',
 ]);
 
 /** current_setting() of these settings only (what a client may SHOW anyway). */
