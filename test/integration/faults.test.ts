@@ -47,7 +47,7 @@ async function deadPort(): Promise<number> {
 async function serveLogged(rulesDir: string): Promise<{ gh: RunningGatehouse; logs: string[] }> {
   const logs: string[] = [];
   const logger = pino({ level: 'info' }, { write: (s: string) => void logs.push(s) });
-  const gh = await serve({ rulesDir, host: '127.0.0.1', port: 0, logger });
+  const gh = await serve({ rulesDir, host: '127.0.0.1', port: 0, adminPort: 0, logger });
   return { gh, logs };
 }
 
