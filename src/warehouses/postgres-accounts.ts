@@ -19,7 +19,10 @@ export const TOPICS_ROLE_QUERY = `SELECT r.rolsuper, r.rolcreaterole, r.rolcreat
   (SELECT string_agg(g.rolname, ', ' ORDER BY g.rolname) FROM pg_catalog.pg_auth_members m
      JOIN pg_catalog.pg_roles g ON g.oid = m.roleid WHERE m.member = r.oid) AS member_of,
   (SELECT string_agg(n.nspname, ', ' ORDER BY n.nspname) FROM pg_catalog.pg_namespace n
-     WHERE ${USER_SCHEMAS} AND has_schema_privilege(n.oid, 'CREATE')) AS create_in
+     WHERE ${USER_SCHEMAS} AND has_schema_privilege(n.oid, 'CREATE')) AS create_in,
+  (SELECT string_agg(n.nspname || '.' || p.proname, ', ' ORDER BY n.nspname, p.proname) FROM pg_catalog.pg_proc p
+     JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+     WHERE ${USER_SCHEMAS} AND p.prosecdef AND has_function_privilege(p.oid, 'EXECUTE')) AS definer_functions
 FROM pg_catalog.pg_roles r WHERE r.rolname = current_user`;
 
 /** One row per table, view, materialized view, foreign or partitioned table and sequence outside PostgreSQL's own schemas. */
@@ -56,6 +59,8 @@ export function topicsAccountProblems(role: Row | undefined, relations: Row[], t
   if (t('temp')) out.push('can create temporary tables (REVOKE TEMP ON DATABASE <db> FROM PUBLIC, and from the account)');
   if (t('create_schema')) out.push('can create schemas (CREATE on the database)');
   if (role.create_in) out.push(`can create objects in schema ${role.create_in}`);
+  // A SECURITY DEFINER function runs with its owner's privileges: whatever it reads, the account reads.
+  if (role.definer_functions) out.push(`can execute SECURITY DEFINER functions ${role.definer_functions} (REVOKE EXECUTE ... FROM PUBLIC)`);
 
   // Base relation -> the fields topics on it expose (two topics on one relation: either's fields).
   const wanted = new Map<string, { topics: string[]; fields: Set<string> }>();

@@ -102,6 +102,21 @@ describe('the upstream session starts with the lexing settings pinned', () => {
     });
   }
 
+  for (const reset of ['RESET ALL', 'DISCARD ALL', 'RESET standard_conforming_strings', 'SET standard_conforming_strings TO DEFAULT']) {
+    it(`querier, after ${reset} (back to the session default: the startup value, not the database's off)`, async () => {
+      const c = await carol(gh.port, { options: '-c standard_conforming_strings=off' });
+      try {
+        await c.query(reset);
+        const r = await c.query(settings, { keepRows: 1 });
+        expect(r.firstRows[0]).toEqual(['on', 'UTF8', 'safe_encoding']);
+        const s = await c.query(String.raw`SELECT 'x', '; SELECT 42 AS pwned; --' AS b`, { keepRows: 1 });
+        expect(s.columns).toEqual(['?column?', 'b']);
+      } finally {
+        await c.close();
+      }
+    });
+  }
+
   it('psql with PGOPTIONS=-c standard_conforming_strings=off still gets on', async () => {
     const r = await psqlAs(gh.port, 'carol@acme.example', `SELECT current_setting('standard_conforming_strings')`, {
       PGOPTIONS: '-c standard_conforming_strings=off',

@@ -78,6 +78,12 @@ describe('the topics account, checked at start', () => {
       name: `membership of ${r}`, grant: `GRANT ${r} TO ${TOPICS}`, revoke: `REVOKE ${r} FROM ${TOPICS}`, reason: new RegExp(`member of ${r}`),
     })),
     { name: 'membership of an ordinary role', grant: `DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'gh_lp_friends') THEN CREATE ROLE gh_lp_friends; END IF; END $$; GRANT gh_lp_friends TO ${TOPICS}`, revoke: `REVOKE gh_lp_friends FROM ${TOPICS}`, reason: /member of gh_lp_friends/ },
+    {
+      name: 'EXECUTE on a SECURITY DEFINER function (PUBLIC has EXECUTE by default)',
+      grant: `CREATE FUNCTION public.salary_of(text) RETURNS numeric LANGUAGE sql SECURITY DEFINER AS 'SELECT salary FROM public.employees WHERE name = $1'`,
+      revoke: `DROP FUNCTION public.salary_of(text)`,
+      reason: /SECURITY DEFINER functions public\.salary_of/,
+    },
     { name: 'SUPERUSER', grant: `ALTER ROLE ${TOPICS} SUPERUSER`, revoke: `ALTER ROLE ${TOPICS} NOSUPERUSER`, reason: /is a superuser/ },
     { name: 'CREATEROLE', grant: `ALTER ROLE ${TOPICS} CREATEROLE`, revoke: `ALTER ROLE ${TOPICS} NOCREATEROLE`, reason: /CREATEROLE/ },
     { name: 'CREATEDB', grant: `ALTER ROLE ${TOPICS} CREATEDB`, revoke: `ALTER ROLE ${TOPICS} NOCREATEDB`, reason: /CREATEDB/ },
