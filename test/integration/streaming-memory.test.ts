@@ -38,7 +38,7 @@ async function spawnGatehouse(rulesDir: string): Promise<GatehouseProcess> {
   const proc = spawn(
     process.execPath,
     [`--max-old-space-size=${HEAP_MB}`, '--import', tsx, join(REPO, 'src/cli.ts'), 'serve', '--rules', rulesDir, '--host', '127.0.0.1', '--port', '0'],
-    { cwd, env: { ...process.env, GATEHOUSE_LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'pipe'] },
+    { cwd, env: { ...process.env, GATEHOUSE_LOG_LEVEL: 'info', GATEHOUSE_ADMIN_PORT: '0' }, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let out = '';
   proc.stdout!.setEncoding('utf8').on('data', (s: string) => (out = (out + s).slice(-200_000)));
