@@ -9,7 +9,8 @@ import type { Connection, PostgresConnection, Topic } from '../../../src/config/
 import { GatehouseError } from '../../../src/errors.ts';
 import { PostgresWarehouse } from '../../../src/warehouses/postgres.ts';
 import { type RunningGatehouse } from '../../../src/serve.ts';
-import { DEMO_RULES, asUser, demoRulesWith, postgresWarehouseYaml, startGatehouse } from '../../helpers/gatehouse.ts';
+import { DEMO_PASSWORD, DEMO_RULES, asUser, demoRulesWith, postgresWarehouseYaml, startGatehouse } from '../../helpers/gatehouse.ts';
+import { RawClient } from '../../helpers/raw-client.ts';
 import { createAcmeWarehouse, psqlAdmin, requirePostgres, topicsAccountSql } from '../../helpers/servers.ts';
 
 const DB = 'gatehouse_it_topics_account';
@@ -171,7 +172,7 @@ describe('rules: a postgres connection with topics needs a topics account', () =
 describe('through Gatehouse: query_topics sessions on the topics account', () => {
   let gh: RunningGatehouse;
   beforeAll(async () => {
-    gh = await startGatehouse(demoRulesWith(`${postgresWarehouseYaml(DB).replace('gatehouse_topics', TOPICS).replace('gatehouse_reader', READER)}topics_statement_timeout: 300ms\n`));
+    gh = await startGatehouse(demoRulesWith(`${postgresWarehouseYaml(DB).replace('gatehouse_topics', TOPICS).replace('gatehouse_reader', READER)}topics_statement_timeout: 300ms\ntopics_idle_in_transaction_session_timeout: 700ms\n`));
   });
   afterAll(async () => gh?.close());
 
@@ -189,5 +190,29 @@ describe('through Gatehouse: query_topics sessions on the topics account', () =>
     // Queriers are not governed by it.
     const carol = await asUser(gh, 'carol@acme.example', 'SELECT count(*) AS n FROM (SELECT 1 FROM orders a, orders b LIMIT 3000000) x');
     expect(carol.rows?.[0].n).toBe('3000000');
+  });
+
+  it('a governed session left idle in a transaction longer than topics_idle_in_transaction_session_timeout loses it', async () => {
+    const c = await RawClient.connect({ port: gh.port, user: 'bob@acme.example', password: DEMO_PASSWORD });
+    try {
+      await c.query('BEGIN');
+      expect((await c.query('SELECT count(*) FROM orders')).errors).toEqual([]);
+      await new Promise((r) => setTimeout(r, 2000));
+      const r = await c.query('SELECT count(*) FROM orders');
+      expect(r.closedEarly || r.errors.length > 0).toBe(true);
+    } finally {
+      await c.close();
+    }
+    // A querier idling as long keeps its transaction.
+    const q = await RawClient.connect({ port: gh.port, user: 'carol@acme.example', password: DEMO_PASSWORD });
+    try {
+      await q.query('BEGIN');
+      await new Promise((r) => setTimeout(r, 2000));
+      const r = await q.query('SELECT 1');
+      expect(r.errors).toEqual([]);
+      expect(r.status).toBe('T');
+    } finally {
+      await q.close();
+    }
   });
 });
