@@ -158,10 +158,13 @@ export class Gateway implements ConnectionHandler {
     if (!acceptedClientEncoding(clientEncoding)) {
       // Gatehouse decodes every message as UTF8 and the warehouse reads what it forwards as
       // UTF8: a client writing another encoding would be read differently by each.
-      throw new GatehouseError('0A000', `Gatehouse speaks UTF8 only; client_encoding ${clientEncoding} is not supported`, {
+      const e = new GatehouseError('0A000', `Gatehouse speaks UTF8 only; client_encoding ${clientEncoding} is not supported`, {
         severity: 'FATAL',
         hint: 'set client_encoding=UTF8 (PGCLIENTENCODING=UTF8 for libpq clients such as psql)',
       });
+      this.logger.info({ ...fields, sqlstate: e.sqlstate, reason: e.message }, 'refused');
+      this.audit.event('session_start', { ...fields, refused: true, sqlstate: e.sqlstate, reason: e.message });
+      throw e;
     }
     const params = forwardedParams(startup.params);
     const warehouse = this.warehouses.get(key(org.name, conn.name));
