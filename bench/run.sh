@@ -32,6 +32,7 @@ RESULTS="${BENCH_RESULTS:-$REPO/bench/results/latest.md}"
 DB=gatehouse_bench
 READER=gatehouse_bench_reader
 WRITER=gatehouse_bench_writer
+TOPICS=gatehouse_bench_topics
 GH_PASSWORD=bench
 (( THREADS > CLIENTS )) && THREADS="$CLIENTS"
 
@@ -103,8 +104,16 @@ BEGIN
   IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '$WRITER') THEN
     CREATE ROLE $WRITER LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE;
   END IF;
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '$TOPICS') THEN
+    CREATE ROLE $TOPICS LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS NOREPLICATION;
+  END IF;
 END
 \$\$;
+-- The topics account (query_topics sessions): SELECT on the topic's fields, nothing else, no TEMP.
+REVOKE TEMP ON DATABASE $DB FROM PUBLIC;
+GRANT CONNECT ON DATABASE $DB TO $TOPICS;
+GRANT USAGE ON SCHEMA public TO $TOPICS;
+GRANT SELECT (aid, bid, abalance) ON pgbench_accounts TO $TOPICS;
 GRANT CONNECT ON DATABASE $DB TO $READER, $WRITER;
 GRANT USAGE ON SCHEMA public TO $READER, $WRITER;
 GRANT SELECT ON pgbench_accounts, pgbench_branches, pgbench_tellers, pgbench_history TO $READER;
@@ -202,6 +211,7 @@ host: $PGH
 port: $PGP
 database: $DB
 user: $READER
+topics_user: $TOPICS
 allow_writes: false
 permissions:
   default: no_access

@@ -11,7 +11,7 @@ import { sessionPolicy } from './policy/session.ts';
 import { runExtended } from './pipeline-extended.ts';
 import { runQuery, type StatementSession } from './pipeline.ts';
 import { createWarehouse } from './warehouses/index.ts';
-import { type Warehouse, type WarehouseSession, forwardedParams } from './warehouses/types.ts';
+import { type Warehouse, type WarehouseSession, acceptedClientEncoding, forwardedParams } from './warehouses/types.ts';
 import type { ConnectionHandler, ServerSession, StartupInfo } from './wire/handler.ts';
 
 export const SERVER_VERSION = '15.0 (Gatehouse 0.1.0)';
@@ -44,7 +44,7 @@ export class Gateway implements ConnectionHandler {
     // In parallel: an embedded warehouse takes seconds to boot and seed.
     const starting = [...this.rules.orgs.values()].flatMap((org) =>
       [...org.connections.values()].map(async (conn) => {
-        const wh = createWarehouse(conn, org.dir, this.logger);
+        const wh = createWarehouse(conn, org.dir, this.logger, [...topicsOf(org, conn.name).values()]);
         this.warehouses.set(key(org.name, conn.name), wh);
         try {
           await this.verify(org, conn, wh);
@@ -154,13 +154,27 @@ export class Gateway implements ConnectionHandler {
     }
     const { connection: conn, context, levelSource: source } = policy;
     const fields = { ...base, level: context.level };
+    const clientEncoding = Object.entries(startup.params).find(([k]) => k.toLowerCase() === 'client_encoding')?.[1];
+    if (!acceptedClientEncoding(clientEncoding)) {
+      // Gatehouse decodes every message as UTF8 and the warehouse reads what it forwards as
+      // UTF8: a client writing another encoding would be read differently by each.
+      const e = new GatehouseError('0A000', `Gatehouse speaks UTF8 only; client_encoding ${clientEncoding} is not supported`, {
+        severity: 'FATAL',
+        hint: 'set client_encoding=UTF8 (PGCLIENTENCODING=UTF8 for libpq clients such as psql)',
+      });
+      this.logger.info({ ...fields, sqlstate: e.sqlstate, reason: e.message }, 'refused');
+      this.audit.event('session_start', { ...fields, refused: true, sqlstate: e.sqlstate, reason: e.message });
+      throw e;
+    }
     const params = forwardedParams(startup.params);
     const warehouse = this.warehouses.get(key(org.name, conn.name));
     if (!warehouse) throw new GatehouseError('08001', `connection "${conn.name}" is not started`, { severity: 'FATAL' });
     let upstream;
     try {
       if (this.unverified.has(key(org.name, conn.name))) await this.retryStart(org, conn, warehouse);
-      upstream = await warehouse.openSession({ params, readOnly: !conn.allow_writes });
+      // query_topics sessions run as the connection's topics account (least privilege per level).
+      const account = context.level === 'query_topics' ? 'topics' : 'querier';
+      upstream = await warehouse.openSession({ params, readOnly: !conn.allow_writes, account });
     } catch (e) {
       if (e instanceof GatehouseError) throw new GatehouseError(e.sqlstate, e.message, { severity: 'FATAL', detail: e.detail, hint: e.hint });
       throw e;

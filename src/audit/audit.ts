@@ -1,9 +1,9 @@
 // One audit record per statement, auth attempt and session event (DESIGN section 3).
 // Never a credential: records carry SQL text and decisions, not passwords or proofs.
-import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import pino, { type Logger } from 'pino';
 import type { Metrics } from '../admin/metrics.ts';
+import { openPrivateAppend, privateDir } from './private-files.ts';
 
 export interface StatementRecord {
   org: string;
@@ -30,9 +30,11 @@ export interface AuditSink {
   event(kind: 'auth_failed' | 'session_start' | 'session_end', fields: Record<string, unknown>): void;
 }
 
+/** The audit trail as JSON lines: the file 0600 in a 0700 directory (private-files.ts). */
 export function fileAudit(path: string): AuditSink & { flush(): void } {
-  mkdirSync(dirname(path), { recursive: true });
-  const out: Logger = pino({ base: null, timestamp: pino.stdTimeFunctions.isoTime }, pino.destination({ dest: path, sync: false, mkdir: true }));
+  privateDir(dirname(path));
+  const fd = openPrivateAppend(path);
+  const out: Logger = pino({ base: null, timestamp: pino.stdTimeFunctions.isoTime }, pino.destination({ fd, sync: false }));
   return {
     statement: (record) => out.info({ type: 'statement', ...record }),
     event: (kind, fields) => out.info({ type: kind, ...fields }),

@@ -102,10 +102,12 @@ export function loadRules(dir: string): Rules {
       users.set(email, user);
     });
 
+    const connectionFiles = new Map<string, string>();
     for (const file of yamlFiles(join(orgDir, 'connections'))) {
       const c = read(file, connectionFileSchema);
       if (!c) continue;
       const name = basename(file).replace(/\.ya?ml$/, '');
+      connectionFiles.set(name, file);
       for (const g of Object.keys(c.permissions.groups)) {
         if (!org.groups.includes(g)) problems.push({ file: rel(file), path: `permissions.groups.${g}`, reason: `unknown group ${g}` });
       }
@@ -150,6 +152,11 @@ export function loadRules(dir: string): Rules {
       org.topics.set(name, topic);
     }
 
+    for (const [name, connection] of org.connections) {
+      const problem = topicsAccountProblem(connection, [...org.topics.values()].filter((t) => t.connection === name).map((t) => t.name));
+      if (problem) problems.push({ file: rel(connectionFiles.get(name)!), path: 'topics_user', reason: problem });
+    }
+
     for (const file of yamlFiles(join(orgDir, 'tests'))) {
       const cases = read(file, policyTestFileSchema);
       if (!cases) continue;
@@ -167,6 +174,19 @@ export function loadRules(dir: string): Rules {
   }
   if (problems.length) throw new RulesError(problems);
   return { version: hash.digest('hex').slice(0, 12), dir, server, orgs, users };
+}
+
+/**
+ * A postgres connection whose topics someone reads at query_topics needs its own
+ * warehouse account for them (least privilege per level): without one, the querier
+ * account, which reads more than the topics, would serve governed sessions.
+ */
+function topicsAccountProblem(c: Connection, topics: string[]): string | undefined {
+  if (c.target.kind !== 'postgres' || c.target.topics_user) return undefined;
+  const grants = [c.permissions.default, ...Object.values(c.permissions.groups), ...Object.values(c.permissions.users)];
+  if (topics.length === 0 && !grants.includes('query_topics')) return undefined;
+  const why = topics.length ? `connection has topics (${topics.join(', ')})` : 'connection grants query_topics';
+  return `${why} but no topics account: add topics_user (and topics_password_env), a warehouse account that can SELECT only the topics' fields, used by query_topics sessions (docs/rules.md)`;
 }
 
 /** Topics of one connection, by name (what policy sees of the org). */

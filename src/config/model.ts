@@ -40,6 +40,16 @@ export interface PostgresConnection {
   password_env?: string;
   /** A superuser warehouse account is refused at load unless this is set. */
   allow_superuser: boolean;
+  /**
+   * The account query_topics sessions connect with (`user` serves queriers and connection
+   * admins): checked at start to SELECT exactly the topics' fields and nothing else.
+   * Required once the connection has topics or grants query_topics.
+   */
+  topics_user?: string;
+  topics_password_env?: string;
+  /** statement_timeout and idle_in_transaction_session_timeout of query_topics sessions ('30s'; default in postgres.ts). */
+  topics_statement_timeout?: string;
+  topics_idle_in_transaction_session_timeout?: string;
 }
 export type ConnectionTarget = EmbeddedConnection | PostgresConnection;
 

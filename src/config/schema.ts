@@ -6,6 +6,11 @@ import { LEVELS } from './model.ts';
 const level = z.enum(LEVELS);
 const identifier = z.string().regex(/^[A-Za-z_][A-Za-z0-9_$-]*$/, 'must be a plain identifier');
 const email = z.string().regex(/^[^@\s]+@[^@\s]+$/, 'must be an email address');
+/** A PostgreSQL duration setting: milliseconds as a number, or digits and a unit ('30s', '5min'); 0 disables. */
+const duration = z.union([
+  z.number().int().min(0).transform((n) => `${n}ms`),
+  z.string().regex(/^\d+(ms|s|min|h|d)$/, "must be a number of milliseconds or digits and a unit: ms, s, min, h, d (e.g. '30s')"),
+]);
 const attributeValue = z.union([z.string(), z.number().transform(String)]);
 
 export const serverFileSchema = z
@@ -71,6 +76,11 @@ export const connectionFileSchema = z.discriminatedUnion('kind', [
       user: z.string(),
       password_env: z.string().optional(),
       allow_superuser: z.boolean().default(false),
+      // The account query_topics sessions use upstream: SELECT on the topics' fields and nothing else.
+      topics_user: z.string().min(1).optional(),
+      topics_password_env: z.string().optional(),
+      topics_statement_timeout: duration.optional(),
+      topics_idle_in_transaction_session_timeout: duration.optional(),
       ...common,
     })
     .strict(),

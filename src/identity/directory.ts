@@ -8,24 +8,52 @@ export interface Identity {
   user: User;
 }
 
+/**
+ * The one normalisation of a sign-in name, for finding a user and for an unknown
+ * user's mock verifier alike: two spellings that find the same user (or the same
+ * nobody) must get the same SCRAM exchange, or the difference tells who exists.
+ */
+export function normalizeUserName(name: string): string {
+  return name.trim().toLowerCase();
+}
+
+/** What a mock verifier copies from the real ones: the most common iteration count and salt length. */
+function mockShape(rules: Rules): { iterations: number; saltBytes: number } {
+  const count = <T>(values: T[]): T | undefined => {
+    const n = new Map<T, number>();
+    for (const v of values) n.set(v, (n.get(v) ?? 0) + 1);
+    return [...n].sort((a, b) => b[1] - a[1])[0]?.[0];
+  };
+  const verifiers = [...rules.users.values()].flatMap((u) => (u.scram ? [parseVerifier(u.scram)] : [])).filter((v) => v !== undefined);
+  return {
+    iterations: count(verifiers.map((v) => v.iterations)) ?? 4096,
+    saltBytes: count(verifiers.map((v) => v.salt.length)) ?? 16,
+  };
+}
+
 export class Directory {
   // Per-process secret: a mock verifier's salt is stable for a name while the server runs.
   private readonly mockSecret = randomBytes(32);
-  constructor(private rules: Rules) {}
+  private shape: { iterations: number; saltBytes: number };
+  constructor(private rules: Rules) {
+    this.shape = mockShape(rules);
+  }
 
   update(rules: Rules): void {
     this.rules = rules;
+    this.shape = mockShape(rules);
   }
 
   find(name: string): User | undefined {
-    return this.rules.users.get(name.trim().toLowerCase());
+    return this.rules.users.get(normalizeUserName(name));
   }
 
   /** Unknown users, and users without a verifier, get a mock that no password matches. */
   verifierFor(name: string): { verifier: ScramVerifier; known: boolean } {
-    const user = this.find(name);
+    const key = normalizeUserName(name);
+    const user = this.rules.users.get(key);
     const verifier = user?.scram ? parseVerifier(user.scram) : undefined;
     if (verifier) return { verifier, known: true };
-    return { verifier: mockVerifier(name, this.mockSecret), known: false };
+    return { verifier: mockVerifier(key, this.mockSecret, this.shape), known: false };
   }
 }

@@ -55,10 +55,18 @@ export function parseVerifier(text: string): ScramVerifier | undefined {
 /**
  * A verifier for a user who does not exist, stable per name, so an unknown
  * user goes through the same exchange (and salt) every time as a known one.
+ * `user` must already be normalised the way known users are looked up
+ * (directory.ts normalizeUserName), and the shape (iteration count, salt length)
+ * is the known verifiers' own: otherwise `NOBODY@x` and `nobody@x`, or `i=4096`
+ * next to the known users' `i=8192`, tell who exists.
  */
-export function mockVerifier(user: string, secret: Buffer): ScramVerifier {
-  const salt = hmac(secret, `salt:${user}`).subarray(0, 16);
-  return { iterations: 4096, salt, storedKey: hmac(secret, `sk:${user}`), serverKey: hmac(secret, `svk:${user}`) };
+export function mockVerifier(
+  user: string,
+  secret: Buffer,
+  shape: { iterations: number; saltBytes: number } = { iterations: 4096, saltBytes: 16 },
+): ScramVerifier {
+  const salt = hmac(secret, `salt:${user}`).subarray(0, Math.min(32, shape.saltBytes));
+  return { iterations: shape.iterations, salt, storedKey: hmac(secret, `sk:${user}`), serverKey: hmac(secret, `svk:${user}`) };
 }
 
 function parseAttributes(msg: string): Map<string, string> {

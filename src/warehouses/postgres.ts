@@ -3,7 +3,7 @@
 import net from 'node:net';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { Connection, PostgresConnection } from '../config/model.ts';
+import type { Connection, PostgresConnection, Topic } from '../config/model.ts';
 import { GatehouseError } from '../errors.ts';
 import { scramClient, SCRAM_MECHANISM } from '../identity/scram.ts';
 import type { ExtendedStep } from '../wire/messages.ts';
@@ -22,7 +22,22 @@ import {
   syncMessage,
   visitMessages,
 } from './pg-framing.ts';
-import { type TxStatus, type Warehouse, type WarehouseSession, type WarehouseSessionOptions, type WarehouseStatement, forwardedParams } from './types.ts';
+import {
+  DEFAULT_TOPICS_IDLE_IN_TRANSACTION_TIMEOUT,
+  DEFAULT_TOPICS_STATEMENT_TIMEOUT,
+  TOPICS_RELATIONS_QUERY,
+  TOPICS_ROLE_QUERY,
+  topicsAccountProblems,
+} from './postgres-accounts.ts';
+import {
+  PINNED_LEXING,
+  type TxStatus,
+  type Warehouse,
+  type WarehouseSession,
+  type WarehouseSessionOptions,
+  type WarehouseStatement,
+  forwardedParams,
+} from './types.ts';
 
 /** Client startup parameters that may reach the warehouse (DESIGN 3: never `options`). */
 
@@ -40,7 +55,12 @@ export interface UpstreamTarget {
   database: string;
   user: string;
   password?: string;
+  /** Settings this account's sessions start with (the topics account: its timeouts). */
+  settings?: [string, string][];
 }
+
+/** The pinned lexing settings PostgreSQL reports in ParameterStatus (backslash_quote is not reported). */
+const PINNED_REPORTED = new Map(PINNED_LEXING.filter(([k]) => k !== 'backslash_quote'));
 
 /** The startup parameters Gatehouse sends: the allowlisted client ones, plus read-only when asked. */
 export function upstreamStartupParams(target: UpstreamTarget, opts: WarehouseSessionOptions): [string, string][] {
@@ -49,7 +69,10 @@ export function upstreamStartupParams(target: UpstreamTarget, opts: WarehouseSes
     ['database', target.database],
   ];
   out.push(...Object.entries(forwardedParams(opts.params)));
-  // Set by Gatehouse itself, never taken from a client.
+  // Set by Gatehouse itself, never taken from a client. Startup parameters outrank the
+  // warehouse's ALTER DATABASE / ALTER ROLE settings (PGC_S_CLIENT), so a database set to
+  // standard_conforming_strings = off still reads SQL as Gatehouse does.
+  out.push(...PINNED_LEXING.map(([k, v]): [string, string] => [k, v]), ...(target.settings ?? []));
   if (opts.readOnly) out.push(['options', '-c default_transaction_read_only=on']);
   return out;
 }
@@ -213,6 +236,9 @@ export class UpstreamConnection {
         this.parameters.set(k, v);
       } else if (type === MSG.ReadyForQuery) {
         if (scram.client && scram.expected !== 'verified') throw new Error('the warehouse skipped SCRAM server verification');
+        for (const [k, v] of PINNED_REPORTED) {
+          if (this.parameters.get(k) !== v) throw new Error(`the warehouse session did not start with ${k}=${v} (it reports ${this.parameters.get(k) ?? 'nothing'})`);
+        }
         this.txStatus = readyStatus(body);
         return;
       }
@@ -267,6 +293,7 @@ export class UpstreamConnection {
     if (type === MSG.ParameterStatus) {
       const [k, v] = parameterStatus(body);
       this.parameters.set(k, v);
+      if (PINNED_REPORTED.has(k) && PINNED_REPORTED.get(k) !== v) this.pinnedChanged(k, v);
     } else if (type === MSG.ReadyForQuery && st && !st.done) {
       this.txStatus = readyStatus(body);
       st.finished = this.txStatus;
@@ -323,6 +350,17 @@ export class UpstreamConnection {
     this.mode = 'dead';
     this.socket.destroy();
     this.finish(st);
+  }
+
+  /**
+   * A statement changed a setting the warehouse lexes SQL with (SET standard_conforming_strings
+   * = off slipped through policy): the next message would be read differently from how
+   * Gatehouse read it, so the connection ends now, before it reads another message. The
+   * open transaction (the implicit one of an extended batch included) is rolled back.
+   */
+  private pinnedChanged(name: string, value: string): void {
+    this.lost(`a statement set ${name} to ${value}; Gatehouse reads SQL only with ${[...PINNED_REPORTED].map(([k, v]) => `${k}=${v}`).join(', ')}, so it closed this warehouse connection`);
+    this.socket.destroy();
   }
 
   private lost(reason: string): void {
@@ -497,13 +535,22 @@ export function privilegeProblems(row: Record<string, string | null>): string[] 
   if (t('rolcreaterole')) out.push('can create roles (CREATEROLE)');
   if (t('rolcreatedb')) out.push('can create databases (CREATEDB)');
   if (t('rolbypassrls')) out.push('bypasses row level security (BYPASSRLS)');
-  for (const r of ['pg_read_server_files', 'pg_write_server_files', 'pg_execute_server_program'])
-    if (t(r)) out.push(`is a member of ${r}`);
+  for (const r of POWERFUL_ROLES) if (t(r)) out.push(`is a member of ${r}`);
   return out;
 }
 
+/** Predefined roles that read or write files, run programs, signal other sessions or read every table. */
+const POWERFUL_ROLES = [
+  'pg_read_server_files',
+  'pg_write_server_files',
+  'pg_execute_server_program',
+  'pg_signal_backend',
+  'pg_read_all_data',
+  'pg_write_all_data',
+];
+
 const PRIVILEGE_QUERY = `SELECT r.rolsuper, r.rolcreaterole, r.rolcreatedb, r.rolbypassrls,
-${['pg_read_server_files', 'pg_write_server_files', 'pg_execute_server_program']
+${POWERFUL_ROLES
   .map((g) => `  CASE WHEN EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '${g}') THEN pg_has_role(current_user, '${g}', 'MEMBER') ELSE false END AS ${g}`)
   .join(',\n')}
 FROM pg_roles r WHERE r.rolname = current_user`;
@@ -511,11 +558,15 @@ FROM pg_roles r WHERE r.rolname = current_user`;
 export class PostgresWarehouse implements Warehouse {
   readonly kind = 'postgres';
   private readonly target: UpstreamTarget;
+  /** The account of query_topics sessions (least privilege: the topics' fields only). */
+  private readonly topicsTarget?: UpstreamTarget;
   private readonly allowSuperuser: boolean;
 
   constructor(
     private readonly conn: Connection,
     private readonly logger?: Logger,
+    /** The connection's topics: what the topics account must be able to read, and all it may. */
+    private readonly topics: Topic[] = [],
   ) {
     const t = conn.target as PostgresConnection;
     if (t.kind !== 'postgres') throw new Error(`connection ${conn.name} is not a postgres connection`);
@@ -528,10 +579,26 @@ export class PostgresWarehouse implements Warehouse {
       user: t.user,
       password: t.password_env ? process.env[t.password_env] : undefined,
     };
+    if (t.topics_user) {
+      this.topicsTarget = {
+        ...this.target,
+        user: t.topics_user,
+        password: t.topics_password_env ? process.env[t.topics_password_env] : undefined,
+        settings: [
+          ['statement_timeout', t.topics_statement_timeout ?? DEFAULT_TOPICS_STATEMENT_TIMEOUT],
+          ['idle_in_transaction_session_timeout', t.topics_idle_in_transaction_session_timeout ?? DEFAULT_TOPICS_IDLE_IN_TRANSACTION_TIMEOUT],
+        ],
+      };
+    }
   }
 
   private open(opts: WarehouseSessionOptions): Promise<UpstreamConnection> {
-    return UpstreamConnection.open(this.target, upstreamStartupParams(this.target, opts));
+    const target = opts.account === 'topics' ? this.topicsTarget : this.target;
+    if (!target) {
+      // The rules loader requires topics_user where query_topics is granted; never fall back to the querier account.
+      return Promise.reject(new GatehouseError('42501', `connection "${this.conn.name}" has no topics account (topics_user) for query_topics sessions`));
+    }
+    return UpstreamConnection.open(target, upstreamStartupParams(target, opts));
   }
 
   async start(): Promise<void> {
@@ -556,6 +623,33 @@ export class PostgresWarehouse implements Warehouse {
       throw new GatehouseError('08001', `could not check the warehouse account of connection "${this.conn.name}"`, {
         detail: (e as Error).message,
       });
+    } finally {
+      await c.close();
+    }
+    if (this.topicsTarget) await this.checkTopicsAccount();
+  }
+
+  /** The topics account reads the topics' fields and nothing else (postgres-accounts.ts); refused with every reason otherwise. */
+  private async checkTopicsAccount(): Promise<void> {
+    const c = await this.open({ params: { application_name: 'gatehouse' }, readOnly: true, account: 'topics' });
+    try {
+      const role = await c.rows(TOPICS_ROLE_QUERY);
+      const relations = await c.rows(TOPICS_RELATIONS_QUERY);
+      const asRows = (r: { fields: string[]; rows: (string | null)[][] }) => r.rows.map((row) => Object.fromEntries(r.fields.map((f, i) => [f, row[i]])));
+      const problems = topicsAccountProblems(asRows(role)[0], asRows(relations), this.topics);
+      if (problems.length > 0) {
+        throw new GatehouseError(
+          '42501',
+          `topics account "${this.topicsTarget!.user}" of connection "${this.conn.name}" ${problems.join('; ')}: Gatehouse refuses a topics account that can do more than read the topics' fields`,
+          {
+            detail: 'query_topics sessions run as this account; if a statement ever slips past policy, the account must have nothing more to give',
+            hint: "GRANT SELECT (<fields>) ON <base> per topic, REVOKE TEMP ON DATABASE <db> FROM PUBLIC, and no role memberships (docs/rules.md, 'The topics account')",
+          },
+        );
+      }
+    } catch (e) {
+      if (e instanceof GatehouseError) throw e;
+      throw new GatehouseError('08001', `could not check the topics account of connection "${this.conn.name}"`, { detail: (e as Error).message });
     } finally {
       await c.close();
     }

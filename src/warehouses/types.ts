@@ -16,8 +16,13 @@ export interface WarehouseStatement {
   copyOut?: { query: string; format: 'text' | 'csv'; header: boolean; delimiter?: string };
 }
 
-/** Startup parameters that may reach a warehouse (DESIGN 3): never `options`, never search_path. */
-export const FORWARDED_PARAMS = ['application_name', 'client_encoding', 'DateStyle', 'TimeZone', 'extra_float_digits'] as const;
+/**
+ * Startup parameters that may reach a warehouse (DESIGN 3): never `options`, never search_path,
+ * and nothing that changes how the warehouse reads SQL text (client_encoding,
+ * standard_conforming_strings, backslash_quote): those are pinned to what Gatehouse
+ * parses with (PINNED_LEXING below), whatever the client asked.
+ */
+export const FORWARDED_PARAMS = ['application_name', 'DateStyle', 'TimeZone', 'extra_float_digits'] as const;
 const FORWARDED_BY_LOWER = new Map<string, string>(FORWARDED_PARAMS.map((p) => [p.toLowerCase(), p]));
 
 /**
@@ -33,11 +38,42 @@ export function forwardedParams(params: Record<string, string>): Record<string, 
   return out;
 }
 
+/**
+ * The settings under which Gatehouse's parser (libpg_query) reads SQL: every upstream
+ * session starts with them, so the warehouse splits and reads client text exactly as
+ * Gatehouse did (a querier's raw SQL is forwarded as written: DESIGN 3). With
+ * standard_conforming_strings off, 'x\', '...' is one literal to Gatehouse and an
+ * escaped quote to the warehouse. backslash_quote is libpg_query's default (and the
+ * same as `on` under UTF8); client_encoding UTF8 is the only encoding Gatehouse decodes.
+ */
+export const PINNED_LEXING: readonly (readonly [string, string])[] = [
+  ['client_encoding', 'UTF8'],
+  ['standard_conforming_strings', 'on'],
+  ['backslash_quote', 'safe_encoding'],
+];
+
+/**
+ * Client encodings Gatehouse accepts at startup (names compared as PostgreSQL does: case
+ * and punctuation ignored). UTF8 is what it decodes; SQL_ASCII does no conversion
+ * against a UTF8 server, so its bytes are UTF8 bytes too (psql sends it under LANG=C).
+ */
+const ACCEPTED_CLIENT_ENCODINGS = new Set(['utf8', 'unicode', 'sqlascii']);
+
+/** Whether a client's startup client_encoding is one Gatehouse reads as it does (absent: yes). */
+export function acceptedClientEncoding(value: string | undefined): boolean {
+  return value === undefined || ACCEPTED_CLIENT_ENCODINGS.has(value.toLowerCase().replace(/[^a-z0-9]/g, ''));
+}
+
 export interface WarehouseSessionOptions {
-  /** Only the allowlisted startup parameters (application_name, client_encoding, DateStyle, TimeZone, extra_float_digits). */
+  /** Only the allowlisted startup parameters (application_name, DateStyle, TimeZone, extra_float_digits). */
   params: Record<string, string>;
   /** Raw SQL from this session must not write (sets default_transaction_read_only on the upstream). */
   readOnly: boolean;
+  /**
+   * Which warehouse account serves the session: 'topics' for query_topics sessions (the
+   * connection's least-privilege topics account, with its timeouts), else the querier account.
+   */
+  account?: 'topics' | 'querier';
 }
 
 export interface WarehouseSession {

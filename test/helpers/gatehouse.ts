@@ -23,13 +23,14 @@ export function demoRulesWith(acmeWarehouseYaml: string): string {
   return dir;
 }
 
-/** acme's `warehouse` connection on a database of the local PostgreSQL, through the least-privilege account. */
+/** acme's `warehouse` connection on a database of the local PostgreSQL: queriers through gatehouse_reader, query_topics through gatehouse_topics. */
 export function postgresWarehouseYaml(database: string): string {
   return `kind: postgres
 host: 127.0.0.1
 port: 5432
 database: ${database}
 user: gatehouse_reader
+topics_user: gatehouse_topics
 permissions:
   default: no_access
   groups:

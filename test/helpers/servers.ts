@@ -32,7 +32,27 @@ export function psqlAdminFile(database: string, file: string): void {
   });
 }
 
-/** A fresh database on the local PostgreSQL with acme's demo data and a least-privilege reader role. */
+/** The topics account of the test set-ups: SELECT on acme's topics' fields and nothing else (docs/rules.md). */
+export const TOPICS_ROLE = 'gatehouse_topics';
+
+/** SQL (as the superuser, on the warehouse database) that makes TOPICS_ROLE the least-privilege account of acme's topics. */
+export function topicsAccountSql(database: string, role = TOPICS_ROLE): string {
+  return `DO $$ BEGIN
+       IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '${role}') THEN
+         CREATE ROLE ${role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS NOREPLICATION;
+       END IF;
+     END $$;
+     -- PUBLIC has TEMP on every database by default: a temporary table would be the account's own.
+     REVOKE TEMP ON DATABASE ${database} FROM PUBLIC;
+     REVOKE ALL ON DATABASE ${database} FROM ${role};
+     GRANT CONNECT ON DATABASE ${database} TO ${role};
+     GRANT USAGE ON SCHEMA public TO ${role};
+     -- rules/acme/topics/*.yaml: orders exposes every column, customers all but email.
+     GRANT SELECT (id, customer_id, region, amount, status, ordered_at) ON public.orders TO ${role};
+     GRANT SELECT (id, name, region, created_at) ON public.customers TO ${role};`;
+}
+
+/** A fresh database on the local PostgreSQL with acme's demo data, a least-privilege reader role and the topics account. */
 export function createAcmeWarehouse(database: string, seedFile: string): void {
   psqlAdmin('test', `DROP DATABASE IF EXISTS ${database} WITH (FORCE);\nCREATE DATABASE ${database};`);
   psqlAdminFile(database, seedFile);
@@ -45,6 +65,7 @@ export function createAcmeWarehouse(database: string, seedFile: string): void {
      END $$;
      GRANT CONNECT ON DATABASE ${database} TO gatehouse_reader;
      GRANT USAGE ON SCHEMA public TO gatehouse_reader;
-     GRANT SELECT ON ALL TABLES IN SCHEMA public TO gatehouse_reader;`,
+     GRANT SELECT ON ALL TABLES IN SCHEMA public TO gatehouse_reader;
+     ${topicsAccountSql(database)}`,
   );
 }

@@ -25,6 +25,7 @@ host: 127.0.0.1
 port: ${opts.port ?? 5432}
 database: ${PG_DATABASE}
 user: ${opts.user ?? 'gatehouse_reader'}
+topics_user: gatehouse_topics
 ${opts.passwordEnv ? `password_env: ${opts.passwordEnv}\n` : ''}permissions:
   default: no_access
   groups:
