@@ -6,12 +6,12 @@
 import { LRUCache } from 'lru-cache';
 import { GatehouseError } from '../errors.ts';
 import type { Decision, DecisionContext, PlannedStatement } from './decision.ts';
-import { type ParsedStatement, type ParsedText, type AstNode, nodeType, parseSql } from '../sql/parse.ts';
+import { type ParsedStatement, type ParsedText, type AstNode, nodeType, parseSql, parseSqlSync } from '../sql/parse.ts';
 import { Refusal, refuse } from '../sql/refusal.ts';
 import { Walker, statementName } from '../sql/scope.ts';
 import { asksReadWrite, copyOptions, factsOf, kindOf, returnsRows } from '../sql/classify.ts';
 import { SETTING_ALLOWLIST, SHOW_ONLY_SETTINGS } from '../sql/functions.ts';
-import { deparseOneLine, deparsePretty, quoteIdent } from '../sql/deparse.ts';
+import { deparseFaithfully, deparseOneLine, deparsePretty, quoteIdent } from '../sql/deparse.ts';
 import { applySplices } from '../sql/splice.ts';
 import { planCatalogQuery } from './catalog.ts';
 import { checkTopicQuery } from '../sql/allowlist.ts';
@@ -111,7 +111,7 @@ function planTopicStatement(ctx: DecisionContext, st: ParsedStatement): Planned 
       const catalog = planCatalogQuery(ctx, stmt, st.text);
       if (catalog) return { statement: catalog, topics: [] };
       const topics = rewriteTopicQuery(ctx, stmt);
-      return { statement: { action: 'forward', sql: deparseOneLine(stmt), kind: 'select', returnsRows: true, topics }, topics };
+      return { statement: { action: 'forward', sql: faithfulSql(stmt), kind: 'select', returnsRows: true, topics }, topics };
     }
     case 'ExplainStmt': {
       // Answered by Gatehouse with the rewritten SQL: the warehouse's plan prints estimates
@@ -144,7 +144,7 @@ function planTopicStatement(ctx: DecisionContext, st: ParsedStatement): Planned 
       }
       const opts = copyOptions(body.options);
       const topics = rewriteTopicQuery(ctx, query);
-      const inner = deparseOneLine(query);
+      const inner = faithfulSql(query);
       const parts = [`FORMAT ${opts.format}`];
       if (opts.header) parts.push('HEADER true');
       if (opts.delimiter !== undefined) parts.push(`DELIMITER ${safeLiteral(opts.delimiter)}`);
@@ -161,6 +161,11 @@ function planTopicStatement(ctx: DecisionContext, st: ParsedStatement): Planned 
         if (asksReadWrite(body.args)) notForTopicUsers(ctx, `SET ${body.name} READ WRITE`);
       } else if (kind !== 'VAR_RESET_ALL') {
         const name = String(body.name ?? '').toLowerCase();
+        if (GOVERNED_LIMITS.has(name) && !kind.startsWith('VAR_RESET')) {
+          refuse('query_topics.setting_not_allowed', '42501', `SET ${body.name} is not permitted for query_topics users on connection ${ctx.connection.name}: the connection sets it for governed sessions`, {
+            hint: 'RESET returns it to the connection\'s value; ask a connection admin to change topics_statement_timeout',
+          });
+        }
         if (!SETTING_ALLOWLIST.has(name)) {
           refuse('query_topics.setting_not_allowed', '42501', settingMessage(ctx, body.name, kind.startsWith('VAR_RESET') ? 'RESET' : 'SET'));
         }
@@ -187,6 +192,9 @@ function planTopicStatement(ctx: DecisionContext, st: ParsedStatement): Planned 
   }
 }
 
+/** Limits the connection sets on governed sessions (topics_statement_timeout...): RESET and SHOW only. */
+const GOVERNED_LIMITS: ReadonlySet<string> = new Set(['statement_timeout', 'idle_in_transaction_session_timeout']);
+
 function settingMessage(ctx: DecisionContext, name: string, verb: string): string {
   const fixed = String(name).toLowerCase() === 'search_path' ? ' (search_path is fixed by Gatehouse)' : '';
   return `${verb} ${name} is not permitted for query_topics users on connection ${ctx.connection.name}${fixed}`;
@@ -195,6 +203,22 @@ function settingMessage(ctx: DecisionContext, name: string, verb: string): strin
 /** Session statements go upstream as Gatehouse writes them from the AST, never as typed. */
 function forwardAsWritten(st: ParsedStatement, kind: PlannedStatement['kind']): Planned {
   return { statement: { action: 'forward', sql: writeSessionStatement(st.stmt as never), kind, returnsRows: false, topics: [] }, topics: [] };
+}
+
+/** The rewritten tree as text, refused (0A000) unless the text parses back to the same tree. */
+function faithfulSql(stmt: AstNode): string {
+  const sql = deparseFaithfully(stmt, (text) => {
+    try {
+      const [again] = parseSqlSync(text).statements;
+      return again?.stmt;
+    } catch {
+      return undefined;
+    }
+  });
+  if (sql === undefined) {
+    refuse('unsupported', '0A000', 'Gatehouse cannot write this statement back exactly as it read it (a construct its SQL writer does not render faithfully); rewrite the query more plainly');
+  }
+  return sql;
 }
 
 /**

@@ -39,3 +39,25 @@ const RESERVED = new Set([
   'isnull', 'join', 'left', 'like', 'natural', 'notnull', 'outer', 'overlaps', 'right', 'similar',
   'tablesample', 'verbose',
 ]);
+
+/** The tree as canonical text without source positions (keys sorted): what two readings of the same SQL share. */
+function canonical(node: unknown): string {
+  if (Array.isArray(node)) return `[${node.map(canonical).join(',')}]`;
+  if (node && typeof node === 'object') {
+    const keys = Object.keys(node as object).filter((k) => k !== 'location').sort();
+    return `{${keys.map((k) => `${JSON.stringify(k)}:${canonical((node as Record<string, unknown>)[k])}`).join(',')}}`;
+  }
+  return JSON.stringify(node) ?? 'null';
+}
+
+/**
+ * Deparse a rewritten statement and prove the text reads back as the same tree: a deparser
+ * bug (it writes EXTRACT('a.b' FROM x) as EXTRACT(A.B FROM x)) must never send the warehouse
+ * a different statement from the one Gatehouse decided. Undefined when the text differs.
+ */
+export function deparseFaithfully(node: AstNode, reparse: (sql: string) => AstNode | undefined): string | undefined {
+  const sql = deparseOneLine(node);
+  const again = reparse(sql);
+  if (!again) return undefined;
+  return canonical(again) === canonical(node) ? sql : undefined;
+}

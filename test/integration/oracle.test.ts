@@ -99,7 +99,15 @@ async function verdict(st: OracleStatement, p: RulePerson): Promise<string | und
         tally.grayRefused++;
         return undefined;
       }
-      return sameAnswer(g, d) ? undefined : both('Gatehouse answered, and not what PostgreSQL answers');
+      if (sameAnswer(g, d)) return undefined;
+      if (!d.ok && d.code === '42501' && /\(\w+\)\.\w+/.test(st.sql)) {
+        // PostgreSQL reads `(c).name` as a whole-row value of c, which needs every column
+        // (email too) directly; through Gatehouse c is the topic's derived table. The
+        // same field selection written `c.name` is the reference's answer.
+        const plain = await direct.get(p.short)!.run(st.sql.replace(/\((\w+)\)\.(\w+)/g, '$1.$2'));
+        if (sameAnswer(g, plain)) return undefined;
+      }
+      return both('Gatehouse answered, and not what PostgreSQL answers');
     case 'hostile': {
       if (g.ok) return both('Gatehouse answered a hostile statement');
       const decision = await decide(contextFor(rules, p), st.sql);

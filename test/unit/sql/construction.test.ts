@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { decide } from '../../../src/policy/decide.ts';
 import type { Decision } from '../../../src/policy/decision.ts';
 import { safeLiteral } from '../../../src/sql/session-statement.ts';
-import { alice, bob, carol } from '../policy/demo-context.ts';
+import { alice, bob, carol, erin } from '../policy/demo-context.ts';
 
 function sent(d: Decision): string[] {
   expect(d.outcome, JSON.stringify(d)).toBe('run');
@@ -122,5 +122,25 @@ describe('types and parameter types name built-in scalar types only', () => {
   }
   it('built-in casts are fine', async () => {
     expect((await decide(bob, "SELECT id::text, amount::float8, ordered_at::date, '1 day'::interval, status::varchar(10), ARRAY[1]::int[] FROM orders")).outcome).toBe('run');
+  });
+});
+
+describe('what is forwarded parses back to the tree that was decided', () => {
+  it("a deparser slip (EXTRACT('a.b' FROM x) written as EXTRACT(A.B FROM x)) is refused, not forwarded", async () => {
+    const d = await decide(erin, "SELECT id FROM orders WHERE EXTRACT('public.employees' FROM ordered_at) = 2024");
+    expect(refusedWith(d).sqlstate).toBe('0A000');
+  });
+  it("a qualified type the writer would unqualify is refused rather than resolved anew", async () => {
+    expect(refusedWith(await decide(bob, "SELECT 'x'::pg_catalog.text")).sqlstate).toBe('0A000');
+    expect((await decide(bob, "SELECT 'x'::text, 1::int, now()::timestamptz")).outcome).toBe('run');
+  });
+});
+
+describe('governed limits', () => {
+  it('bob cannot lift the timeouts the connection sets; RESET and SHOW are fine', async () => {
+    for (const q of ['SET statement_timeout = 0', 'SET idle_in_transaction_session_timeout TO 0', 'SET LOCAL statement_timeout = 999999']) {
+      expect(refusedWith(await decide(bob, q)).sqlstate, q).toBe('42501');
+    }
+    expect(sent(await decide(bob, 'RESET statement_timeout; SHOW statement_timeout'))).toEqual(['RESET statement_timeout', 'SHOW statement_timeout']);
   });
 });
