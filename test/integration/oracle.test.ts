@@ -41,7 +41,7 @@ const REFERENCE_DB = 'gatehouse_it_oracle_ref';
 const SEED = Number(process.env.ORACLE_SEED ?? 20261102);
 const RUNS = Number(process.env.ORACLE_RUNS ?? 350);
 const PEOPLE = ['bob', 'grace', 'erin'];
-const SESSION_SETUP = [`SET TimeZone = 'UTC'`, `SET DateStyle = 'ISO, MDY'`, `SET IntervalStyle = 'postgres'`, `SET extra_float_digits = 1`, `SET statement_timeout = 30000`];
+const SESSION_SETUP = [`SET TimeZone = 'UTC'`, `SET DateStyle = 'ISO, MDY'`, `SET IntervalStyle = 'postgres'`, `SET extra_float_digits = 1`]; // the connection's topics_statement_timeout governs Gatehouse's side;
 
 const reproduce = `seed ${SEED}, ORACLE_RUNS=${RUNS} (reproduce: ORACLE_SEED=${SEED} ORACLE_RUNS=${RUNS} npx vitest run test/integration/oracle.test.ts)`;
 
