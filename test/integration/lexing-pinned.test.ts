@@ -146,12 +146,15 @@ describe('a session that turns a lexing setting off is ended before it sends ano
       it(`${who}: ${name}`, async () => {
         const c = await (who === 'carol' ? carol : bob)(gh.port);
         try {
-          for (const sql of setup) await c.query(sql);
+          const setResults = [];
+          for (const sql of setup) setResults.push(await c.query(sql));
+          const last = setResults[setResults.length - 1];
+          // The SET itself is refused (42501, decide() reads it) or the session is ended (the guard behind it).
+          expect(last.closedEarly || last.errors.some((e) => e.C === '42501')).toBe(true);
           const r = await c.query(String.raw`SELECT 'x\', '; SELECT 42 AS pwned; --' AS b`, { keepRows: 5 });
-          // Either refused or closed: never the warehouse running the smuggled statement.
+          // Never the warehouse running the smuggled statement: at most the one SELECT of two literals.
           expect(r.columns).not.toContain('pwned');
-          expect(r.tags).not.toContain('SELECT 1');
-          expect(r.closedEarly || r.errors.length > 0).toBe(true);
+          expect(r.tags.length).toBeLessThanOrEqual(1);
         } finally {
           await c.close();
         }
