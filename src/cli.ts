@@ -53,6 +53,7 @@ async function serveCommand(args: string[]): Promise<number> {
     port: port === undefined ? undefined : Number(port),
     adminPort: process.env.GATEHOUSE_ADMIN_PORT === undefined ? undefined : Number(process.env.GATEHOUSE_ADMIN_PORT),
     auditPath: join(state, 'audit.jsonl'),
+    stateDir: state,
   });
   if (values.demo) {
     console.log(`

@@ -1,5 +1,8 @@
 // Starts a Gatehouse: rules, warehouses, audit, the wire server. Used by the CLI
 // and by the integration tests (port 0), so both run the same code.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import pino, { type Logger } from 'pino';
 import { Metrics } from './admin/metrics.ts';
 import { startAdminServer } from './admin/server.ts';
@@ -14,6 +17,8 @@ export interface ServeOptions {
   port?: number;
   /** Health and metrics over HTTP; 0 picks a free port. */
   adminPort?: number;
+  /** Embedded servers' data: <stateDir>/embedded. Without it, a temp dir removed at close (so Gatehouses never share one). */
+  stateDir?: string;
   /** Audit records go to this JSON-lines file; without it, to the logger. */
   auditPath?: string;
   logger?: Logger;
@@ -33,8 +38,14 @@ export async function serve(opts: ServeOptions): Promise<RunningGatehouse> {
   const auditFile = opts.auditPath ? fileAudit(opts.auditPath) : undefined;
   const metrics = new Metrics();
   const audit: AuditSink = countedAudit(auditFile ?? loggerAudit(logger), metrics);
-  const gateway = new Gateway(rules, logger, audit);
-  await gateway.start();
+  const tempState = opts.stateDir ? undefined : mkdtempSync(join(tmpdir(), 'gatehouse-state-'));
+  const gateway = new Gateway(rules, logger, audit, opts.stateDir ?? tempState!);
+  try {
+    await gateway.start();
+  } catch (e) {
+    if (tempState) rmSync(tempState, { recursive: true, force: true });
+    throw e;
+  }
   const host = opts.host ?? rules.server.host;
   const wire = await startWireServer({
     host,
@@ -60,6 +71,7 @@ export async function serve(opts: ServeOptions): Promise<RunningGatehouse> {
       await admin.close();
       await gateway.close();
       auditFile?.flush();
+      if (tempState) rmSync(tempState, { recursive: true, force: true });
     },
   };
 }

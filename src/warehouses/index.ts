@@ -1,7 +1,7 @@
 // One connector per connection kind.
 import type { Logger } from 'pino';
 import type { Connection } from '../config/model.ts';
-import { EmbeddedWarehouse } from './embedded.ts';
+import { type EmbeddedOptions, EmbeddedWarehouse } from './embedded.ts';
 import { PostgresWarehouse } from './postgres.ts';
 import type { Warehouse } from './types.ts';
 
@@ -13,10 +13,10 @@ export interface DescribableWarehouse extends Warehouse {
   describeRelation(schema: string, table: string): Promise<Record<string, string>>;
 }
 
-export function createWarehouse(conn: Connection, orgDir: string, logger?: Logger): DescribableWarehouse {
+export function createWarehouse(conn: Connection, orgDir: string, opts: EmbeddedOptions, logger?: Logger): DescribableWarehouse {
   switch (conn.target.kind) {
     case 'embedded':
-      return new EmbeddedWarehouse(conn, orgDir, logger);
+      return new EmbeddedWarehouse(conn, orgDir, opts, logger);
     case 'postgres':
       return new PostgresWarehouse(conn, logger);
   }

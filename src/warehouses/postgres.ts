@@ -23,6 +23,7 @@ import {
   visitMessages,
 } from './pg-framing.ts';
 import { type TxStatus, type Warehouse, type WarehouseSession, type WarehouseSessionOptions, type WarehouseStatement, forwardedParams } from './types.ts';
+import type { WarehouseAccount, WarehouseAccounts } from './accounts.ts';
 
 /** Client startup parameters that may reach the warehouse (DESIGN 3: never `options`). */
 
@@ -460,6 +461,11 @@ class RowsSink implements ResultSink {
 export class PostgresSession implements WarehouseSession {
   constructor(private readonly conn: UpstreamConnection) {}
 
+  /** The warehouse's own server_version, from its ParameterStatus at sign-in. */
+  get serverVersion(): string | undefined {
+    return this.conn.parameters.get('server_version');
+  }
+
   get txStatus(): TxStatus {
     return this.conn.txStatus;
   }
@@ -512,15 +518,18 @@ export class PostgresWarehouse implements Warehouse {
   readonly kind = 'postgres';
   private readonly target: UpstreamTarget;
   private readonly allowSuperuser: boolean;
+  /** Whom each kind of session signs in as (accounts.ts); the embedded warehouse passes its own. */
+  private readonly accounts: WarehouseAccounts;
 
   constructor(
     private readonly conn: Connection,
     private readonly logger?: Logger,
+    accounts?: WarehouseAccounts,
   ) {
     const t = conn.target as PostgresConnection;
-    if (t.kind !== 'postgres') throw new Error(`connection ${conn.name} is not a postgres connection`);
-    this.allowSuperuser = t.allow_superuser;
-    this.target = {
+    if (t.kind !== 'postgres' && !accounts) throw new Error(`connection ${conn.name} is not a postgres connection`);
+    this.allowSuperuser = t.kind === 'postgres' && t.allow_superuser;
+    this.target = accounts?.querier ?? {
       connection: conn.name,
       host: t.host,
       port: t.port,
@@ -528,21 +537,29 @@ export class PostgresWarehouse implements Warehouse {
       user: t.user,
       password: t.password_env ? process.env[t.password_env] : undefined,
     };
+    // Until the connection names a separate topics account, both kinds of session use the one account.
+    this.accounts = accounts ?? { querier: this.target, topics: this.target };
   }
 
   private open(opts: WarehouseSessionOptions): Promise<UpstreamConnection> {
-    return UpstreamConnection.open(this.target, upstreamStartupParams(this.target, opts));
+    const target = this.accounts[opts.account ?? 'querier'];
+    return UpstreamConnection.open(target, upstreamStartupParams(target, opts));
   }
 
   async start(): Promise<void> {
-    const c = await this.open({ params: { application_name: 'gatehouse' }, readOnly: true });
+    await this.checkAccount('querier');
+    if (this.accounts.topics !== this.accounts.querier) await this.checkAccount('topics');
+  }
+
+  private async checkAccount(account: WarehouseAccount): Promise<void> {
+    const c = await this.open({ params: { application_name: 'gatehouse' }, readOnly: true, account });
     try {
       const { fields, rows } = await c.rows(PRIVILEGE_QUERY);
       if (rows.length !== 1) throw new Error('the warehouse account was not found in pg_roles');
       const row = Object.fromEntries(fields.map((f, i) => [f, rows[0][i]]));
       const problems = privilegeProblems(row);
       if (problems.length > 0) {
-        const what = `warehouse account "${this.target.user}" of connection "${this.conn.name}" ${problems.join(', ')}`;
+        const what = `warehouse account "${this.accounts[account].user}" of connection "${this.conn.name}" ${problems.join(', ')}`;
         if (!this.allowSuperuser) {
           throw new GatehouseError('42501', `${what}: Gatehouse refuses accounts with more than read privileges`, {
             detail: 'a read-only transaction does not stop COPY TO PROGRAM, pg_read_file or SET TRANSACTION READ WRITE for such an account',

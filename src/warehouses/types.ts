@@ -1,6 +1,7 @@
 import type { ExtendedStep } from '../wire/messages.ts';
 import type { ResultSink } from '../wire/sink.ts';
 import type { StatementKind } from '../policy/decision.ts';
+import type { WarehouseAccount } from './accounts.ts';
 
 /** PostgreSQL ReadyForQuery transaction status. */
 export type TxStatus = 'I' | 'T' | 'E';
@@ -38,6 +39,8 @@ export interface WarehouseSessionOptions {
   params: Record<string, string>;
   /** Raw SQL from this session must not write (sets default_transaction_read_only on the upstream). */
   readOnly: boolean;
+  /** The warehouse account the session signs in as (accounts.ts accountFor); querier when absent. */
+  account?: WarehouseAccount;
 }
 
 export interface WarehouseSession {
@@ -55,6 +58,8 @@ export interface WarehouseSession {
    */
   runExtended?(batch: ExtendedStep[], sink: ResultSink): Promise<TxStatus>;
   readonly txStatus: TxStatus;
+  /** The warehouse's own server_version (its ParameterStatus), announced to the client. */
+  readonly serverVersion?: string;
   /** Asks the warehouse to cancel the running statement (a client's CancelRequest); it then ends with 57014. */
   cancel?(): void | Promise<void>;
   close(): Promise<void>;
