@@ -88,7 +88,9 @@ export class TopicCatalog {
     await server.superuser('postgres', `DROP ROLE IF EXISTS ${quoteIdent(EMBEDDED_ROLES.catalog)};\n${createLoginRole(EMBEDDED_ROLES.catalog, password)}`);
     await server.superuser(db, `${catalogSeed(this.topics.values())}
 ${lockDownDatabase(db)}
-GRANT CONNECT ON DATABASE ${quoteIdent(db)} TO ${quoteIdent(EMBEDDED_ROLES.catalog)};`);
+GRANT CONNECT ON DATABASE ${quoteIdent(db)} TO ${quoteIdent(EMBEDDED_ROLES.catalog)};
+-- The tables are empty; information_schema shows a role only what it holds a privilege on.
+GRANT SELECT ON ALL TABLES IN SCHEMA public TO ${quoteIdent(EMBEDDED_ROLES.catalog)};`);
     const target = server.target(this.connection.name, db, EMBEDDED_ROLES.catalog, password);
     const wh = new PostgresWarehouse(this.connection, this.logger, { querier: target, topics: target });
     this.startupMs = performance.now() - t0;
