@@ -2,6 +2,7 @@
 // gatehouse serve | check | explain | verifier
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { GatehouseError } from './errors.ts';
 import { parseArgs } from 'node:util';
 import { RulesError, loadRules } from './config/load.ts';
 import { formatVerifier, makeVerifier } from './identity/scram.ts';
@@ -124,7 +125,14 @@ main(process.argv.slice(2)).then(
   },
   (e) => {
     if (e instanceof RulesError) console.error(e.message);
-    else console.error(`gatehouse: ${(e as Error).message}`);
+    else {
+      console.error(`gatehouse: ${(e as Error).message}`);
+      // A start failure's detail and hint (an embedded server that cannot start says why and what to do instead).
+      if (e instanceof GatehouseError) {
+        if (e.detail) console.error(`  detail: ${e.detail}`);
+        if (e.hint) console.error(`  hint: ${e.hint}`);
+      }
+    }
     process.exitCode = 1;
   },
 );

@@ -47,18 +47,30 @@ export async function serve(opts: ServeOptions): Promise<RunningGatehouse> {
     throw e;
   }
   const host = opts.host ?? rules.server.host;
+  // A listener that fails to start must not leave the embedded servers running.
+  const stopGateway = async () => {
+    await gateway.close();
+    if (tempState) rmSync(tempState, { recursive: true, force: true });
+  };
   const wire = await startWireServer({
     host,
     port: opts.port ?? rules.server.port,
     handler: gateway,
     maxMessageBytes: rules.server.max_message_bytes,
     logger,
+  }).catch(async (e) => {
+    await stopGateway();
+    throw e;
   });
   const admin = await startAdminServer({
     host,
     port: opts.adminPort ?? rules.server.admin_port,
     metrics,
     health: () => ({ policy_version: rules.version, connections: wire.connections }),
+  }).catch(async (e) => {
+    await wire.close();
+    await stopGateway();
+    throw e;
   });
   logger.info({ host, port: wire.port, admin_port: admin.port, policy_version: rules.version, orgs: [...rules.orgs.keys()] }, 'gatehouse listening');
   return {
@@ -69,9 +81,8 @@ export async function serve(opts: ServeOptions): Promise<RunningGatehouse> {
     close: async () => {
       await wire.close();
       await admin.close();
-      await gateway.close();
+      await stopGateway();
       auditFile?.flush();
-      if (tempState) rmSync(tempState, { recursive: true, force: true });
     },
   };
 }

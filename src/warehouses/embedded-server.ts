@@ -13,7 +13,7 @@
 // that class throws at import on a platform without binaries, registers process exit
 // hooks, writes the password to the shared tmpdir and waits forever on an early exit.
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -75,6 +75,18 @@ export function freePort(): Promise<number> {
       s.close(() => resolve(port));
     });
   });
+}
+
+/** Can this uid/gid pass through `dir` and every directory above it? */
+function passable(dir: string, who: { uid: number; gid: number }): boolean {
+  for (let d = dir; ; d = path.dirname(d)) {
+    if (existsSync(d)) {
+      const st = statSync(d);
+      const bit = st.uid === who.uid ? 0o100 : st.gid === who.gid ? 0o010 : 0o001;
+      if ((st.mode & bit) === 0) return false;
+    }
+    if (d === path.dirname(d)) return true;
+  }
 }
 
 function alive(pid: number): boolean {
@@ -144,10 +156,22 @@ export class EmbeddedServer {
   private child?: ChildProcess;
   private watchdog?: ChildProcess;
   private exited?: Promise<void>;
-  private readonly dataDir: string;
+  private dataDir: string;
 
   constructor(private readonly opts: EmbeddedServerOptions) {
     this.dataDir = path.join(opts.dir, 'pgdata');
+  }
+
+  /**
+   * <dir>/pgdata; but when the server runs as another OS user (Gatehouse is root) and a
+   * directory above the state dir does not let that user pass (a root-only home, a 0700
+   * temp dir), a directory of its own under the system temp dir, named from <dir>, so the
+   * next start finds it again (stale server check).
+   */
+  private locateDataDir(owner: { uid: number; gid: number } | undefined, stateDir: string): string {
+    if (!owner || passable(path.dirname(stateDir), owner)) return path.join(this.opts.dir, 'pgdata');
+    const hash = createHash('sha256').update(this.opts.dir).digest('hex').slice(0, 16);
+    return path.join(os.tmpdir(), `gatehouse-pg-${hash}`, 'pgdata');
   }
 
   get running(): boolean {
@@ -160,12 +184,18 @@ export class EmbeddedServer {
     const bin = await embeddedBinaries();
     const owner = serverOwner();
     const { dir } = this.opts;
+    const stateDir = path.dirname(path.dirname(path.dirname(dir)));
+    this.dataDir = this.locateDataDir(owner, stateDir);
     await killStale(this.dataDir, this.opts.logger);
     rmSync(dir, { recursive: true, force: true });
+    rmSync(this.dataDir, { recursive: true, force: true });
+    if (!this.dataDir.startsWith(dir)) {
+      makeDir(path.dirname(this.dataDir), 0o711);
+      this.opts.logger?.info({ server: this.opts.name, dataDir: this.dataDir }, `the OS user ${OS_USER} cannot reach ${stateDir}: data dir under the temp dir instead`);
+    }
     // Running as root, the server is another OS user: the directories above its data dir
     // must let it pass (0711: traverse, not list). Otherwise everything is 0700.
     const passMode = owner ? 0o711 : 0o700;
-    const stateDir = path.dirname(path.dirname(path.dirname(dir)));
     if (owner && existsSync(stateDir)) {
       const st = statSync(stateDir);
       if ((st.mode & 0o001) === 0) chmodSync(stateDir, (st.mode & 0o777) | 0o011);
@@ -175,7 +205,7 @@ export class EmbeddedServer {
     makeDir(dir, passMode);
     writeFileSync(path.join(dir, 'superuser.password'), `${this.password}\n`, { mode: 0o600 });
     makeDir(this.dataDir, 0o700);
-    const pwFile = path.join(dir, 'initdb.pw');
+    const pwFile = path.join(path.dirname(this.dataDir), 'initdb.pw');
     writeFileSync(pwFile, `${this.password}\n`, { mode: 0o600 });
     if (owner) {
       chownSync(this.dataDir, owner.uid, owner.gid);
@@ -308,6 +338,8 @@ export class EmbeddedServer {
       await this.exited;
     }
     this.child = undefined;
+    // A data dir under the temp dir (locateDataDir) goes with the server; in the state dir it is kept for inspection until the next start.
+    if (!this.dataDir.startsWith(this.opts.dir)) rmSync(path.dirname(this.dataDir), { recursive: true, force: true });
   }
 }
 
