@@ -13,7 +13,7 @@ export interface WarehouseStatement {
   /** A plain row-returning query (SELECT/VALUES/TABLE): may be read through a cursor. */
   returnsRows: boolean;
   /** For COPY (query) TO STDOUT: the inner query and the COPY options text, so a
-   *  warehouse without COPY (embedded) can produce CopyData itself. */
+   *  warehouse without COPY (MySQL, Snowflake: not built yet) can produce CopyData itself. */
   copyOut?: { query: string; format: 'text' | 'csv'; header: boolean; delimiter?: string };
 }
 
