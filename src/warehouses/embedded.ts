@@ -17,7 +17,7 @@ import { GatehouseError } from '../errors.ts';
 import { quoteIdent } from '../sql/deparse.ts';
 import { createLoginRole, EMBEDDED_ROLES, grantQuerier, grantTopics, lockDownDatabase, type WarehouseAccounts } from './accounts.ts';
 import { EmbeddedServer } from './embedded-server.ts';
-import { PostgresSession, PostgresWarehouse } from './postgres.ts';
+import { type PostgresSession, PostgresWarehouse } from './postgres.ts';
 import type { Warehouse, WarehouseSessionOptions } from './types.ts';
 
 export interface EmbeddedOptions {

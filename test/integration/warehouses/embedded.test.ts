@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Connection, Topic } from '../../../src/config/model.ts';
-import { EmbeddedWarehouse } from '../../../src/warehouses/embedded.ts';
+import type { EmbeddedWarehouse } from '../../../src/warehouses/embedded.ts';
 import { embeddedBinaries } from '../../../src/warehouses/embedded-server.ts';
 import { createWarehouse } from '../../../src/warehouses/index.ts';
 import type { PostgresSession } from '../../../src/warehouses/postgres.ts';
