@@ -125,6 +125,19 @@ export async function killStale(dataDir: string, logger?: Logger): Promise<void>
     return; // not Linux, or gone: nothing we can identify safely
   }
   if (!cmdline.includes('postgres') || !cmdline.includes(dataDir)) return;
+  // Still the child of a live Gatehouse (node): that one is running, not gone. Refuse rather than take its server away.
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+  let parent = '';
+  try {
+    parent = ppid > 1 ? readFileSync(`/proc/${ppid}/cmdline`, 'utf8') : '';
+  } catch {}
+  if (parent.includes('node') && ppid !== process.pid) {
+    throw new GatehouseError('08001', `another Gatehouse (pid ${ppid}) is running with the same state dir`, {
+      detail: `its embedded PostgreSQL (pid ${pid}) serves ${dataDir}`,
+      hint: 'stop it first, or start this one in another working directory',
+    });
+  }
   logger?.warn({ pid, dataDir }, 'stopping an embedded PostgreSQL left by an earlier Gatehouse');
   process.kill(pid, 'SIGQUIT');
   if (!(await waitGone(pid, STOP_TIMEOUT_MS))) {

@@ -234,6 +234,9 @@ setInterval(() => {}, 1000);
       started.push(third.pid);
       expect(alive(second.pid)).toBe(false);
       expect(third.pid).not.toBe(second.pid);
+      // A second Gatehouse on the same state dir while the first is alive is refused; the first keeps its server.
+      await expect(startChild(dir)).rejects.toThrow(/another Gatehouse \(pid \d+\) is running with the same state dir/);
+      expect(alive(third.pid)).toBe(true);
       third.child.kill('SIGTERM');
     } finally {
       for (const pid of started) if (alive(pid)) process.kill(pid, 'SIGKILL');
