@@ -1,11 +1,11 @@
 // Gatehouse as one object: rules, identities, warehouses, and the sessions the
 // wire layer opens. A session is (org, user, connection, level): fixed at sign-in.
+import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { AuditSink } from './audit/audit.ts';
 import { topicsOf } from './config/load.ts';
 import type { Connection, Org, Rules, User } from './config/model.ts';
 import { GatehouseError } from './errors.ts';
-import { join } from 'node:path';
 import { type CatalogHost, TopicCatalog } from './catalog/catalog.ts';
 import { Directory } from './identity/directory.ts';
 import { sessionPolicy } from './policy/session.ts';
