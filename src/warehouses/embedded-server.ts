@@ -77,6 +77,87 @@ export function freePort(): Promise<number> {
   });
 }
 
+const CLUSTER_ENV = () => ({ ...process.env, LC_ALL: 'C', LC_MESSAGES: 'C', LANG: 'C' });
+
+/**
+ * Where the cluster of <dir> lives: <dir>/pgdata; but when the server runs as another OS
+ * user (Gatehouse is root) and a directory above the state dir does not let that user
+ * pass (a root-only home, a 0700 temp dir), a directory of its own under the system temp
+ * dir, named from <dir>, so the next start finds it again (stale server check).
+ */
+function locateDataDir(owner: { uid: number; gid: number } | undefined, stateDir: string, dir: string): string {
+  if (!owner || passable(path.dirname(stateDir), owner)) return path.join(dir, 'pgdata');
+  const hash = createHash('sha256').update(dir).digest('hex').slice(0, 16);
+  return path.join(os.tmpdir(), `gatehouse-pg-${hash}`, 'pgdata');
+}
+
+/** <state>/embedded: 0700, or 0711 when the server is another OS user, who must pass (traverse, not list); the state dir likewise. */
+function prepareStateDir(owner: { uid: number; gid: number } | undefined, stateDir: string): void {
+  if (owner && existsSync(stateDir)) {
+    const st = statSync(stateDir);
+    if ((st.mode & 0o001) === 0) chmodSync(stateDir, (st.mode & 0o777) | 0o011);
+  }
+  makeDir(path.join(stateDir, 'embedded'), owner ? 0o711 : 0o700);
+}
+
+/** initdb: scram for every account, the superuser's password from a 0600 file beside the data dir. */
+async function initCluster(bin: Binaries, owner: { uid: number; gid: number } | undefined, dataDir: string, password: string): Promise<void> {
+  makeDir(dataDir, 0o700);
+  const pwFile = path.join(path.dirname(dataDir), 'initdb.pw');
+  writeFileSync(pwFile, `${password}\n`, { mode: 0o600 });
+  if (owner) {
+    chownSync(dataDir, owner.uid, owner.gid);
+    chownSync(pwFile, owner.uid, owner.gid);
+  }
+  try {
+    await run(bin.initdb, ['-D', dataDir, '--auth=scram-sha-256', `--username=${SUPERUSER}`, `--pwfile=${pwFile}`, '--encoding=UTF8', '--locale=C', '--no-sync', '--no-instructions'], { ...owner, env: CLUSTER_ENV() });
+  } finally {
+    unlinkSync(pwFile);
+  }
+  // Only scram over loopback TCP: no local socket, no trust line left by initdb.
+  writeFileSync(path.join(dataDir, 'pg_hba.conf'), 'host all all 127.0.0.1/32 scram-sha-256\n', { mode: 0o600 });
+  if (owner) chownSync(path.join(dataDir, 'pg_hba.conf'), owner.uid, owner.gid);
+}
+
+const templates = new Map<string, Promise<{ dataDir: string; password: string }>>();
+
+/**
+ * The state dir's template cluster (<state>/embedded/.template): made by initdb the first
+ * time, and again when the binary changes (a marker names it); never started. Its
+ * superuser password (0600 beside it) is replaced in every copy right after start.
+ */
+function template(bin: Binaries, owner: { uid: number; gid: number } | undefined, stateDir: string): Promise<{ dataDir: string; password: string }> {
+  const dir = path.join(stateDir, 'embedded', '.template');
+  let made = templates.get(dir);
+  if (!made) {
+    made = makeTemplate(bin, owner, stateDir, dir).catch((e) => {
+      templates.delete(dir);
+      throw e;
+    });
+    templates.set(dir, made);
+  }
+  return made;
+}
+
+async function makeTemplate(bin: Binaries, owner: { uid: number; gid: number } | undefined, stateDir: string, dir: string): Promise<{ dataDir: string; password: string }> {
+  const dataDir = locateDataDir(owner, stateDir, dir);
+  const st = statSync(bin.postgres);
+  const marker = `${bin.postgres} ${st.size} ${st.mtimeMs} ${owner?.uid ?? process.getuid?.()}\n`;
+  const markerFile = path.join(dir, 'binary');
+  const pwPath = path.join(dir, 'superuser.password');
+  if (existsSync(path.join(dataDir, 'PG_VERSION')) && existsSync(pwPath) && existsSync(markerFile) && readFileSync(markerFile, 'utf8') === marker)
+    return { dataDir, password: readFileSync(pwPath, 'utf8').trim() };
+  rmSync(dir, { recursive: true, force: true });
+  rmSync(dataDir, { recursive: true, force: true });
+  makeDir(dir, owner ? 0o711 : 0o700);
+  if (!dataDir.startsWith(dir)) makeDir(path.dirname(dataDir), 0o711);
+  const password = randomBytes(24).toString('base64url');
+  writeFileSync(pwPath, `${password}\n`, { mode: 0o600 });
+  await initCluster(bin, owner, dataDir, password);
+  writeFileSync(markerFile, marker, { mode: 0o600 }); // last: a template cut short is made again
+  return { dataDir, password };
+}
+
 /** Can this uid/gid pass through `dir` and every directory above it? */
 function passable(dir: string, who: { uid: number; gid: number }): boolean {
   for (let d = dir; ; d = path.dirname(d)) {
@@ -163,7 +244,8 @@ export interface EmbeddedServerOptions {
 export class EmbeddedServer {
   host = '127.0.0.1';
   port = 0;
-  readonly password = randomBytes(24).toString('base64url');
+  /** The superuser's (base64url: safe inside a SQL literal). */
+  private password = randomBytes(24).toString('base64url');
   /** Milliseconds start() took (initdb and the server up). */
   startupMs = 0;
   private child?: ChildProcess;
@@ -175,70 +257,50 @@ export class EmbeddedServer {
     this.dataDir = path.join(opts.dir, 'pgdata');
   }
 
-  /**
-   * <dir>/pgdata; but when the server runs as another OS user (Gatehouse is root) and a
-   * directory above the state dir does not let that user pass (a root-only home, a 0700
-   * temp dir), a directory of its own under the system temp dir, named from <dir>, so the
-   * next start finds it again (stale server check).
-   */
-  private locateDataDir(owner: { uid: number; gid: number } | undefined, stateDir: string): string {
-    if (!owner || passable(path.dirname(stateDir), owner)) return path.join(this.opts.dir, 'pgdata');
-    const hash = createHash('sha256').update(this.opts.dir).digest('hex').slice(0, 16);
-    return path.join(os.tmpdir(), `gatehouse-pg-${hash}`, 'pgdata');
-  }
-
   get running(): boolean {
     return this.child !== undefined && this.child.exitCode === null && this.child.signalCode === null;
   }
 
-  /** initdb a fresh cluster, start it and wait until it accepts connections. */
+  /**
+   * A fresh cluster (a copy of the state dir's initdb'd template, or initdb), started; then
+   * its superuser gets a password of its own. Resolves when it accepts connections.
+   */
   async start(): Promise<void> {
     const t0 = performance.now();
     const bin = await embeddedBinaries();
     const owner = serverOwner();
     const { dir } = this.opts;
     const stateDir = path.dirname(path.dirname(path.dirname(dir)));
-    this.dataDir = this.locateDataDir(owner, stateDir);
+    this.dataDir = locateDataDir(owner, stateDir, dir);
     await killStale(this.dataDir, this.opts.logger);
     rmSync(dir, { recursive: true, force: true });
     rmSync(this.dataDir, { recursive: true, force: true });
+    prepareStateDir(owner, stateDir);
+    const passMode = owner ? 0o711 : 0o700;
+    makeDir(path.dirname(dir), passMode); // <org>
+    makeDir(dir, passMode);
     if (!this.dataDir.startsWith(dir)) {
       makeDir(path.dirname(this.dataDir), 0o711);
       this.opts.logger?.info({ server: this.opts.name, dataDir: this.dataDir }, `the OS user ${OS_USER} cannot reach ${stateDir}: data dir under the temp dir instead`);
     }
-    // Running as root, the server is another OS user: the directories above its data dir
-    // must let it pass (0711: traverse, not list). Otherwise everything is 0700.
-    const passMode = owner ? 0o711 : 0o700;
-    if (owner && existsSync(stateDir)) {
-      const st = statSync(stateDir);
-      if ((st.mode & 0o001) === 0) chmodSync(stateDir, (st.mode & 0o777) | 0o011);
-    }
-    makeDir(path.dirname(path.dirname(dir)), passMode); // <state>/embedded
-    makeDir(path.dirname(dir), passMode); // <org>
-    makeDir(dir, passMode);
-    writeFileSync(path.join(dir, 'superuser.password'), `${this.password}\n`, { mode: 0o600 });
-    makeDir(this.dataDir, 0o700);
-    const pwFile = path.join(path.dirname(this.dataDir), 'initdb.pw');
-    writeFileSync(pwFile, `${this.password}\n`, { mode: 0o600 });
-    if (owner) {
-      chownSync(this.dataDir, owner.uid, owner.gid);
-      chownSync(pwFile, owner.uid, owner.gid);
-    }
-    const env = { ...process.env, LC_ALL: 'C', LC_MESSAGES: 'C', LANG: 'C' };
+    let templatePassword: string | undefined;
     try {
-      await run(bin.initdb, ['-D', this.dataDir, '--auth=scram-sha-256', `--username=${SUPERUSER}`, `--pwfile=${pwFile}`, '--encoding=UTF8', '--locale=C', '--no-sync', '--no-instructions'], { ...owner, env });
+      if (os.platform() === 'win32') await initCluster(bin, owner, this.dataDir, this.password);
+      else {
+        // initdb once per state dir and binary; each start copies it (cp -a keeps the owner): seconds saved per server.
+        const tpl = await template(bin, owner, stateDir);
+        await run('cp', ['-a', tpl.dataDir, this.dataDir], { env: process.env });
+        templatePassword = tpl.password;
+      }
     } catch (e) {
       throw this.failed('initdb failed', e);
-    } finally {
-      unlinkSync(pwFile);
     }
-    // Only scram over loopback TCP: no local socket, no trust line left by initdb.
-    writeFileSync(path.join(this.dataDir, 'pg_hba.conf'), 'host all all 127.0.0.1/32 scram-sha-256\n', { mode: 0o600 });
-    if (owner) chownSync(path.join(this.dataDir, 'pg_hba.conf'), owner.uid, owner.gid);
+    const fresh = this.password;
+    if (templatePassword) this.password = templatePassword;
     for (let attempt = 1; ; attempt++) {
       this.port = await freePort();
       try {
-        await this.launch(bin.postgres, owner, env);
+        await this.launch(bin.postgres, owner, CLUSTER_ENV());
         break;
       } catch (e) {
         // Another process took the port between freePort() and bind(): try another.
@@ -246,6 +308,11 @@ export class EmbeddedServer {
         throw this.failed('the server did not start', e);
       }
     }
+    if (templatePassword) {
+      await this.superuser('postgres', `ALTER ROLE ${SUPERUSER} PASSWORD '${fresh}'`);
+      this.password = fresh;
+    }
+    writeFileSync(path.join(dir, 'superuser.password'), `${this.password}\n`, { mode: 0o600 });
     this.startupMs = performance.now() - t0;
     this.opts.logger?.info({ server: this.opts.name, port: this.port, ms: Math.round(this.startupMs) }, 'embedded PostgreSQL started');
   }
