@@ -2,6 +2,7 @@
 // gatehouse serve | check | explain | verifier
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { GatehouseError } from './errors.ts';
 import { parseArgs } from 'node:util';
 import { RulesError, loadRules } from './config/load.ts';
 import { formatVerifier, makeVerifier } from './identity/scram.ts';
@@ -59,6 +60,7 @@ async function serveCommand(args: string[]): Promise<number> {
     port: portOption(values.port, '--port', 'GATEHOUSE_PORT'),
     adminPort: portOption(values['admin-port'], '--admin-port', 'GATEHOUSE_ADMIN_PORT'),
     auditPath: join(state, 'audit.jsonl'),
+    stateDir: state,
   });
   if (values.demo) {
     console.log(`
@@ -139,7 +141,14 @@ main(process.argv.slice(2)).then(
   },
   (e) => {
     if (e instanceof RulesError) console.error(e.message);
-    else console.error(`gatehouse: ${(e as Error).message}`);
+    else {
+      console.error(`gatehouse: ${(e as Error).message}`);
+      // A start failure's detail and hint (an embedded server that cannot start says why and what to do instead).
+      if (e instanceof GatehouseError) {
+        if (e.detail) console.error(`  detail: ${e.detail}`);
+        if (e.hint) console.error(`  hint: ${e.hint}`);
+      }
+    }
     // Exit now: whatever a failed command left open (a worker, a timer) must not keep the process alive.
     process.exit(1);
   },

@@ -17,7 +17,6 @@ export const SQLSTATES = {
   '42P01': 'unknown relation',
   '53300': 'too many connections',
   '54000': 'statement too large',
-  '55P03': 'the embedded warehouse is busy with another session\'s transaction',
   '57014': 'statement canceled',
   XX000: 'internal error',
 } as const;

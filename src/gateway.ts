@@ -1,16 +1,19 @@
 // Gatehouse as one object: rules, identities, warehouses, and the sessions the
 // wire layer opens. A session is (org, user, connection, level): fixed at sign-in.
+import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { AuditSink } from './audit/audit.ts';
 import { topicsOf } from './config/load.ts';
 import type { Connection, Org, Rules, User } from './config/model.ts';
 import { GatehouseError } from './errors.ts';
-import { TopicCatalog } from './catalog/catalog.ts';
+import { type CatalogHost, TopicCatalog } from './catalog/catalog.ts';
 import { Directory } from './identity/directory.ts';
 import { sessionPolicy } from './policy/session.ts';
 import { runExtended } from './pipeline-extended.ts';
 import { runQuery, type StatementSession } from './pipeline.ts';
-import { createWarehouse } from './warehouses/index.ts';
+import { accountFor } from './warehouses/accounts.ts';
+import { EmbeddedServer } from './warehouses/embedded-server.ts';
+import { createWarehouse, EmbeddedWarehouse } from './warehouses/index.ts';
 import { type Warehouse, type WarehouseSession, acceptedClientEncoding, forwardedParams } from './warehouses/types.ts';
 import type { ConnectionHandler, ServerSession, StartupInfo } from './wire/handler.ts';
 
@@ -29,6 +32,8 @@ export class Gateway implements ConnectionHandler {
     private rules: Rules,
     private readonly logger: Logger,
     private readonly audit: AuditSink,
+    /** Where embedded servers keep their data (.gatehouse for the CLI; a temp dir per Gatehouse in tests). */
+    private readonly stateDir: string,
   ) {
     this.directory = new Directory(rules);
   }
@@ -44,7 +49,7 @@ export class Gateway implements ConnectionHandler {
     // In parallel: an embedded warehouse takes seconds to boot and seed.
     const starting = [...this.rules.orgs.values()].flatMap((org) =>
       [...org.connections.values()].map(async (conn) => {
-        const wh = createWarehouse(conn, org.dir, this.logger, [...topicsOf(org, conn.name).values()]);
+        const wh = createWarehouse(conn, org.dir, { stateDir: this.stateDir, topics: topicsOf(org, conn.name) }, this.logger);
         this.warehouses.set(key(org.name, conn.name), wh);
         try {
           await this.verify(org, conn, wh);
@@ -103,7 +108,10 @@ export class Gateway implements ConnectionHandler {
   private catalogFor(org: Org, conn: Connection, params: Record<string, string>) {
     const k = key(org.name, conn.name);
     let catalog = this.catalogs.get(k);
-    if (!catalog) this.catalogs.set(k, (catalog = new TopicCatalog(conn, topicsOf(org, conn.name), this.logger)));
+    if (!catalog) {
+      catalog = new TopicCatalog(conn, topicsOf(org, conn.name), this.catalogHost(org, conn), this.logger);
+      this.catalogs.set(k, catalog);
+    }
     let opened: Promise<WarehouseSession> | undefined;
     const open = () => {
       opened ??= catalog.openSession({ params, readOnly: true }).catch((e) => {
@@ -117,6 +125,14 @@ export class Gateway implements ConnectionHandler {
       await s?.close();
     };
     return { open, close };
+  }
+
+  /** An embedded connection's catalog lives on its own server; a postgres connection's on a server started for it on first need. */
+  private catalogHost(org: Org, conn: Connection): CatalogHost {
+    const wh = this.warehouses.get(key(org.name, conn.name));
+    if (wh instanceof EmbeddedWarehouse) return { server: wh.server, owned: false };
+    const dir = join(this.stateDir, 'embedded', org.name, `${conn.name}.catalog`);
+    return { server: new EmbeddedServer({ dir, name: `the topic catalog of connection "${conn.name}" of ${org.name}`, logger: this.logger }), owned: true };
   }
 
   verifierFor(user: string) {
@@ -173,8 +189,7 @@ export class Gateway implements ConnectionHandler {
     try {
       if (this.unverified.has(key(org.name, conn.name))) await this.retryStart(org, conn, warehouse);
       // query_topics sessions run as the connection's topics account (least privilege per level).
-      const account = context.level === 'query_topics' ? 'topics' : 'querier';
-      upstream = await warehouse.openSession({ params, readOnly: !conn.allow_writes, account });
+      upstream = await warehouse.openSession({ params, readOnly: !conn.allow_writes, account: accountFor(context.level) });
     } catch (e) {
       if (e instanceof GatehouseError) throw new GatehouseError(e.sqlstate, e.message, { severity: 'FATAL', detail: e.detail, hint: e.hint });
       throw e;
@@ -195,7 +210,7 @@ export class Gateway implements ConnectionHandler {
     };
     let closed = false;
     return {
-      parameterStatus: parameterStatus(startup, params, user),
+      parameterStatus: parameterStatus(startup, params, user, upstream.serverVersion),
       query: (sql, sink) => runQuery(session, sql, sink),
       extended: (batch, sink) => runExtended(session, batch, sink),
       cancel: () => {
@@ -215,9 +230,10 @@ export class Gateway implements ConnectionHandler {
 
 const key = (org: string, conn: string) => `${org}/${conn}`;
 
-function parameterStatus(startup: StartupInfo, params: Record<string, string>, user: User): Record<string, string> {
+function parameterStatus(startup: StartupInfo, params: Record<string, string>, user: User, serverVersion?: string): Record<string, string> {
   return {
-    server_version: SERVER_VERSION,
+    // The warehouse's own, so clients pick catalog queries that fit it.
+    server_version: serverVersion ?? SERVER_VERSION,
     server_encoding: 'UTF8',
     client_encoding: 'UTF8',
     DateStyle: 'ISO, MDY',

@@ -1,5 +1,8 @@
 // Starts a Gatehouse: rules, warehouses, audit, the wire server. Used by the CLI
 // and by the integration tests (port 0), so both run the same code.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import pino, { type Logger } from 'pino';
 import { Metrics } from './admin/metrics.ts';
 import { type AdminServer, startAdminServer } from './admin/server.ts';
@@ -18,6 +21,8 @@ export interface ServeOptions {
    */
   port: number | undefined;
   adminPort: number | undefined;
+  /** Embedded servers' data: <stateDir>/embedded. Without it, a temp dir removed at close (so Gatehouses never share one). */
+  stateDir?: string;
   /** Audit records go to this JSON-lines file; without it, to the logger. */
   auditPath?: string;
   logger?: Logger;
@@ -37,10 +42,11 @@ export async function serve(opts: ServeOptions): Promise<RunningGatehouse> {
   const auditFile = opts.auditPath ? fileAudit(opts.auditPath) : undefined;
   const metrics = new Metrics();
   const audit: AuditSink = countedAudit(auditFile ?? loggerAudit(logger), metrics);
-  const gateway = new Gateway(rules, logger, audit);
+  const tempState = opts.stateDir ? undefined : mkdtempSync(join(tmpdir(), 'gatehouse-state-'));
+  const gateway = new Gateway(rules, logger, audit, opts.stateDir ?? tempState!);
   const host = opts.host ?? rules.server.host;
   // A start that fails part way (a port in use, a warehouse that does not come up)
-  // closes what it opened: a listener or a warehouse left open would keep the process alive.
+  // closes what it opened: a listener or an embedded server left running would outlive us.
   let wire: WireServer | undefined;
   let admin: AdminServer;
   try {
@@ -62,10 +68,12 @@ export async function serve(opts: ServeOptions): Promise<RunningGatehouse> {
   } catch (e) {
     await wire?.close().catch(() => {});
     await gateway.close().catch(() => {});
+    if (tempState) rmSync(tempState, { recursive: true, force: true });
     auditFile?.flush();
     throw e;
   }
   const { port } = wire;
+  const listening = wire;
   // The real ports (a 0 asked for a free one): whoever started this process reads them here.
   logger.info({ host, port, admin_port: admin.port, policy_version: rules.version, orgs: [...rules.orgs.keys()] }, 'gatehouse listening');
   return {
@@ -74,9 +82,10 @@ export async function serve(opts: ServeOptions): Promise<RunningGatehouse> {
     adminPort: admin.port,
     gateway,
     close: async () => {
-      await wire.close();
+      await listening.close();
       await admin.close();
       await gateway.close();
+      if (tempState) rmSync(tempState, { recursive: true, force: true });
       auditFile?.flush();
     },
   };

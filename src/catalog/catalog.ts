@@ -1,20 +1,23 @@
-// The catalog a Query Topics user sees (DESIGN 1 and 3, "Catalog"): an embedded
-// PostgreSQL (PGlite, in a worker, as the embedded warehouse) holding one EMPTY table
-// per topic of the connection, shaped like the topic: its allowed fields, in the
-// topic's order, with the types the warehouse reported at start. psql's \d, pgjdbc's
-// DatabaseMetaData and SQLAlchemy's inspector then run their own catalog queries on it
-// for real, and see the topics and nothing else: the database holds nothing secret.
+// The catalog a Query Topics user sees (DESIGN 1 and 3, "Catalog"): a database on an
+// embedded PostgreSQL server holding one EMPTY table per topic of the connection, shaped
+// like the topic: its allowed fields, in the topic's order, with the types the warehouse
+// reported at start. psql's \d, pgjdbc's DatabaseMetaData and SQLAlchemy's inspector then
+// run their own catalog queries on it for real, and see the topics and nothing else: the
+// database holds nothing secret, and its account (gatehouse_catalog) can connect to it
+// and to nothing else on the server.
 //
-// One per connection, started on first use (PGlite takes seconds and ~200 MB) and
-// shared by every session of the connection: the field allowlist is per topic, not
-// per user, so every Query Topics user of a connection sees the same catalog.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+// The server is the connection's own embedded warehouse server (kind embedded), or one
+// started for the catalog on first need (kind postgres). One catalog per connection,
+// shared by its sessions: the field allowlist is per topic, not per user, so every Query
+// Topics user of a connection sees the same catalog.
+import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Connection, Topic } from '../config/model.ts';
 import { quoteIdent, quoteLiteral } from '../sql/deparse.ts';
-import { EmbeddedWarehouse } from '../warehouses/embedded.ts';
+import { createLoginRole, EMBEDDED_ROLES, lockDownDatabase } from '../warehouses/accounts.ts';
+import { CATALOG_DATABASE } from '../warehouses/embedded.ts';
+import type { EmbeddedServer } from '../warehouses/embedded-server.ts';
+import { PostgresWarehouse } from '../warehouses/postgres.ts';
 import type { WarehouseSession, WarehouseSessionOptions } from '../warehouses/types.ts';
 
 /** A type name as format_type prints it (`integer`, `numeric(12,2)`, `timestamp with time zone`, `text[]`). */
@@ -22,8 +25,8 @@ const TYPE_NAME = /^[A-Za-z_][A-Za-z0-9_ ."]*(\(\d+(,\s*\d+)?\))?( with(out)? ti
 
 /**
  * The seed of a connection's catalog: a table per topic. A column whose type the
- * warehouse did not report, or that PGlite does not know (an enum, a domain, an
- * extension's type), stays `text` rather than failing the whole catalog.
+ * warehouse did not report, or that the catalog server does not know (an enum, a domain,
+ * an extension's type), stays `text` rather than failing the whole catalog.
  */
 export function catalogSeed(topics: Iterable<Topic>): string {
   const out: string[] = [];
@@ -42,20 +45,23 @@ export function catalogSeed(topics: Iterable<Topic>): string {
   return out.join('\n');
 }
 
+export interface CatalogHost {
+  server: EmbeddedServer;
+  /** True: the catalog started this server and stops it on close (a postgres connection's). */
+  owned: boolean;
+}
+
 export class TopicCatalog {
-  private starting?: Promise<EmbeddedWarehouse>;
-  private warehouse?: EmbeddedWarehouse;
+  private starting?: Promise<PostgresWarehouse>;
+  /** Milliseconds the catalog took to start (0 until it has). */
+  startupMs = 0;
 
   constructor(
     private readonly connection: Connection,
     private readonly topics: Map<string, Topic>,
+    private readonly host: CatalogHost,
     private readonly logger?: Logger,
   ) {}
-
-  /** Milliseconds the catalog took to start (0 until it has). */
-  get startupMs(): number {
-    return this.warehouse?.startupMs ?? 0;
-  }
 
   async openSession(opts: WarehouseSessionOptions): Promise<WarehouseSession> {
     const wh = await this.start();
@@ -63,7 +69,7 @@ export class TopicCatalog {
   }
 
   /** Starts once for all the sessions that ask at the same time; a failed start is retried by the next. */
-  private start(): Promise<EmbeddedWarehouse> {
+  private start(): Promise<PostgresWarehouse> {
     this.starting ??= this.boot().catch((e) => {
       this.starting = undefined;
       throw e;
@@ -71,26 +77,31 @@ export class TopicCatalog {
     return this.starting;
   }
 
-  private async boot(): Promise<EmbeddedWarehouse> {
-    const dir = mkdtempSync(join(tmpdir(), 'gatehouse-catalog-'));
-    try {
-      writeFileSync(join(dir, 'catalog.sql'), catalogSeed(this.topics.values()));
-      const conn: Connection = { ...this.connection, target: { kind: 'embedded', seed: ['catalog.sql'] }, allow_writes: false };
-      const wh = new EmbeddedWarehouse(conn, dir, this.logger);
-      await wh.start();
-      this.warehouse = wh;
-      this.logger?.info({ org: conn.org, connection: conn.name, ms: Math.round(wh.startupMs), topics: this.topics.size }, 'topic catalog started');
-      return wh;
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+  private async boot(): Promise<PostgresWarehouse> {
+    const t0 = performance.now();
+    const { server } = this.host;
+    if (this.host.owned && !server.running) await server.start();
+    const db = CATALOG_DATABASE;
+    const password = randomBytes(24).toString('base64url');
+    await server.superuser('postgres', `DROP DATABASE IF EXISTS ${quoteIdent(db)}`);
+    await server.superuser('postgres', `CREATE DATABASE ${quoteIdent(db)}`);
+    await server.superuser('postgres', `DROP ROLE IF EXISTS ${quoteIdent(EMBEDDED_ROLES.catalog)};\n${createLoginRole(EMBEDDED_ROLES.catalog, password)}`);
+    await server.superuser(db, `${catalogSeed(this.topics.values())}
+${lockDownDatabase(db)}
+GRANT CONNECT ON DATABASE ${quoteIdent(db)} TO ${quoteIdent(EMBEDDED_ROLES.catalog)};
+-- The tables are empty; information_schema shows a role only what it holds a privilege on.
+GRANT SELECT ON ALL TABLES IN SCHEMA public TO ${quoteIdent(EMBEDDED_ROLES.catalog)};`);
+    const target = server.target(this.connection.name, db, EMBEDDED_ROLES.catalog, password);
+    const wh = new PostgresWarehouse(this.connection, this.logger, [], { querier: target, topics: target });
+    this.startupMs = performance.now() - t0;
+    this.logger?.info({ org: this.connection.org, connection: this.connection.name, ms: Math.round(this.startupMs), topics: this.topics.size }, 'topic catalog started');
+    return wh;
   }
 
   async close(): Promise<void> {
     const starting = this.starting;
     this.starting = undefined;
-    const wh = this.warehouse ?? (await starting?.catch(() => undefined));
-    this.warehouse = undefined;
-    await wh?.close();
+    await starting?.catch(() => undefined);
+    if (this.host.owned) await this.host.server.stop();
   }
 }

@@ -1,7 +1,7 @@
 // One connector per connection kind.
 import type { Logger } from 'pino';
-import type { Connection, Topic } from '../config/model.ts';
-import { EmbeddedWarehouse } from './embedded.ts';
+import type { Connection } from '../config/model.ts';
+import { type EmbeddedOptions, EmbeddedWarehouse } from './embedded.ts';
 import { PostgresWarehouse } from './postgres.ts';
 import type { Warehouse } from './types.ts';
 
@@ -13,12 +13,12 @@ export interface DescribableWarehouse extends Warehouse {
   describeRelation(schema: string, table: string): Promise<Record<string, string>>;
 }
 
-/** `topics`: the connection's topics, which a postgres connection's topics account is checked against at start. */
-export function createWarehouse(conn: Connection, orgDir: string, logger?: Logger, topics: Topic[] = []): DescribableWarehouse {
+/** `opts.topics`: the connection's topics, which its topics account is checked against at start. */
+export function createWarehouse(conn: Connection, orgDir: string, opts: EmbeddedOptions, logger?: Logger): DescribableWarehouse {
   switch (conn.target.kind) {
     case 'embedded':
-      return new EmbeddedWarehouse(conn, orgDir, logger);
+      return new EmbeddedWarehouse(conn, orgDir, opts, logger);
     case 'postgres':
-      return new PostgresWarehouse(conn, logger, topics);
+      return new PostgresWarehouse(conn, logger, [...opts.topics.values()]);
   }
 }

@@ -62,13 +62,15 @@ export function topicsAccountProblems(role: Row | undefined, relations: Row[], t
   // A SECURITY DEFINER function runs with its owner's privileges: whatever it reads, the account reads.
   if (role.definer_functions) out.push(`can execute SECURITY DEFINER functions ${role.definer_functions} (REVOKE EXECUTE ... FROM PUBLIC)`);
 
-  // Base relation -> the fields topics on it expose (two topics on one relation: either's fields).
+  // Base relation -> the columns topics on it read: the fields they expose and the ones their
+  // access filters compare (the barrier's WHERE reads those too). Two topics on one relation: either's.
   const wanted = new Map<string, { topics: string[]; fields: Set<string> }>();
   for (const topic of topics) {
     const k = `${topic.base.schema}.${topic.base.table}`;
     const w = wanted.get(k) ?? { topics: [], fields: new Set<string>() };
     w.topics.push(topic.name);
     for (const f of topic.fields) w.fields.add(f);
+    for (const f of topic.access_filters) w.fields.add(f.field);
     wanted.set(k, w);
   }
   const seen = new Set<string>();

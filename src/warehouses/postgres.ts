@@ -38,6 +38,7 @@ import {
   type WarehouseStatement,
   forwardedParams,
 } from './types.ts';
+import type { WarehouseAccount, WarehouseAccounts } from './accounts.ts';
 
 /** Client startup parameters that may reach the warehouse (DESIGN 3: never `options`). */
 
@@ -498,6 +499,11 @@ class RowsSink implements ResultSink {
 export class PostgresSession implements WarehouseSession {
   constructor(private readonly conn: UpstreamConnection) {}
 
+  /** The warehouse's own server_version, from its ParameterStatus at sign-in. */
+  get serverVersion(): string | undefined {
+    return this.conn.parameters.get('server_version');
+  }
+
   get txStatus(): TxStatus {
     return this.conn.txStatus;
   }
@@ -567,11 +573,13 @@ export class PostgresWarehouse implements Warehouse {
     private readonly logger?: Logger,
     /** The connection's topics: what the topics account must be able to read, and all it may. */
     private readonly topics: Topic[] = [],
+    /** The embedded warehouse's own accounts; a postgres connection's come from its file. */
+    accounts?: WarehouseAccounts,
   ) {
     const t = conn.target as PostgresConnection;
-    if (t.kind !== 'postgres') throw new Error(`connection ${conn.name} is not a postgres connection`);
-    this.allowSuperuser = t.allow_superuser;
-    this.target = {
+    if (t.kind !== 'postgres' && !accounts) throw new Error(`connection ${conn.name} is not a postgres connection`);
+    this.allowSuperuser = t.kind === 'postgres' && t.allow_superuser;
+    this.target = accounts?.querier ?? {
       connection: conn.name,
       host: t.host,
       port: t.port,
@@ -579,14 +587,19 @@ export class PostgresWarehouse implements Warehouse {
       user: t.user,
       password: t.password_env ? process.env[t.password_env] : undefined,
     };
-    if (t.topics_user) {
+    const topicsTarget: UpstreamTarget | undefined =
+      accounts?.topics ??
+      (t.kind === 'postgres' && t.topics_user
+        ? { ...this.target, user: t.topics_user, password: t.topics_password_env ? process.env[t.topics_password_env] : undefined }
+        : undefined);
+    // Governed sessions carry the connection's timeouts (the embedded kind has the defaults).
+    if (topicsTarget) {
+      const pg = t.kind === 'postgres' ? t : undefined;
       this.topicsTarget = {
-        ...this.target,
-        user: t.topics_user,
-        password: t.topics_password_env ? process.env[t.topics_password_env] : undefined,
+        ...topicsTarget,
         settings: [
-          ['statement_timeout', t.topics_statement_timeout ?? DEFAULT_TOPICS_STATEMENT_TIMEOUT],
-          ['idle_in_transaction_session_timeout', t.topics_idle_in_transaction_session_timeout ?? DEFAULT_TOPICS_IDLE_IN_TRANSACTION_TIMEOUT],
+          ['statement_timeout', pg?.topics_statement_timeout ?? DEFAULT_TOPICS_STATEMENT_TIMEOUT],
+          ['idle_in_transaction_session_timeout', pg?.topics_idle_in_transaction_session_timeout ?? DEFAULT_TOPICS_IDLE_IN_TRANSACTION_TIMEOUT],
         ],
       };
     }
@@ -602,7 +615,12 @@ export class PostgresWarehouse implements Warehouse {
   }
 
   async start(): Promise<void> {
-    const c = await this.open({ params: { application_name: 'gatehouse' }, readOnly: true });
+    await this.checkQuerierAccount();
+    if (this.topicsTarget) await this.checkTopicsAccount();
+  }
+
+  private async checkQuerierAccount(): Promise<void> {
+    const c = await this.open({ params: { application_name: 'gatehouse' }, readOnly: true, account: 'querier' });
     try {
       const { fields, rows } = await c.rows(PRIVILEGE_QUERY);
       if (rows.length !== 1) throw new Error('the warehouse account was not found in pg_roles');
@@ -626,7 +644,6 @@ export class PostgresWarehouse implements Warehouse {
     } finally {
       await c.close();
     }
-    if (this.topicsTarget) await this.checkTopicsAccount();
   }
 
   /** The topics account reads the topics' fields and nothing else (postgres-accounts.ts); refused with every reason otherwise. */

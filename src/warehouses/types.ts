@@ -1,6 +1,7 @@
 import type { ExtendedStep } from '../wire/messages.ts';
 import type { ResultSink } from '../wire/sink.ts';
 import type { StatementKind } from '../policy/decision.ts';
+import type { WarehouseAccount } from './accounts.ts';
 
 /** PostgreSQL ReadyForQuery transaction status. */
 export type TxStatus = 'I' | 'T' | 'E';
@@ -12,7 +13,7 @@ export interface WarehouseStatement {
   /** A plain row-returning query (SELECT/VALUES/TABLE): may be read through a cursor. */
   returnsRows: boolean;
   /** For COPY (query) TO STDOUT: the inner query and the COPY options text, so a
-   *  warehouse without COPY (embedded) can produce CopyData itself. */
+   *  warehouse without COPY (MySQL, Snowflake: not built yet) can produce CopyData itself. */
   copyOut?: { query: string; format: 'text' | 'csv'; header: boolean; delimiter?: string };
 }
 
@@ -70,10 +71,10 @@ export interface WarehouseSessionOptions {
   /** Raw SQL from this session must not write (sets default_transaction_read_only on the upstream). */
   readOnly: boolean;
   /**
-   * Which warehouse account serves the session: 'topics' for query_topics sessions (the
-   * connection's least-privilege topics account, with its timeouts), else the querier account.
+   * Which warehouse account serves the session (accounts.ts accountFor): 'topics' for
+   * query_topics sessions (least privilege, with the governed timeouts), else the querier account.
    */
-  account?: 'topics' | 'querier';
+  account?: WarehouseAccount;
 }
 
 export interface WarehouseSession {
@@ -91,6 +92,8 @@ export interface WarehouseSession {
    */
   runExtended?(batch: ExtendedStep[], sink: ResultSink): Promise<TxStatus>;
   readonly txStatus: TxStatus;
+  /** The warehouse's own server_version (its ParameterStatus), announced to the client. */
+  readonly serverVersion?: string;
   /** Asks the warehouse to cancel the running statement (a client's CancelRequest); it then ends with 57014. */
   cancel?(): void | Promise<void>;
   close(): Promise<void>;

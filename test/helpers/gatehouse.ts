@@ -50,7 +50,7 @@ export async function demoRulesOnPostgres(database: string): Promise<string> {
 /** The two warehouses the end-to-end suites run on (for describe.each): the embedded demo, and acme's data on PostgreSQL. */
 export function demoWarehouses(database: string): [string, () => Promise<string>][] {
   return [
-    ['embedded (PGlite)', async () => DEMO_RULES],
+    ['embedded (PostgreSQL server)', async () => DEMO_RULES],
     ['postgres (local server, least-privilege account)', () => demoRulesOnPostgres(database)],
   ];
 }

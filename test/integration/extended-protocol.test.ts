@@ -127,7 +127,8 @@ describe.each(warehouses)('extended query protocol on %s', (_name, rulesFor) => 
     }
     const { stdout } = await jdbc(gh.port, 'bob@acme.example');
     const lines = stdout.trim().split('\n');
-    expect(lines[0]).toMatch(/^version=15\.0/);
+    // The warehouse's own server_version (16 on the embedded server, 15 on the local PostgreSQL), as pgjdbc read it.
+    expect(lines[0]).toMatch(/^version=1[56]\.\d+/);
     const regions = lines.filter((l) => l.startsWith('regions='));
     expect(regions).toHaveLength(7);
     for (const l of regions) expect(l).toMatch(/^regions=EMEA:\d+$/);

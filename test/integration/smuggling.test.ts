@@ -100,7 +100,7 @@ function setUpReference(): void {
 }
 
 const warehouses: [string, () => Promise<string>][] = [
-  ['embedded (PGlite)', async () => DEMO_RULES],
+  ['embedded (PostgreSQL server)', async () => DEMO_RULES],
   [
     'postgres (local server, least-privilege account)',
     async () =>

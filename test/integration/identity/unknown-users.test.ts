@@ -91,7 +91,8 @@ describe('an unknown user gets the same SCRAM exchange as a known one', () => {
   beforeAll(async () => {
     const rules = loadRules(rulesWithIterations(8192));
     const logger = pino({ level: 'silent' });
-    const gateway = new Gateway(rules, logger, { statement: () => {}, event: () => {} });
+    // No warehouse is started: sign-in is all this test exercises.
+    const gateway = new Gateway(rules, logger, { statement: () => {}, event: () => {} }, mkdtempSync(join(tmpdir(), 'gatehouse-state-')));
     server = await startWireServer({ host: '127.0.0.1', port: 0, handler: gateway, logger });
   });
   afterAll(async () => server?.close());
