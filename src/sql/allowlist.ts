@@ -24,6 +24,11 @@ export interface AllowlistContext {
 /** Every node kind of the parse tree (the keys of @pgsql/types' Node union). */
 type NodeKind = Node extends infer N ? (N extends Record<infer K, unknown> ? K : never) : never;
 
+/** The body of a node of a known kind: `{ BoolExpr: {...} }` -> `{...}`, typed. */
+function body<K extends NodeKind>(node: Node, kind: K): Extract<Node, Record<K, unknown>>[K] {
+  return (node as unknown as Record<K, Extract<Node, Record<K, unknown>>[K]>)[kind];
+}
+
 /** Built-in scalar types a cast, a typed literal or a declared parameter may name (by pg_type name). */
 export const CASTABLE_TYPES: ReadonlySet<string> = new Set([
   'bool', 'boolean', 'int2', 'int4', 'int8', 'smallint', 'integer', 'int', 'bigint', 'numeric', 'decimal',
@@ -339,73 +344,73 @@ class AllowlistWalker {
         // CURRENT_USER and friends are answered by Gatehouse (session identity); dates run upstream.
         return;
       case 'ColumnRef':
-        return this.columnRef((node as { ColumnRef: ColumnRef }).ColumnRef, scope);
+        return this.columnRef(body(node, 'ColumnRef'), scope);
       case 'List': {
-        const l = (node as Extract<Node, { List: unknown }>).List;
+        const l = body(node, 'List');
         return this.list(l.items, scope);
       }
       // ---- operators and predicates
       case 'A_Expr':
-        return this.aExpr((node as Extract<Node, { A_Expr: unknown }>).A_Expr, scope);
+        return this.aExpr(body(node, 'A_Expr'), scope);
       case 'BoolExpr':
-        return this.list((node as Extract<Node, { BoolExpr: unknown }>).BoolExpr.args, scope);
+        return this.list(body(node, 'BoolExpr').args, scope);
       case 'NullTest':
-        return this.expr((node as Extract<Node, { NullTest: unknown }>).NullTest.arg, scope);
+        return this.expr(body(node, 'NullTest').arg, scope);
       case 'BooleanTest':
-        return this.expr((node as Extract<Node, { BooleanTest: unknown }>).BooleanTest.arg, scope);
+        return this.expr(body(node, 'BooleanTest').arg, scope);
       case 'CaseExpr': {
-        const c = (node as Extract<Node, { CaseExpr: unknown }>).CaseExpr;
+        const c = body(node, 'CaseExpr');
         this.expr(c.arg, scope);
         this.list(c.args, scope);
         return this.expr(c.defresult, scope);
       }
       case 'CaseWhen': {
-        const w = (node as Extract<Node, { CaseWhen: unknown }>).CaseWhen;
+        const w = body(node, 'CaseWhen');
         this.expr(w.expr, scope);
         return this.expr(w.result, scope);
       }
       case 'CoalesceExpr':
-        return this.list((node as Extract<Node, { CoalesceExpr: unknown }>).CoalesceExpr.args, scope);
+        return this.list(body(node, 'CoalesceExpr').args, scope);
       case 'MinMaxExpr':
-        return this.list((node as Extract<Node, { MinMaxExpr: unknown }>).MinMaxExpr.args, scope);
+        return this.list(body(node, 'MinMaxExpr').args, scope);
       case 'RowExpr':
-        return this.list((node as Extract<Node, { RowExpr: unknown }>).RowExpr.args, scope);
+        return this.list(body(node, 'RowExpr').args, scope);
       case 'A_ArrayExpr':
-        return this.list((node as Extract<Node, { A_ArrayExpr: unknown }>).A_ArrayExpr.elements, scope);
+        return this.list(body(node, 'A_ArrayExpr').elements, scope);
       case 'GroupingFunc':
-        return this.list((node as Extract<Node, { GroupingFunc: unknown }>).GroupingFunc.args, scope);
+        return this.list(body(node, 'GroupingFunc').args, scope);
       case 'GroupingSet':
-        return this.list((node as Extract<Node, { GroupingSet: unknown }>).GroupingSet.content, scope);
+        return this.list(body(node, 'GroupingSet').content, scope);
       case 'SortBy': {
-        const s = (node as Extract<Node, { SortBy: unknown }>).SortBy;
+        const s = body(node, 'SortBy');
         if (s.useOp) this.operatorName(s.useOp);
         return this.expr(s.node, scope);
       }
       case 'CollateClause': {
-        const c = (node as Extract<Node, { CollateClause: unknown }>).CollateClause;
+        const c = body(node, 'CollateClause');
         this.qualifiedName(c.collname ?? [], 'collation');
         return this.expr(c.arg, scope);
       }
       case 'NamedArgExpr':
-        return this.expr((node as Extract<Node, { NamedArgExpr: unknown }>).NamedArgExpr.arg as Node | undefined, scope);
+        return this.expr(body(node, 'NamedArgExpr').arg as Node | undefined, scope);
       // ---- calls in every form
       case 'FuncCall':
-        return this.funcCall((node as Extract<Node, { FuncCall: unknown }>).FuncCall, scope);
+        return this.funcCall(body(node, 'FuncCall'), scope);
       case 'TypeCast': {
-        const tc = (node as Extract<Node, { TypeCast: unknown }>).TypeCast;
+        const tc = body(node, 'TypeCast');
         if (tc.typeName) this.typeName(tc.typeName);
         return this.expr(tc.arg, scope);
       }
       case 'A_Indirection':
-        return this.indirection((node as Extract<Node, { A_Indirection: unknown }>).A_Indirection, scope);
+        return this.indirection(body(node, 'A_Indirection'), scope);
       case 'A_Indices': {
-        const i = (node as Extract<Node, { A_Indices: unknown }>).A_Indices;
+        const i = body(node, 'A_Indices');
         this.expr(i.lidx, scope);
         return this.expr(i.uidx, scope);
       }
       // ---- subqueries
       case 'SubLink': {
-        const s = (node as Extract<Node, { SubLink: unknown }>).SubLink;
+        const s = body(node, 'SubLink');
         if (s.subLinkType === 'MULTIEXPR_SUBLINK' || s.subLinkType === 'CTE_SUBLINK') this.notPermitted(s.subLinkType);
         if (s.operName) this.operatorName(s.operName);
         this.expr(s.testexpr, scope);
@@ -415,7 +420,7 @@ class AllowlistWalker {
         return;
       }
       case 'SelectStmt':
-        this.select((node as Extract<Node, { SelectStmt: unknown }>).SelectStmt, scope);
+        this.select(body(node, 'SelectStmt'), scope);
         return;
       // ---- refused: XML and SQL/JSON constructors (they take their own paths through the
       // server), TABLESAMPLE (on a topic it would sample the base relation), and every node

@@ -1,7 +1,8 @@
 // The scope walker: visits every SELECT level of a statement with its CTE and FROM
 // scope, resolves each relation (topic, CTE, or raw), rewrites topic references into
 // their barrier subqueries, and checks functions and topic columns on the way.
-// Three modes: 'topics' (Query Topics users: every name is a topic), 'raw'
+// Three modes: 'topics' (Query Topics users: every name is a topic; the query has already
+// passed the allowlist, sql/allowlist.ts, which checks every call form), 'raw'
 // (queriers and connection admins: names resolve on the warehouse, except names in
 // the topics schema, which are topics, governed) and 'catalog' (a Query Topics user's
 // catalog query, run on the topic catalog, which holds nothing secret: only the
@@ -9,7 +10,7 @@
 import type { DecisionContext } from '../policy/decision.ts';
 import type { AstNode } from './parse.ts';
 import { refuse } from './refusal.ts';
-import { DENIED_RELATIONS, SETTING_ALLOWLIST, SHOW_ONLY_SETTINGS, TOPIC_FUNCTION_ALLOWLIST, isDeniedFunction } from './functions.ts';
+import { DENIED_RELATIONS, isDeniedFunction } from './functions.ts';
 import { type TopicInfo, addCondition, derivedSelect, pushableCopy } from './topic.ts';
 
 export type WalkMode = 'topics' | 'raw' | 'catalog';
@@ -91,10 +92,6 @@ export class Walker {
         case 'RangeTableFunc':
           // FROM items outside a SELECT (UPDATE ... FROM, DELETE ... USING): their own scope.
           this.fromItem(obj, lvl ?? newLevel(undefined));
-          break;
-        case 'TypeCast':
-          this.checkCast(val);
-          this.visit(val, lvl);
           break;
         default:
           if (this.mode !== 'raw' && /Stmt$/.test(key)) {
@@ -230,24 +227,14 @@ export class Walker {
   private checkFunction(fc: AstNode): void {
     const names: string[] = (fc.funcname ?? []).map((n: AstNode) => n.String?.sval ?? '');
     const name = names[names.length - 1] ?? '';
-    const schema = names.length > 1 ? names[names.length - 2] : undefined;
     const shown = names.join('.');
     if (isDeniedFunction(name)) {
       refuse('denied_function', '42501', `function ${shown} is not permitted through Gatehouse`);
-    }
-    if (this.mode === 'topics') {
-      if ((schema && schema !== 'pg_catalog') || !TOPIC_FUNCTION_ALLOWLIST.has(name)) {
-        refuse('query_topics.function_not_allowed', '42501', `function ${shown} is not permitted for query_topics users on connection ${this.ctx.connection.name}`);
-      }
     }
     if (name === 'current_setting') {
       const arg = fc.args?.[0]?.A_Const?.sval?.sval as string | undefined;
       if (arg === undefined) {
         refuse('denied_function', '42501', 'current_setting is permitted only with a constant setting name');
-      }
-      const setting = arg.toLowerCase();
-      if (this.mode === 'topics' && !SETTING_ALLOWLIST.has(setting) && !SHOW_ONLY_SETTINGS.has(setting)) {
-        refuse('query_topics.setting_not_allowed', '42501', `setting "${arg}" is not readable by query_topics users`);
       }
     }
   }
@@ -259,16 +246,6 @@ export class Walker {
       if (name !== undefined && isDeniedFunction(name)) {
         refuse('denied_function', '42501', `function ${name} (called in column notation) is not permitted through Gatehouse`);
       }
-    }
-  }
-
-  /** Casts to reg* types look names up in the catalog: not for Query Topics users. */
-  private checkCast(tc: AstNode): void {
-    if (this.mode !== 'topics') return;
-    const names: string[] = (tc.typeName?.names ?? []).map((n: AstNode) => n.String?.sval ?? '');
-    const t = names[names.length - 1] ?? '';
-    if (/^reg[a-z]+$/.test(t)) {
-      refuse('query_topics.function_not_allowed', '42501', `casts to ${t} read the warehouse catalog and are not permitted for query_topics users`);
     }
   }
 

@@ -45,9 +45,8 @@ type Row = Record<string, string | null>;
 const KIND: Record<string, string> = { r: 'table', v: 'view', m: 'materialized view', f: 'foreign table', p: 'table', S: 'sequence' };
 const list = (s: string | null) => (s ? s.split(',') : []);
 
-/** What is wrong with the topics account, as phrases for the refusal ("which check, which object"). */
-export function topicsAccountProblems(role: Row | undefined, relations: Row[], topics: Iterable<Topic>): string[] {
-  if (!role) return ['was not found in pg_roles'];
+/** Role attributes no warehouse account of Gatehouse may have (pg_roles columns as 't'/'f'), as refusal phrases. */
+export function roleAttributeProblems(role: Row): string[] {
   const out: string[] = [];
   const t = (k: string) => role[k] === 't';
   if (t('rolsuper')) out.push('is a superuser');
@@ -55,6 +54,14 @@ export function topicsAccountProblems(role: Row | undefined, relations: Row[], t
   if (t('rolcreatedb')) out.push('can create databases (CREATEDB)');
   if (t('rolbypassrls')) out.push('bypasses row level security (BYPASSRLS)');
   if (t('rolreplication')) out.push('can start replication (REPLICATION)');
+  return out;
+}
+
+/** What is wrong with the topics account, as phrases for the refusal ("which check, which object"). */
+export function topicsAccountProblems(role: Row | undefined, relations: Row[], topics: Iterable<Topic>): string[] {
+  if (!role) return ['was not found in pg_roles'];
+  const out = roleAttributeProblems(role);
+  const t = (k: string) => role[k] === 't';
   if (role.member_of) out.push(`is a member of ${role.member_of} (a topics account must be a member of no role)`);
   if (t('temp')) out.push('can create temporary tables (REVOKE TEMP ON DATABASE <db> FROM PUBLIC, and from the account)');
   if (t('create_schema')) out.push('can create schemas (CREATE on the database)');

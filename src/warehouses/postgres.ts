@@ -27,6 +27,7 @@ import {
   DEFAULT_TOPICS_STATEMENT_TIMEOUT,
   TOPICS_RELATIONS_QUERY,
   TOPICS_ROLE_QUERY,
+  roleAttributeProblems,
   topicsAccountProblems,
 } from './postgres-accounts.ts';
 import {
@@ -535,13 +536,8 @@ export class PostgresSession implements WarehouseSession {
 
 /** What start() found wrong with the warehouse account, as phrases for the refusal message. */
 export function privilegeProblems(row: Record<string, string | null>): string[] {
-  const out: string[] = [];
-  const t = (k: string) => row[k] === 't';
-  if (t('rolsuper')) out.push('is a superuser');
-  if (t('rolcreaterole')) out.push('can create roles (CREATEROLE)');
-  if (t('rolcreatedb')) out.push('can create databases (CREATEDB)');
-  if (t('rolbypassrls')) out.push('bypasses row level security (BYPASSRLS)');
-  for (const r of POWERFUL_ROLES) if (t(r)) out.push(`is a member of ${r}`);
+  const out = roleAttributeProblems(row);
+  for (const r of POWERFUL_ROLES) if (row[r] === 't') out.push(`is a member of ${r}`);
   return out;
 }
 

@@ -1,6 +1,7 @@
 // Real servers for the integration tests. A server that cannot be reached is a
 // loud failure, never a silent skip (under CI=true and everywhere else).
 import { execFileSync } from 'node:child_process';
+import net from 'node:net';
 import pg from 'pg';
 
 export const PG = { host: '127.0.0.1', port: 5432, user: 'postgres', database: 'test' };
@@ -68,4 +69,13 @@ export function createAcmeWarehouse(database: string, seedFile: string): void {
      GRANT SELECT ON ALL TABLES IN SCHEMA public TO gatehouse_reader;
      ${topicsAccountSql(database)}`,
   );
+}
+
+/** A port with nothing listening on it (bound, then released). */
+export async function deadPort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
+  const port = (s.address() as net.AddressInfo).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
 }

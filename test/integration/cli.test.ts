@@ -10,6 +10,7 @@ import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEMO_RULES, demoRulesWith, postgresWarehouseYaml, psql } from '../helpers/gatehouse.ts';
 import { type GatehouseProcess, spawnGatehouse } from '../helpers/gatehouse-process.ts';
+import { deadPort } from '../helpers/servers.ts';
 
 const REPO = resolve(import.meta.dirname, '../..');
 const BIN = join(REPO, 'bin/gatehouse.js');
@@ -20,15 +21,6 @@ function run(file: string, args: string[], cwd: string, env: Record<string, stri
       done({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
     );
   });
-}
-
-/** A port with nothing listening on it (bound, then released). */
-async function deadPort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
 }
 
 /** The indented command lines of the README's `## CLI` section. */

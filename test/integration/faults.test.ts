@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningGatehouse, serve } from '../../src/serve.ts';
 import { DEMO_PASSWORD, DEMO_RULES, demoRulesWith, pgClient, psql, startGatehouse } from '../helpers/gatehouse.ts';
 import { RawClient, sendRaw } from '../helpers/raw-client.ts';
-import { createAcmeWarehouse, psqlAdmin, requirePostgres } from '../helpers/servers.ts';
+import { createAcmeWarehouse, deadPort, psqlAdmin, requirePostgres } from '../helpers/servers.ts';
 
 const PG_DATABASE = 'gatehouse_it_faults';
 const BIG_QUERY = `SELECT g, repeat('x', 200) AS pad FROM generate_series(1, 1000000) g`;
@@ -32,15 +32,6 @@ ${opts.passwordEnv ? `password_env: ${opts.passwordEnv}\n` : ''}permissions:
     sales-emea: query_topics
     analysts: querier
 `;
-}
-
-/** A port with nothing listening on it (bound, then released). */
-async function deadPort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
 }
 
 /** Gatehouse in this process, its log lines kept (to check what it logs). */
