@@ -178,6 +178,9 @@ class AllowlistWalker {
         continue;
       }
       this.expr(val, scope);
+      // `(x).*` expands to x's columns, whose names the walker does not follow: unknown from here.
+      const ind = val && 'A_Indirection' in val ? (val.A_Indirection.indirection ?? []) : [];
+      if (ind.some((n) => 'A_Star' in n)) names = undefined;
       names?.push(rt.name ?? this.figureName(val));
     }
     return names;
@@ -216,8 +219,9 @@ class AllowlistWalker {
       return n.length ? this.stringOf(n[n.length - 1]) : '?column?';
     }
     if ('A_Indirection' in val) {
-      const ind = val.A_Indirection.indirection ?? [];
-      const last = ind[ind.length - 1];
+      // PostgreSQL names it after the last field selected, subscripts after it aside: (x).f[1] is f.
+      const fields = (val.A_Indirection.indirection ?? []).filter((n) => 'String' in n);
+      const last = fields[fields.length - 1];
       if (last && 'String' in last) return last.String.sval ?? '?column?';
       return this.figureName(val.A_Indirection.arg);
     }
@@ -302,7 +306,10 @@ class AllowlistWalker {
       }
       const alias = rf.alias?.aliasname;
       let columns = rf.alias?.colnames?.map((c) => this.stringOf(c));
-      if (!columns && names.length === 1) columns = [alias ?? names[0]];
+      // Without a column list only generate_series's one column is certain: unnest's depend on
+      // its argument's type (unnest(tsvector) has three) and on how many arguments it has.
+      const single = rf.functions?.length === 1 && names[0] === 'generate_series';
+      if (!columns && single) columns = [alias ?? names[0]];
       if (columns && rf.ordinality) columns.push('ordinality');
       return [{ name: alias ?? names[0], columns }];
     }

@@ -68,11 +68,17 @@ export const FUNCTION_DENYLIST: ReadonlySet<string> = new Set([
   'pg_switch_wal', 'pg_create_restore_point', 'pg_start_backup', 'pg_stop_backup',
   'pg_backup_start', 'pg_backup_stop', 'pg_signal_backend', 'pg_log_backend_memory_contexts',
   'pg_import_system_collations', 'pg_current_logfile', 'loread', 'lowrite',
-  'pg_notify', 'pg_advisory_lock', 'pg_advisory_xact_lock', 'pg_try_advisory_lock',
+  'pg_notify',
+  // ts_rewrite(query, 'SELECT ...') runs its second argument as SQL, as ts_stat does: any
+  // function that takes SQL text is a way around every other check (an outside review ran
+  // set_config, lo_from_bytea and pg_terminate_backend through it).
+  'ts_rewrite',
+  // Other sessions' activity: who runs what, and which backends block which.
+  'pg_stat_get_activity', 'pg_blocking_pids', 'pg_safe_snapshot_blocking_pids',
 ]);
 
 /** Every function whose name starts with one of these is refused at every level. */
-export const FUNCTION_DENY_PREFIXES: readonly string[] = ['dblink', 'lo_', 'pg_sleep'];
+export const FUNCTION_DENY_PREFIXES: readonly string[] = ['dblink', 'lo_', 'pg_sleep', 'pg_advisory', 'pg_try_advisory'];
 
 /** Every function whose name contains one of these is refused at every level. */
 export const FUNCTION_DENY_SUBSTRINGS: readonly string[] = [
@@ -90,9 +96,11 @@ export function isDeniedFunction(name: string): boolean {
   );
 }
 
-/** Relations no one reads through Gatehouse: their histograms leaked hidden values. */
-export const DENIED_RELATIONS: ReadonlySet<string> = new Set([
-  'pg_stats', 'pg_statistic', 'pg_stats_ext', 'pg_stats_ext_exprs', 'pg_statistic_ext_data',
+/** Relations no one reads through Gatehouse, with why. */
+export const DENIED_RELATIONS: ReadonlyMap<string, string> = new Map([
+  ...['pg_stats', 'pg_statistic', 'pg_stats_ext', 'pg_stats_ext_exprs', 'pg_statistic_ext_data'].map((r): [string, string] => [r, 'its statistics leak hidden values']),
+  // Sessions share a warehouse account: these show other people's statements and locks.
+  ...['pg_stat_activity', 'pg_locks'].map((r): [string, string] => [r, "it shows other sessions' activity"]),
 ]);
 
 /**
@@ -118,4 +126,4 @@ export const READ_ONLY_GUARD_SETTINGS: ReadonlySet<string> = new Set([
 ]);
 
 /** `SHOW search_path` is fine (it reads what Gatehouse fixed); SET is not. */
-export const SHOW_ONLY_SETTINGS: ReadonlySet<string> = new Set(['search_path', 'transaction_read_only', 'default_transaction_read_only', 'is_superuser', 'session_authorization']);
+export const SHOW_ONLY_SETTINGS: ReadonlySet<string> = new Set(['search_path', 'transaction_read_only', 'default_transaction_read_only', 'is_superuser']);

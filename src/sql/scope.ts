@@ -176,8 +176,9 @@ export class Walker {
       lvl.items.push({ refName });
       return;
     }
-    if (DENIED_RELATIONS.has(relname) && (!schema || schema === 'pg_catalog')) {
-      refuse('denied_relation', '42501', `relation "${qualified}" is not readable through Gatehouse: its statistics leak hidden values`);
+    const denied = DENIED_RELATIONS.get(relname);
+    if (denied && (!schema || schema === 'pg_catalog')) {
+      refuse('denied_relation', '42501', `relation "${qualified}" is not readable through Gatehouse: ${denied}`);
     }
     if (this.mode === 'catalog') {
       lvl.items.push({ refName });

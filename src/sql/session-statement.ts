@@ -154,7 +154,8 @@ export function changesLexing(stmt: Node): string | undefined {
     return 'standard_conforming_strings stays on through Gatehouse: it reads every statement with it on, and a warehouse reading backslashes differently would see other statements than Gatehouse decided';
   }
   if (name === 'client_encoding') {
-    if (v !== undefined && ['utf8', 'unicode', 'sqlascii'].includes(v.replace(/[-_]/g, ''))) return undefined;
+    // SQL_ASCII is accepted at startup (the upstream stays UTF8), not as a SET that would change the upstream.
+    if (v !== undefined && ['utf8', 'unicode'].includes(v.replace(/[-_]/g, ''))) return undefined;
     return 'client_encoding stays UTF8 through Gatehouse: it reads every statement as UTF8';
   }
   // backslash_quote: only the safe values.

@@ -67,6 +67,16 @@ describe.each(demoWarehouses(PG_DATABASE))('security by construction on %s', (_n
     }
   });
 
+  it("no function that runs SQL text lifts carol's read-only or bob's catalog session", async () => {
+    const lift = "SELECT ts_rewrite('a'::tsquery, $$SELECT 'a'::tsquery, set_config('default_transaction_read_only', 'off', false)::tsquery$$)";
+    for (const [user, q] of [['carol@acme.example', lift], ['bob@acme.example', `${lift}, version()`]]) {
+      const r = await asUser(gh, user, q);
+      expect(r.code, `${user}: ${r.message}`).toBe('42501');
+    }
+    const ro = await asUser(gh, 'carol@acme.example', 'SHOW default_transaction_read_only');
+    expect(ro.rows).toEqual([{ default_transaction_read_only: 'on' }]);
+  });
+
   it('a Parse declaring a regclass parameter is refused for bob, before anything looks the name up', async () => {
     const c = await RawClient.connect({ port: gh.port, user: 'bob@acme.example', password: DEMO_PASSWORD, database: 'warehouse' });
     try {

@@ -144,3 +144,36 @@ describe('governed limits', () => {
     expect(sent(await decide(bob, 'RESET statement_timeout; SHOW statement_timeout'))).toEqual(['RESET statement_timeout', 'SHOW statement_timeout']);
   });
 });
+
+describe("the second outside review's findings", () => {
+  const tsRewrite = "SELECT ts_rewrite('a'::tsquery, $$SELECT 'a'::tsquery, set_config('default_transaction_read_only', 'off', false)::tsquery$$)";
+  it('ts_rewrite, which runs its second argument as SQL, is refused at every level and on the catalog path', async () => {
+    for (const who of [bob, carol, alice]) {
+      for (const q of [tsRewrite, `${tsRewrite}, version()`, "SELECT ('a'::tsquery).ts_rewrite", 'SELECT pg_catalog.ts_rewrite(NULL::tsquery, NULL::text)']) {
+        expect(refusedWith(await decide(who, q)).sqlstate, `${who.user}: ${q}`).toBe('42501');
+      }
+    }
+  });
+  it("other sessions' activity and advisory locks are refused for queriers", async () => {
+    for (const q of ['SELECT * FROM pg_stat_activity', 'SELECT * FROM pg_catalog.pg_locks', 'SELECT pg_stat_get_activity(NULL)', 'SELECT pg_blocking_pids(1)', 'SELECT pg_try_advisory_xact_lock(1)', 'SELECT pg_advisory_lock_shared(1)']) {
+      expect(refusedWith(await decide(carol, q)).sqlstate, q).toBe('42501');
+    }
+  });
+  it("column names the walker cannot be sure of are unknown, so t.fn stays a refusal", async () => {
+    for (const q of [
+      'SELECT t.pg_typeof, t.hash_record FROM (SELECT (pg_typeof).arr[1], (hash_record).arr[1] FROM (SELECT ARRAY[1] AS arr) AS pg_typeof, (SELECT ARRAY[2] AS arr) AS hash_record) AS t',
+      'SELECT t.pg_column_size FROM (SELECT (x).* FROM (SELECT 1 AS pg_column_size) AS x) AS t',
+      "SELECT u.hash_record FROM unnest(ARRAY[1], ARRAY['a']) AS u",
+      "SELECT u.unnest FROM unnest('a b'::tsvector) AS u",
+    ]) {
+      expect(refusedWith(await decide(bob, q)).sqlstate, q).toBe('42501');
+    }
+    // The same shapes naming real columns still run.
+    expect((await decide(bob, 'SELECT t.arr FROM (SELECT (x).arr[1] FROM (SELECT ARRAY[1] AS arr) AS x) AS t')).outcome).toBe('run');
+  });
+  it("the warehouse account's name is not SHOWn, and SQL_ASCII is refused as a SET", async () => {
+    expect(refusedWith(await decide(bob, 'SHOW session_authorization')).sqlstate).toBe('42501');
+    expect(refusedWith(await decide(bob, "SELECT current_setting('session_authorization')")).sqlstate).toBe('42501');
+    expect(refusedWith(await decide(carol, "SET client_encoding = 'SQL_ASCII'")).sqlstate).toBe('42501');
+  });
+});
