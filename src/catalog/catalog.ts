@@ -15,6 +15,7 @@ import type { Logger } from 'pino';
 import type { Connection, Topic } from '../config/model.ts';
 import { quoteIdent, quoteLiteral } from '../sql/deparse.ts';
 import { createLoginRole, EMBEDDED_ROLES, lockDownDatabase } from '../warehouses/accounts.ts';
+import { DEFAULT_TOPICS_IDLE_IN_TRANSACTION_TIMEOUT, DEFAULT_TOPICS_STATEMENT_TIMEOUT } from '../warehouses/postgres-accounts.ts';
 import { CATALOG_DATABASE } from '../warehouses/embedded.ts';
 import type { EmbeddedServer } from '../warehouses/embedded-server.ts';
 import { PostgresWarehouse } from '../warehouses/postgres.ts';
@@ -91,7 +92,14 @@ ${lockDownDatabase(db)}
 GRANT CONNECT ON DATABASE ${quoteIdent(db)} TO ${quoteIdent(EMBEDDED_ROLES.catalog)};
 -- The tables are empty; information_schema shows a role only what it holds a privilege on.
 GRANT SELECT ON ALL TABLES IN SCHEMA public TO ${quoteIdent(EMBEDDED_ROLES.catalog)};`);
-    const target = server.target(this.connection.name, db, EMBEDDED_ROLES.catalog, password);
+    // Catalog sessions are governed like topic sessions: the same timeouts, whatever account name they open under.
+    const target = {
+      ...server.target(this.connection.name, db, EMBEDDED_ROLES.catalog, password),
+      settings: [
+        ['statement_timeout', DEFAULT_TOPICS_STATEMENT_TIMEOUT],
+        ['idle_in_transaction_session_timeout', DEFAULT_TOPICS_IDLE_IN_TRANSACTION_TIMEOUT],
+      ] as [string, string][],
+    };
     const wh = new PostgresWarehouse(this.connection, this.logger, [], { querier: target, topics: target });
     this.startupMs = performance.now() - t0;
     this.logger?.info({ org: this.connection.org, connection: this.connection.name, ms: Math.round(this.startupMs), topics: this.topics.size }, 'topic catalog started');

@@ -9,7 +9,7 @@ import type { Decision, DecisionContext, PlannedStatement } from './decision.ts'
 import { type ParsedStatement, type ParsedText, type AstNode, nodeType, parseSql, parseSqlSync } from '../sql/parse.ts';
 import { Refusal, refuse } from '../sql/refusal.ts';
 import { Walker, statementName } from '../sql/scope.ts';
-import { asksReadWrite, copyOptions, factsOf, kindOf, returnsRows } from '../sql/classify.ts';
+import { asksReadWrite, catalogWriteTarget, copyOptions, factsOf, kindOf, returnsRows } from '../sql/classify.ts';
 import { SETTING_ALLOWLIST, SHOW_ONLY_SETTINGS } from '../sql/functions.ts';
 import { deparseFaithfully, deparseOneLine, deparsePretty, quoteIdent } from '../sql/deparse.ts';
 import { applySplices } from '../sql/splice.ts';
@@ -242,6 +242,8 @@ function planRawStatement(ctx: DecisionContext, parsed: ParsedText, st: ParsedSt
   const body = stmt[t] as AstNode;
   const facts = factsOf(stmt);
   if (facts.denied) refuse('denied_statement', '42501', facts.denied);
+  const catalogWrite = catalogWriteTarget(stmt);
+  if (catalogWrite) refuse('denied_statement', '42501', `writes to PostgreSQL's catalog (${catalogWrite}) are not permitted through Gatehouse, whatever the connection allows`);
   if (facts.writes && !ctx.connection.allowWrites) {
     refuse(
       'read_only',

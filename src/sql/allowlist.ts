@@ -109,6 +109,9 @@ class AllowlistWalker {
     const scope: Scope = { parent, ctes: new Map(parent?.ctes ?? []), items: [], outputs: [], windows: new Set() };
     if (sel.withClause) {
       const w = sel.withClause;
+      // In WITH RECURSIVE every CTE of the list is in scope in every other, a later one too:
+      // its columns are unknown until it is walked.
+      if (w.recursive) for (const c of w.ctes ?? []) if ('CommonTableExpr' in c) scope.ctes.set(c.CommonTableExpr.ctename ?? '', undefined);
       for (const c of w.ctes ?? []) {
         if (!('CommonTableExpr' in c)) this.notPermitted(Object.keys(c)[0]);
         const cte = c.CommonTableExpr;
@@ -181,7 +184,9 @@ class AllowlistWalker {
       // `(x).*` expands to x's columns, whose names the walker does not follow: unknown from here.
       const ind = val && 'A_Indirection' in val ? (val.A_Indirection.indirection ?? []) : [];
       if (ind.some((n) => 'A_Star' in n)) names = undefined;
-      names?.push(rt.name ?? this.figureName(val));
+      const name = rt.name ?? this.figureName(val);
+      if (name === undefined) names = undefined;
+      else names?.push(name);
     }
     return names;
   }
@@ -200,46 +205,70 @@ class AllowlistWalker {
     return this.findItem(scope, rel)?.columns;
   }
 
-  /** PostgreSQL's FigureColname, for the cases that matter to later references. */
-  private figureName(val: Node | undefined): string {
-    if (!val) return '?column?';
+  /**
+   * PostgreSQL's FigureColname (parse_target.c), strengths and all: the name a select-list
+   * entry gets. Undefined when the walker cannot be sure, which makes the derived table's
+   * columns unknown: a name the walker got wrong could be a function PostgreSQL calls.
+   */
+  private figureName(val: Node | undefined): string | undefined {
+    const [name, strength] = this.figure(val);
+    return strength === -1 ? undefined : (name ?? '?column?');
+  }
+
+  /** [name, strength]: 2 a real name, 1 a type name, 0 none, -1 not known to the walker. */
+  private figure(val: Node | undefined): [string | undefined, number] {
+    if (!val) return [undefined, 0];
     if ('ColumnRef' in val) {
       const f = val.ColumnRef.fields ?? [];
       const last = f[f.length - 1];
-      return last && 'String' in last ? (last.String.sval ?? '?column?') : '?column?';
+      return last && 'String' in last ? [last.String.sval, 2] : [undefined, 0];
+    }
+    if ('A_Indirection' in val) {
+      // The last field selected, subscripts after it aside: (x).f[1] is f.
+      const fields = (val.A_Indirection.indirection ?? []).filter((n) => 'String' in n);
+      const last = fields[fields.length - 1];
+      if (last && 'String' in last) return [last.String.sval, 2];
+      return this.figure(val.A_Indirection.arg);
     }
     if ('FuncCall' in val) {
       const n = val.FuncCall.funcname ?? [];
-      return this.stringOf(n[n.length - 1]);
+      return [this.stringOf(n[n.length - 1]), 2];
     }
     if ('TypeCast' in val) {
-      const inner = this.figureName(val.TypeCast.arg);
-      if (inner !== '?column?') return inner;
+      const inner = this.figure(val.TypeCast.arg);
+      if (inner[1] === -1 || inner[1] === 2) return inner;
       const n = val.TypeCast.typeName?.names ?? [];
-      return n.length ? this.stringOf(n[n.length - 1]) : '?column?';
+      return n.length ? [this.stringOf(n[n.length - 1]), 1] : inner;
     }
-    if ('A_Indirection' in val) {
-      // PostgreSQL names it after the last field selected, subscripts after it aside: (x).f[1] is f.
-      const fields = (val.A_Indirection.indirection ?? []).filter((n) => 'String' in n);
-      const last = fields[fields.length - 1];
-      if (last && 'String' in last) return last.String.sval ?? '?column?';
-      return this.figureName(val.A_Indirection.arg);
+    if ('CollateClause' in val) return this.figure(val.CollateClause.arg);
+    if ('CaseExpr' in val) {
+      const inner = this.figure(val.CaseExpr.defresult);
+      return inner[1] === -1 || inner[1] === 2 ? inner : ['case', 1];
     }
-    if ('CaseExpr' in val) return 'case';
-    if ('CoalesceExpr' in val) return 'coalesce';
-    if ('MinMaxExpr' in val) return val.MinMaxExpr.op === 'IS_LEAST' ? 'least' : 'greatest';
-    if ('A_ArrayExpr' in val) return 'array';
-    if ('RowExpr' in val) return 'row';
-    if ('GroupingFunc' in val) return 'grouping';
-    if ('A_Expr' in val && val.A_Expr.kind === 'AEXPR_NULLIF') return 'nullif';
+    if ('A_Expr' in val) return val.A_Expr.kind === 'AEXPR_NULLIF' ? ['nullif', 2] : [undefined, 0];
+    if ('CoalesceExpr' in val) return ['coalesce', 2];
+    if ('MinMaxExpr' in val) return [val.MinMaxExpr.op === 'IS_LEAST' ? 'least' : 'greatest', 2];
+    if ('A_ArrayExpr' in val) return ['array', 2];
+    if ('RowExpr' in val) return ['row', 2];
+    if ('GroupingFunc' in val) return ['grouping', 2];
+    if ('SQLValueFunction' in val) return [(val.SQLValueFunction.op ?? '').replace(/^SVFOP_/, '').replace(/_N$/, '').toLowerCase(), 2];
     if ('SubLink' in val) {
-      const t = val.SubLink.subLinkType;
-      if (t === 'EXISTS_SUBLINK') return 'exists';
-      if (t === 'ARRAY_SUBLINK') return 'array';
-      return '?column?';
+      const sl = val.SubLink;
+      if (sl.subLinkType === 'EXISTS_SUBLINK') return ['exists', 2];
+      if (sl.subLinkType === 'ARRAY_SUBLINK') return ['array', 2];
+      if (sl.subLinkType !== 'EXPR_SUBLINK') return [undefined, 0];
+      // The subquery's first output column's name (whatever it was figured as).
+      const q = sl.subselect && 'SelectStmt' in sl.subselect ? sl.subselect.SelectStmt : undefined;
+      const first = q && (!q.op || q.op === 'SETOP_NONE') ? q.targetList?.[0] : undefined;
+      if (!first || !('ResTarget' in first)) return [undefined, -1];
+      if (first.ResTarget.name) return [first.ResTarget.name, 2];
+      const v = first.ResTarget.val;
+      if (v && 'ColumnRef' in v && v.ColumnRef.fields?.some((f) => 'A_Star' in f)) return [undefined, -1];
+      const inner = this.figure(v);
+      return inner[1] === -1 ? inner : [inner[0] ?? '?column?', 2];
     }
-    if ('SQLValueFunction' in val) return (val.SQLValueFunction.op ?? '').replace(/^SVFOP_/, '').replace(/_N$/, '').toLowerCase();
-    return '?column?';
+    if ('A_Const' in val || 'ParamRef' in val || 'BoolExpr' in val || 'NullTest' in val || 'BooleanTest' in val) return [undefined, 0];
+    return [undefined, -1];
   }
 
   /** A FROM item: the items it brings into scope. */

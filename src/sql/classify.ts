@@ -182,3 +182,33 @@ export function copyOptions(options: AstNode[] | undefined, strict = true): Copy
   }
   return out;
 }
+
+/**
+ * A write into PostgreSQL's own catalog (`UPDATE pg_settings` is set_config() by a rule, so
+ * a writable connection would run a denied function through it): the relation written, or
+ * undefined. Nested writes (writable CTEs) count.
+ */
+export function catalogWriteTarget(node: unknown): string | undefined {
+  if (Array.isArray(node)) {
+    for (const n of node) {
+      const hit = catalogWriteTarget(n);
+      if (hit) return hit;
+    }
+    return undefined;
+  }
+  if (!node || typeof node !== 'object') return undefined;
+  for (const [k, v] of Object.entries(node as AstNode)) {
+    if ((DML.has(k) || k === 'CopyStmt') && v?.relation) {
+      const rv = v.relation as AstNode;
+      const schema: string | undefined = rv.schemaname;
+      const name: string = rv.relname ?? '';
+      const written = (k !== 'CopyStmt' || v.is_from) && (schema === 'pg_catalog' || schema === 'information_schema' || (!schema && name.startsWith('pg_')));
+      if (written) return [schema, name].filter(Boolean).join('.');
+    }
+    if (v && typeof v === 'object') {
+      const hit = catalogWriteTarget(v);
+      if (hit) return hit;
+    }
+  }
+  return undefined;
+}

@@ -74,11 +74,15 @@ export const FUNCTION_DENYLIST: ReadonlySet<string> = new Set([
   // set_config, lo_from_bytea and pg_terminate_backend through it).
   'ts_rewrite',
   // Other sessions' activity: who runs what, and which backends block which.
-  'pg_stat_get_activity', 'pg_blocking_pids', 'pg_safe_snapshot_blocking_pids',
+  'pg_lock_status', 'pg_blocking_pids', 'pg_safe_snapshot_blocking_pids',
 ]);
 
 /** Every function whose name starts with one of these is refused at every level. */
-export const FUNCTION_DENY_PREFIXES: readonly string[] = ['dblink', 'lo_', 'pg_sleep', 'pg_advisory', 'pg_try_advisory'];
+export const FUNCTION_DENY_PREFIXES: readonly string[] = [
+  'dblink', 'lo_', 'pg_sleep', 'pg_advisory', 'pg_try_advisory',
+  // pg_stat_get_backend_activity, pg_stat_get_db_tuples_fetched...: the views' functions.
+  'pg_stat_',
+];
 
 /** Every function whose name contains one of these is refused at every level. */
 export const FUNCTION_DENY_SUBSTRINGS: readonly string[] = [
@@ -96,12 +100,17 @@ export function isDeniedFunction(name: string): boolean {
   );
 }
 
-/** Relations no one reads through Gatehouse, with why. */
-export const DENIED_RELATIONS: ReadonlyMap<string, string> = new Map([
-  ...['pg_stats', 'pg_statistic', 'pg_stats_ext', 'pg_stats_ext_exprs', 'pg_statistic_ext_data'].map((r): [string, string] => [r, 'its statistics leak hidden values']),
-  // Sessions share a warehouse account: these show other people's statements and locks.
-  ...['pg_stat_activity', 'pg_locks'].map((r): [string, string] => [r, "it shows other sessions' activity"]),
-]);
+/**
+ * Why no one reads this relation through Gatehouse, or undefined. Statistics views leaked
+ * hidden values (pg_stats histograms; pg_stat_database and pg_stat_user_tables count the
+ * rows an index scan fetched before the access filter dropped them); activity views show
+ * other sessions' statements and locks (sessions share a warehouse account).
+ */
+export function deniedRelation(name: string): string | undefined {
+  if (name === 'pg_locks' || name === 'pg_stat_activity') return "it shows other sessions' activity";
+  if (name.startsWith('pg_stat')) return 'its statistics and counters leak hidden rows';
+  return undefined;
+}
 
 /**
  * Settings a Query Topics user may SET, SHOW, RESET or read with current_setting:

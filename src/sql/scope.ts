@@ -10,7 +10,7 @@
 import type { DecisionContext } from '../policy/decision.ts';
 import type { AstNode } from './parse.ts';
 import { refuse } from './refusal.ts';
-import { DENIED_RELATIONS, isDeniedFunction } from './functions.ts';
+import { deniedRelation, isDeniedFunction } from './functions.ts';
 import { type TopicInfo, addCondition, derivedSelect, pushableCopy } from './topic.ts';
 
 export type WalkMode = 'topics' | 'raw' | 'catalog';
@@ -176,7 +176,7 @@ export class Walker {
       lvl.items.push({ refName });
       return;
     }
-    const denied = DENIED_RELATIONS.get(relname);
+    const denied = deniedRelation(relname);
     if (denied && (!schema || schema === 'pg_catalog')) {
       refuse('denied_relation', '42501', `relation "${qualified}" is not readable through Gatehouse: ${denied}`);
     }

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { decide } from '../../../src/policy/decide.ts';
 import type { Decision } from '../../../src/policy/decision.ts';
 import { safeLiteral } from '../../../src/sql/session-statement.ts';
-import { alice, bob, carol, erin } from '../policy/demo-context.ts';
+import { alice, bob, carol, ctxFor, erin } from '../policy/demo-context.ts';
 
 function sent(d: Decision): string[] {
   expect(d.outcome, JSON.stringify(d)).toBe('run');
@@ -175,5 +175,47 @@ describe("the second outside review's findings", () => {
     expect(refusedWith(await decide(bob, 'SHOW session_authorization')).sqlstate).toBe('42501');
     expect(refusedWith(await decide(bob, "SELECT current_setting('session_authorization')")).sqlstate).toBe('42501');
     expect(refusedWith(await decide(carol, "SET client_encoding = 'SQL_ASCII'")).sqlstate).toBe('42501');
+  });
+});
+
+describe("the second attack round's findings", () => {
+  const writable = ctxFor('carol@acme.example', 'querier', {}, { allowWrites: true });
+  it("writes to PostgreSQL's catalog are refused even where writes are allowed (UPDATE pg_settings is set_config)", async () => {
+    for (const q of [
+      "UPDATE pg_settings SET setting = 'off' WHERE name = 'standard_conforming_strings'",
+      "UPDATE pg_catalog.pg_settings SET setting = 'off' WHERE name = 'standard_conforming_strings'",
+      "WITH u AS (UPDATE pg_settings SET setting = 'off' WHERE name = 'x' RETURNING *) SELECT * FROM u",
+      "INSERT INTO information_schema.sql_features VALUES ('x')",
+      'COPY pg_catalog.pg_settings FROM STDIN',
+    ]) {
+      expect(refusedWith(await decide(writable, q)).message, q).toMatch(/catalog/);
+    }
+    expect((await decide(writable, "UPDATE orders SET status = 'x' WHERE id = 1")).outcome).toBe('run');
+  });
+  it('statistics and activity are refused at every level, on the catalog path too', async () => {
+    for (const who of [bob, carol]) {
+      for (const q of [
+        "SELECT tup_fetched FROM pg_stat_database WHERE datname = 'warehouse'",
+        'SELECT * FROM pg_catalog.pg_stat_user_tables',
+        'SELECT * FROM pg_statio_user_tables',
+        'SELECT pg_stat_get_backend_activity(s) FROM pg_stat_get_backend_idset() s',
+        'SELECT * FROM pg_lock_status()',
+        'SELECT pg_stat_get_db_tuples_fetched(1)',
+      ]) {
+        expect(refusedWith(await decide(who, q)).sqlstate, `${who.user}: ${q}`).toBe('42501');
+      }
+    }
+  });
+  it('column names follow PostgreSQL: nested casts, CASE, scalar subqueries, later CTEs of WITH RECURSIVE', async () => {
+    for (const q of [
+      'SELECT x.int4 FROM (SELECT 1::int4::text) x',
+      'SELECT x.upper FROM (SELECT CASE WHEN true THEN 1 ELSE length(status) END FROM orders) x',
+      "WITH RECURSIVE a AS (SELECT o.id FROM orders o), orders AS (SELECT 'zz' AS q) SELECT * FROM a",
+    ]) {
+      expect(refusedWith(await decide(bob, q)).sqlstate, q).toBe('42501');
+    }
+    for (const q of ['SELECT x.case FROM (SELECT CASE WHEN true THEN 1 ELSE 2 END) x', 'SELECT x.text FROM (SELECT 1::int4::text) x', 'SELECT x.length FROM (SELECT CASE WHEN true THEN 1 ELSE length(status) END FROM orders) x', 'SELECT x.n FROM (SELECT (SELECT count(*) AS n FROM orders)) x', 'SELECT x.count FROM (SELECT (SELECT count(*) FROM orders)) x']) {
+      expect((await decide(bob, q)).outcome, q).toBe('run');
+    }
   });
 });
