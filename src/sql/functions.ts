@@ -108,7 +108,9 @@ export function isDeniedFunction(name: string): boolean {
  */
 export function deniedRelation(name: string): string | undefined {
   if (name === 'pg_locks' || name === 'pg_stat_activity') return "it shows other sessions' activity";
-  if (name.startsWith('pg_stat')) return 'its statistics and counters leak hidden rows';
+  // pg_statistic_ext stays readable: it holds extended statistics' definitions (psql's \d reads it), not data.
+  const statistics = ['pg_stats', 'pg_statistic', 'pg_statistic_ext_data', 'pg_stats_ext', 'pg_stats_ext_exprs'];
+  if (statistics.includes(name) || name.startsWith('pg_stat_') || name.startsWith('pg_statio_')) return 'its statistics and counters leak hidden rows';
   return undefined;
 }
 
