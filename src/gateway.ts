@@ -9,8 +9,9 @@ import { GatehouseError } from './errors.ts';
 import { type CatalogHost, TopicCatalog } from './catalog/catalog.ts';
 import { Directory } from './identity/directory.ts';
 import { sessionPolicy } from './policy/session.ts';
-import { runExtended } from './pipeline-extended.ts';
-import { runQuery, type StatementSession } from './pipeline.ts';
+import { extendedFlush, extendedMessage, extendedProtocolError, extendedSync } from './statements/extended.ts';
+import { type StatementSession, auditRefusal, newStatementState } from './statements/session.ts';
+import { runQuery } from './statements/simple.ts';
 import { accountFor } from './warehouses/accounts.ts';
 import { EmbeddedServer } from './warehouses/embedded-server.ts';
 import { createWarehouse, EmbeddedWarehouse } from './warehouses/index.ts';
@@ -207,12 +208,21 @@ export class Gateway implements ConnectionHandler {
       clientAddress: startup.remoteAddress,
       applicationName: startup.params.application_name,
       onRefusal: (rule, error) => this.logger.info({ ...fields, rule, sqlstate: error.sqlstate, reason: error.message }, 'refused'),
+      state: newStatementState(),
     };
     let closed = false;
     return {
       parameterStatus: parameterStatus(startup, params, user, upstream.serverVersion),
       query: (sql, sink) => runQuery(session, sql, sink),
-      extended: (batch, sink) => runExtended(session, batch, sink),
+      extended: (msg, sink) => extendedMessage(session, msg, sink),
+      flush: (sink) => extendedFlush(session, sink),
+      sync: (sink) => extendedSync(session, sink),
+      protocolError: async (what, rule, error, sink, inExchange) => {
+        if (inExchange) return extendedProtocolError(session, what, rule, error, sink);
+        auditRefusal(session, what, rule, error);
+        sink.error(error);
+      },
+      relayNotifications: (sink) => upstream.onNotification?.((framed) => sink.relay(framed)),
       cancel: () => {
         this.logger.info(fields, 'cancel request');
         void Promise.resolve(upstream.cancel?.()).catch((e) => this.logger.warn({ ...fields, err: (e as Error).message }, 'cancel failed'));

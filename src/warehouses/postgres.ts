@@ -1,7 +1,7 @@
 // The postgres connector: one upstream PostgreSQL connection per Gatehouse session,
 // results relayed byte for byte (see pg-framing.ts), backpressure end to end.
 import net from 'node:net';
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Connection, PostgresConnection, Topic } from '../config/model.ts';
 import { GatehouseError } from '../errors.ts';
@@ -33,6 +33,8 @@ import {
 import {
   PINNED_LEXING,
   type TxStatus,
+  type RunOutcome,
+  type UpstreamError,
   type Warehouse,
   type WarehouseSession,
   type WarehouseSessionOptions,
@@ -87,6 +89,13 @@ function startupMessage(params: [string, string][]): Buffer {
   return body;
 }
 
+const FLUSH = frame(0x48, Buffer.alloc(0));
+
+/** A Bind that fails (26000): its statement name carries 64 random bits, so no client's statement has it. */
+function abortBind(statement: string): Buffer {
+  return frame(0x42, Buffer.concat([cstring(''), cstring(statement), Buffer.from([0, 0, 0, 0, 0, 0])]));
+}
+
 const md5hex = (s: string | Buffer) => createHash('md5').update(s).digest('hex');
 
 /** An E'' literal: correct whatever standard_conforming_strings says. */
@@ -97,13 +106,19 @@ export function sqlLiteral(s: string): string {
 
 interface RunState {
   sink: ResultSink;
-  resolve: (s: TxStatus) => void;
+  resolve: (o: RunOutcome) => void;
   reject: (e: unknown) => void;
   done: boolean;
   draining: boolean;
   waiting?: boolean;
   finished?: TxStatus;
   timer?: NodeJS.Timeout;
+  /** The first ErrorResponse of the run (relayed to the client), as a value. */
+  error?: UpstreamError;
+  /** The name in Gatehouse's own failing Bind (abortExtended): its error is swallowed, not relayed. */
+  abortToken?: string;
+  /** Gatehouse's own failing Bind was answered: no earlier message of the run failed. */
+  aborted?: boolean;
 }
 
 type Message = { type: number; body: Buffer };
@@ -124,6 +139,8 @@ export class UpstreamConnection {
   private failure?: GatehouseError;
   txStatus: TxStatus = 'I';
   readonly parameters = new Map<string, string>();
+  /** Where NotificationResponses that arrive between statements go (the client's session). */
+  onNotification?: (framed: Buffer) => void;
 
   private constructor(private readonly target: UpstreamTarget) {}
 
@@ -278,7 +295,7 @@ export class UpstreamConnection {
       if (st.sink.closed) return this.clientGone(st);
       visitMessages(buf, {
         consumes: (t) => st.done || t === MSG.ReadyForQuery || t === MSG.ParameterStatus || t === MSG.CopyInResponse
-          || t === MSG.CopyBothResponse || t === MSG.NotificationResponse || t === MSG.BackendKeyData,
+          || t === MSG.CopyBothResponse || t === MSG.BackendKeyData || t === MSG.ErrorResponse,
         run: (msgs) => {
           if (!st.sink.relay(msgs)) st.draining = true;
         },
@@ -287,11 +304,26 @@ export class UpstreamConnection {
       if (st.draining && !st.done) this.waitForDrain(st);
       return;
     }
-    // Idle: ParameterStatus after a SET, or a FATAL (administrator shutdown) before close.
+    // Idle: ParameterStatus after a SET, a notification (LISTEN), or a FATAL (administrator shutdown) before close.
     visitMessages(buf, { consumes: () => true, run: () => {}, message: (type, body) => this.consumed(type, body) });
   }
 
   private consumed(type: number, body: Buffer, st?: RunState): void {
+    if (type === MSG.ErrorResponse && st && !st.done) {
+      const f = errorFields(body);
+      if (st.abortToken && f.C === '26000' && f.M?.includes(st.abortToken)) {
+        st.aborted = true;
+        return;
+      }
+      st.error ??= { sqlstate: f.C ?? 'XX000', message: f.M ?? '', severity: f.S };
+      if (!st.sink.relay(frame(MSG.ErrorResponse, body))) st.draining = true;
+      return;
+    }
+    if (type === MSG.NotificationResponse && !st) {
+      // LISTEN's notifications arrive between statements: straight to the client.
+      this.onNotification?.(frame(type, body));
+      return;
+    }
     if (type === MSG.ParameterStatus) {
       const [k, v] = parameterStatus(body);
       this.parameters.set(k, v);
@@ -340,7 +372,7 @@ export class UpstreamConnection {
     this.running = undefined;
     if (this.mode === 'run') this.mode = 'idle';
     this.socket.resume();
-    st.resolve(st.finished ?? this.txStatus);
+    st.resolve({ status: st.finished ?? this.txStatus, error: st.error, aborted: st.aborted === true });
   }
 
   /** The client went away mid-statement: stop the upstream work and end the run. */
@@ -391,22 +423,33 @@ export class UpstreamConnection {
     return this.mode === 'idle';
   }
 
-  /** Sends one simple Query and relays every result message to the sink; resolves with ReadyForQuery's status. */
-  query(sql: string, sink: ResultSink): Promise<TxStatus> {
+  /** Sends one simple Query and relays every result message to the sink; resolves at ReadyForQuery. */
+  query(sql: string, sink: ResultSink): Promise<RunOutcome> {
     return this.exchange(queryMessage(sql), sink);
   }
 
   /**
    * Sends frontend messages that end in a Query or a Sync and relays every response to the
-   * sink until ReadyForQuery (whose status it resolves with).
+   * sink until ReadyForQuery (whose status it resolves with, beside the run's first error).
    */
-  exchange(messages: Buffer, sink: ResultSink): Promise<TxStatus> {
+  exchange(messages: Buffer, sink: ResultSink): Promise<RunOutcome> {
+    const outcome = this.startRun(sink);
+    this.write(messages);
+    return outcome;
+  }
+
+  /**
+   * Starts relaying responses to the sink without sending anything: the extended protocol's
+   * messages are written as the client sends them (write), Flush and all, until a Sync ends
+   * the run at ReadyForQuery.
+   */
+  startRun(sink: ResultSink): Promise<RunOutcome> {
     if (this.mode !== 'idle') {
       return Promise.reject(
         this.failure ?? new GatehouseError('08006', `warehouse connection of "${this.target.connection}" is busy`),
       );
     }
-    return new Promise<TxStatus>((resolve, reject) => {
+    return new Promise<RunOutcome>((resolve, reject) => {
       const st: RunState = { sink, resolve, reject, done: false, draining: false };
       this.running = st;
       this.mode = 'run';
@@ -414,15 +457,51 @@ export class UpstreamConnection {
         if (sink.closed && !st.done) this.clientGone(st);
       }, CLIENT_GONE_POLL_MS);
       st.timer.unref();
-      this.socket.write(messages);
     });
   }
+
+  /** Frontend messages for the running exchange; false: the socket is behind (await writable()). */
+  write(messages: Buffer): boolean {
+    if (this.mode !== 'run') return true;
+    return this.socket.write(messages);
+  }
+
+  /** Resolves when the upstream socket has room again (or is gone). */
+  writable(): Promise<void> {
+    if (this.mode === 'dead' || !this.socket.writableNeedDrain) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        this.socket.off('drain', done);
+        this.socket.off('close', done);
+        resolve();
+      };
+      this.socket.on('drain', done);
+      this.socket.on('close', done);
+    });
+  }
+
+  /**
+   * Ends the running exchange as if its next message had failed: a Bind of a statement that
+   * cannot exist, then Sync. PostgreSQL answers it with 26000 (swallowed here) unless an earlier
+   * message already failed, skips to Sync and rolls the implicit transaction back (an explicit
+   * one is left failed): so a message Gatehouse refused in the middle of an extended exchange
+   * leaves the warehouse as a failing message would. `aborted` in the outcome says whether it
+   * was Gatehouse's Bind that failed (no earlier error reached the client). The run's promise
+   * (startRun) resolves at the ReadyForQuery.
+   */
+  abort(messages: Buffer): void {
+    const st = this.running;
+    if (!st) return;
+    st.abortToken = `gatehouse_refused_${randomBytes(8).toString('hex')}`;
+    this.write(Buffer.concat([messages, abortBind(st.abortToken), syncMessage()]));
+  }
+
 
   /** Runs Gatehouse's own query and returns its rows as text; an upstream error becomes a thrown Error. */
   async rows(sql: string): Promise<{ fields: string[]; rows: (string | null)[][] }> {
     const sink = new RowsSink();
-    await this.query(sql, sink);
-    if (sink.upstreamError) throw new Error(`${sink.upstreamError.M} (SQLSTATE ${sink.upstreamError.C})`);
+    const { error } = await this.query(sql, sink);
+    if (error) throw new Error(`${error.message} (SQLSTATE ${error.sqlstate})`);
     return { fields: sink.fields, rows: sink.rows };
   }
 
@@ -463,7 +542,6 @@ export class UpstreamConnection {
 class RowsSink implements ResultSink {
   fields: string[] = [];
   rows: (string | null)[][] = [];
-  upstreamError?: Record<string, string>;
   closed = false;
   relay(buf: Buffer): boolean {
     visitMessages(buf, {
@@ -480,7 +558,6 @@ class RowsSink implements ResultSink {
             off = end + 19;
           }
         } else if (type === MSG.DataRow) this.rows.push(dataRowValues(body));
-        else if (type === MSG.ErrorResponse) this.upstreamError ??= errorFields(body);
       },
     });
     return true;
@@ -510,18 +587,59 @@ export class PostgresSession implements WarehouseSession {
   }
 
   /** One simple Query of the statements joined: PostgreSQL's implicit transaction for a multi-statement Query holds. */
-  run(statements: WarehouseStatement[], sink: ResultSink): Promise<TxStatus> {
+  run(statements: WarehouseStatement[], sink: ResultSink): Promise<RunOutcome> {
     return this.conn.query(statements.map((s) => s.sql).join(';\n'), sink);
   }
 
+  /** The extended exchange running since the first message after the last Sync. */
+  private exchange?: Promise<RunOutcome>;
+
+  get inExtended(): boolean {
+    return this.exchange !== undefined;
+  }
+
   /**
-   * An extended-query batch, then Sync: one connection per session upstream, so statement and
-   * portal names are the client's own. ParseComplete, BindComplete, ParameterDescription,
-   * RowDescription, NoData, DataRow, PortalSuspended, CloseComplete, errors and notices are
-   * relayed byte for byte (binary formats included: nothing is decoded).
+   * Extended-protocol messages (policy decided each), written now: one upstream connection per
+   * session, so statement and portal names are the client's own. Every response is relayed byte
+   * for byte as it arrives (binary formats included, PortalSuspended after a row-limited Execute:
+   * nothing is decoded). With `flush`, a Flush follows, so the warehouse answers what it has.
+   * Resolves once the upstream socket can take more.
    */
-  runExtended(batch: ExtendedStep[], sink: ResultSink): Promise<TxStatus> {
-    return this.conn.exchange(Buffer.concat([...batch.map(extendedMessage), syncMessage()]), sink);
+  async sendExtended(steps: ExtendedStep[], sink: ResultSink, flush: boolean): Promise<void> {
+    const started = this.begin(sink);
+    const bytes = [...steps.map(extendedMessage)];
+    if (flush) bytes.push(FLUSH);
+    if (!this.conn.write(Buffer.concat(bytes))) await Promise.race([this.conn.writable(), started]);
+  }
+
+  /** The rest of the exchange, then Sync: resolves at ReadyForQuery. */
+  syncExtended(steps: ExtendedStep[], sink: ResultSink): Promise<RunOutcome> {
+    const outcome = this.begin(sink);
+    this.exchange = undefined;
+    this.conn.write(Buffer.concat([...steps.map(extendedMessage), syncMessage()]));
+    return outcome;
+  }
+
+  /** The rest of the exchange, then a message that fails and Sync (UpstreamConnection.abort). */
+  abortExtended(steps: ExtendedStep[], sink: ResultSink): Promise<RunOutcome> {
+    const outcome = this.begin(sink);
+    this.exchange = undefined;
+    this.conn.abort(Buffer.concat(steps.map(extendedMessage)));
+    return outcome;
+  }
+
+  private begin(sink: ResultSink): Promise<RunOutcome> {
+    if (!this.exchange) {
+      this.exchange = this.conn.startRun(sink);
+      // Awaited at Sync; a lost upstream before then must not be an unhandled rejection.
+      this.exchange.catch(() => {});
+    }
+    return this.exchange;
+  }
+
+  /** LISTEN: notifications the warehouse sends between statements go to the client. */
+  onNotification(relay: (framed: Buffer) => void): void {
+    this.conn.onNotification = relay;
   }
 
   /** Forwards a client's CancelRequest: the running statement ends with 57014, relayed. */

@@ -77,20 +77,43 @@ export interface WarehouseSessionOptions {
   account?: WarehouseAccount;
 }
 
+/** An ErrorResponse the warehouse sent (and the client received), as a value. */
+export interface UpstreamError {
+  sqlstate: string;
+  message: string;
+  severity?: string;
+}
+
+/** How one exchange with the warehouse ended: ReadyForQuery's status and its first error. */
+export interface RunOutcome {
+  status: TxStatus;
+  error?: UpstreamError;
+  /** The exchange ended with Gatehouse's own failing message (abortExtended) and no earlier error. */
+  aborted: boolean;
+}
+
 export interface WarehouseSession {
   /**
    * Run statements decided together (one simple Query) and write every result
-   * message to the sink, except ReadyForQuery: the returned status is for that.
-   * Upstream errors are relayed as ErrorResponse; a lost upstream rejects with a
+   * message to the sink, except ReadyForQuery. Upstream errors are relayed as
+   * ErrorResponse and returned in the outcome; a lost upstream rejects with a
    * GatehouseError (08006) after which the session is unusable.
    */
-  run(statements: WarehouseStatement[], sink: ResultSink): Promise<TxStatus>;
+  run(statements: WarehouseStatement[], sink: ResultSink): Promise<RunOutcome>;
   /**
-   * One extended-query batch that policy allowed (every Parse carries the decided SQL, every
-   * statement name was checked): sent with Sync, every response relayed byte for byte except
-   * ReadyForQuery, whose status is returned. Absent: the warehouse has no extended protocol.
+   * The extended query protocol, message by message as the client sends them (every Parse
+   * carries the decided SQL, every name was checked): sendExtended writes them now (with a
+   * Flush when asked) and relays every response as it arrives; syncExtended adds Sync and
+   * resolves at ReadyForQuery; abortExtended ends the exchange as a failed message would.
+   * Absent: the warehouse has no extended protocol.
    */
-  runExtended?(batch: ExtendedStep[], sink: ResultSink): Promise<TxStatus>;
+  sendExtended?(steps: ExtendedStep[], sink: ResultSink, flush: boolean): Promise<void>;
+  syncExtended?(steps: ExtendedStep[], sink: ResultSink): Promise<RunOutcome>;
+  abortExtended?(steps: ExtendedStep[], sink: ResultSink): Promise<RunOutcome>;
+  /** An extended exchange was started (sendExtended) and not yet ended by Sync. */
+  readonly inExtended?: boolean;
+  /** Where asynchronous NotificationResponses (LISTEN) go. */
+  onNotification?(relay: (framed: Buffer) => void): void;
   readonly txStatus: TxStatus;
   /** The warehouse's own server_version (its ParameterStatus), announced to the client. */
   readonly serverVersion?: string;

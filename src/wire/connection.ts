@@ -2,9 +2,10 @@
 //
 //   AwaitingStartup --StartupMessage--> Authenticating (SCRAM-SHA-256) --> Ready
 //   Ready --Query--> InQuery --> Ready            (ReadyForQuery after each)
-//   Ready --Parse/Bind/Describe/Execute/Close--> Extended (collecting the batch)
-//   Extended --Sync--> InQuery (the batch decided and run whole) --> Ready
-//   Extended --error (malformed, too large, Flush)--> DiscardUntilSync --Sync--> Ready
+//   Ready --Parse/Bind/Describe/Execute/Close--> Extended (each decided and passed on)
+//   Extended --Flush--> Extended (the warehouse answers what it has)
+//   Extended --Sync--> Ready
+//   Extended --refused, failed or malformed--> DiscardUntilSync --Sync--> Ready
 //   any --Terminate / peer gone / FATAL--> Closed
 //
 // Messages are decoded one at a time by a single pump: while a query runs the
@@ -24,15 +25,11 @@ import type { TxStatus } from '../warehouses/types.ts';
 import { FrontendDecoder, decodeSASLInitialResponse, decodeSASLResponse } from './decode.ts';
 import * as enc from './encode.ts';
 import type { ConnectionHandler, ServerSession, StartupInfo } from './handler.ts';
-import type { ExtendedStep, FrontendMessage, PasswordMessage, StartupMessage } from './messages.ts';
+import type { FrontendMessage, PasswordMessage, StartupMessage } from './messages.ts';
 import { SocketSink } from './socket-sink.ts';
 
 /** Above this many undecoded input bytes while a message is being handled, stop reading the socket. */
 const INPUT_HIGH_WATER = 1024 * 1024;
-
-/** An extended-query batch is held until Sync: bound it (PostgreSQL would have run it as it came). */
-const MAX_BATCH_MESSAGES = 10_000;
-const MAX_BATCH_BYTES = 64 * 1024 * 1024;
 
 export type ConnectionState =
   | { kind: 'AwaitingStartup' }
@@ -46,11 +43,8 @@ export type ConnectionState =
     }
   | { kind: 'Ready' }
   | { kind: 'InQuery' }
-  /**
-   * Extended query protocol (55.2.3): Parse/Bind/Describe/Execute/Close are collected until
-   * Sync, then decided and run as one batch (a refusal anywhere means none of it runs).
-   */
-  | { kind: 'Extended'; batch: ExtendedStep[]; bytes: number }
+  /** Extended query protocol (55.2.3): an exchange is open (messages since the last Sync). */
+  | { kind: 'Extended' }
   /** After an error in an extended-protocol message: discard everything until Sync (55.2.3). */
   | { kind: 'DiscardUntilSync' }
   | { kind: 'Closed' };
@@ -193,7 +187,10 @@ export class WireConnection {
           // The stream can no longer be framed: 08P01 FATAL (message too large, bad length, unknown type).
           const err = asClientError(e);
           this.ctx.handler.log('protocol_error', { remoteAddress: this.remoteAddress, reason: err.message });
-          this.fatal(err);
+          // Before a startup packet PostgreSQL only logs a bad length (COMMERROR) and closes:
+          // a Terminate sent before startup (node-postgres ending early) gets no FATAL to choke on.
+          if (this.state.kind === 'AwaitingStartup' && err.message.startsWith('invalid length of startup packet')) this.close();
+          else this.fatal(err);
           break;
         }
         if (!msg) break;
@@ -370,6 +367,7 @@ export class WireConnection {
       this.sink.send(enc.parameterStatus(name, value));
     }
     this.sink.send(enc.backendKeyData(this.key.processId, this.key.secretKey));
+    session.relayNotifications(this.sink);
     this.ctx.handler.log('session_start', {
       user: startup.user,
       database: startup.database,
@@ -393,7 +391,7 @@ export class WireConnection {
       case 'Describe':
       case 'Execute':
       case 'Close':
-        this.state = { kind: 'Extended', batch: [], bytes: 0 };
+        this.state = { kind: 'Extended' };
         return this.onExtendedMessage(msg);
       case 'Sync':
         // A Sync with nothing before it is harmless: just the ReadyForQuery it asks for.
@@ -408,11 +406,11 @@ export class WireConnection {
         // 55.2.6: outside COPY FROM these are ignored (a client still sending after a failed COPY).
         return;
       case 'FunctionCall':
-        this.sink.error(new GatehouseError('0A000', 'the function call protocol is not supported by Gatehouse'));
+        await this.protocolError('FunctionCall', 'protocol.function_call', functionCallRefused(), false);
         this.readyForQuery();
         return;
       case 'MalformedMessage':
-        this.sink.error(msg.error);
+        await this.protocolError(`malformed ${msg.code} message`, 'protocol.malformed', msg.error, false);
         // Extended-protocol messages fail into the discard state, like any extended error.
         if ('PBDECSH'.includes(msg.code)) this.state = { kind: 'DiscardUntilSync' };
         else this.readyForQuery();
@@ -425,44 +423,48 @@ export class WireConnection {
   }
 
   private async onExtendedMessage(msg: FrontendMessage): Promise<void> {
-    const st = this.state;
-    if (st.kind !== 'Extended') return;
+    const session = this.session;
+    if (this.state.kind !== 'Extended' || !session) return;
     switch (msg.type) {
       case 'Parse':
       case 'Bind':
       case 'Describe':
       case 'Execute':
-      case 'Close':
-        st.batch.push(msg);
-        st.bytes += stepBytes(msg);
-        if (st.batch.length > MAX_BATCH_MESSAGES || st.bytes > MAX_BATCH_BYTES) {
-          this.failBatch(
-            new GatehouseError('54000', `more than ${MAX_BATCH_MESSAGES} messages or ${MAX_BATCH_BYTES} bytes of extended-query messages before Sync`, {
-              hint: 'send Sync more often',
-            }),
-          );
-        }
+      case 'Close': {
+        const passed = await this.inStatement(() => session.extended(msg, this.sink));
+        if (this.closedNow()) return;
+        this.state = passed ? { kind: 'Extended' } : { kind: 'DiscardUntilSync' };
+        return;
+      }
+      case 'Flush':
+        await this.inStatement(() => session.flush(this.sink));
+        if (this.closedNow()) return;
+        this.state = { kind: 'Extended' };
+        this.sink.uncork();
         return;
       case 'Sync':
-        return this.runExtended(st.batch);
+        return this.endExchange();
       case 'Terminate':
         this.close();
         return;
-      case 'Flush':
-        // Gatehouse answers a batch only at Sync (it is decided whole): a client waiting for
-        // rows after Flush (pg-cursor, pg-query-stream) would wait for ever, so say so.
-        this.failBatch(new GatehouseError('0A000', 'Flush inside an extended-query batch is not supported by Gatehouse; send Sync', {
-          hint: 'row-at-a-time cursors over the extended protocol (pg-cursor) are not supported yet; use DECLARE/FETCH or the simple query protocol',
-        }));
-        return;
+      case 'Query': {
+        // PostgreSQL runs a Query that arrives before Sync (pg-cursor closes that way): the
+        // exchange ends first (its ReadyForQuery is not the client's), unless it failed, when
+        // PostgreSQL is skipping to Sync and ignores the Query too.
+        const ended = await this.inStatement(() => session.sync(this.sink));
+        if (this.closedNow()) return;
+        if (ended?.failed) {
+          this.state = { kind: 'DiscardUntilSync' };
+          return;
+        }
+        this.tx = ended?.status ?? this.tx;
+        return this.runQuery(msg.sql);
+      }
       case 'MalformedMessage':
-        this.failBatch(msg.error);
-        return;
-      case 'Query':
-        this.failBatch(new GatehouseError('08P01', 'a simple Query arrived before the Sync that ends an extended-query batch'));
+        await this.protocolError(`malformed ${msg.code} message`, 'protocol.malformed', msg.error, true);
         return;
       case 'FunctionCall':
-        this.failBatch(new GatehouseError('0A000', 'the function call protocol is not supported by Gatehouse'));
+        await this.protocolError('FunctionCall', 'protocol.function_call', functionCallRefused(), true);
         return;
       case 'CopyData':
       case 'CopyDone':
@@ -473,24 +475,54 @@ export class WireConnection {
     }
   }
 
-  /** An error in the batch: none of it runs; the rest up to Sync is skipped (55.2.3). */
-  private failBatch(err: GatehouseError): void {
-    this.sink.error(err);
-    this.state = { kind: 'DiscardUntilSync' };
+  /** Read after an await: the connection may have closed meanwhile. */
+  private closedNow(): boolean {
+    return this.state.kind === 'Closed';
   }
 
-  private async runExtended(batch: ExtendedStep[]): Promise<void> {
+  /** An error the wire layer answers itself: audited by the session; inside an exchange, skip to Sync. */
+  private async protocolError(what: string, rule: string, err: GatehouseError, inExchange: boolean): Promise<void> {
     const session = this.session;
-    if (!session) throw new Error('Extended without a session');
-    this.state = { kind: 'InQuery' };
-    await this.runStatement(() => session.extended(batch, this.sink));
+    if (!session) return;
+    await this.inStatement(() => session.protocolError(what, rule, err, this.sink, inExchange));
+    if (inExchange && this.state.kind !== 'Closed') this.state = { kind: 'DiscardUntilSync' };
   }
 
-  private onDiscarding(msg: FrontendMessage): void {
+  /** Sync: the exchange ends, then ReadyForQuery. */
+  private async endExchange(): Promise<void> {
+    const session = this.session;
+    if (!session) throw new Error('Sync without a session');
+    const ended = await this.inStatement(() => session.sync(this.sink));
+    if (this.state.kind === 'Closed' || this.peerGone) return;
+    if (ended) this.tx = ended.status;
+    this.readyForQuery();
+  }
+
+  /**
+   * Runs one step of a statement (InQuery while it runs, so a client that goes away cancels
+   * it). A FATAL (the warehouse session is gone) closes the connection; any other error was
+   * already answered by the session and is logged if it is not Gatehouse's own.
+   */
+  private async inStatement<T>(run: () => Promise<T>): Promise<T | undefined> {
+    const before = this.state;
+    this.state = { kind: 'InQuery' };
+    try {
+      const out = await run();
+      if (this.state.kind === 'InQuery') this.state = before;
+      return out;
+    } catch (e) {
+      if (!isGatehouseError(e)) this.ctx.logger.error({ err: e }, 'statement failed inside Gatehouse');
+      const err = asClientError(e);
+      if (err.severity === 'FATAL') this.fatal(err);
+      else if (this.state.kind === 'InQuery') this.state = { kind: 'DiscardUntilSync' };
+      return undefined;
+    }
+  }
+
+  private onDiscarding(msg: FrontendMessage): Promise<void> | void {
     // Like PostgreSQL's SocketBackend: only Sync and Terminate end the skipping.
-    if (msg.type === 'Sync') this.readyForQuery();
-    else if (msg.type === 'Terminate') this.close();
-    else if (msg.type === 'MalformedMessage' && msg.code === 'S') this.readyForQuery();
+    if (msg.type === 'Sync' || (msg.type === 'MalformedMessage' && msg.code === 'S')) return this.endExchange();
+    if (msg.type === 'Terminate') this.close();
   }
 
   private async runQuery(sql: string): Promise<void> {
@@ -569,16 +601,8 @@ export class WireConnection {
   }
 }
 
-/** Roughly what a batch message holds in memory (its strings and parameter values). */
-function stepBytes(m: ExtendedStep): number {
-  switch (m.type) {
-    case 'Parse':
-      return 64 + m.query.length * 3 + m.paramTypes.length * 8;
-    case 'Bind':
-      return 64 + m.params.reduce((n, p) => n + (p?.length ?? 0) + 16, 0) + (m.paramFormats.length + m.resultFormats.length) * 8;
-    case 'Execute':
-      return 64 + m.portal.length;
-    default:
-      return 64 + m.name.length;
-  }
+function functionCallRefused(): GatehouseError {
+  return new GatehouseError('0A000', 'the function call protocol is not supported by Gatehouse', {
+    hint: 'call the function in a SELECT',
+  });
 }

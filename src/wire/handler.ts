@@ -1,3 +1,4 @@
+import type { GatehouseError } from '../errors.ts';
 import type { ScramVerifier } from '../identity/scram.ts';
 import type { TxStatus } from '../warehouses/types.ts';
 import type { ExtendedStep } from './messages.ts';
@@ -19,12 +20,23 @@ export interface ServerSession {
   /** One simple Query message: every result goes to the sink; returns the ReadyForQuery status. */
   query(sql: string, sink: ResultSink): Promise<TxStatus>;
   /**
-   * One extended-query batch (55.2.3): the Parse/Bind/Describe/Execute/Close messages a
-   * client sent before Sync, in order. Every response goes to the sink except ReadyForQuery,
-   * whose status is returned. A refusal answers ErrorResponse (the rest is skipped, as after
-   * any error before Sync).
+   * One extended-protocol message (Parse, Bind, Describe, Execute, Close), decided and passed
+   * on; its responses go to the sink in order. False: it was refused or the exchange failed
+   * (an ErrorResponse went to the sink): skip to Sync, as PostgreSQL does (55.2.3).
    */
-  extended(batch: ExtendedStep[], sink: ResultSink): Promise<TxStatus>;
+  extended(msg: ExtendedStep, sink: ResultSink): Promise<boolean>;
+  /** Flush: everything sent so far is answered now. */
+  flush(sink: ResultSink): Promise<void>;
+  /** Sync: ends the exchange; ReadyForQuery's status, and whether the exchange failed. */
+  sync(sink: ResultSink): Promise<{ status: TxStatus; failed: boolean }>;
+  /**
+   * An error the wire layer answers itself after sign-in (a malformed message, the function
+   * call protocol): audited; inside an extended exchange it ends the exchange as a failing
+   * message would (the wire layer then skips to Sync).
+   */
+  protocolError(what: string, rule: string, error: GatehouseError, sink: ResultSink, inExchange: boolean): Promise<void>;
+  /** Where the warehouse's asynchronous NotificationResponses (LISTEN) go: the client. */
+  relayNotifications(sink: ResultSink): void;
   /** CancelRequest for this session's backend key. */
   cancel(): void;
   close(): Promise<void>;

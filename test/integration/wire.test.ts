@@ -68,20 +68,33 @@ class WireTestDoubleSession implements ServerSession {
     }
     return 'I';
   }
-  batches: ExtendedStep[][] = [];
-  /** Extended batches: a Parse of 'refuse' is refused (as a whole batch); anything else gets the plain responses. */
-  async extended(batch: ExtendedStep[], sink: ResultSink): Promise<TxStatus> {
-    this.batches.push(batch);
-    if (batch.some((m) => m.type === 'Parse' && m.query === 'refuse')) throw new GatehouseError('42501', 'refused by the test double');
-    for (const m of batch) {
-      if (m.type === 'Parse') sink.relay(enc.parseComplete());
-      else if (m.type === 'Bind') sink.relay(enc.bindComplete());
-      else if (m.type === 'Describe') sink.relay(enc.noData());
-      else if (m.type === 'Execute') sink.commandComplete('SELECT 0');
-      else sink.relay(enc.closeComplete());
+  /** Every extended message the session was given, and the Flushes and Syncs between them. */
+  extendedLog: (ExtendedStep | { type: 'Flush' | 'Sync' })[] = [];
+  /** Extended messages: a Parse of 'refuse' is refused; anything else gets the plain responses at once. */
+  async extended(m: ExtendedStep, sink: ResultSink): Promise<boolean> {
+    this.extendedLog.push(m);
+    if (m.type === 'Parse' && m.query === 'refuse') {
+      sink.error(new GatehouseError('42501', 'refused by the test double'));
+      return false;
     }
-    return 'I';
+    if (m.type === 'Parse') sink.relay(enc.parseComplete());
+    else if (m.type === 'Bind') sink.relay(enc.bindComplete());
+    else if (m.type === 'Describe') sink.relay(enc.noData());
+    else if (m.type === 'Execute') sink.commandComplete('SELECT 0');
+    else sink.relay(enc.closeComplete());
+    return true;
   }
+  async flush(): Promise<void> {
+    this.extendedLog.push({ type: 'Flush' });
+  }
+  async sync(): Promise<{ status: TxStatus; failed: boolean }> {
+    this.extendedLog.push({ type: 'Sync' });
+    return { status: 'I', failed: false };
+  }
+  async protocolError(_what: string, _rule: string, error: GatehouseError, sink: ResultSink): Promise<void> {
+    sink.error(error);
+  }
+  relayNotifications(): void {}
   cancel(): void {
     this.cancels++;
     this.onCancel?.();
@@ -293,13 +306,13 @@ describe('node-postgres', () => {
     await c.end();
   });
 
-  it('extended protocol: a batch goes to the session at Sync; a refusal leaves the connection usable', async () => {
+  it('extended protocol: each message goes to the session, then Sync; a refusal leaves the connection usable', async () => {
     const c = pgClient();
     await c.connect();
     const before = handler.sessions.at(-1)!;
     const r = await c.query('select $1::int', [1]);
     expect(r.command).toBe('SELECT');
-    expect(before.batches.at(-1)!.map((m) => m.type)).toEqual(['Parse', 'Bind', 'Describe', 'Execute']);
+    expect(before.extendedLog.map((m) => m.type)).toEqual(['Parse', 'Bind', 'Describe', 'Execute', 'Sync']);
     const e = await expectPgError(c.query('refuse', [1]));
     expect(e.code).toBe('42501');
     expect((await c.query('select 1')).rows).toEqual([{ '?column?': 1 }]);
@@ -372,24 +385,39 @@ describe('raw sockets', () => {
     await c.login();
     const s = handler.sessions.at(-1)!;
     c.send(
-      serialize.parse({ text: 'select 1' }),
+      serialize.parse({ text: 'refuse' }),
       serialize.bind({}),
       serialize.query('discarded'),
       serialize.execute({}),
       serialize.sync(),
       serialize.query('select 1'),
     );
-    // A simple Query inside an unfinished batch: an error, and the batch never runs.
-    expect((await c.next()).code).toBe('08P01');
+    expect((await c.next()).code).toBe('42501');
     expect(await c.next()).toMatchObject({ name: 'readyForQuery', status: 'I' });
     await c.until('commandComplete');
     await c.until('readyForQuery');
     expect(s.queries).toEqual(['select 1']);
-    expect(s.batches).toEqual([]);
+    expect(s.extendedLog.map((m) => m.type)).toEqual(['Parse', 'Sync']);
     c.close();
   });
 
-  it('an extended batch is answered at Sync, in order, with ReadyForQuery', async () => {
+  it('a simple Query before Sync ends the exchange and runs, as PostgreSQL runs it (pg-cursor closes that way)', async () => {
+    const c = await RawClient.connect(server.port);
+    await c.login();
+    const s = handler.sessions.at(-1)!;
+    c.send(serialize.close({ type: 'P', name: 'C_1' }), serialize.query('select 1'));
+    const names: string[] = [];
+    for (let m = await c.next(); ; m = await c.next()) {
+      names.push(m.name);
+      if (m.name === 'readyForQuery') break;
+    }
+    expect(names).toEqual(['closeComplete', 'notice', 'rowDescription', 'dataRow', 'commandComplete', 'readyForQuery']);
+    expect(s.extendedLog.map((m) => m.type)).toEqual(['Close', 'Sync']);
+    expect(s.queries).toEqual(['select 1']);
+    c.close();
+  });
+
+  it('extended messages are answered in order, ReadyForQuery at Sync', async () => {
     const c = await RawClient.connect(server.port);
     await c.login();
     const s = handler.sessions.at(-1)!;
@@ -407,25 +435,28 @@ describe('raw sockets', () => {
       if (m.name === 'readyForQuery') break;
     }
     expect(names).toEqual(['parseComplete', 'bindComplete', 'noData', 'commandComplete', 'closeComplete', 'readyForQuery']);
-    expect(s.batches[0]).toEqual([
+    expect(s.extendedLog).toEqual([
       { type: 'Parse', name: 'q', query: 'select $1', paramTypes: [23] },
       { type: 'Bind', portal: '', statement: 'q', paramFormats: [0], params: [Buffer.from('1')], resultFormats: [0] },
       { type: 'Describe', kind: 'P', name: '' },
       { type: 'Execute', portal: '', maxRows: 5 },
       { type: 'Close', kind: 'S', name: 'q' },
+      { type: 'Sync' },
     ]);
     c.close();
   });
 
-  it('Flush inside a batch is refused (0A000) rather than left waiting; Sync ends the skipping', async () => {
+  it('Flush: what was sent so far is answered before any Sync', async () => {
     const c = await RawClient.connect(server.port);
     await c.login();
     const s = handler.sessions.at(-1)!;
     c.send(serialize.parse({ text: 'select 1' }), serialize.bind({}), serialize.execute({ rows: 10 }), serialize.flush());
-    expect((await c.next()).code).toBe('0A000');
-    c.send(serialize.execute({ rows: 10 }), serialize.sync());
+    expect((await c.next()).name).toBe('parseComplete');
+    expect((await c.next()).name).toBe('bindComplete');
+    expect((await c.next()).name).toBe('commandComplete');
+    c.send(serialize.sync());
     expect(await c.next()).toMatchObject({ name: 'readyForQuery', status: 'I' });
-    expect(s.batches).toEqual([]);
+    expect(s.extendedLog.map((m) => m.type)).toEqual(['Parse', 'Bind', 'Execute', 'Flush', 'Sync']);
     c.close();
   });
 
@@ -478,20 +509,28 @@ describe('raw sockets', () => {
     c.close();
   });
 
-  it('garbage bytes get a FATAL 08P01 and the server keeps serving', async () => {
+  it('garbage bytes before startup: the socket closes without a reply (PostgreSQL only logs a bad startup length), and the server keeps serving', async () => {
     const c = await RawClient.connect(server.port);
     c.send(Buffer.from('GET / HTTP/1.1\r\nHost: gatehouse\r\n\r\n'));
-    const e = await c.next();
-    expect([e.name, e.code, e.severity]).toEqual(['error', '08P01', 'FATAL']);
     await c.ended;
+    await expect(c.next(100)).rejects.toThrow('socket closed');
+    expect(handler.events).toContainEqual(expect.objectContaining({ event: 'protocol_error', fields: expect.objectContaining({ reason: expect.stringContaining('invalid length of startup packet') }) }));
+    await stillServes();
+  });
+
+  it('a Terminate before the startup packet (node-postgres ending early) closes the socket silently', async () => {
+    const c = await RawClient.connect(server.port);
+    c.send(Buffer.from([0x58, 0, 0, 0, 4]));
+    await c.ended;
+    await expect(c.next(100)).rejects.toThrow('socket closed');
     await stillServes();
   });
 
   it('an oversized length (startup and after login) is refused without waiting for the body', async () => {
     const a = await RawClient.connect(server.port);
     a.send(Buffer.from([0x7f, 0xff, 0xff, 0xff, 0, 3, 0, 0]));
-    expect(await a.next()).toMatchObject({ code: '08P01', severity: 'FATAL' });
     await a.ended;
+    await expect(a.next(100)).rejects.toThrow('socket closed');
 
     const b = await RawClient.connect(server.port);
     await b.login();

@@ -1,15 +1,40 @@
-// One statement's path, top to bottom: size check, parse + classify + decide
-// (pure, in policy/decide), audit, then refuse, answer, or run on the warehouse
-// and stream back. It never touches bytes: the wire layer encodes what it writes.
-// The extended protocol's batches take the same path in pipeline-extended.ts.
+// A signed-in session's statement state and the one decision every statement gets,
+// whichever protocol carried it: size check, decide() (pure, in policy/), and
+// PostgreSQL's aborted-transaction rule for statements Gatehouse refused. The simple
+// protocol's path is simple.ts, the extended protocol's extended.ts; both start here.
 import { createHash } from 'node:crypto';
-import type { AuditSink, StatementRecord } from './audit/audit.ts';
-import { GatehouseError, asClientError } from './errors.ts';
-import type { Decision, DecisionContext, PlannedStatement } from './policy/decision.ts';
-import { decide } from './policy/decide.ts';
-import type { TxStatus, WarehouseSession, WarehouseStatement } from './warehouses/types.ts';
-import type { ExtendedTarget, PreparedStatement } from './pipeline-extended.ts';
-import type { ResultSink } from './wire/sink.ts';
+import type { AuditSink, StatementRecord } from '../audit/audit.ts';
+import { GatehouseError, asClientError } from '../errors.ts';
+import type { Decision, DecisionContext } from '../policy/decision.ts';
+import { decide } from '../policy/decide.ts';
+import type { RunOutcome, TxStatus, WarehouseSession } from '../warehouses/types.ts';
+import type { ResultSink } from '../wire/sink.ts';
+
+/** Where a statement, prepared statement or portal lives: the warehouse, or the session's topic catalog. */
+export type Target = 'warehouse' | 'catalog';
+
+/** A prepared statement policy allowed (Parse or PREPARE): where it lives, and whether it ends an aborted transaction. */
+export interface PreparedStatement {
+  target: Target;
+  /** Parsed while Gatehouse held the transaction aborted: the ROLLBACK that ends it. */
+  endsAbortedTransaction: boolean;
+}
+
+/**
+ * What a session's statements change as they run. PostgreSQL keeps one namespace for
+ * prepared statements (Parse and SQL PREPARE) and one for portals (Bind and DECLARE):
+ * so does Gatehouse, to route each later use to the upstream that holds the name.
+ */
+export interface StatementState {
+  /**
+   * A statement Gatehouse refused inside a transaction aborts it, as an error would on
+   * PostgreSQL: until ROLLBACK (or COMMIT, which then rolls back) nothing else runs, so a
+   * refused write can never be half-committed with the statements around it.
+   */
+  abortedTransaction: boolean;
+  prepared: Map<string, PreparedStatement>;
+  portals: Map<string, Target>;
+}
 
 export interface StatementSession {
   decision: DecisionContext;
@@ -23,52 +48,36 @@ export interface StatementSession {
   applicationName?: string;
   /** One log line per refusal (the audit record has the rest). */
   onRefusal?(rule: string, error: GatehouseError): void;
-  /**
-   * A statement Gatehouse refused inside a transaction aborts it, as an error would on
-   * PostgreSQL: until ROLLBACK (or COMMIT, which then rolls back) nothing else runs, so a
-   * refused write can never be half-committed with the statements around it.
-   */
-  abortedTransaction?: boolean;
-  /**
-   * Prepared statements of the extended protocol that Gatehouse allowed, by the client's name
-   * ('' is the unnamed one): a Bind or Describe of any other name never reaches the warehouse.
-   */
-  prepared?: Map<string, PreparedStatement>;
-  /** Portals of the extended protocol, by name: where they were bound (so where they execute). */
-  portals?: Map<string, ExtendedTarget>;
+  state: StatementState;
 }
 
-export async function runQuery(s: StatementSession, sql: string, sink: ResultSink): Promise<TxStatus> {
-  const started = performance.now();
-  let decision: Decision =
+export function newStatementState(): StatementState {
+  return { abortedTransaction: false, prepared: new Map(), portals: new Map() };
+}
+
+/** The decision for one statement text, from either protocol. */
+export async function decideStatement(s: StatementSession, sql: string): Promise<Decision> {
+  const decision: Decision =
     Buffer.byteLength(sql) > s.maxStatementBytes
       ? { outcome: 'refuse', rule: 'statement_size', error: tooLarge(s.maxStatementBytes) }
       : await decide(s.decision, sql);
-  if (s.abortedTransaction && decision.outcome === 'run') decision = endOfAbortedTransaction(decision);
+  return s.state.abortedTransaction && decision.outcome === 'run' ? endOfAbortedTransaction(decision) : decision;
+}
 
-  const record = auditRecord(s, sql, decision);
-  try {
-    switch (decision.outcome) {
-      case 'refuse':
-        s.onRefusal?.(decision.rule, decision.error);
-        sink.error(decision.error);
-        break;
-      case 'empty':
-        sink.emptyQuery();
-        break;
-      case 'run':
-        await execute(s, decision.statements, sink);
-        if (decision.rule === 'aborted_transaction.end') s.abortedTransaction = false;
-        break;
-    }
-    if (decision.outcome === 'refuse' && s.warehouse.txStatus !== 'I') s.abortedTransaction = true;
-  } catch (e) {
-    failStatement(s, e, sink, [record]);
-  } finally {
-    record.duration_ms = Math.round((performance.now() - started) * 1000) / 1000;
-    s.audit.statement(record);
-  }
-  return s.abortedTransaction ? 'E' : s.warehouse.txStatus;
+/** ReadyForQuery's status as the client must see it: 'E' while Gatehouse holds the transaction aborted. */
+export function txStatus(s: StatementSession): TxStatus {
+  return s.state.abortedTransaction ? 'E' : s.warehouse.txStatus;
+}
+
+/** After a refusal (or a failure) inside a transaction: nothing but its end runs. */
+export function noteFailure(s: StatementSession): void {
+  if (s.warehouse.txStatus !== 'I') s.state.abortedTransaction = true;
+}
+
+export async function upstreamOf(s: StatementSession, target: Target): Promise<WarehouseSession> {
+  if (target === 'warehouse') return s.warehouse;
+  if (!s.catalog) throw new GatehouseError('0A000', `this session has no topic catalog on connection ${s.decision.connection.name}`);
+  return s.catalog();
 }
 
 /**
@@ -86,8 +95,17 @@ export function failStatement(s: StatementSession, e: unknown, sink: ResultSink,
   }
   if (err.sqlstate === '08006') throw new GatehouseError('08006', err.message, { severity: 'FATAL', detail: err.detail, hint: err.hint });
   if (!sink.closed) sink.error(err);
-  if (s.warehouse.txStatus !== 'I') s.abortedTransaction = true;
+  noteFailure(s);
   if (!(e instanceof GatehouseError)) throw e;
+}
+
+/** The warehouse's own error, as the audit records of the statements it answered keep it. */
+export function noteUpstreamError(records: StatementRecord[], outcome: RunOutcome): void {
+  if (!outcome.error) return;
+  for (const r of records) {
+    r.upstream_error ??= outcome.error.message;
+    r.sqlstate ??= outcome.error.sqlstate;
+  }
 }
 
 export function abortedTransaction(): GatehouseError {
@@ -114,44 +132,20 @@ export function endOfAbortedTransaction(d: Extract<Decision, { outcome: 'run' }>
   return { outcome: 'refuse', rule: 'aborted_transaction', error: abortedTransaction() };
 }
 
-/**
- * Consecutive statements for the same upstream go as one batch (one upstream Query):
- * forwarded ones to the warehouse, catalog queries to the session's topic catalog.
- */
-async function execute(s: StatementSession, statements: PlannedStatement[], sink: ResultSink): Promise<void> {
-  let batch: WarehouseStatement[] = [];
-  let onCatalog = false;
-  const flush = async () => {
-    if (batch.length) await (onCatalog ? await catalogOf(s) : s.warehouse).run(batch, sink);
-    batch = [];
-  };
-  for (const st of statements) {
-    if (st.action === 'forward' || st.action === 'catalog') {
-      if ((st.action === 'catalog') !== onCatalog) {
-        await flush();
-        onCatalog = st.action === 'catalog';
-      }
-      batch.push(st.action === 'catalog' ? st.statement : st);
-      continue;
-    }
-    await flush();
-    sink.rowDescription([{ name: st.column, tableOid: 0, columnAttr: 0, typeOid: 25, typeSize: -1, typeModifier: -1, format: 0 }]);
-    for (const row of st.rows) sink.dataRow([row]);
-    sink.commandComplete(st.tag);
-    await sink.drain();
-  }
-  await flush();
-}
-
-export function catalogOf(s: StatementSession): Promise<WarehouseSession> {
-  if (!s.catalog) throw new GatehouseError('0A000', `this session has no topic catalog on connection ${s.decision.connection.name}`);
-  return s.catalog();
-}
-
 export function tooLarge(limit: number): GatehouseError {
   return new GatehouseError('54000', `statement is larger than the limit of ${limit} bytes`, {
     hint: 'split the statement, or raise server.max_statement_bytes in rules/gatehouse.yaml',
   });
+}
+
+/**
+ * The audit record and log line of a refusal that is not a statement's decision: a protocol
+ * message Gatehouse answered with an error (a Bind of an unknown statement, a malformed
+ * message, the function call protocol). `what` names the message, as the record's statement.
+ */
+export function auditRefusal(s: StatementSession, what: string, rule: string, error: GatehouseError): void {
+  s.onRefusal?.(rule, error);
+  s.audit.statement(auditRecord(s, what, { outcome: 'refuse', rule, error }));
 }
 
 export function auditRecord(s: StatementSession, sql: string, d: Decision): StatementRecord {
@@ -182,3 +176,5 @@ export function auditRecord(s: StatementSession, sql: string, d: Decision): Stat
     sent_sql: forwarded.map((st) => st.sql),
   };
 }
+
+export const elapsedMs = (started: number): number => Math.round((performance.now() - started) * 1000) / 1000;

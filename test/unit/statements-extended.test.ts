@@ -1,29 +1,53 @@
-// runExtended in messages and decisions: what reaches the warehouse for a batch, and what never does.
+// The extended protocol's path in messages and decisions: what reaches the warehouse for an
+// exchange (the messages up to Sync), and what never does.
 import { describe, expect, it } from 'vitest';
 import type { AuditSink, StatementRecord } from '../../src/audit/audit.ts';
-import { runExtended } from '../../src/pipeline-extended.ts';
-import type { StatementSession } from '../../src/pipeline.ts';
-import type { TxStatus, WarehouseSession } from '../../src/warehouses/types.ts';
+import { extendedMessage, extendedSync } from '../../src/statements/extended.ts';
+import { type StatementSession, newStatementState } from '../../src/statements/session.ts';
+import type { RunOutcome, TxStatus, WarehouseSession } from '../../src/warehouses/types.ts';
 import type { ExtendedStep } from '../../src/wire/messages.ts';
 import { frame } from '../../src/warehouses/pg-framing.ts';
 import type { ResultSink } from '../../src/wire/sink.ts';
 import { CollectingSink } from '../helpers/collecting-sink.ts';
 import { bob, carol, typedTopics } from './policy/demo-context.ts';
 
+/** An upstream that records each exchange: the messages up to its Sync, and how it ended. */
 class FakeWarehouse implements WarehouseSession {
   txStatus: TxStatus = 'I';
   batches: ExtendedStep[][] = [];
-  /** Answer the next batches with an ErrorResponse, as an upstream whose statement failed. */
+  ends: ('sync' | 'abort')[] = [];
+  private current: ExtendedStep[] = [];
+  /** Answer the next exchanges with an ErrorResponse, as an upstream whose statement failed. */
   failing = false;
-  async run(): Promise<TxStatus> {
-    return this.txStatus;
+  async run(): Promise<RunOutcome> {
+    return { status: this.txStatus, aborted: false };
   }
-  async runExtended(batch: ExtendedStep[], sink: ResultSink): Promise<TxStatus> {
-    this.batches.push(batch);
-    if (this.failing) sink.relay(frame(0x45, Buffer.from('SERROR\0C42P01\0Mrelation does not exist\0\0')));
-    return this.txStatus;
+  async sendExtended(steps: ExtendedStep[]): Promise<void> {
+    this.current.push(...steps);
+  }
+  async syncExtended(steps: ExtendedStep[], sink: ResultSink): Promise<RunOutcome> {
+    return this.end(steps, sink, 'sync');
+  }
+  async abortExtended(steps: ExtendedStep[], sink: ResultSink): Promise<RunOutcome> {
+    return this.end(steps, sink, 'abort');
+  }
+  private end(steps: ExtendedStep[], sink: ResultSink, how: 'sync' | 'abort'): RunOutcome {
+    this.batches.push([...this.current, ...steps]);
+    this.ends.push(how);
+    this.current = [];
+    if (this.failing) {
+      sink.relay(frame(0x45, Buffer.from('SERROR\0C42P01\0Mrelation does not exist\0\0')));
+      return { status: this.txStatus, error: { sqlstate: '42P01', message: 'relation does not exist' }, aborted: false };
+    }
+    return { status: this.txStatus, aborted: how === 'abort' };
   }
   async close(): Promise<void> {}
+}
+
+/** A client's messages up to Sync, as the wire layer drives them: after a false, skip to Sync. */
+async function runExtended(s: StatementSession, batch: ExtendedStep[], sink: ResultSink): Promise<TxStatus> {
+  for (const m of batch) if (!(await extendedMessage(s, m, sink))) break;
+  return (await extendedSync(s, sink)).status;
 }
 
 function session(decision = bob) {
@@ -33,7 +57,7 @@ function session(decision = bob) {
   const records: StatementRecord[] = [];
   const audit = { statement: (r: StatementRecord) => records.push(r), event: () => {} } as unknown as AuditSink;
   const s: StatementSession = {
-    decision, warehouse, audit, policyVersion: 'v', maxStatementBytes: 1 << 20, clientAddress: '127.0.0.1',
+    decision, warehouse, audit, policyVersion: 'v', maxStatementBytes: 1 << 20, clientAddress: '127.0.0.1', state: newStatementState(),
     catalog: async () => {
       catalogOpens++;
       return catalog;
@@ -55,7 +79,7 @@ const closeS = (name: string): ExtendedStep => ({ type: 'Close', kind: 'S', name
 const describeP: ExtendedStep = { type: 'Describe', kind: 'P', name: '' };
 const execute: ExtendedStep = { type: 'Execute', portal: '', maxRows: 0 };
 
-describe('runExtended', () => {
+describe('the extended protocol path', () => {
   it("sends bob's Parse with the rewritten SQL, $1 kept outside the barrier, and the rest as received", async () => {
     const { s, warehouse, records } = session({ ...bob, topics: typedTopics });
     const sink = new CollectingSink();
@@ -71,17 +95,31 @@ describe('runExtended', () => {
     expect(sink.messages).toEqual([]);
   });
 
-  it('a refused Parse anywhere in the batch: one ErrorResponse, nothing sent upstream, audited', async () => {
+  it('a refused Parse: what came before runs and the exchange is aborted upstream (as a failing message would), one ErrorResponse, the rest skipped, audited', async () => {
     const { s, warehouse, records } = session();
     const sink = new CollectingSink();
     await runExtended(s, [parse('SELECT count(*) FROM orders'), bind(), execute, parse('SELECT * FROM employees WHERE id = $1'), bind('', ['1']), execute], sink);
-    expect(warehouse.batches).toEqual([]);
+    expect(warehouse.batches).toHaveLength(1);
+    expect(warehouse.batches[0].map((m) => m.type)).toEqual(['Parse', 'Bind', 'Execute']);
+    expect(warehouse.ends).toEqual(['abort']);
     expect(sink.errors()).toMatchObject([{ C: '42501' }]);
     expect(records.map((r) => r.decision)).toEqual(['rewritten', 'refused']);
   });
 
-  it('a Bind or Describe of a statement this session never prepared is 26000 and never reaches upstream', async () => {
+  it('a refused first message reaches no upstream; an earlier upstream error means the refusal is not sent (PostgreSQL skipped it)', async () => {
     const { s, warehouse } = session();
+    const sink = new CollectingSink();
+    await runExtended(s, [parse('SELECT * FROM employees')], sink);
+    expect(warehouse.batches).toEqual([]);
+    expect(sink.errors()).toMatchObject([{ C: '42501' }]);
+    warehouse.failing = true;
+    await runExtended(s, [parse('SELECT count(*) FROM orders'), bind(), execute, parse('SELECT * FROM employees')], sink);
+    expect(warehouse.ends).toEqual(['abort']);
+    expect(sink.errors().map((e) => e.C)).toEqual(['42501', '42P01']);
+  });
+
+  it('a Bind or Describe of a statement this session never prepared is 26000, audited, and never reaches upstream', async () => {
+    const { s, warehouse, records } = session();
     const sink = new CollectingSink();
     await runExtended(s, [bind('q1')], sink);
     await runExtended(s, [{ type: 'Describe', kind: 'S', name: 'q1' }], sink);
@@ -92,6 +130,12 @@ describe('runExtended', () => {
     await runExtended(s, [bind('q1')], sink);
     expect(sink.errors().map((e) => e.C)).toEqual(['26000', '26000', '42501', '26000']);
     expect(warehouse.batches).toEqual([]);
+    expect(records.map((r) => [r.decision, r.rule === 'extended.unknown_statement', r.sqlstate])).toEqual([
+      ['refused', true, '26000'],
+      ['refused', true, '26000'],
+      ['refused', false, '42501'],
+      ['refused', true, '26000'],
+    ]);
   });
 
   it('named statements: prepared once, bound in later batches; Close forgets them', async () => {
@@ -227,12 +271,17 @@ describe('runExtended', () => {
     it('a refused catalog Parse (pg_stats) or a catalog query mixed with a topic reaches neither upstream', async () => {
       const { s, warehouse, catalog, catalogOpens } = session();
       const sink = new CollectingSink();
-      await runExtended(s, [parse(PG_CLASS), bind('', ['x']), execute, parse("SELECT * FROM pg_stats WHERE tablename = $1"), bind('', ['orders']), execute], sink);
+      await runExtended(s, [parse("SELECT * FROM pg_stats WHERE tablename = $1"), bind('', ['orders']), execute], sink);
       await runExtended(s, [parse('SELECT c.relname, o.id FROM pg_catalog.pg_class c JOIN orders o ON o.id = $1')], sink);
       expect(sink.errors()).toMatchObject([{ C: '42501' }, { C: '0A000' }]);
       expect(catalog.batches).toEqual([]);
       expect(warehouse.batches).toEqual([]);
       expect(catalogOpens()).toBe(0);
+      // After an allowed catalog query, the refusal aborts that exchange on the catalog: pg_stats never goes.
+      await runExtended(s, [parse(PG_CLASS), bind('', ['x']), execute, parse("SELECT * FROM pg_stats WHERE tablename = $1"), bind('', ['orders']), execute], sink);
+      expect(catalog.ends).toEqual(['abort']);
+      expect(parsed(catalog)).toEqual([PG_CLASS]);
+      expect(warehouse.batches).toEqual([]);
     });
 
     it("carol's catalog queries are raw SQL: they go to the warehouse and never open a catalog", async () => {
@@ -244,13 +293,13 @@ describe('runExtended', () => {
       expect(catalogOpens()).toBe(0);
     });
 
-    it('a session without a topic catalog answers 0A000 and runs none of the batch', async () => {
+    it('a session without a topic catalog answers 0A000 and aborts the exchange', async () => {
       const { s, warehouse } = session();
       delete s.catalog;
       const sink = new CollectingSink();
       await runExtended(s, [parse('BEGIN'), bind(), execute, parse(PG_CLASS), bind('', ['x']), execute], sink);
       expect(sink.errors()).toMatchObject([{ C: '0A000' }]);
-      expect(warehouse.batches).toEqual([]);
+      expect(warehouse.ends).toEqual(['abort']);
     });
   });
 });
