@@ -143,7 +143,7 @@ function defBool(d: AstNode): boolean {
 }
 
 export interface CopyOptions {
-  format: 'text' | 'csv';
+  format: 'text' | 'csv' | 'binary';
   header: boolean;
   delimiter?: string;
   /** Options Gatehouse itself writes back (the rest are refused for Query Topics users). */
@@ -158,8 +158,8 @@ export function copyOptions(options: AstNode[] | undefined, strict = true): Copy
     const sval: string | undefined = d.arg?.String?.sval;
     switch (d.defname) {
       case 'format':
-        if (sval === 'csv' || sval === 'text') out.format = sval;
-        else refuse('unsupported', '0A000', `COPY format ${sval} is not supported through Gatehouse; use text or csv`);
+        if (sval === 'csv' || sval === 'text' || sval === 'binary') out.format = sval;
+        else refuse('unsupported', '0A000', `COPY format ${sval} is not supported through Gatehouse; use text, csv or binary`);
         break;
       case 'header':
         if (sval?.toLowerCase() === 'match') refuse('unsupported', '0A000', 'COPY HEADER MATCH applies only to COPY FROM');

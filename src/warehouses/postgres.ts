@@ -332,10 +332,14 @@ export class UpstreamConnection {
       this.txStatus = readyStatus(body);
       st.finished = this.txStatus;
       if (!st.draining) this.finish(st);
+    } else if (type === MSG.CopyInResponse && st && st.sink.copyIn) {
+      // COPY FROM STDIN that policy allowed (a level and connection that may write): the
+      // client's CopyData goes upstream as it comes, until its CopyDone or CopyFail.
+      st.sink.copyIn(frame(type, body), { write: (m) => this.write(m), writable: () => this.writable() });
     } else if ((type === MSG.CopyInResponse || type === MSG.CopyBothResponse) && st) {
-      // Policy never lets COPY FROM STDIN through; if the warehouse still asks for data,
-      // refuse it (protocol "COPY Operations": CopyFail ends the copy with an error, relayed).
-      this.send(frame(0x66, cstring('COPY FROM STDIN is not supported through Gatehouse')));
+      // A sink that cannot feed COPY FROM STDIN (Gatehouse's own queries), or replication's
+      // COPY BOTH: refuse it (protocol "COPY Operations": CopyFail ends the copy with an error, relayed).
+      this.send(frame(0x66, cstring('COPY FROM STDIN is not supported here through Gatehouse')));
     } else if (type === MSG.ErrorResponse && !st) {
       const f = errorFields(body);
       if (f.S === 'FATAL' || f.S === 'PANIC') this.lost(`${f.S}: ${f.M}`);

@@ -14,7 +14,7 @@ export interface WarehouseStatement {
   returnsRows: boolean;
   /** For COPY (query) TO STDOUT: the inner query and the COPY options text, so a
    *  warehouse without COPY (MySQL, Snowflake: not built yet) can produce CopyData itself. */
-  copyOut?: { query: string; format: 'text' | 'csv'; header: boolean; delimiter?: string };
+  copyOut?: { query: string; format: 'text' | 'csv' | 'binary'; header: boolean; delimiter?: string };
 }
 
 /**

@@ -26,6 +26,7 @@ import { FrontendDecoder, decodeSASLInitialResponse, decodeSASLResponse } from '
 import * as enc from './encode.ts';
 import type { ConnectionHandler, ServerSession, StartupInfo } from './handler.ts';
 import type { FrontendMessage, PasswordMessage, StartupMessage } from './messages.ts';
+import type { CopyInUpstream } from './sink.ts';
 import { SocketSink } from './socket-sink.ts';
 
 /** Above this many undecoded input bytes while a message is being handled, stop reading the socket. */
@@ -107,6 +108,8 @@ export class WireConnection {
   private tx: TxStatus = 'I';
   private key: { processId: number; secretKey: number } | undefined;
   private busy = false;
+  /** While the warehouse reads a COPY FROM STDIN: where the client's copy messages go (beside the busy pump). */
+  private copyIn: CopyInUpstream | undefined;
   private peerGone = false;
   private closeRequested = false;
   private authTimer: NodeJS.Timeout | undefined;
@@ -122,7 +125,10 @@ export class WireConnection {
   ) {
     this.remoteAddress = socket.remoteAddress ?? 'unknown';
     this.decoder = new FrontendDecoder({ maxMessageBytes: ctx.maxMessageBytes });
-    this.sink = new SocketSink(socket);
+    this.sink = new SocketSink(socket, (upstream) => {
+      this.copyIn = upstream;
+      queueMicrotask(() => this.feedCopyIn());
+    });
     this.finished = new Promise((r) => (this.resolveFinished = r));
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
@@ -162,8 +168,59 @@ export class WireConnection {
   private onData(chunk: Buffer): void {
     if (this.state.kind === 'Closed') return;
     this.decoder.push(chunk);
+    if (this.copyIn) this.feedCopyIn();
     if (this.busy && this.decoder.bufferedBytes > INPUT_HIGH_WATER) this.socket.pause();
     void this.pump();
+  }
+
+  /**
+   * COPY FROM STDIN (55.2.6): the statement that asked for it is still running (the pump waits
+   * on it), so the client's CopyData, CopyDone and CopyFail are taken from the decoder here and
+   * passed to the warehouse as they come, pausing the client while the warehouse is behind.
+   * Flush and Sync are ignored, as PostgreSQL ignores them during COPY; any other message ends
+   * the copy with an error (08P01 on PostgreSQL).
+   */
+  private feedCopyIn(): void {
+    const upstream = this.copyIn;
+    while (upstream && this.copyIn === upstream) {
+      let msg: FrontendMessage | undefined;
+      try {
+        msg = this.decoder.next();
+      } catch (e) {
+        upstream.write(enc.copyFail(`the client's COPY data could not be read: ${asClientError(e).message}`));
+        this.copyIn = undefined;
+        this.fatal(asClientError(e));
+        return;
+      }
+      if (!msg) return;
+      switch (msg.type) {
+        case 'CopyData':
+          if (!upstream.write(enc.copyData(msg.data))) {
+            this.socket.pause();
+            void upstream.writable().then(() => {
+              if (this.state.kind !== 'Closed') this.socket.resume();
+              this.feedCopyIn();
+            });
+            return;
+          }
+          continue;
+        case 'CopyDone':
+          upstream.write(enc.copyDoneFrontend());
+          this.copyIn = undefined;
+          return;
+        case 'CopyFail':
+          upstream.write(enc.copyFail(msg.message));
+          this.copyIn = undefined;
+          return;
+        case 'Flush':
+        case 'Sync':
+          continue;
+        default:
+          upstream.write(enc.copyFail(`unexpected message type ${msg.type} during COPY from stdin`));
+          this.copyIn = undefined;
+          return;
+      }
+    }
   }
 
   private onPeerGone(): void {
@@ -516,6 +573,9 @@ export class WireConnection {
       if (err.severity === 'FATAL') this.fatal(err);
       else if (this.state.kind === 'InQuery') this.state = { kind: 'DiscardUntilSync' };
       return undefined;
+    } finally {
+      // A COPY FROM STDIN that ended early (an error): its remaining messages are the pump's to ignore.
+      this.copyIn = undefined;
     }
   }
 
@@ -547,6 +607,8 @@ export class WireConnection {
       // Unknown outcome: an open transaction can only be failed now.
       if (this.tx === 'T') this.tx = 'E';
     }
+    // A COPY FROM STDIN that ended early (an error): its remaining messages are the pump's to ignore.
+    this.copyIn = undefined;
     if (this.peerGone) return;
     this.readyForQuery();
   }

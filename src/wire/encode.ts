@@ -182,6 +182,10 @@ export function copyData(data: Buffer): Buffer {
   return b;
 }
 export const copyDone = (): Buffer => empty('c');
+/** Frontend CopyDone: the same bytes as the backend's. */
+export const copyDoneFrontend = (): Buffer => empty('c');
+/** Frontend CopyFail ('f'), for ending a client's COPY FROM STDIN upstream. */
+export const copyFail = (message: string): Buffer => new Writer(message.length + 1).cstring(message).frame('f');
 export const parseComplete = (): Buffer => empty('1');
 export const bindComplete = (): Buffer => empty('2');
 export const closeComplete = (): Buffer => empty('3');

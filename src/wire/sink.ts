@@ -29,6 +29,19 @@ export interface ResultSink {
   notice(message: string, detail?: string): boolean;
   error(err: GatehouseError): boolean;
   drain(): Promise<void>;
+  /**
+   * The warehouse asks for COPY FROM STDIN data (its CopyInResponse, framed): relay it and pass
+   * the client's CopyData, CopyDone or CopyFail to `upstream` until the copy ends. Absent: the
+   * sink has no client to ask (the copy is refused).
+   */
+  copyIn?(response: Buffer, upstream: CopyInUpstream): void;
   /** True once the client has gone: stop producing. */
   readonly closed: boolean;
+}
+
+/** Where a client's COPY FROM STDIN messages go, framed as the client sent them. */
+export interface CopyInUpstream {
+  /** False: the warehouse is behind; await writable() before more. */
+  write(framedMessages: Buffer): boolean;
+  writable(): Promise<void>;
 }

@@ -4,13 +4,17 @@
 import type { Socket } from 'node:net';
 import type { GatehouseError } from '../errors.ts';
 import * as enc from './encode.ts';
-import type { FieldDescription, ResultSink } from './sink.ts';
+import type { CopyInUpstream, FieldDescription, ResultSink } from './sink.ts';
 
 export class SocketSink implements ResultSink {
   private corked = false;
   private gone = false;
 
-  constructor(private readonly socket: Socket) {
+  constructor(
+    private readonly socket: Socket,
+    /** The connection feeds the client's COPY FROM STDIN messages to the warehouse. */
+    private readonly onCopyIn?: (upstream: CopyInUpstream) => void,
+  ) {
     socket.once('close', () => {
       this.gone = true;
     });
@@ -68,6 +72,17 @@ export class SocketSink implements ResultSink {
   }
   error(err: GatehouseError): boolean {
     return this.send(enc.errorResponse(err));
+  }
+
+  copyIn(response: Buffer, upstream: CopyInUpstream): void {
+    if (!this.onCopyIn) {
+      upstream.write(enc.copyFail('COPY FROM STDIN is not supported on this connection'));
+      return;
+    }
+    // The response first: the client starts sending CopyData only after it.
+    this.onCopyIn(upstream);
+    this.send(response);
+    this.uncork();
   }
 
   /** Resolves when the socket can take more, or at once if it already can or the client has gone. */
