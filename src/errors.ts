@@ -18,6 +18,7 @@ export const SQLSTATES = {
   '53300': 'too many connections',
   '54000': 'statement too large',
   '57014': 'statement canceled',
+  '58030': 'the audit trail cannot be written',
   XX000: 'internal error',
 } as const;
 export type SqlState = keyof typeof SQLSTATES;

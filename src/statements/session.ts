@@ -57,6 +57,9 @@ export function newStatementState(): StatementState {
 
 /** The decision for one statement text, from either protocol. */
 export async function decideStatement(s: StatementSession, sql: string): Promise<Decision> {
+  // Nothing runs unaudited: while the audit trail cannot be written, every statement is refused.
+  const unaudited = s.audit.failure?.();
+  if (unaudited) return { outcome: 'refuse', rule: 'audit_unavailable', error: unaudited };
   const decision: Decision =
     Buffer.byteLength(sql) > s.maxStatementBytes
       ? { outcome: 'refuse', rule: 'statement_size', error: tooLarge(s.maxStatementBytes) }

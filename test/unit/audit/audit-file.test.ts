@@ -1,0 +1,49 @@
+// The audit file writes records in batches and never drops one: in order, all of them,
+// and when the file cannot be written it says so (58030) and keeps what waits.
+import { closeSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it, vi } from 'vitest';
+import { type StatementRecord, fileAudit } from '../../../src/audit/audit.ts';
+
+const record = (n: number): StatementRecord => ({
+  org: 'acme', user: 'bob@acme.example', connection: 'warehouse', level: 'query_topics', client_address: '127.0.0.1',
+  statement: `SELECT ${n}`, fingerprint: 'f', decision: 'allowed', rule: 'r', policy_version: 'v', topics: [], duration_ms: 1,
+});
+
+const lines = (path: string) => readFileSync(path, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+
+describe('fileAudit', () => {
+  it('writes every record, in order, within milliseconds, as JSON lines with their time', async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'gh-audit-')), 'audit.jsonl');
+    const audit = fileAudit(path);
+    for (let i = 0; i < 20_000; i++) audit.statement(record(i));
+    audit.event('session_end', { org: 'acme' });
+    await vi.waitFor(() => expect(lines(path)).toHaveLength(20_001), { timeout: 5000 });
+    const all = lines(path);
+    expect(all.slice(0, 20_000).map((l) => l.statement)).toEqual(Array.from({ length: 20_000 }, (_, i) => `SELECT ${i}`));
+    expect(all[0]).toMatchObject({ type: 'statement', user: 'bob@acme.example', level: 'query_topics' });
+    expect(Date.parse(all[0].time)).not.toBeNaN();
+    expect(all[20_000]).toMatchObject({ type: 'session_end', org: 'acme' });
+    expect(audit.failure?.()).toBeUndefined();
+  });
+
+  it('flush() writes what is waiting at once (shutdown)', () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'gh-audit-')), 'audit.jsonl');
+    const audit = fileAudit(path);
+    audit.statement(record(1));
+    audit.flush();
+    expect(lines(path).map((l) => l.statement)).toEqual(['SELECT 1']);
+  });
+
+  it('a write that fails reports 58030 and keeps its records', async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'gh-audit-')), 'audit.jsonl');
+    const audit = fileAudit(path);
+    // The descriptor closed under it: every write fails (EBADF), as on a lost disk.
+    closeSync((audit as unknown as { fd: number }).fd);
+    audit.statement(record(1));
+    await vi.waitFor(() => expect(audit.failure?.()?.sqlstate).toBe('58030'));
+    expect(audit.failure?.()?.message).toBe('the audit trail cannot be written, so Gatehouse runs no statements');
+    expect((audit as unknown as { waiting: string[] }).waiting).toHaveLength(1);
+  });
+});
