@@ -3,6 +3,7 @@
 import type { StatementKind } from '../policy/decision.ts';
 import type { AstNode } from './parse.ts';
 import { nodeType } from './parse.ts';
+import { PG_CATALOG_RELATIONS } from './pg-catalog-relations.ts';
 import { refuse } from './refusal.ts';
 import { statementName } from './scope.ts';
 
@@ -186,7 +187,11 @@ export function copyOptions(options: AstNode[] | undefined, strict = true): Copy
 /**
  * A write into PostgreSQL's own catalog (`UPDATE pg_settings` is set_config() by a rule, so
  * a writable connection would run a denied function through it): the relation written, or
- * undefined. Nested writes (writable CTEs) count.
+ * undefined. Nested writes (writable CTEs) count. Unqualified, a catalog relation's name
+ * resolves to pg_catalog first; a table of the warehouse's own named pg_something does not
+ * (node-postgres's suite writes pg_cursor_test). Only superusers can write catalog tables;
+ * pg_settings is the one catalog view with write rules, so a relation a later PostgreSQL
+ * adds to the catalog is no way around this.
  */
 export function catalogWriteTarget(node: unknown): string | undefined {
   if (Array.isArray(node)) {
@@ -202,7 +207,7 @@ export function catalogWriteTarget(node: unknown): string | undefined {
       const rv = v.relation as AstNode;
       const schema: string | undefined = rv.schemaname;
       const name: string = rv.relname ?? '';
-      const written = (k !== 'CopyStmt' || v.is_from) && (schema === 'pg_catalog' || schema === 'information_schema' || (!schema && name.startsWith('pg_')));
+      const written = (k !== 'CopyStmt' || v.is_from) && (schema === 'pg_catalog' || schema === 'information_schema' || (!schema && PG_CATALOG_RELATIONS.has(name)));
       if (written) return [schema, name].filter(Boolean).join('.');
     }
     if (v && typeof v === 'object') {

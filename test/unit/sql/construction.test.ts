@@ -191,6 +191,9 @@ describe("the second attack round's findings", () => {
       expect(refusedWith(await decide(writable, q)).message, q).toMatch(/catalog/);
     }
     expect((await decide(writable, "UPDATE orders SET status = 'x' WHERE id = 1")).outcome).toBe('run');
+    // A table of the warehouse's own whose name only starts with pg_ is not the catalog (node-postgres's pg_cursor_test).
+    expect((await decide(writable, 'INSERT INTO pg_cursor_test VALUES (1)')).outcome).toBe('run');
+    expect((await decide(writable, 'DELETE FROM pg_authid')).outcome).toBe('refuse');
   });
   it('statistics and activity are refused at every level, on the catalog path too', async () => {
     for (const who of [bob, carol]) {
