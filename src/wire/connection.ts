@@ -616,6 +616,7 @@ export class WireConnection {
   private readyForQuery(): void {
     this.state = { kind: 'Ready' };
     this.sink.send(enc.readyForQuery(this.tx));
+    this.sink.uncork();
   }
 
   // ---- closing ----

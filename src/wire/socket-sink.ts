@@ -1,6 +1,7 @@
-// ResultSink over a client socket. Writes are corked for one tick so a burst
-// of small messages (DataRow per row) leaves in few syscalls; a write returns
-// socket.write's answer so producers stop at the socket's high-water mark.
+// ResultSink over a client socket. Writes are corked until the end of the event-loop
+// turn (or ReadyForQuery) so a burst of small messages (DataRow per row, then the
+// statement's end) leaves in one syscall; a write returns socket.write's answer so
+// producers stop at the socket's high-water mark.
 import type { Socket } from 'node:net';
 import type { GatehouseError } from '../errors.ts';
 import * as enc from './encode.ts';
@@ -31,10 +32,15 @@ export class SocketSink implements ResultSink {
     if (!this.corked) {
       this.corked = true;
       this.socket.cork();
-      process.nextTick(() => this.uncork());
+      // After this turn's I/O callbacks and promise jobs: a statement's rows, its
+      // CommandComplete and the ReadyForQuery the connection writes after awaiting it leave
+      // in one write (the connection also flushes at ReadyForQuery, as PostgreSQL does).
+      setImmediate(this.uncorkLater);
     }
     return this.socket.write(bytes);
   }
+
+  private readonly uncorkLater = () => this.uncork();
 
   /** Flushes whatever is corked now. */
   uncork(): void {
