@@ -9,6 +9,10 @@ import { GatehouseError } from './errors.ts';
 import { type CatalogHost, TopicCatalog } from './catalog/catalog.ts';
 import { Directory } from './identity/directory.ts';
 import { sessionPolicy } from './policy/session.ts';
+import { decideStartupOptions } from './policy/startup-options.ts';
+import type { PlannedStatement } from './policy/decision.ts';
+import { messages } from './warehouses/pg-framing.ts';
+import type { ResultSink } from './wire/sink.ts';
 import { runExtended } from './pipeline-extended.ts';
 import { runQuery, type StatementSession } from './pipeline.ts';
 import { accountFor } from './warehouses/accounts.ts';
@@ -169,7 +173,7 @@ export class Gateway implements ConnectionHandler {
       throw e;
     }
     const { connection: conn, context, levelSource: source } = policy;
-    const fields = { ...base, level: context.level };
+    const fields = { ...base, connection: conn.name, level: context.level, ...(policy.requested ? { requested_database: policy.requested } : {}) };
     const clientEncoding = Object.entries(startup.params).find(([k]) => k.toLowerCase() === 'client_encoding')?.[1];
     if (!acceptedClientEncoding(clientEncoding)) {
       // Gatehouse decodes every message as UTF8 and the warehouse reads what it forwards as
@@ -180,6 +184,18 @@ export class Gateway implements ConnectionHandler {
       });
       this.logger.info({ ...fields, sqlstate: e.sqlstate, reason: e.message }, 'refused');
       this.audit.event('session_start', { ...fields, refused: true, sqlstate: e.sqlstate, reason: e.message });
+      throw e;
+    }
+    // `options` (PGOPTIONS): each -c name=value decided as the SET it stands for, before any
+    // upstream opens; a refusal refuses the startup (FATAL), nothing is dropped silently.
+    let startupSets: PlannedStatement[];
+    try {
+      startupSets = await decideStartupOptions(context, startup.params.options);
+    } catch (e) {
+      if (e instanceof GatehouseError) {
+        this.logger.info({ ...fields, sqlstate: e.sqlstate, reason: e.message }, 'refused');
+        this.audit.event('session_start', { ...fields, refused: true, sqlstate: e.sqlstate, reason: e.message });
+      }
       throw e;
     }
     const params = forwardedParams(startup.params);
@@ -193,6 +209,16 @@ export class Gateway implements ConnectionHandler {
     } catch (e) {
       if (e instanceof GatehouseError) throw new GatehouseError(e.sqlstate, e.message, { severity: 'FATAL', detail: e.detail, hint: e.hint });
       throw e;
+    }
+    const reported: Record<string, string> = {};
+    if (startupSets.length > 0) {
+      const failure = await applyStartupSettings(upstream, startupSets, reported);
+      if (failure) {
+        await upstream.close().catch(() => undefined);
+        this.logger.info({ ...fields, sqlstate: failure.sqlstate, reason: failure.message }, 'refused');
+        this.audit.event('session_start', { ...fields, refused: true, sqlstate: failure.sqlstate, reason: failure.message });
+        throw failure;
+      }
     }
     this.record('session_start', { ...fields, level_source: source, application_name: startup.params.application_name });
     const catalog = context.level === 'query_topics' ? this.catalogFor(org, conn, params) : undefined;
@@ -210,7 +236,7 @@ export class Gateway implements ConnectionHandler {
     };
     let closed = false;
     return {
-      parameterStatus: parameterStatus(startup, params, user, upstream.serverVersion),
+      parameterStatus: { ...parameterStatus(startup, params, user, upstream.serverVersion), ...reported },
       query: (sql, sink) => runQuery(session, sql, sink),
       extended: (batch, sink) => runExtended(session, batch, sink),
       cancel: () => {
@@ -229,6 +255,73 @@ export class Gateway implements ConnectionHandler {
 }
 
 const key = (org: string, conn: string) => `${org}/${conn}`;
+
+/** Settings PostgreSQL reports with ParameterStatus that a startup SET may change (the rest are pinned). */
+const REPORTED_SETTINGS = new Set(['application_name', 'DateStyle', 'IntervalStyle', 'TimeZone']);
+
+/**
+ * Runs the startup options' SETs on a new upstream session. Returns the FATAL that refuses the
+ * startup when the warehouse rejects one (an unknown setting, a bad value), else undefined; the
+ * values the warehouse reports back (ParameterStatus) land in `reported`.
+ */
+async function applyStartupSettings(upstream: WarehouseSession, sets: PlannedStatement[], reported: Record<string, string>): Promise<GatehouseError | undefined> {
+  let failure: GatehouseError | undefined;
+  const fail = (message: string, detail?: string) => {
+    failure ??= new GatehouseError('22023', `startup options refused by the warehouse: ${message}`, {
+      severity: 'FATAL',
+      ...(detail ? { detail } : {}),
+      hint: 'fix or remove the setting in options (PGOPTIONS)',
+    });
+  };
+  const sink: ResultSink = {
+    relay(framed) {
+      for (const m of messages(framed)) {
+        if (m.type === 0x45 /* E */) {
+          const f = errorFields(m.body);
+          fail(f.M ?? 'error', f.C ? `SQLSTATE ${f.C}` : undefined);
+        } else if (m.type === 0x53 /* S: ParameterStatus */) {
+          const [name, value] = m.body.toString('utf8').split('\0');
+          if (name && value !== undefined && REPORTED_SETTINGS.has(name)) reported[name] = value;
+        }
+      }
+      return true;
+    },
+    rowDescription: () => true,
+    dataRow: () => true,
+    commandComplete: () => true,
+    emptyQuery: () => true,
+    copyOutResponse: () => true,
+    copyData: () => true,
+    copyDone: () => true,
+    notice: () => true,
+    error(err) {
+      fail(err.message);
+      return true;
+    },
+    drain: async () => undefined,
+    closed: false,
+  };
+  try {
+    await upstream.run(sets.flatMap((st) => (st.action === 'forward' ? [st] : [])), sink);
+  } catch (e) {
+    fail((e as Error).message);
+  }
+  return failure;
+}
+
+/** The fields of an ErrorResponse body (55.8: a code byte, a string, ... then a zero byte). */
+function errorFields(body: Buffer): Record<string, string> {
+  const out: Record<string, string> = {};
+  let off = 0;
+  while (off < body.length && body[off] !== 0) {
+    const code = String.fromCharCode(body[off]);
+    const end = body.indexOf(0, off + 1);
+    if (end < 0) break;
+    out[code] = body.subarray(off + 1, end).toString('utf8');
+    off = end + 1;
+  }
+  return out;
+}
 
 function parameterStatus(startup: StartupInfo, params: Record<string, string>, user: User, serverVersion?: string): Record<string, string> {
   return {
