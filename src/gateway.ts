@@ -256,8 +256,16 @@ export class Gateway implements ConnectionHandler {
 
 const key = (org: string, conn: string) => `${org}/${conn}`;
 
-/** Settings PostgreSQL reports with ParameterStatus that a startup SET may change (the rest are pinned). */
-const REPORTED_SETTINGS = new Set(['application_name', 'DateStyle', 'IntervalStyle', 'TimeZone']);
+/** Settings PostgreSQL reports with ParameterStatus that a startup SET may change (the rest are pinned), by lower-case name. */
+const REPORTED_SETTINGS = new Map([
+  ['application_name', 'application_name'],
+  ['datestyle', 'DateStyle'],
+  ['intervalstyle', 'IntervalStyle'],
+  ['timezone', 'TimeZone'],
+]);
+
+/** The setting a startup SET (as Gatehouse wrote it: `SET name TO ...`) changes, lower case. */
+const setName = (sql: string) => /^SET ([a-z_][a-z0-9_$]*) TO /.exec(sql)?.[1];
 
 /**
  * Runs the startup options' SETs on a new upstream session. Returns the FATAL that refuses the
@@ -266,6 +274,11 @@ const REPORTED_SETTINGS = new Set(['application_name', 'DateStyle', 'IntervalSty
  */
 async function applyStartupSettings(upstream: WarehouseSession, sets: PlannedStatement[], reported: Record<string, string>): Promise<GatehouseError | undefined> {
   let failure: GatehouseError | undefined;
+  const forwarded = sets.flatMap((st) => (st.action === 'forward' ? [st] : []));
+  // The warehouse keeps its ParameterStatus to itself: ask for the reported settings' values
+  // as it normalised them (DateStyle 'iso,dmy' is reported 'ISO, DMY'), in the order asked.
+  const shown = [...new Set(forwarded.map((st) => setName(st.sql)).filter((n): n is string => n !== undefined && REPORTED_SETTINGS.has(n)))];
+  const values: string[] = [];
   const fail = (message: string, detail?: string) => {
     failure ??= new GatehouseError('22023', `startup options refused by the warehouse: ${message}`, {
       severity: 'FATAL',
@@ -279,15 +292,18 @@ async function applyStartupSettings(upstream: WarehouseSession, sets: PlannedSta
         if (m.type === 0x45 /* E */) {
           const f = errorFields(m.body);
           fail(f.M ?? 'error', f.C ? `SQLSTATE ${f.C}` : undefined);
-        } else if (m.type === 0x53 /* S: ParameterStatus */) {
-          const [name, value] = m.body.toString('utf8').split('\0');
-          if (name && value !== undefined && REPORTED_SETTINGS.has(name)) reported[name] = value;
+        } else if (m.type === 0x44 /* D: DataRow of a SHOW */) {
+          const len = m.body.length >= 6 ? m.body.readInt32BE(2) : -1;
+          if (len >= 0) values.push(m.body.subarray(6, 6 + len).toString('utf8'));
         }
       }
       return true;
     },
     rowDescription: () => true,
-    dataRow: () => true,
+    dataRow(row) {
+      if (typeof row[0] === 'string') values.push(row[0]);
+      return true;
+    },
     commandComplete: () => true,
     emptyQuery: () => true,
     copyOutResponse: () => true,
@@ -302,9 +318,12 @@ async function applyStartupSettings(upstream: WarehouseSession, sets: PlannedSta
     closed: false,
   };
   try {
-    await upstream.run(sets.flatMap((st) => (st.action === 'forward' ? [st] : [])), sink);
+    await upstream.run([...forwarded, ...shown.map((n) => ({ sql: `SHOW ${n}`, kind: 'show' as const, returnsRows: true }))], sink);
   } catch (e) {
     fail((e as Error).message);
+  }
+  if (!failure && values.length === shown.length) {
+    for (const [i, n] of shown.entries()) reported[REPORTED_SETTINGS.get(n) ?? n] = values[i];
   }
   return failure;
 }

@@ -7,6 +7,7 @@ import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningGatehouse } from '../../src/serve.ts';
 import { DEMO_PASSWORD, psql, startGatehouse } from '../helpers/gatehouse.ts';
+import { RawClient } from '../helpers/raw-client.ts';
 
 const BOB = 'bob@acme.example';
 const CAROL = 'carol@acme.example';
@@ -175,6 +176,15 @@ describe('issue 16: every driver works, governed', () => {
       expect(r.code).not.toBe(0);
       expect(r.stdout).toBe('');
       expect(r.stderr).toContain('FATAL:  startup option -c statement_timeout=5000 refused: SET statement_timeout is not permitted for query_topics users on connection warehouse');
+    });
+    it('a reported setting comes back in ParameterStatus', async () => {
+      const c = await RawClient.connect({ port: gh.port, user: CAROL, password: DEMO_PASSWORD, params: { options: '-c DateStyle=ISO,\\ DMY -c application_name=from\\ options' } });
+      try {
+        expect(c.parameters.get('DateStyle')).toBe('ISO, DMY');
+        expect(c.parameters.get('application_name')).toBe('from options');
+      } finally {
+        await c.close();
+      }
     });
     it('bob: an allowed setting is applied and reported', async () => {
       const r = await psqlWith(gh, BOB, 'SHOW DateStyle', {

@@ -93,8 +93,12 @@ describe('options: decided like the SET they stand for', () => {
 describe('maintenance database names (postgres, template1)', () => {
   const DEMO = resolve(import.meta.dirname, '../../../rules');
   const rules = loadRules(DEMO);
-  const acme = rules.orgs.get('acme')!;
-  const user = (email: string) => rules.users.get(email)!;
+  const present = <T>(x: T | undefined): T => {
+    if (x === undefined) throw new Error('missing from the demo rules');
+    return x;
+  };
+  const acme = present(rules.orgs.get('acme'));
+  const user = (email: string) => present(rules.users.get(email));
 
   it('stand for the connection when the person can use exactly one', () => {
     for (const db of ['postgres', 'template1']) {
@@ -130,10 +134,10 @@ describe('maintenance database names (postgres, template1)', () => {
     const wh = readFileSync(join(dir, 'acme/connections/warehouse.yaml'), 'utf8');
     writeFileSync(join(dir, 'acme/connections/finance.yaml'), wh);
     const two = loadRules(dir);
-    const org = two.orgs.get('acme')!;
+    const org = present(two.orgs.get('acme'));
     let e: GatehouseError | undefined;
     try {
-      sessionPolicy(org, two.users.get('carol@acme.example')!, 'postgres');
+      sessionPolicy(org, present(two.users.get('carol@acme.example')), 'postgres');
     } catch (x) {
       e = x as GatehouseError;
     }
@@ -146,7 +150,7 @@ describe('maintenance database names (postgres, template1)', () => {
     const wh = readFileSync(join(dir, 'acme/connections/warehouse.yaml'), 'utf8');
     writeFileSync(join(dir, 'acme/connections/postgres.yaml'), wh);
     const two = loadRules(dir);
-    const p = sessionPolicy(two.orgs.get('acme')!, two.users.get('carol@acme.example')!, 'postgres');
+    const p = sessionPolicy(present(two.orgs.get('acme')), present(two.users.get('carol@acme.example')), 'postgres');
     expect(p.connection.name).toBe('postgres');
     expect(p.requested).toBeUndefined();
   });
