@@ -109,7 +109,7 @@ export class Gateway implements ConnectionHandler {
   }
 
   /** A Query Topics session's catalog session: opened on its first catalog query, closed with the session. */
-  private catalogFor(org: Org, conn: Connection, params: Record<string, string>) {
+  private catalogFor(org: Org, conn: Connection, params: Record<string, string>, startupSets: PlannedStatement[]) {
     const k = key(org.name, conn.name);
     let catalog = this.catalogs.get(k);
     if (!catalog) {
@@ -118,10 +118,21 @@ export class Gateway implements ConnectionHandler {
     }
     let opened: Promise<WarehouseSession> | undefined;
     const open = () => {
-      opened ??= catalog.openSession({ params, readOnly: true }).catch((e) => {
-        opened = undefined;
-        throw e;
-      });
+      opened ??= catalog
+        .openSession({ params, readOnly: true })
+        .then(async (session) => {
+          // The startup options' settings hold on the catalog session too (DateStyle, TimeZone...).
+          const failure = startupSets.length > 0 ? await applyStartupSettings(session, startupSets, {}) : undefined;
+          if (failure) {
+            await session.close().catch(() => undefined);
+            throw new GatehouseError(failure.sqlstate, failure.message, { detail: failure.detail, hint: failure.hint });
+          }
+          return session;
+        })
+        .catch((e) => {
+          opened = undefined;
+          throw e;
+        });
       return opened;
     };
     const close = async () => {
@@ -221,7 +232,7 @@ export class Gateway implements ConnectionHandler {
       }
     }
     this.record('session_start', { ...fields, level_source: source, application_name: startup.params.application_name });
-    const catalog = context.level === 'query_topics' ? this.catalogFor(org, conn, params) : undefined;
+    const catalog = context.level === 'query_topics' ? this.catalogFor(org, conn, params, startupSets) : undefined;
 
     const session: StatementSession = {
       decision: context,

@@ -186,12 +186,14 @@ describe('issue 16: every driver works, governed', () => {
         await c.close();
       }
     });
-    it('bob: an allowed setting is applied and reported', async () => {
-      const r = await psqlWith(gh, BOB, 'SHOW DateStyle', {
-        PGOPTIONS: '-c DateStyle=ISO,\\ DMY',
-      });
+    it('bob: an allowed setting is applied and reported, on the topic catalog too', async () => {
+      const r = await psqlWith(gh, BOB, 'SHOW DateStyle', { PGOPTIONS: '-c DateStyle=ISO,\\ DMY' });
       expect(r.stderr).toBe('');
       expect(r.stdout.trim()).toBe('ISO, DMY');
+      // A catalog query (version() is answered by the topic catalog) sees the same setting.
+      const cat = await psqlWith(gh, BOB, "SELECT version() IS NOT NULL, current_setting('DateStyle')", { PGOPTIONS: '-c DateStyle=ISO,\\ DMY' });
+      expect(cat.stderr).toBe('');
+      expect(cat.stdout.trim()).toBe('t|ISO, DMY');
     });
     it('any other switch, and a setting the warehouse rejects, refuse the startup', async () => {
       const b = await psqlWith(gh, CAROL, 'SELECT 1', { PGOPTIONS: '-B 100' });
