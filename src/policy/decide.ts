@@ -239,7 +239,9 @@ function cursorQuery(ctx: DecisionContext, query: AstNode, what: string): AstNod
  * comment cannot mislead it), or undefined.
  */
 function innerQueryText(text: string, query: AstNode): string | undefined {
-  for (const m of text.matchAll(/\bfor\b/gi)) {
+  // Each candidate costs a parse of the rest: a few are plenty (the DECLARE's own FOR comes
+  // after the name and options), and a text made of FORs cannot make the decision quadratic.
+  for (const m of [...text.matchAll(/\bfor\b/gi)].slice(0, 8)) {
     const rest = text.slice((m.index ?? 0) + m[0].length).trim();
     try {
       const parsed = parseSqlSync(rest).statements;
@@ -286,10 +288,10 @@ function planTopicCursor(ctx: DecisionContext, st: ParsedStatement): Planned {
   if (options & ~CURSOR_WRITTEN) refuse('unsupported', '0A000', `DECLARE CURSOR option ${options} is not supported through Gatehouse`);
   const query = cursorQuery(ctx, d.query, 'DECLARE CURSOR');
   const names = sessionNamesOf(st.stmt);
-  const inner = innerQueryText(st.text, query);
-  const catalog = planCatalogQuery(ctx, query, inner ?? st.text);
+  const catalog = planCatalogQuery(ctx, query, st.text);
   if (catalog) {
-    if (inner === undefined) refuse('unsupported', '0A000', 'Gatehouse cannot find the query of this DECLARE in its text; write it on one line after FOR');
+    const inner = innerQueryText(st.text, query);
+    if (inner === undefined) refuse('unsupported', '0A000', 'Gatehouse cannot find the query of this DECLARE in its text; write the cursor name and options without the word FOR in them');
     const held = options | CURSOR_HOLD;
     const sql = writtenExactly(declareText(d.portalname, held, inner), { DeclareCursorStmt: { ...d, options: held } });
     return { statement: { action: 'catalog', kind: 'other', statement: { sql, kind: 'other', returnsRows: false }, names }, topics: [] };

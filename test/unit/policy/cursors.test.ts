@@ -69,6 +69,10 @@ describe('DECLARE CURSOR for query_topics users', () => {
     const s = only(await decide(bob, 'DECLARE "for" CURSOR /* for x */ FOR SELECT relname FROM pg_class WHERE relname = \'for\''));
     expect(s.action === 'catalog' && s.statement.sql).toBe('DECLARE "for" CURSOR WITH HOLD FOR SELECT relname FROM pg_class WHERE relname = \'for\'');
   });
+  it('looks at a few FORs only: a name full of them is refused, not parsed over and over', async () => {
+    const r = refused(await decide(bob, `DECLARE "${'for '.repeat(20)}" CURSOR FOR SELECT relname FROM pg_class`));
+    expect(r).toMatchObject({ sqlstate: '0A000', rule: 'unsupported' });
+  });
   it('a catalog cursor still honours the denylists', async () => {
     expect(refused(await decide(bob, 'DECLARE c CURSOR FOR SELECT * FROM pg_stats')).rule).toBe('denied_relation');
     expect(refused(await decide(bob, "DECLARE c CURSOR FOR SELECT pg_read_file('/etc/passwd')")).rule).toBe('denied_function');
