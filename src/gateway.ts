@@ -9,9 +9,13 @@ import { GatehouseError } from './errors.ts';
 import { type CatalogHost, TopicCatalog } from './catalog/catalog.ts';
 import { Directory } from './identity/directory.ts';
 import { sessionPolicy } from './policy/session.ts';
+import { decideStartupOptions } from './policy/startup-options.ts';
+import type { PlannedStatement } from './policy/decision.ts';
 import { extendedFlush, extendedMessage, extendedProtocolError, extendedSync } from './statements/extended.ts';
 import { type StatementSession, auditRefusal, newStatementState } from './statements/session.ts';
 import { runQuery } from './statements/simple.ts';
+import { messages } from './warehouses/pg-framing.ts';
+import type { ResultSink } from './wire/sink.ts';
 import { accountFor } from './warehouses/accounts.ts';
 import { EmbeddedServer } from './warehouses/embedded-server.ts';
 import { createWarehouse, EmbeddedWarehouse } from './warehouses/index.ts';
@@ -106,7 +110,7 @@ export class Gateway implements ConnectionHandler {
   }
 
   /** A Query Topics session's catalog session: opened on its first catalog query, closed with the session. */
-  private catalogFor(org: Org, conn: Connection, params: Record<string, string>) {
+  private catalogFor(org: Org, conn: Connection, params: Record<string, string>, startupSets: PlannedStatement[]) {
     const k = key(org.name, conn.name);
     let catalog = this.catalogs.get(k);
     if (!catalog) {
@@ -115,10 +119,21 @@ export class Gateway implements ConnectionHandler {
     }
     let opened: Promise<WarehouseSession> | undefined;
     const open = () => {
-      opened ??= catalog.openSession({ params, readOnly: true }).catch((e) => {
-        opened = undefined;
-        throw e;
-      });
+      opened ??= catalog
+        .openSession({ params, readOnly: true })
+        .then(async (session) => {
+          // The startup options' settings hold on the catalog session too (DateStyle, TimeZone...).
+          const failure = startupSets.length > 0 ? await applyStartupSettings(session, startupSets, {}) : undefined;
+          if (failure) {
+            await session.close().catch(() => undefined);
+            throw new GatehouseError(failure.sqlstate, failure.message, { detail: failure.detail, hint: failure.hint });
+          }
+          return session;
+        })
+        .catch((e) => {
+          opened = undefined;
+          throw e;
+        });
       return opened;
     };
     const close = async () => {
@@ -170,7 +185,7 @@ export class Gateway implements ConnectionHandler {
       throw e;
     }
     const { connection: conn, context, levelSource: source } = policy;
-    const fields = { ...base, level: context.level };
+    const fields = { ...base, connection: conn.name, level: context.level, ...(policy.requested ? { requested_database: policy.requested } : {}) };
     const clientEncoding = Object.entries(startup.params).find(([k]) => k.toLowerCase() === 'client_encoding')?.[1];
     if (!acceptedClientEncoding(clientEncoding)) {
       // Gatehouse decodes every message as UTF8 and the warehouse reads what it forwards as
@@ -181,6 +196,18 @@ export class Gateway implements ConnectionHandler {
       });
       this.logger.info({ ...fields, sqlstate: e.sqlstate, reason: e.message }, 'refused');
       this.audit.event('session_start', { ...fields, refused: true, sqlstate: e.sqlstate, reason: e.message });
+      throw e;
+    }
+    // `options` (PGOPTIONS): each -c name=value decided as the SET it stands for, before any
+    // upstream opens; a refusal refuses the startup (FATAL), nothing is dropped silently.
+    let startupSets: PlannedStatement[];
+    try {
+      startupSets = await decideStartupOptions(context, startup.params.options);
+    } catch (e) {
+      if (e instanceof GatehouseError) {
+        this.logger.info({ ...fields, sqlstate: e.sqlstate, reason: e.message }, 'refused');
+        this.audit.event('session_start', { ...fields, refused: true, sqlstate: e.sqlstate, reason: e.message });
+      }
       throw e;
     }
     const params = forwardedParams(startup.params);
@@ -195,8 +222,18 @@ export class Gateway implements ConnectionHandler {
       if (e instanceof GatehouseError) throw new GatehouseError(e.sqlstate, e.message, { severity: 'FATAL', detail: e.detail, hint: e.hint });
       throw e;
     }
+    const reported: Record<string, string> = {};
+    if (startupSets.length > 0) {
+      const failure = await applyStartupSettings(upstream, startupSets, reported);
+      if (failure) {
+        await upstream.close().catch(() => undefined);
+        this.logger.info({ ...fields, sqlstate: failure.sqlstate, reason: failure.message }, 'refused');
+        this.audit.event('session_start', { ...fields, refused: true, sqlstate: failure.sqlstate, reason: failure.message });
+        throw failure;
+      }
+    }
     this.record('session_start', { ...fields, level_source: source, application_name: startup.params.application_name });
-    const catalog = context.level === 'query_topics' ? this.catalogFor(org, conn, params) : undefined;
+    const catalog = context.level === 'query_topics' ? this.catalogFor(org, conn, params, startupSets) : undefined;
 
     const session: StatementSession = {
       decision: context,
@@ -212,7 +249,7 @@ export class Gateway implements ConnectionHandler {
     };
     let closed = false;
     return {
-      parameterStatus: parameterStatus(startup, params, user, upstream.serverVersion),
+      parameterStatus: { ...parameterStatus(startup, params, user, upstream.serverVersion), ...reported },
       query: (sql, sink) => runQuery(session, sql, sink),
       extended: (msg, sink) => extendedMessage(session, msg, sink),
       flush: (sink) => extendedFlush(session, sink),
@@ -239,6 +276,76 @@ export class Gateway implements ConnectionHandler {
 }
 
 const key = (org: string, conn: string) => `${org}/${conn}`;
+
+/** Settings PostgreSQL reports with ParameterStatus that a startup SET may change (the rest are pinned), by lower-case name. */
+const REPORTED_SETTINGS = new Map([
+  ['application_name', 'application_name'],
+  ['datestyle', 'DateStyle'],
+  ['intervalstyle', 'IntervalStyle'],
+  ['timezone', 'TimeZone'],
+]);
+
+/** The setting a startup SET (as Gatehouse wrote it: `SET name TO ...`) changes, lower case. */
+const setName = (sql: string) => /^SET ([a-z_][a-z0-9_$]*) TO /.exec(sql)?.[1];
+
+/**
+ * Runs the startup options' SETs on a new upstream session. Returns the FATAL that refuses the
+ * startup when the warehouse rejects one (an unknown setting, a bad value), else undefined; the
+ * values the warehouse reports back (ParameterStatus) land in `reported`.
+ */
+async function applyStartupSettings(upstream: WarehouseSession, sets: PlannedStatement[], reported: Record<string, string>): Promise<GatehouseError | undefined> {
+  let failure: GatehouseError | undefined;
+  const forwarded = sets.flatMap((st) => (st.action === 'forward' ? [st] : []));
+  // The warehouse keeps its ParameterStatus to itself: ask for the reported settings' values
+  // as it normalised them (DateStyle 'iso,dmy' is reported 'ISO, DMY'), in the order asked.
+  const shown = [...new Set(forwarded.map((st) => setName(st.sql)).filter((n): n is string => n !== undefined && REPORTED_SETTINGS.has(n)))];
+  const values: string[] = [];
+  const fail = (message: string, detail?: string) => {
+    failure ??= new GatehouseError('22023', `startup options refused by the warehouse: ${message}`, {
+      severity: 'FATAL',
+      ...(detail ? { detail } : {}),
+      hint: 'fix or remove the setting in options (PGOPTIONS)',
+    });
+  };
+  const sink: ResultSink = {
+    relay(framed) {
+      for (const m of messages(framed)) {
+        if (m.type === 0x44 /* D: DataRow of a SHOW */) {
+          const len = m.body.length >= 6 ? m.body.readInt32BE(2) : -1;
+          if (len >= 0) values.push(m.body.subarray(6, 6 + len).toString('utf8'));
+        }
+      }
+      return true;
+    },
+    rowDescription: () => true,
+    dataRow(row) {
+      if (typeof row[0] === 'string') values.push(row[0]);
+      return true;
+    },
+    commandComplete: () => true,
+    emptyQuery: () => true,
+    copyOutResponse: () => true,
+    copyData: () => true,
+    copyDone: () => true,
+    notice: () => true,
+    error(err) {
+      fail(err.message);
+      return true;
+    },
+    drain: async () => undefined,
+    closed: false,
+  };
+  try {
+    const { error } = await upstream.run([...forwarded, ...shown.map((n) => ({ sql: `SHOW ${n}`, kind: 'show' as const, returnsRows: true }))], sink);
+    if (error) fail(error.message, `SQLSTATE ${error.sqlstate}`);
+  } catch (e) {
+    fail((e as Error).message);
+  }
+  if (!failure && values.length === shown.length) {
+    for (const [i, n] of shown.entries()) reported[REPORTED_SETTINGS.get(n) ?? n] = values[i];
+  }
+  return failure;
+}
 
 function parameterStatus(startup: StartupInfo, params: Record<string, string>, user: User, serverVersion?: string): Record<string, string> {
   return {

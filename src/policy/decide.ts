@@ -9,9 +9,9 @@ import type { Decision, DecisionContext, PlannedStatement } from './decision.ts'
 import { type ParsedStatement, type ParsedText, type AstNode, nodeType, parseSql, parseSqlSync } from '../sql/parse.ts';
 import { Refusal, refuse } from '../sql/refusal.ts';
 import { Walker, statementName } from '../sql/scope.ts';
-import { asksReadWrite, catalogWriteTarget, copyOptions, factsOf, kindOf, returnsRows } from '../sql/classify.ts';
+import { asksReadWrite, catalogWriteTarget, copyOptions, factsOf, kindOf, returnsRows, sessionNamesOf, sessionReadOnly, setsReadOnlyOn } from '../sql/classify.ts';
 import { SETTING_ALLOWLIST, SHOW_ONLY_SETTINGS } from '../sql/functions.ts';
-import { deparseFaithfully, deparseOneLine, deparsePretty, quoteIdent } from '../sql/deparse.ts';
+import { deparseFaithfully, deparseOneLine, deparsePretty, quoteIdent, sameTree } from '../sql/deparse.ts';
 import { applySplices } from '../sql/splice.ts';
 import { planCatalogQuery } from './catalog.ts';
 import { checkTopicQuery } from '../sql/allowlist.ts';
@@ -158,7 +158,12 @@ function planTopicStatement(ctx: DecisionContext, st: ParsedStatement): Planned 
     case 'VariableSetStmt': {
       const kind: string = body.kind;
       if (kind === 'VAR_SET_MULTI') {
-        if (asksReadWrite(body.args)) notForTopicUsers(ctx, `SET ${body.name} READ WRITE`);
+        if (asksReadWrite(body.args)) {
+          if (body.name === 'SESSION CHARACTERISTICS') return sessionStaysReadOnly(ctx, stmt);
+          notForTopicUsers(ctx, `SET ${body.name} READ WRITE`);
+        }
+      } else if (setsReadOnlyOn(stmt)) {
+        // Only tightens: the session or transaction is read only anyway.
       } else if (kind !== 'VAR_RESET_ALL') {
         const name = String(body.name ?? '').toLowerCase();
         if (GOVERNED_LIMITS.has(name) && !kind.startsWith('VAR_RESET')) {
@@ -187,9 +192,185 @@ function planTopicStatement(ctx: DecisionContext, st: ParsedStatement): Planned 
     }
     case 'DiscardStmt':
       return forwardAsWritten(st, 'discard');
+    case 'DeclareCursorStmt':
+      return planTopicCursor(ctx, st);
+    case 'PrepareStmt':
+      return planTopicPrepare(ctx, st);
+    case 'ExecuteStmt':
+      return planTopicExecute(ctx, st);
+    case 'FetchStmt':
+    case 'ClosePortalStmt':
+    case 'DeallocateStmt': {
+      // Names only: what the cursor or statement reads was decided when it was declared.
+      const sql = writtenExactly(writeSessionStatement(stmt as never), stmt);
+      return { statement: { action: 'forward', sql, kind: 'other', returnsRows: false, topics: [], names: sessionNamesOf(stmt) }, topics: [] };
+    }
     default:
       notForTopicUsers(ctx, statementName(t));
   }
+}
+
+/** Text Gatehouse wrote, refused (0A000) unless it parses back to exactly the statement decided. */
+function writtenExactly(sql: string, expected: AstNode): string {
+  let again: AstNode | undefined;
+  try {
+    const parsed = parseSqlSync(sql).statements;
+    again = parsed.length === 1 ? parsed[0].stmt : undefined;
+  } catch {
+    again = undefined;
+  }
+  if (!again || !sameTree(again, expected)) {
+    refuse('unsupported', '0A000', 'Gatehouse cannot write this statement back exactly as it read it; rewrite it more plainly');
+  }
+  return sql;
+}
+
+/** A query a Query Topics user names in DECLARE or PREPARE: only what the same SELECT may be. */
+function cursorQuery(ctx: DecisionContext, query: AstNode, what: string): AstNode {
+  if (nodeType(query) !== 'SelectStmt') notForTopicUsers(ctx, `${what} of ${statementName(nodeType(query))}`);
+  if (query.SelectStmt.intoClause) notForTopicUsers(ctx, 'SELECT INTO');
+  if (query.SelectStmt.lockingClause?.length) notForTopicUsers(ctx, 'SELECT FOR UPDATE/SHARE');
+  return query;
+}
+
+/**
+ * The client's text of the query inside DECLARE ... FOR <query>: the suffix after a FOR that
+ * parses to exactly the query the parser read (so a FOR inside a quoted cursor name or a
+ * comment cannot mislead it), or undefined.
+ */
+function innerQueryText(text: string, query: AstNode): string | undefined {
+  // Each candidate costs a parse of the rest: a few are plenty (the DECLARE's own FOR comes
+  // after the name and options), and a text made of FORs cannot make the decision quadratic.
+  for (const m of [...text.matchAll(/\bfor\b/gi)].slice(0, 8)) {
+    const rest = text.slice((m.index ?? 0) + m[0].length).trim();
+    try {
+      const parsed = parseSqlSync(rest).statements;
+      if (parsed.length === 1 && sameTree(parsed[0].stmt, query)) return rest;
+    } catch {
+      // not here
+    }
+  }
+  return undefined;
+}
+
+// CURSOR_OPT_* of PostgreSQL's parsenodes.h, as DeclareCursorStmt.options holds them.
+const CURSOR_BINARY = 0x1;
+const CURSOR_SCROLL = 0x2;
+const CURSOR_NO_SCROLL = 0x4;
+const CURSOR_INSENSITIVE = 0x8;
+const CURSOR_ASENSITIVE = 0x10;
+const CURSOR_HOLD = 0x20;
+/** What the grammar adds to every DECLARE (CURSOR_OPT_FAST_PLAN): nothing to write. */
+const CURSOR_FAST_PLAN = 0x100;
+const CURSOR_WRITTEN = CURSOR_BINARY | CURSOR_SCROLL | CURSOR_NO_SCROLL | CURSOR_INSENSITIVE | CURSOR_ASENSITIVE | CURSOR_HOLD | CURSOR_FAST_PLAN;
+
+function declareText(name: string, options: number, query: string): string {
+  const opts = [
+    options & CURSOR_BINARY ? 'BINARY' : '',
+    options & CURSOR_INSENSITIVE ? 'INSENSITIVE' : '',
+    options & CURSOR_ASENSITIVE ? 'ASENSITIVE' : '',
+    options & CURSOR_SCROLL ? 'SCROLL' : '',
+    options & CURSOR_NO_SCROLL ? 'NO SCROLL' : '',
+  ].filter(Boolean);
+  return `DECLARE ${quoteIdent(name)}${opts.map((o) => ` ${o}`).join('')} CURSOR${options & CURSOR_HOLD ? ' WITH HOLD' : ''} FOR ${query}`;
+}
+
+/**
+ * DECLARE name CURSOR ... FOR <query>: the query decided exactly as the same SELECT (a topic
+ * query rewritten and written from the AST; a catalog query on the topic catalog), the
+ * DECLARE written by Gatehouse around it. A cursor over a catalog query is declared WITH HOLD
+ * on the catalog: the catalog session has no transaction of the client's to live in (a
+ * WITHOUT HOLD cursor outside a transaction block is an error there), and its tables are empty.
+ */
+function planTopicCursor(ctx: DecisionContext, st: ParsedStatement): Planned {
+  const d = st.stmt.DeclareCursorStmt as AstNode;
+  const options = Number(d.options ?? 0);
+  if (options & ~CURSOR_WRITTEN) refuse('unsupported', '0A000', `DECLARE CURSOR option ${options} is not supported through Gatehouse`);
+  const query = cursorQuery(ctx, d.query, 'DECLARE CURSOR');
+  const names = sessionNamesOf(st.stmt);
+  const catalog = planCatalogQuery(ctx, query, st.text);
+  if (catalog) {
+    const inner = innerQueryText(st.text, query);
+    if (inner === undefined) refuse('unsupported', '0A000', 'Gatehouse cannot find the query of this DECLARE in its text; write the cursor name and options without the word FOR in them');
+    const held = options | CURSOR_HOLD;
+    const sql = writtenExactly(declareText(d.portalname, held, inner), { DeclareCursorStmt: { ...d, options: held } });
+    return { statement: { action: 'catalog', kind: 'other', statement: { sql, kind: 'other', returnsRows: false }, names }, topics: [] };
+  }
+  const topics = rewriteTopicQuery(ctx, query);
+  const sql = writtenExactly(declareText(d.portalname, options, faithfulSql(query)), st.stmt);
+  return { statement: { action: 'forward', sql, kind: 'other', returnsRows: false, topics, names }, topics };
+}
+
+/** A FROM-less SELECT of these expressions: what PREPARE's types and EXECUTE's arguments must pass. */
+function selectOf(exprs: AstNode[]): AstNode {
+  return { SelectStmt: { targetList: exprs.map((val) => ({ ResTarget: { val } })), limitOption: 'LIMIT_OPTION_DEFAULT', op: 'SETOP_NONE' } };
+}
+
+/**
+ * PREPARE name [(types)] AS <query>: the query decided as the same SELECT; declared types
+ * only the built-in scalar types a cast may name (what checkParameterTypes allows a Parse).
+ */
+function planTopicPrepare(ctx: DecisionContext, st: ParsedStatement): Planned {
+  const p = st.stmt.PrepareStmt as AstNode;
+  const query = cursorQuery(ctx, p.query, 'PREPARE');
+  const types: AstNode[] = p.argtypes ?? [];
+  if (types.length) {
+    checkTopicQuery(
+      { connection: ctx.connection.name, topicsSchema: ctx.connection.topicsSchema, topics: ctx.topics },
+      selectOf(types.map((typeName) => ({ TypeCast: { arg: { A_Const: { isnull: true } }, typeName: typeName.TypeName } }))) as never,
+    );
+  }
+  const names = sessionNamesOf(st.stmt);
+  const catalog = planCatalogQuery(ctx, query, st.text);
+  if (catalog) {
+    // The client's text, as for any catalog query (policy/catalog.ts): the catalog has nothing to hide.
+    return { statement: { action: 'catalog', kind: 'other', statement: { sql: st.text, kind: 'other', returnsRows: false }, names }, topics: [] };
+  }
+  const topics = rewriteTopicQuery(ctx, query);
+  // Written by the deparser under a placeholder name (it leaves "_PLAN0x55d" unquoted), then named.
+  const placeholder = 'gatehouse_prepared';
+  const body = deparseOneLine({ PrepareStmt: { ...p, name: placeholder } });
+  if (!body.startsWith(`PREPARE ${placeholder}`)) refuse('unsupported', '0A000', 'Gatehouse cannot write this PREPARE back exactly as it read it');
+  const sql = writtenExactly(`PREPARE ${quoteIdent(p.name)}${body.slice(`PREPARE ${placeholder}`.length)}`, st.stmt);
+  return { statement: { action: 'forward', sql, kind: 'other', returnsRows: false, topics, names }, topics };
+}
+
+/**
+ * EXECUTE name [(args)]: what runs was decided at PREPARE; the arguments are constants and
+ * simple expressions that pass the topic allowlist as a FROM-less SELECT.
+ */
+function planTopicExecute(ctx: DecisionContext, st: ParsedStatement): Planned {
+  const e = st.stmt.ExecuteStmt as AstNode;
+  const args: AstNode[] = e.params ?? [];
+  let list = '';
+  let topics: string[] = [];
+  let expected = st.stmt;
+  if (args.length) {
+    const select = selectOf(args);
+    topics = rewriteTopicQuery(ctx, select);
+    // A column name the rewrite gave a target (current_user keeps its name) is no argument's.
+    for (const rt of select.SelectStmt.targetList) delete rt.ResTarget.name;
+    const text = faithfulSql(select);
+    if (!text.startsWith('SELECT ')) refuse('unsupported', '0A000', 'Gatehouse cannot write these EXECUTE arguments back exactly as it read them');
+    list = ` (${text.slice('SELECT '.length)})`;
+    // The arguments as rewritten (current_user answered by Gatehouse replaces its node).
+    expected = { ExecuteStmt: { ...e, params: select.SelectStmt.targetList.map((rt: AstNode) => rt.ResTarget.val) } };
+  }
+  const sql = writtenExactly(`EXECUTE ${quoteIdent(e.name)}${list}`, expected);
+  return { statement: { action: 'forward', sql, kind: 'other', returnsRows: false, topics, names: sessionNamesOf(st.stmt) }, topics };
+}
+
+/**
+ * SET SESSION CHARACTERISTICS AS TRANSACTION ... READ WRITE where writes are not allowed:
+ * written READ ONLY, with a notice. pgjdbc (readOnly=true, readOnlyMode=always) sends it when
+ * autocommit goes off and then opens each transaction with BEGIN READ ONLY; the session's
+ * default stays what Gatehouse pins. A transaction's READ WRITE (BEGIN, SET TRANSACTION)
+ * is still refused: that one asks to write now.
+ */
+function sessionStaysReadOnly(ctx: DecisionContext, stmt: AstNode): Planned {
+  const sql = writeSessionStatement(sessionReadOnly(stmt) as never);
+  const notice = `connection ${ctx.connection.name} is read only for ${ctx.user}: the session's transactions stay READ ONLY (Gatehouse sent ${sql})`;
+  return { statement: { action: 'forward', sql, kind: 'set', returnsRows: false, topics: [], notice }, topics: [] };
 }
 
 /** Limits the connection sets on governed sessions (topics_statement_timeout...): RESET and SHOW only. */
@@ -242,9 +423,12 @@ function planRawStatement(ctx: DecisionContext, parsed: ParsedText, st: ParsedSt
   const body = stmt[t] as AstNode;
   const facts = factsOf(stmt);
   if (facts.denied) refuse('denied_statement', '42501', facts.denied);
+  if (t === 'VariableSetStmt' && body.kind === 'VAR_SET_MULTI' && body.name === 'SESSION CHARACTERISTICS' && asksReadWrite(body.args) && !ctx.connection.allowWrites) {
+    return sessionStaysReadOnly(ctx, stmt);
+  }
   const catalogWrite = catalogWriteTarget(stmt);
   if (catalogWrite) refuse('denied_statement', '42501', `writes to PostgreSQL's catalog (${catalogWrite}) are not permitted through Gatehouse, whatever the connection allows`);
-  if (facts.writes && !ctx.connection.allowWrites) {
+  if (facts.writes && !ctx.connection.allowWrites && !setsReadOnlyOn(stmt)) {
     refuse(
       'read_only',
       '42501',
@@ -256,7 +440,8 @@ function planRawStatement(ctx: DecisionContext, parsed: ParsedText, st: ParsedSt
   const topics = [...w.topicsUsed].sort();
   const sql = w.splices.length > 0 ? applySplices(parsed.bytes, st.byteStart, st.byteEnd, w.splices) : st.text;
   const kind = kindOf(stmt);
-  const statement: PlannedStatement = { action: 'forward', sql, kind, returnsRows: returnsRows(stmt), topics };
+  const names = sessionNamesOf(stmt);
+  const statement: PlannedStatement = { action: 'forward', sql, kind, returnsRows: returnsRows(stmt), topics, ...(names ? { names } : {}) };
   if (t === 'CopyStmt' && !body.is_from) {
     const opts = copyOptions(body.options, false);
     const query = body.query

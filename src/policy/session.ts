@@ -13,7 +13,17 @@ export interface SessionPolicy {
   context: DecisionContext;
   /** Which grant gave the level (logs, explain). */
   levelSource: string;
+  /** The database name the client asked for when it was a maintenance database (postgres, template1) standing for the connection. */
+  requested?: string;
 }
+
+/**
+ * Database names that clients and tools connect to before they know any other (pgcli -l,
+ * DBeaver, Metabase's and Superset's connection tests, libpq's default when PGDATABASE is
+ * the user name's `postgres`): PostgreSQL's maintenance databases. One stands for the
+ * person's connection when they can use exactly one; otherwise it is unknown (3D000).
+ */
+export const MAINTENANCE_DATABASES: ReadonlySet<string> = new Set(['postgres', 'template1']);
 
 // One topics map per (org, connection) for the life of the rules: the decision cache keys on it.
 const topicMaps = new WeakMap<Org, Map<string, Map<string, Topic>>>();
@@ -27,7 +37,15 @@ function topicsFor(org: Org, connection: string): Map<string, Topic> {
 
 /** Throws a FATAL GatehouseError when the person may not use the connection. */
 export function sessionPolicy(org: Org, user: User, connectionName: string): SessionPolicy {
-  const connection = org.connections.get(connectionName);
+  let connection = org.connections.get(connectionName);
+  let requested: string | undefined;
+  if (!connection && MAINTENANCE_DATABASES.has(connectionName)) {
+    const usable = usableConnections(org, user);
+    if (usable.length === 1) {
+      connection = usable[0];
+      requested = connectionName;
+    }
+  }
   if (!connection) throw unknownConnection(connectionName, org, user);
   const { level, source } = effectiveLevel(user, connection);
   if (level === 'no_access') {
@@ -39,6 +57,7 @@ export function sessionPolicy(org: Org, user: User, connectionName: string): Ses
   return {
     connection,
     levelSource: source,
+    ...(requested ? { requested } : {}),
     context: {
       org: org.name,
       user: user.email,
@@ -50,12 +69,17 @@ export function sessionPolicy(org: Org, user: User, connectionName: string): Ses
   };
 }
 
+function usableConnections(org: Org, user: User): Connection[] {
+  return [...org.connections.values()].filter((c) => effectiveLevel(user, c).level !== 'no_access');
+}
+
 function unknownConnection(name: string, org: Org, user: User): GatehouseError {
-  const usable = [...org.connections.values()].filter((c) => effectiveLevel(user, c).level !== 'no_access').map((c) => c.name);
+  const usable = usableConnections(org, user).map((c) => c.name);
+  const maintenance = MAINTENANCE_DATABASES.has(name) && usable.length > 1 ? `; "${name}" stands for your connection only when you can use exactly one` : '';
   return new GatehouseError('3D000', `connection "${name}" does not exist in organization ${org.name}`, {
     severity: 'FATAL',
     hint: usable.length
-      ? `connections you can use: ${usable.sort().join(', ')} (the database name is the connection)`
+      ? `connections you can use: ${usable.sort().join(', ')} (the database name is the connection)${maintenance}`
       : 'you have no connections; ask an org admin for a grant',
   });
 }

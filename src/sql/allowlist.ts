@@ -12,7 +12,7 @@
 import type { A_Expr, ColumnRef, FuncCall, Node, SelectStmt, TypeName } from '@pgsql/types';
 import type { Topic } from '../config/model.ts';
 import { refuse } from './refusal.ts';
-import { SETTING_ALLOWLIST, SHOW_ONLY_SETTINGS, TOPIC_FUNCTION_ALLOWLIST, isDeniedFunction } from './functions.ts';
+import { SETTING_ALLOWLIST, SHOW_ONLY_SETTINGS, TOPIC_FUNCTION_ALLOWLIST, isDeniedForQueryTopics } from './functions.ts';
 
 /** What the walker needs of the session: the topics it may read. */
 export interface AllowlistContext {
@@ -748,7 +748,7 @@ class AllowlistWalker {
 
   private funcCall(fc: FuncCall, scope: Scope): void {
     const { name, shown } = this.functionName(fc);
-    if (isDeniedFunction(name)) refuse('denied_function', '42501', `function ${shown} is not permitted through Gatehouse`);
+    if (isDeniedForQueryTopics(name)) refuse('denied_function', '42501', `function ${shown} is not permitted through Gatehouse`);
     if (!TOPIC_FUNCTION_ALLOWLIST.has(name) && !SQL_SYNTAX_FUNCTIONS.has(name) && !FROM_FUNCTIONS.has(name)) {
       refuse('query_topics.function_not_allowed', '42501', `function ${shown} is not permitted for query_topics users on connection ${this.ctx.connection}`);
     }

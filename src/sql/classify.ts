@@ -1,6 +1,6 @@
 // What a statement is: its kind, whether it writes, whether it returns rows, and
 // the COPY options. Pure functions of the AST; policy (who may) lives in decide.ts.
-import type { StatementKind } from '../policy/decision.ts';
+import type { SessionNames, StatementKind } from '../policy/decision.ts';
 import type { AstNode } from './parse.ts';
 import { nodeType } from './parse.ts';
 import { PG_CATALOG_RELATIONS } from './pg-catalog-relations.ts';
@@ -216,4 +216,55 @@ export function catalogWriteTarget(node: unknown): string | undefined {
     }
   }
   return undefined;
+}
+
+/**
+ * The SQL cursor or prepared statement a statement creates, uses or drops (policy/decision.ts
+ * SessionNames: the pipeline keeps the session's name tables with these), or undefined.
+ */
+export function sessionNamesOf(stmt: AstNode): SessionNames | undefined {
+  const t = nodeType(stmt);
+  const body = stmt[t] as AstNode;
+  switch (t) {
+    case 'DeclareCursorStmt':
+      return { space: 'cursor', creates: body.portalname };
+    case 'FetchStmt':
+      return { space: 'cursor', uses: body.portalname };
+    case 'ClosePortalStmt':
+      // CLOSE ALL has no portalname.
+      return body.portalname === undefined ? { space: 'cursor', drops: { all: true } } : { space: 'cursor', uses: body.portalname, drops: body.portalname };
+    case 'PrepareStmt':
+      return { space: 'statement', creates: body.name };
+    case 'ExecuteStmt':
+      return { space: 'statement', uses: body.name };
+    case 'DeallocateStmt':
+      return body.isall || body.name === undefined ? { space: 'statement', drops: { all: true } } : { space: 'statement', uses: body.name, drops: body.name };
+    default:
+      return undefined;
+  }
+}
+
+/**
+ * `SET SESSION CHARACTERISTICS AS TRANSACTION ... READ WRITE` with READ WRITE made READ ONLY
+ * (a copy; the other modes kept). pgjdbc with readOnly=true&readOnlyMode=always sends READ
+ * WRITE when autocommit goes off, then BEGIN READ ONLY for each transaction: on a connection
+ * that does not allow writes, the session's default stays what Gatehouse pins, READ ONLY.
+ */
+export function sessionReadOnly(stmt: AstNode): AstNode {
+  const s = stmt.VariableSetStmt as AstNode;
+  const args = (s.args ?? []).map((o: AstNode) =>
+    o.DefElem?.defname === 'transaction_read_only' ? { DefElem: { ...o.DefElem, arg: { A_Const: { ival: { ival: 1 } } } } } : o,
+  );
+  return { VariableSetStmt: { ...s, args } };
+}
+
+/** SET [SESSION|LOCAL] default_transaction_read_only / transaction_read_only TO on: a tightening. */
+export function setsReadOnlyOn(stmt: AstNode): boolean {
+  const s = stmt.VariableSetStmt as AstNode | undefined;
+  if (s?.kind !== 'VAR_SET_VALUE' || s.args?.length !== 1) return false;
+  const name = String(s.name ?? '').toLowerCase();
+  if (name !== 'default_transaction_read_only' && name !== 'transaction_read_only') return false;
+  const c = s.args[0].A_Const as AstNode | undefined;
+  const v = c?.sval?.sval?.toLowerCase() ?? (c?.ival ? String(c.ival.ival ?? 0) : c?.boolval ? String(Boolean(c.boolval.boolval)) : undefined);
+  return v === 'on' || v === 'true' || v === '1' || v === 'yes';
 }

@@ -50,6 +50,11 @@ function canonical(node: unknown): string {
   return JSON.stringify(node) ?? 'null';
 }
 
+/** Whether two trees are the same statement (source positions aside). */
+export function sameTree(a: unknown, b: unknown): boolean {
+  return canonical(a) === canonical(b);
+}
+
 /**
  * Deparse a rewritten statement and prove the text reads back as the same tree: a deparser
  * bug (it writes EXTRACT('a.b' FROM x) as EXTRACT(A.B FROM x)) must never send the warehouse

@@ -79,7 +79,7 @@ export const FUNCTION_DENYLIST: ReadonlySet<string> = new Set([
 
 /** Every function whose name starts with one of these is refused at every level. */
 export const FUNCTION_DENY_PREFIXES: readonly string[] = [
-  'dblink', 'lo_', 'pg_sleep', 'pg_advisory', 'pg_try_advisory',
+  'dblink', 'lo_', 'pg_advisory', 'pg_try_advisory',
   // pg_stat_get_backend_activity, pg_stat_get_db_tuples_fetched...: the views' functions.
   'pg_stat_',
 ];
@@ -90,6 +90,20 @@ export const FUNCTION_DENY_SUBSTRINGS: readonly string[] = [
   // database_to_xml, schema_to_xml ... all read whole relations.
   '_to_xml',
 ];
+
+/**
+ * Refused for Query Topics users wherever their statements run (the topic allowlist leaves
+ * them out; the topic catalog's walker checks this list), allowed to queriers and up:
+ * pg_sleep, pg_sleep_for and pg_sleep_until hold only the caller's own backend, bounded by
+ * statement_timeout (docs/security.md, "Functions refused at every level, and why"). For a
+ * Query Topics user a sleep is a timing oracle's clock and holds the shared catalog server.
+ */
+export const QUERY_TOPICS_DENY_PREFIXES: readonly string[] = ['pg_sleep'];
+
+export function isDeniedForQueryTopics(name: string): boolean {
+  const n = name.toLowerCase();
+  return isDeniedFunction(n) || QUERY_TOPICS_DENY_PREFIXES.some((p) => n.startsWith(p));
+}
 
 export function isDeniedFunction(name: string): boolean {
   const n = name.toLowerCase();

@@ -10,7 +10,7 @@
 import type { DecisionContext } from '../policy/decision.ts';
 import type { AstNode } from './parse.ts';
 import { refuse } from './refusal.ts';
-import { deniedRelation, isDeniedFunction } from './functions.ts';
+import { deniedRelation, isDeniedForQueryTopics, isDeniedFunction } from './functions.ts';
 import { type TopicInfo, addCondition, derivedSelect, pushableCopy } from './topic.ts';
 
 export type WalkMode = 'topics' | 'raw' | 'catalog';
@@ -232,6 +232,9 @@ export class Walker {
     if (isDeniedFunction(name)) {
       refuse('denied_function', '42501', `function ${shown} is not permitted through Gatehouse`);
     }
+    if (this.mode !== 'raw' && isDeniedForQueryTopics(name)) {
+      refuse('denied_function', '42501', `function ${shown} is not permitted for query_topics users on connection ${this.ctx.connection.name}`);
+    }
     if (name === 'current_setting') {
       const arg = fc.args?.[0]?.A_Const?.sval?.sval as string | undefined;
       if (arg === undefined) {
@@ -244,7 +247,7 @@ export class Walker {
   private checkColumnNotation(parts: AstNode[]): void {
     for (const p of parts) {
       const name = p.String?.sval;
-      if (name !== undefined && isDeniedFunction(name)) {
+      if (name !== undefined && (this.mode === 'raw' ? isDeniedFunction(name) : isDeniedForQueryTopics(name))) {
         refuse('denied_function', '42501', `function ${name} (called in column notation) is not permitted through Gatehouse`);
       }
     }

@@ -3,7 +3,7 @@
 // typed (DESIGN 3, "Security by construction"): the text sent is rebuilt here from what the
 // parser read, with literals that mean the same under any standard_conforming_strings.
 // pgsql-deparser is not used for these: it writes `SET x TO a\` for the string 'a\'.
-import type { DefElem, Node, TransactionStmt, VariableSetStmt } from '@pgsql/types';
+import type { ClosePortalStmt, DeallocateStmt, DefElem, FetchStmt, Node, TransactionStmt, VariableSetStmt } from '@pgsql/types';
 import { quoteIdent } from './deparse.ts';
 import { refuse } from './refusal.ts';
 
@@ -121,8 +121,55 @@ function transactionStatement(t: TransactionStmt): string {
   }
 }
 
+/**
+ * FETCH_ALL as libpg-query reads it: its WASM build is 32-bit, where FETCH_ALL (LONG_MAX) is
+ * 2^31-1. Written back as ALL, which the warehouse reads as its own FETCH_ALL.
+ */
+const FETCH_ALL_32 = 2147483647;
+
+function cursorName(name: string | undefined): string {
+  if (!name) unsupported('a cursor or prepared statement without a name');
+  return quoteIdent(name);
+}
+
+/** FETCH / MOVE: direction and count as the parser read them (NEXT = FORWARD 1, LAST = ABSOLUTE -1...). */
+function fetchStatement(f: FetchStmt): string {
+  const verb = f.ismove ? 'MOVE' : 'FETCH';
+  const n = Number(f.howMany ?? 0);
+  if (!Number.isSafeInteger(n)) unsupported(`a ${verb} count of ${f.howMany}`);
+  let how: string;
+  switch (f.direction) {
+    case 'FETCH_FORWARD':
+      how = n === FETCH_ALL_32 ? 'FORWARD ALL' : `FORWARD ${n}`;
+      break;
+    case 'FETCH_BACKWARD':
+      how = n === FETCH_ALL_32 ? 'BACKWARD ALL' : `BACKWARD ${n}`;
+      break;
+    case 'FETCH_ABSOLUTE':
+      how = `ABSOLUTE ${n}`;
+      break;
+    case 'FETCH_RELATIVE':
+      how = `RELATIVE ${n}`;
+      break;
+    default:
+      return unsupported(`${verb} direction ${f.direction}`);
+  }
+  return `${verb} ${how} FROM ${cursorName(f.portalname)}`;
+}
+
+function closeStatement(c: ClosePortalStmt): string {
+  return c.portalname === undefined ? 'CLOSE ALL' : `CLOSE ${cursorName(c.portalname)}`;
+}
+
+function deallocateStatement(d: DeallocateStmt): string {
+  return d.isall || d.name === undefined ? 'DEALLOCATE ALL' : `DEALLOCATE ${cursorName(d.name)}`;
+}
+
 /** The text Gatehouse sends for a session statement, written from its AST. */
 export function writeSessionStatement(stmt: Node): string {
+  if ('FetchStmt' in stmt) return fetchStatement(stmt.FetchStmt);
+  if ('ClosePortalStmt' in stmt) return closeStatement(stmt.ClosePortalStmt);
+  if ('DeallocateStmt' in stmt) return deallocateStatement(stmt.DeallocateStmt);
   if ('VariableSetStmt' in stmt) return setStatement(stmt.VariableSetStmt);
   if ('VariableShowStmt' in stmt) {
     const name = stmt.VariableShowStmt.name ?? '';

@@ -26,6 +26,7 @@ import {
   failStatement,
   noteFailure,
   noteUpstreamError,
+  routeNames,
   txStatus,
   upstreamOf,
 } from './session.ts';
@@ -72,7 +73,7 @@ function exchangeOf(s: StatementSession): Exchange {
 export async function extendedMessage(s: StatementSession, m: ExtendedStep, sink: ResultSink): Promise<boolean> {
   const x = exchangeOf(s);
   try {
-    const admitted = await admit(s, x, m);
+    const admitted = await admit(s, x, m, sink);
     if ('refusal' in admitted) {
       await refuse(s, x, admitted.refusal, sink);
       return false;
@@ -201,11 +202,11 @@ async function refuse(s: StatementSession, x: Exchange, refusal: GatehouseError,
 type Admitted = { target: Target; step: ExtendedStep } | { refusal: GatehouseError };
 
 /** Decides one message: where it goes and what is sent for it, or why it is refused (audited). */
-async function admit(s: StatementSession, x: Exchange, m: ExtendedStep): Promise<Admitted> {
+async function admit(s: StatementSession, x: Exchange, m: ExtendedStep, sink: ResultSink): Promise<Admitted> {
   const { prepared, portals } = s.state;
   switch (m.type) {
     case 'Parse': {
-      const { decision, sql, target } = await decideParse(s, m.query, m.paramTypes);
+      const { decision, sql, target } = await decideParse(s, m.query, m.paramTypes, sink);
       x.records.push(auditRecord(s, m.query, decision));
       if (decision.outcome === 'refuse') {
         s.onRefusal?.(decision.rule, decision.error);
@@ -255,7 +256,7 @@ function refused(s: StatementSession, what: string, rule: string, error: Gatehou
 }
 
 /** The decision for one Parse: what a simple Query of its text would get, narrowed to one statement. */
-async function decideParse(s: StatementSession, text: string, paramTypes: readonly number[]): Promise<{ decision: Decision; sql: string; target: Target }> {
+async function decideParse(s: StatementSession, text: string, paramTypes: readonly number[], sink: ResultSink): Promise<{ decision: Decision; sql: string; target: Target }> {
   const decision = await decideStatement(s, text);
   if (decision.outcome === 'empty') return { decision, sql: '', target: 'warehouse' };
   if (decision.outcome === 'refuse') return { decision, sql: '', target: 'warehouse' };
@@ -271,12 +272,15 @@ async function decideParse(s: StatementSession, text: string, paramTypes: readon
     });
     return { decision: { outcome: 'refuse', rule: 'extended.answered_statement', error }, sql: '', target: 'warehouse' };
   }
-  // Catalog queries of Query Topics users run on the topic catalog, never the warehouse.
-  if (st.action === 'catalog') return { decision, sql: st.statement.sql, target: 'catalog' };
+  // FETCH/CLOSE/EXECUTE/DEALLOCATE of a name run where it was created; catalog queries of
+  // Query Topics users on the topic catalog, never the warehouse.
+  const target = routeNames(s, st);
+  if (st.action === 'forward' && st.notice) sink.notice(st.notice);
+  if (st.action === 'catalog') return { decision, sql: st.statement.sql, target };
   // A declared parameter type is a cast the client writes outside the text (regclass looks names up).
   const badType = s.decision.level === 'query_topics' ? refusedParameterType(s, paramTypes) : undefined;
   if (badType) return { decision: badType, sql: '', target: 'warehouse' };
-  return { decision, sql: st.sql, target: 'warehouse' };
+  return { decision, sql: st.sql, target };
 }
 
 function refusedParameterType(s: StatementSession, paramTypes: readonly number[]): Decision | undefined {

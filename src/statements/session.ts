@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import type { AuditSink, StatementRecord } from '../audit/audit.ts';
 import { GatehouseError, asClientError } from '../errors.ts';
-import type { Decision, DecisionContext } from '../policy/decision.ts';
+import type { Decision, DecisionContext, PlannedStatement } from '../policy/decision.ts';
 import { decide } from '../policy/decide.ts';
 import type { RunOutcome, TxStatus, WarehouseSession } from '../warehouses/types.ts';
 import type { ResultSink } from '../wire/sink.ts';
@@ -34,6 +34,8 @@ export interface StatementState {
   abortedTransaction: boolean;
   prepared: Map<string, PreparedStatement>;
   portals: Map<string, Target>;
+  /** The topic catalog's session was opened: CLOSE ALL, DEALLOCATE ALL and DISCARD ALL run there too. */
+  catalogOpened: boolean;
 }
 
 export interface StatementSession {
@@ -52,7 +54,7 @@ export interface StatementSession {
 }
 
 export function newStatementState(): StatementState {
-  return { abortedTransaction: false, prepared: new Map(), portals: new Map() };
+  return { abortedTransaction: false, prepared: new Map(), portals: new Map(), catalogOpened: false };
 }
 
 /** The decision for one statement text, from either protocol. */
@@ -80,7 +82,47 @@ export function noteFailure(s: StatementSession): void {
 export async function upstreamOf(s: StatementSession, target: Target): Promise<WarehouseSession> {
   if (target === 'warehouse') return s.warehouse;
   if (!s.catalog) throw new GatehouseError('0A000', `this session has no topic catalog on connection ${s.decision.connection.name}`);
+  s.state.catalogOpened = true;
   return s.catalog();
+}
+
+/**
+ * Where a planned statement runs, and what it does to the session's names (SQL cursors share
+ * the portal namespace, SQL prepared statements the statement namespace, as on PostgreSQL).
+ * FETCH, MOVE, CLOSE, EXECUTE and DEALLOCATE of a name run where the name was created (a
+ * Query Topics user's cursor over a catalog query lives on the topic catalog); a name never
+ * created here goes to the warehouse, which answers 34000 or 26000 as PostgreSQL does.
+ * Creating and dropping is recorded before the statement runs: the tables only route, every
+ * statement was decided on its own text, so a stale entry can only earn the warehouse's error.
+ */
+export function routeNames(s: StatementSession, st: PlannedStatement): Target {
+  const own: Target = st.action === 'catalog' ? 'catalog' : 'warehouse';
+  const names = st.action === 'answer' ? undefined : st.names;
+  if (!names) {
+    if (st.action === 'forward' && st.kind === 'discard' && /^\s*DISCARD\s+ALL\b/i.test(st.sql)) forgetAll(s);
+    return own;
+  }
+  const table = names.space === 'cursor' ? s.state.portals : s.state.prepared;
+  const target = names.uses !== undefined ? (names.space === 'cursor' ? s.state.portals.get(names.uses) : s.state.prepared.get(names.uses)?.target) ?? 'warehouse' : own;
+  if (names.creates !== undefined) {
+    if (names.space === 'cursor') s.state.portals.set(names.creates, target);
+    else s.state.prepared.set(names.creates, { target, endsAbortedTransaction: false });
+  }
+  if (typeof names.drops === 'string') table.delete(names.drops);
+  else if (names.drops) table.clear();
+  return target;
+}
+
+function forgetAll(s: StatementSession): void {
+  s.state.portals.clear();
+  s.state.prepared.clear();
+}
+
+/** CLOSE ALL, DEALLOCATE ALL and DISCARD ALL clear every upstream the session uses, not only the one that answers. */
+export function dropsEverywhere(st: PlannedStatement): boolean {
+  if (st.action === 'answer') return false;
+  if (st.names?.drops && typeof st.names.drops !== 'string') return true;
+  return st.action === 'forward' && st.kind === 'discard' && /^\s*DISCARD\s+ALL\b/i.test(st.sql);
 }
 
 /**

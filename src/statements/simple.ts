@@ -9,10 +9,12 @@ import {
   type Target,
   auditRecord,
   decideStatement,
+  dropsEverywhere,
   elapsedMs,
   failStatement,
   noteFailure,
   noteUpstreamError,
+  routeNames,
   txStatus,
   upstreamOf,
 } from './session.ts';
@@ -67,12 +69,24 @@ async function execute(s: StatementSession, statements: PlannedStatement[], sink
   };
   for (const st of statements) {
     if (st.action === 'forward' || st.action === 'catalog') {
-      const next: Target = st.action === 'catalog' ? 'catalog' : 'warehouse';
+      const next = routeNames(s, st);
+      const statement = st.action === 'catalog' ? st.statement : st;
       if (next !== target) {
         await flush();
         target = next;
       }
-      batch.push(st.action === 'catalog' ? st.statement : st);
+      if (st.action === 'forward' && st.notice) {
+        await flush();
+        sink.notice(st.notice);
+      }
+      if (dropsEverywhere(st) && s.state.catalogOpened) {
+        // The catalog's names go too; the client gets the warehouse's one CommandComplete.
+        await flush();
+        if (failed) return;
+        await (await upstreamOf(s, 'catalog')).run([statement], SILENT);
+        target = 'warehouse';
+      }
+      batch.push(statement);
       continue;
     }
     await flush();
@@ -84,3 +98,19 @@ async function execute(s: StatementSession, statements: PlannedStatement[], sink
   }
   await flush();
 }
+
+/** A sink for a statement whose answer the client does not get (the catalog's copy of DEALLOCATE ALL). */
+const SILENT: ResultSink = {
+  relay: () => true,
+  rowDescription: () => true,
+  dataRow: () => true,
+  commandComplete: () => true,
+  emptyQuery: () => true,
+  copyOutResponse: () => true,
+  copyData: () => true,
+  copyDone: () => true,
+  notice: () => true,
+  error: () => true,
+  drain: async () => undefined,
+  closed: false,
+};

@@ -174,9 +174,40 @@ function checkSession(sql: string, kind: string): string[] {
       const value = String(v?.sval?.sval ?? v?.ival?.ival ?? v?.boolval?.boolval ?? '').toLowerCase();
       if (args.length !== 1 || !['on', 'true', 'yes', '1', 't', 'y'].includes(value)) return [`forwarded SET standard_conforming_strings other than on: ${sql}`];
     }
-    if (node === 'VariableSetStmt' && ['search_path', 'session_authorization', 'transaction_read_only', 'default_transaction_read_only', 'role'].includes(name)) return [`forwarded SET ${name}`];
+    if (node === 'VariableSetStmt' && ['transaction_read_only', 'default_transaction_read_only'].includes(name)) {
+      // Only tightening (issue 16): the read-only guard turned on, never off.
+      const v = ((body.args ?? []) as { A_Const?: { sval?: { sval: string } } }[])[0]?.A_Const?.sval?.sval?.toLowerCase();
+      if (body.kind !== 'VAR_SET_VALUE' || !['on', 'true', '1', 'yes'].includes(v ?? '')) return [`forwarded SET ${name} other than on: ${sql}`];
+      return [];
+    }
+    if (node === 'VariableSetStmt' && ['search_path', 'session_authorization', 'role'].includes(name)) return [`forwarded SET ${name}`];
   }
   return [];
+}
+
+/** The query Gatehouse wrote inside its DECLARE (`DECLARE name [options] CURSOR [WITH HOLD] FOR query`). */
+const DECLARED = /^DECLARE (?:"(?:[^"]|"")*"|[a-z_][a-z0-9_$]*)(?: (?:BINARY|INSENSITIVE|ASENSITIVE|SCROLL|NO SCROLL))* CURSOR(?: WITH HOLD)? FOR (.*)$/s;
+/** The query Gatehouse wrote inside its PREPARE (`PREPARE name [(types)] AS query`). */
+const PREPARED = /^PREPARE (?:"(?:[^"]|"")*"|[a-z_][a-z0-9_$]*)(?: \([^()]*(?:\([^()]*\)[^()]*)*\))? AS (.*)$/s;
+const NAME_NODES = new Set(['FetchStmt', 'ClosePortalStmt', 'ExecuteStmt', 'DeallocateStmt']);
+
+/** Problems with a forwarded cursor or prepared-statement statement (issue 16): what runs is checked like a SELECT. */
+async function checkNamed(sql: string): Promise<string[]> {
+  let parsed: { node: string; body: Record<string, unknown> }[];
+  try {
+    parsed = statementsIn(sql);
+  } catch (e) {
+    return [`forwarded text does not parse: ${(e as Error).message}`];
+  }
+  if (parsed.length !== 1) return [`forwarded text holds ${parsed.map((p) => p.node).join(', ')}`];
+  const { node } = parsed[0];
+  if (node === 'DeclareCursorStmt' || node === 'PrepareStmt') {
+    const m = (node === 'DeclareCursorStmt' ? DECLARED : PREPARED).exec(sql);
+    if (!m) return [`forwarded ${node} not as Gatehouse writes it`];
+    return checkQuery(m[1]);
+  }
+  if (!NAME_NODES.has(node)) return [`forwarded ${node} as kind other`];
+  return node === 'ExecuteStmt' ? checkForwardedText(sql, pools.text, lex, { relations: true }) : [];
 }
 
 async function problemsOf(ctxName: string, ctx: DecisionContext, sql: string): Promise<string[]> {
@@ -218,6 +249,9 @@ async function problemsOf(ctxName: string, ctx: DecisionContext, sql: string): P
     } else if (['set', 'show', 'reset', 'transaction', 'discard'].includes(st.kind)) {
       tally.session++;
       problems.push(...at(checkSession(st.sql, st.kind)));
+    } else if (st.kind === 'other' && st.names) {
+      tally.session++;
+      problems.push(...at(await checkNamed(st.sql)));
     } else problems.push(...at([`forwarded a statement of kind ${st.kind}`]));
   }
   return problems;

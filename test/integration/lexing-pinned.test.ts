@@ -84,7 +84,6 @@ describe('the upstream session starts with the lexing settings pinned', () => {
   const cases: [string, Record<string, string>][] = [
     ['nothing asked', {}],
     ['startup standard_conforming_strings=off', { standard_conforming_strings: 'off' }],
-    ['startup options -c standard_conforming_strings=off', { options: '-c standard_conforming_strings=off -c backslash_quote=on' }],
     ['startup Standard_Conforming_Strings=off, backslash_quote=on', { Standard_Conforming_Strings: 'off', backslash_quote: 'on' }],
     ['startup client_encoding=SQL_ASCII', { client_encoding: 'SQL_ASCII' }],
   ];
@@ -102,9 +101,25 @@ describe('the upstream session starts with the lexing settings pinned', () => {
     });
   }
 
+  it('startup options -c standard_conforming_strings=off refuse the startup (issue 16: nothing of options is dropped silently)', async () => {
+    for (const connect of [carol, bob]) {
+      const e = await connect(gh.port, { options: '-c standard_conforming_strings=off -c backslash_quote=on' }).then(
+        async (c) => {
+          await c.close();
+          return undefined;
+        },
+        (x: unknown) => x,
+      );
+      expect(e).toBeInstanceOf(ServerError);
+      expect((e as ServerError).fields.C).toBe('42501');
+      expect((e as ServerError).fields.S).toBe('FATAL');
+      expect((e as ServerError).fields.M).toMatch(/^startup option -c standard_conforming_strings=off refused: standard_conforming_strings stays on/);
+    }
+  });
+
   for (const reset of ['RESET ALL', 'DISCARD ALL', 'RESET standard_conforming_strings', 'SET standard_conforming_strings TO DEFAULT']) {
     it(`querier, after ${reset} (back to the session default: the startup value, not the database's off)`, async () => {
-      const c = await carol(gh.port, { options: '-c standard_conforming_strings=off' });
+      const c = await carol(gh.port, { standard_conforming_strings: 'off' });
       try {
         await c.query(reset);
         const r = await c.query(settings, { keepRows: 1 });
@@ -117,12 +132,13 @@ describe('the upstream session starts with the lexing settings pinned', () => {
     });
   }
 
-  it('psql with PGOPTIONS=-c standard_conforming_strings=off still gets on', async () => {
+  it('psql with PGOPTIONS=-c standard_conforming_strings=off is refused at startup, naming the option', async () => {
     const r = await psqlAs(gh.port, 'carol@acme.example', `SELECT current_setting('standard_conforming_strings')`, {
       PGOPTIONS: '-c standard_conforming_strings=off',
     });
-    expect(r.stderr).toBe('');
-    expect(r.stdout.trim()).toBe('on');
+    expect(r.code).not.toBe(0);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toContain('FATAL:  startup option -c standard_conforming_strings=off refused: standard_conforming_strings stays on');
   });
 
   // psql sends client_encoding=auto (resolved from the locale: SQL_ASCII under LANG=C) only on a
