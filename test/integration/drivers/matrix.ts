@@ -128,7 +128,7 @@ export type Outcomes = Record<string, Outcome>;
 /** Runs python/<script> as `<port> <user> <password> [variant]`; its last line is the JSON of its cases. */
 export async function runPython(script: string, port: number, user: string, variant?: string): Promise<Outcomes> {
   const out = await run(PYTHON, [resolve(import.meta.dirname, 'python', script), String(port), user, DEMO_PASSWORD, ...(variant ? [variant] : [])]);
-  return JSON.parse(out.trim().split('\n').at(-1)!) as Outcomes;
+  return JSON.parse(out.trim().split('\n').at(-1) ?? '{}') as Outcomes;
 }
 
 /** Runs java/DriverMatrix.java: lines "<case>\tOK\t<value>" or "<case>\tERR\t<SQLSTATE>\t<message>". */
