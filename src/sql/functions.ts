@@ -68,7 +68,6 @@ export const FUNCTION_DENYLIST: ReadonlySet<string> = new Set([
   'pg_switch_wal', 'pg_create_restore_point', 'pg_start_backup', 'pg_stop_backup',
   'pg_backup_start', 'pg_backup_stop', 'pg_signal_backend', 'pg_log_backend_memory_contexts',
   'pg_import_system_collations', 'pg_current_logfile', 'loread', 'lowrite',
-  'pg_notify',
   // ts_rewrite(query, 'SELECT ...') runs its second argument as SQL, as ts_stat does: any
   // function that takes SQL text is a way around every other check (an outside review ran
   // set_config, lo_from_bytea and pg_terminate_backend through it).
@@ -98,6 +97,13 @@ export const FUNCTION_DENY_SUBSTRINGS: readonly string[] = [
  * statement_timeout (docs/security.md, "Functions refused at every level, and why"). For a
  * Query Topics user a sleep is a timing oracle's clock and holds the shared catalog server.
  */
+/**
+ * Functions that are statements in disguise: allowed exactly where the statement is. pg_notify
+ * is NOTIFY (it reaches other sessions' LISTEN), so, like NOTIFY, it needs a connection with
+ * allow_writes and a level that may write there (queriers and up).
+ */
+export const WRITE_FUNCTIONS: ReadonlySet<string> = new Set(['pg_notify']);
+
 export const QUERY_TOPICS_DENY_PREFIXES: readonly string[] = ['pg_sleep'];
 
 export function isDeniedForQueryTopics(name: string): boolean {

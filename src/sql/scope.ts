@@ -10,7 +10,7 @@
 import type { DecisionContext } from '../policy/decision.ts';
 import type { AstNode } from './parse.ts';
 import { refuse } from './refusal.ts';
-import { deniedRelation, isDeniedForQueryTopics, isDeniedFunction } from './functions.ts';
+import { WRITE_FUNCTIONS, deniedRelation, isDeniedForQueryTopics, isDeniedFunction } from './functions.ts';
 import { type TopicInfo, addCondition, derivedSelect, pushableCopy } from './topic.ts';
 
 export type WalkMode = 'topics' | 'raw' | 'catalog';
@@ -234,6 +234,9 @@ export class Walker {
     }
     if (this.mode !== 'raw' && isDeniedForQueryTopics(name)) {
       refuse('denied_function', '42501', `function ${shown} is not permitted for query_topics users on connection ${this.ctx.connection.name}`);
+    }
+    if (WRITE_FUNCTIONS.has(name.toLowerCase()) && !(this.mode === 'raw' && this.ctx.connection.allowWrites)) {
+      refuse('read_only', '42501', `writes are not permitted on connection ${this.ctx.connection.name} (it does not set allow_writes): ${shown}, like NOTIFY, refused`);
     }
     if (name === 'current_setting') {
       const arg = fc.args?.[0]?.A_Const?.sval?.sval as string | undefined;

@@ -195,6 +195,13 @@ describe("the second attack round's findings", () => {
     expect((await decide(writable, 'INSERT INTO pg_cursor_test VALUES (1)')).outcome).toBe('run');
     expect((await decide(writable, 'DELETE FROM pg_authid')).outcome).toBe('refuse');
   });
+  it('NOTIFY and pg_notify agree: refused on a read-only connection, allowed where writes are, never for query_topics', async () => {
+    for (const q of ["NOTIFY ch, 'x'", "SELECT pg_notify('ch', 'x')", "SELECT pg_catalog.pg_notify('ch', 'x')"]) {
+      expect(refusedWith(await decide(carol, q)).message, q).toMatch(/^writes are not permitted on connection warehouse/);
+      expect((await decide(writable, q)).outcome, q).toBe('run');
+      expect((await decide(bob, q)).outcome, q).toBe('refuse');
+    }
+  });
   it('statistics and activity are refused at every level, on the catalog path too', async () => {
     for (const who of [bob, carol]) {
       for (const q of [
