@@ -202,7 +202,7 @@ export class Gateway implements ConnectionHandler {
     // upstream opens; a refusal refuses the startup (FATAL), nothing is dropped silently.
     let startupSets: PlannedStatement[];
     try {
-      startupSets = await decideStartupOptions(context, startup.params.options);
+      startupSets = await decideStartupOptions(context, startup.params.options, startup.params);
     } catch (e) {
       if (e instanceof GatehouseError) {
         this.logger.info({ ...fields, sqlstate: e.sqlstate, reason: e.message }, 'refused');

@@ -14,7 +14,7 @@ import type { DecisionContext, PlannedStatement } from './decision.ts';
 export interface StartupSetting {
   name: string;
   value: string;
-  /** As the client wrote it, for messages. */
+  /** As the client wrote it, for messages: `option -c name=value` or `parameter name=value`. */
   written: string;
 }
 
@@ -54,7 +54,7 @@ function setting(arg: string, written: string): StartupSetting {
   return {
     name: arg.slice(0, eq).replace(/-/g, '_').toLowerCase(),
     value: arg.slice(eq + 1),
-    written,
+    written: `option ${written}`,
   };
 }
 
@@ -79,9 +79,33 @@ export function parseStartupOptions(options: string): StartupSetting[] {
   return out;
 }
 
+/**
+ * Startup parameters Gatehouse handles itself: the connection's sign-in, the encoding it
+ * checks, `options` (above), and the ones it passes to the warehouse as they are
+ * (warehouses/types.ts FORWARDED_PARAMS), by lower-case name.
+ */
+const HANDLED_PARAMETERS = new Set(['user', 'database', 'options', 'client_encoding', 'application_name', 'datestyle', 'timezone', 'extra_float_digits']);
+
+/**
+ * Every other startup parameter is a setting to PostgreSQL (node-postgres sends
+ * statement_timeout and idle_in_transaction_session_timeout that way): decided as the SET
+ * it stands for, like an option, never dropped. `replication` asks for a replication
+ * connection, which Gatehouse does not serve.
+ */
+export function startupParameterSettings(params: Record<string, string>): StartupSetting[] {
+  const out: StartupSetting[] = [];
+  for (const [name, value] of Object.entries(params)) {
+    const lower = name.toLowerCase();
+    if (HANDLED_PARAMETERS.has(lower)) continue;
+    if (lower === 'replication') throw fatal('0A000', 'replication connections are not supported through Gatehouse');
+    out.push({ name: lower, value, written: `parameter ${name}=${value}` });
+  }
+  return out;
+}
+
 /** The SET Gatehouse writes for one startup setting (then decided like any client SET). */
 export function setStatementFor(s: StartupSetting): string {
-  if (s.value.includes('\0')) throw fatal('0A000', `startup option ${s.written} holds a NUL character`);
+  if (s.value.includes('\0')) throw fatal('0A000', `startup ${s.written} holds a NUL character`);
   return `SET ${s.name.split('.').map(quoteIdent).join('.')} TO ${safeLiteral(s.value)}`;
 }
 
@@ -89,26 +113,26 @@ export function setStatementFor(s: StartupSetting): string {
  * The statements to run on the upstream session before the client's first statement, one
  * decided SET per startup setting; throws the first refusal as a FATAL naming the option.
  */
-export async function decideStartupOptions(ctx: DecisionContext, options: string | undefined): Promise<PlannedStatement[]> {
-  if (options === undefined || options.trim() === '') return [];
+export async function decideStartupOptions(ctx: DecisionContext, options: string | undefined, params: Record<string, string> = {}): Promise<PlannedStatement[]> {
+  const settings = [...startupParameterSettings(params), ...(options === undefined || options.trim() === '' ? [] : parseStartupOptions(options))];
   const statements: PlannedStatement[] = [];
-  for (const s of parseStartupOptions(options)) {
+  for (const s of settings) {
     let sql: string;
     try {
       sql = setStatementFor(s);
     } catch (e) {
-      if (e instanceof Refusal) throw fatal('0A000', `startup option ${s.written} refused: ${e.error.message}`);
+      if (e instanceof Refusal) throw fatal('0A000', `startup ${s.written} refused: ${e.error.message}`);
       throw e;
     }
     const d = await decide(ctx, sql);
     if (d.outcome === 'refuse') {
-      throw new GatehouseError(d.error.sqlstate, `startup option ${s.written} refused: ${d.error.message}`, {
+      throw new GatehouseError(d.error.sqlstate, `startup ${s.written} refused: ${d.error.message}`, {
         severity: 'FATAL',
         hint: d.error.hint ?? 'remove it from options (PGOPTIONS); the session allows the same SET statements as it does after startup',
       });
     }
     if (d.outcome !== 'run' || d.statements.some((st) => st.action !== 'forward' || st.kind !== 'set')) {
-      throw fatal('0A000', `startup option ${s.written} is not a setting Gatehouse can apply at startup`, OPTIONS_HINT);
+      throw fatal('0A000', `startup ${s.written} is not a setting Gatehouse can apply at startup`, OPTIONS_HINT);
     }
     statements.push(...d.statements);
   }

@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { loadRules } from '../../../src/config/load.ts';
 import { GatehouseError } from '../../../src/errors.ts';
 import { sessionPolicy } from '../../../src/policy/session.ts';
-import { decideStartupOptions, parseStartupOptions, splitOptions } from '../../../src/policy/startup-options.ts';
+import { decideStartupOptions, parseStartupOptions, splitOptions, startupParameterSettings } from '../../../src/policy/startup-options.ts';
 import { bob, carol } from './demo-context.ts';
 
 async function fatalOf(p: Promise<unknown> | (() => unknown)): Promise<GatehouseError> {
@@ -32,10 +32,10 @@ describe('options: split as pg_split_opts does', () => {
       {
         name: 'statement_timeout',
         value: '5000',
-        written: '-c statement_timeout=5000',
+        written: 'option -c statement_timeout=5000',
       },
-      { name: 'datestyle', value: 'ISO', written: '-cDateStyle=ISO' },
-      { name: 'lock_timeout', value: '10s', written: '--lock-timeout=10s' },
+      { name: 'datestyle', value: 'ISO', written: 'option -cDateStyle=ISO' },
+      { name: 'lock_timeout', value: '10s', written: 'option --lock-timeout=10s' },
     ]);
   });
   it('any other switch refuses the startup, naming it', async () => {
@@ -57,6 +57,16 @@ describe('options: split as pg_split_opts does', () => {
 });
 
 describe('options: decided like the SET they stand for', () => {
+  it('other startup parameters are settings too (node-postgres sends statement_timeout so), never dropped; replication is refused', async () => {
+    expect(startupParameterSettings({ application_name: 'x', DateStyle: 'ISO', options: '-c a=b', statement_timeout: '3000', Idle_In_Transaction_Session_Timeout: '3s' })).toEqual([
+      { name: 'statement_timeout', value: '3000', written: 'parameter statement_timeout=3000' },
+      { name: 'idle_in_transaction_session_timeout', value: '3s', written: 'parameter Idle_In_Transaction_Session_Timeout=3s' },
+    ]);
+    expect(() => startupParameterSettings({ replication: 'database' })).toThrow(/replication connections are not supported/);
+    const sets = await decideStartupOptions(carol, undefined, { statement_timeout: '3000' });
+    expect(sets.map((st) => (st.action === 'forward' ? st.sql : ''))).toEqual(["SET statement_timeout TO '3000'"]);
+    await expect(decideStartupOptions(bob, undefined, { statement_timeout: '3000' })).rejects.toThrow(/^startup parameter statement_timeout=3000 refused/);
+  });
   it("carol's allowed settings become SETs written by Gatehouse", async () => {
     const sets = await decideStartupOptions(carol, '-c statement_timeout=5000 -c application_name=my\\ app');
     expect(sets.map((s) => s.action === 'forward' && s.sql)).toEqual(["SET statement_timeout TO '5000'", "SET application_name TO 'my app'"]);
