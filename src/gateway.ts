@@ -11,8 +11,8 @@ import { Directory } from './identity/directory.ts';
 import { sessionPolicy } from './policy/session.ts';
 import { decideStartupOptions } from './policy/startup-options.ts';
 import type { PlannedStatement } from './policy/decision.ts';
-import { extendedFlush, extendedMessage, extendedProtocolError, extendedSync } from './statements/extended.ts';
-import { type StatementSession, auditRefusal, newStatementState } from './statements/session.ts';
+import { extendedAbandoned, extendedFlush, extendedMessage, extendedProtocolError, extendedSync } from './statements/extended.ts';
+import { type StatementSession, auditRecord, auditRefusal, newStatementState } from './statements/session.ts';
 import { runQuery } from './statements/simple.ts';
 import { messages } from './warehouses/pg-framing.ts';
 import type { ResultSink } from './wire/sink.ts';
@@ -247,6 +247,10 @@ export class Gateway implements ConnectionHandler {
       onRefusal: (rule, error) => this.logger.info({ ...fields, rule, sqlstate: error.sqlstate, reason: error.message }, 'refused'),
       state: newStatementState(),
     };
+    // The startup options' SETs ran on the warehouse: audited like the statements they stand for.
+    for (const st of startupSets) {
+      if (st.action === 'forward') session.audit.statement(auditRecord(session, st.sql, { outcome: 'run', statements: [st], rule: 'startup_option', topics: [] }));
+    }
     let closed = false;
     return {
       parameterStatus: { ...parameterStatus(startup, params, user, upstream.serverVersion), ...reported },
@@ -267,6 +271,7 @@ export class Gateway implements ConnectionHandler {
       close: async () => {
         if (closed) return;
         closed = true;
+        extendedAbandoned(session);
         await catalog?.close();
         await upstream.close();
         this.record('session_end', fields);

@@ -18,7 +18,16 @@ import { checkTopicQuery } from '../sql/allowlist.ts';
 import { changesLexing, safeLiteral, writeSessionStatement } from '../sql/session-statement.ts';
 import { substituteSessionIdentity } from '../sql/identity.ts';
 
-const cache = new LRUCache<string, Decision>({ max: 5000 });
+/**
+ * Decisions by (context, text), bounded by count and by memory: a key holds the statement's
+ * text, and the decision its rewritten SQL (about as long), so an entry weighs about three
+ * times its text. Texts over CACHED_TEXT_MAX are not cached at all: a BI tool's statements
+ * repeat and are small, while a stream of distinct 1 MB statements (an outside review's
+ * memory exhaustion) would otherwise evict everything useful or fill the heap.
+ */
+const CACHE_MAX_BYTES = 64 * 1024 * 1024;
+const CACHED_TEXT_MAX = 64 * 1024;
+const cache = new LRUCache<string, Decision>({ max: 10_000, maxSize: CACHE_MAX_BYTES, sizeCalculation: (_d, key) => 3 * key.length + 256 });
 const topicMapIds = new WeakMap<object, number>();
 let nextTopicMapId = 1;
 
@@ -42,7 +51,7 @@ export async function decide(ctx: DecisionContext, sql: string): Promise<Decisio
   const hit = cache.get(key);
   if (hit) return hit;
   const decision = await decideUncached(ctx, sql);
-  cache.set(key, decision);
+  if (sql.length <= CACHED_TEXT_MAX) cache.set(key, decision);
   return decision;
 }
 

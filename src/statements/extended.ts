@@ -34,6 +34,14 @@ import {
 /** Messages held before they are written upstream without a Flush or Sync. */
 const MAX_HELD_MESSAGES = 256;
 
+/**
+ * Named prepared statements one session may hold, and their text in all: each one holds
+ * memory in a warehouse backend (an outside review grew one to 195 MB with 60 statements of
+ * 1 MB), and the warehouse is shared.
+ */
+export const MAX_PREPARED_STATEMENTS = 10_000;
+export const MAX_PREPARED_BYTES = 64 * 1024 * 1024;
+
 /** Messages since the last Sync that went, or will go, to one upstream. */
 interface Segment {
   target: Target;
@@ -98,7 +106,7 @@ export async function extendedMessage(s: StatementSession, m: ExtendedStep, sink
       x.segment = { target: admitted.target, upstream, held: [], sent: false };
     }
     x.segment!.held.push(admitted.step);
-    if (x.segment!.held.length >= MAX_HELD_MESSAGES) await send(x.segment!, sink, false);
+    if (x.segment!.held.length >= MAX_HELD_MESSAGES) await send(s, x, x.segment!, sink, false);
     return true;
   } catch (e) {
     exchanges.delete(s);
@@ -111,8 +119,8 @@ export async function extendedMessage(s: StatementSession, m: ExtendedStep, sink
 
 /** Flush: what the client sent so far is answered now. */
 export async function extendedFlush(s: StatementSession, sink: ResultSink): Promise<void> {
-  const seg = exchanges.get(s)?.segment;
-  if (seg) await send(seg, sink, true).catch((e) => failStatement(s, e, sink, exchanges.get(s)?.records ?? []));
+  const x = exchanges.get(s);
+  if (x?.segment) await send(s, x, x.segment, sink, true).catch((e) => failStatement(s, e, sink, x.records));
 }
 
 /** Sync: the exchange ends (its implicit transaction commits); returns ReadyForQuery's status and whether it failed. */
@@ -153,6 +161,15 @@ export async function extendedProtocolError(s: StatementSession, what: string, r
   }
 }
 
+/** The session ends inside an exchange (no Sync came): what was decided is audited all the same. */
+export function extendedAbandoned(s: StatementSession): void {
+  const x = exchanges.get(s);
+  exchanges.delete(s);
+  if (!x) return;
+  for (const r of x.records) r.upstream_error ??= 'the session ended before Sync';
+  writeRecords(s, x);
+}
+
 async function extendedUpstream(s: StatementSession, target: Target): Promise<WarehouseSession> {
   const upstream = await upstreamOf(s, target);
   if (!upstream.sendExtended) {
@@ -163,10 +180,13 @@ async function extendedUpstream(s: StatementSession, target: Target): Promise<Wa
   return upstream;
 }
 
-async function send(seg: Segment, sink: ResultSink, flush: boolean): Promise<void> {
+async function send(s: StatementSession, x: Exchange, seg: Segment, sink: ResultSink, flush: boolean): Promise<void> {
   const held = seg.held;
   seg.held = [];
   seg.sent = true;
+  // Audited before it runs: a client that reads its rows after Flush and never sends Sync
+  // (or closes) must leave the same records as one that does (an outside review read rows so).
+  writeRecords(s, x);
   await seg.upstream.sendExtended!(held, sink, flush);
 }
 
@@ -206,7 +226,10 @@ async function admit(s: StatementSession, x: Exchange, m: ExtendedStep, sink: Re
   const { prepared, portals } = s.state;
   switch (m.type) {
     case 'Parse': {
-      const { decision, sql, target } = await decideParse(s, m.query, m.paramTypes, sink);
+      const decided = await decideParse(s, m.query, m.paramTypes, sink);
+      const { sql, target } = decided;
+      const tooMany = decided.decision.outcome === 'run' && m.name !== '' && !prepared.has(m.name) ? preparedLimit(s, sql.length) : undefined;
+      const decision: Decision = tooMany ? { outcome: 'refuse', rule: 'prepared_statements.limit', error: tooMany } : decided.decision;
       x.records.push(auditRecord(s, m.query, decision));
       if (decision.outcome === 'refuse') {
         s.onRefusal?.(decision.rule, decision.error);
@@ -214,7 +237,7 @@ async function admit(s: StatementSession, x: Exchange, m: ExtendedStep, sink: Re
       }
       const ends = decision.outcome === 'run' && decision.rule === 'aborted_transaction.end';
       x.endsAborted ||= ends;
-      prepared.set(m.name, { endsAbortedTransaction: ends, target });
+      prepared.set(m.name, { endsAbortedTransaction: ends, target, bytes: m.name === '' ? 0 : sql.length });
       return { target, step: { ...m, query: sql } };
     }
     case 'Bind': {
@@ -248,6 +271,16 @@ async function admit(s: StatementSession, x: Exchange, m: ExtendedStep, sink: Re
       return { target, step: m };
     }
   }
+}
+
+/** Why one more named statement of `bytes` would be too many for the session, or undefined. */
+function preparedLimit(s: StatementSession, bytes: number): GatehouseError | undefined {
+  let total = bytes;
+  for (const p of s.state.prepared.values()) total += p.bytes ?? 0;
+  if (s.state.prepared.size < MAX_PREPARED_STATEMENTS && total <= MAX_PREPARED_BYTES) return undefined;
+  return new GatehouseError('54000', `this session holds too many prepared statements (at most ${MAX_PREPARED_STATEMENTS}, ${MAX_PREPARED_BYTES / 1024 / 1024} MB of text)`, {
+    hint: 'close statements the client no longer uses (Close, DEALLOCATE)',
+  });
 }
 
 function refused(s: StatementSession, what: string, rule: string, error: GatehouseError): Admitted {

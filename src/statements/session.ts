@@ -18,6 +18,8 @@ export interface PreparedStatement {
   target: Target;
   /** Parsed while Gatehouse held the transaction aborted: the ROLLBACK that ends it. */
   endsAbortedTransaction: boolean;
+  /** The text's length, for the session's bound on prepared statements (extended.ts). */
+  bytes?: number;
 }
 
 /**

@@ -100,7 +100,7 @@ describe('the upstream session starts with the lexing settings pinned', () => {
   }
 
   it('a startup parameter standard_conforming_strings=off refuses the startup, as the option does (nothing is dropped silently)', async () => {
-    for (const params of [{ standard_conforming_strings: 'off' }, { Standard_Conforming_Strings: 'off', backslash_quote: 'on' }]) {
+    for (const params of [{ standard_conforming_strings: 'off' }, { Standard_Conforming_Strings: 'off', backslash_quote: 'on' }] as Record<string, string>[]) {
       const e = await carol(gh.port, params).then(
         async (c) => {
           await c.close();

@@ -120,6 +120,16 @@ describe('a refusal in the middle of an extended exchange', () => {
     await c.close();
   });
 
+  it('rows read after Flush are audited even when the client never sends Sync and leaves', async () => {
+    const c = await raw();
+    c.socket.write(Buffer.concat([P('SELECT id FROM orders WHERE id < 3 /* audit-after-flush */'), B(), E(), FLUSH]));
+    expect(await take(c, 5)).toEqual(['ParseComplete', 'BindComplete', 'DataRow', 'DataRow', 'CommandComplete']);
+    c.socket.destroy();
+    await vi.waitFor(() => {
+      expect(auditLines().filter((r) => String(r.statement).includes('audit-after-flush'))).toMatchObject([{ decision: 'allowed', user: CAROL }]);
+    });
+  });
+
   it('every refusal is audited, whichever path refused it', async () => {
     const c = await raw();
     c.socket.write(Buffer.concat([B('', 'never_prepared'), syncMessage()]));

@@ -149,6 +149,17 @@ describe('the extended protocol path', () => {
     expect(sink.errors()).toMatchObject([{ C: '26000' }]);
   });
 
+  it('a session holds at most 10,000 named prepared statements: the next Parse is 54000, audited; re-preparing a held name is fine', async () => {
+    const { s, records } = session(carol);
+    for (let i = 0; i < 10_000; i++) s.state.prepared.set(`p${i}`, { target: 'warehouse', endsAbortedTransaction: false, bytes: 10 });
+    const sink = new CollectingSink();
+    await runExtended(s, [parse('SELECT 1', 'one_more')], sink);
+    expect(sink.errors()).toMatchObject([{ C: '54000' }]);
+    expect(records.at(-1)).toMatchObject({ decision: 'refused', rule: 'prepared_statements.limit', statement: 'SELECT 1' });
+    await runExtended(s, [parse('SELECT 2', 'p1'), parse('SELECT 3')], sink);
+    expect(sink.errors()).toHaveLength(1);
+  });
+
   it('mirrors PostgreSQL for several statements in one Parse (42601) and refuses EXPLAIN for topic users (0A000)', async () => {
     const { s, warehouse } = session();
     const sink = new CollectingSink();
