@@ -425,7 +425,7 @@ export class UpstreamConnection {
     this.running = undefined;
     if (this.mode === 'run') this.mode = 'idle';
     this.socket.resume();
-    st.resolve({ status: st.finished ?? this.txStatus, error: st.error, aborted: st.aborted === true });
+    st.resolve({ status: st.finished ?? this.txStatus, error: st.error, aborted: st.aborted === true, ...(st.stopped ? { stopped: true } : {}) });
   }
 
   /** The client went away mid-statement: stop the upstream work and end the run. */

@@ -101,6 +101,12 @@ export interface RunOutcome {
   error?: UpstreamError;
   /** The exchange ended with Gatehouse's own failing message (abortExtended) and no earlier error. */
   aborted: boolean;
+  /**
+   * Gatehouse ended the run itself (a result limit): the client got Gatehouse's error, which the
+   * warehouse's transaction may not reflect (the statement may have completed there), so the
+   * statement path holds an open transaction aborted, as the client was told.
+   */
+  stopped?: boolean;
 }
 
 export interface WarehouseSession {
