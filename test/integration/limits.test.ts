@@ -192,8 +192,23 @@ describe('sessions, statement timeout and result size', () => {
       expect(e.detail).toContain('limits.max_result_rows in rules/acme/org.yaml');
       // Exactly the limit is a result.
       expect((await c.query('SELECT id FROM orders ORDER BY id LIMIT 1000')).rows).toHaveLength(1000);
-      // The extended protocol (a parameter), and a cursor's fetches add up.
+      // The extended protocol (a parameter), and row-limited Executes add up (node-postgres fetches 300 at a time, as a cursor does).
       expect(await failure(c.query({ text: 'SELECT * FROM orders WHERE amount > $1', values: [-1] }))).toMatchObject({ code: '54000' });
+      const fetched: unknown[] = [];
+      const byFetch = await failure(
+        new Promise((resolve, reject) => {
+          const q = c.query(new pg.Query({ text: 'SELECT id FROM orders WHERE amount > $1', values: [-1], rows: 300 } as pg.QueryConfig));
+          q.on('row', (row: unknown) => fetched.push(row));
+          // As pg-cursor does: after an error in a row-limited exchange the client sends the Sync (node-postgres's Query does not).
+          q.on('error', (e) => {
+            (c as unknown as { connection: { sync(): void } }).connection.sync();
+            reject(e);
+          });
+          q.on('end', resolve);
+        }),
+      );
+      expect(byFetch).toMatchObject({ code: '54000' });
+      expect(fetched.length).toBeLessThanOrEqual(1000);
       expect((await c.query('SELECT count(*)::int AS n FROM orders')).rows).toEqual([{ n: 5000 }]);
       // Inside a transaction, the transaction is failed, as by any error.
       await c.query('BEGIN');
