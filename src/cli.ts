@@ -73,12 +73,32 @@ Users: alice (admin), bob (EMEA), grace (EMEA+APAC), erin (ALL), frank (no regio
 Audit records: ${join(state, 'audit.jsonl')}. Health and metrics: http://${running.host}:${running.adminPort}/healthz, /metrics. Ctrl-C stops.
 `);
   }
-  const stop = async () => {
-    await running.close();
-    process.exit(0);
+  // Graceful shutdown (docs/rules.md): the first SIGTERM or SIGINT stops accepting and lets
+  // running statements finish (server.shutdown_timeout); a second one ends that wait now.
+  // Either way sessions end with 57P01, the audit trail is written, the embedded warehouses
+  // stop, and the process exits 0.
+  let stopping = false;
+  const stop = (signal: NodeJS.Signals) => {
+    if (stopping) {
+      running.logger.warn({ signal }, 'shutdown: second signal, ending running statements now');
+      running.hurry();
+      return;
+    }
+    stopping = true;
+    running.logger.info({ signal }, 'shutdown: no new connections; waiting for running statements');
+    running.close().then(
+      () => {
+        running.logger.info('gatehouse stopped');
+        process.exit(0);
+      },
+      (e) => {
+        running.logger.error({ err: e }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
   };
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
   return new Promise<number>(() => {});
 }
 

@@ -8,6 +8,8 @@ import type { Connection, Org, Rules, User } from './config/model.ts';
 import { GatehouseError } from './errors.ts';
 import { type CatalogHost, TopicCatalog } from './catalog/catalog.ts';
 import { Directory } from './identity/directory.ts';
+import { type LimitName, SessionCounter, statementLimits } from './limits/limits.ts';
+import { withStatementDeadline } from './limits/statement-deadline.ts';
 import { sessionPolicy } from './policy/session.ts';
 import { decideStartupOptions } from './policy/startup-options.ts';
 import type { PlannedStatement } from './policy/decision.ts';
@@ -32,6 +34,8 @@ export class Gateway implements ConnectionHandler {
   private readonly retrying = new Map<string, Promise<void>>();
   /** Topic catalogs (src/catalog), by connection: created for the first Query Topics session, started on its first catalog query. */
   private readonly catalogs = new Map<string, TopicCatalog>();
+  /** Signed-in sessions in all, per org and per user (src/limits). */
+  readonly sessions: SessionCounter;
 
   constructor(
     private rules: Rules,
@@ -41,6 +45,7 @@ export class Gateway implements ConnectionHandler {
     private readonly stateDir: string,
   ) {
     this.directory = new Directory(rules);
+    this.sessions = new SessionCounter(rules.server, rules.orgs);
   }
 
   /**
@@ -155,13 +160,23 @@ export class Gateway implements ConnectionHandler {
     return this.directory.verifierFor(user);
   }
 
-  log(event: 'auth_failed' | 'protocol_error' | 'session_start' | 'session_end', fields: Record<string, unknown>): void {
+  log(event: 'auth_failed' | 'protocol_error' | 'session_start' | 'session_end' | 'limit_reached', fields: Record<string, unknown>): void {
     if (event === 'protocol_error') this.logger.warn(fields, event);
+    else if (event === 'limit_reached') {
+      const org = typeof fields.user === 'string' ? this.directory.find(fields.user)?.org : undefined;
+      this.limitReached({ org, connection: fields.database, ...fields }, fields.limit as LimitName, fields.value as number);
+    }
     else if (event === 'auth_failed') {
       this.logger.info(fields, event);
       this.audit.event(event, fields);
     }
     // session_start/session_end: recorded by openSession and close, which know org, connection and level.
+  }
+
+  /** A limit stopped something (src/limits): logged, audited, counted on /metrics (through the audit sink). */
+  private limitReached(fields: Record<string, unknown>, limit: LimitName, value: number): void {
+    this.logger.warn({ ...fields, limit, value }, 'limit reached');
+    this.audit.event('limit_reached', { ...fields, limit, value });
   }
 
   private record(event: 'session_start' | 'session_end', fields: Record<string, unknown>): void {
@@ -213,12 +228,29 @@ export class Gateway implements ConnectionHandler {
     const params = forwardedParams(startup.params);
     const warehouse = this.warehouses.get(key(org.name, conn.name));
     if (!warehouse) throw new GatehouseError('08001', `connection "${conn.name}" is not started`, { severity: 'FATAL' });
+    // A slot of the user, the org and the server, taken before the upstream session opens.
+    const slot = this.sessions.admit(org.name, user.email);
+    if ('error' in slot) {
+      this.limitReached(fields, slot.limit, slot.value);
+      this.audit.event('session_start', { ...fields, refused: true, sqlstate: slot.error.sqlstate, reason: slot.error.message });
+      throw slot.error;
+    }
+    const limits = statementLimits(this.rules.server, org, conn);
+    const resultLimit = {
+      rows: limits.maxResultRows,
+      bytes: limits.maxResultBytes,
+      exceeded: (which: 'rows' | 'bytes') => {
+        this.limitReached(fields, `max_result_${which}`, which === 'rows' ? limits.maxResultRows : limits.maxResultBytes);
+        return limits.resultError(which);
+      },
+    };
     let upstream;
     try {
       if (this.unverified.has(key(org.name, conn.name))) await this.retryStart(org, conn, warehouse);
       // query_topics sessions run as the connection's topics account (least privilege per level).
-      upstream = await warehouse.openSession({ params, readOnly: !conn.allow_writes, account: accountFor(context.level) });
+      upstream = await warehouse.openSession({ params, readOnly: !conn.allow_writes, account: accountFor(context.level), resultLimit });
     } catch (e) {
+      slot.release();
       if (e instanceof GatehouseError) throw new GatehouseError(e.sqlstate, e.message, { severity: 'FATAL', detail: e.detail, hint: e.hint });
       throw e;
     }
@@ -226,6 +258,7 @@ export class Gateway implements ConnectionHandler {
     if (startupSets.length > 0) {
       const failure = await applyStartupSettings(upstream, startupSets, reported);
       if (failure) {
+        slot.release();
         await upstream.close().catch(() => undefined);
         this.logger.info({ ...fields, sqlstate: failure.sqlstate, reason: failure.message }, 'refused');
         this.audit.event('session_start', { ...fields, refused: true, sqlstate: failure.sqlstate, reason: failure.message });
@@ -252,7 +285,7 @@ export class Gateway implements ConnectionHandler {
       if (st.action === 'forward') session.audit.statement(auditRecord(session, st.sql, { outcome: 'run', statements: [st], rule: 'startup_option', topics: [] }));
     }
     let closed = false;
-    return {
+    const served: ServerSession = {
       parameterStatus: { ...parameterStatus(startup, params, user, upstream.serverVersion), ...reported },
       query: (sql, sink) => runQuery(session, sql, sink),
       extended: (msg, sink) => extendedMessage(session, msg, sink),
@@ -271,12 +304,17 @@ export class Gateway implements ConnectionHandler {
       close: async () => {
         if (closed) return;
         closed = true;
+        slot.release();
         extendedAbandoned(session);
         await catalog?.close();
         await upstream.close();
         this.record('session_end', fields);
       },
     };
+    return withStatementDeadline(served, limits.statementTimeout, () => {
+      this.limitReached(fields, 'statement_timeout', limits.statementTimeout);
+      void Promise.resolve(upstream.cancel?.(limits.timeoutError())).catch((e) => this.logger.warn({ ...fields, err: (e as Error).message }, 'cancel failed'));
+    });
   }
 }
 

@@ -33,7 +33,14 @@ export interface RunningGatehouse {
   port: number;
   adminPort: number;
   gateway: Gateway;
+  logger: Logger;
+  /**
+   * Graceful: stop accepting; idle sessions end now with 57P01, busy ones after their statement
+   * or at server.shutdown_timeout; then the admin endpoint, the warehouses, the audit trail.
+   */
   close(): Promise<void>;
+  /** Ends close()'s wait for running statements now. */
+  hurry(): void;
 }
 
 export async function serve(opts: ServeOptions): Promise<RunningGatehouse> {
@@ -57,6 +64,10 @@ export async function serve(opts: ServeOptions): Promise<RunningGatehouse> {
       handler: gateway,
       maxMessageBytes: rules.server.max_message_bytes,
       logger,
+      authTimeoutMs: rules.server.authentication_timeout,
+      idleSessionTimeoutMs: rules.server.idle_session_timeout,
+      idleInTransactionTimeoutMs: rules.server.idle_in_transaction_session_timeout,
+      closeGraceMs: rules.server.shutdown_timeout,
     });
     const listening = wire;
     admin = await startAdminServer({
@@ -81,6 +92,8 @@ export async function serve(opts: ServeOptions): Promise<RunningGatehouse> {
     port,
     adminPort: admin.port,
     gateway,
+    logger,
+    hurry: () => listening.hurry(),
     close: async () => {
       await listening.close();
       await admin.close();

@@ -17,6 +17,12 @@ export class Metrics {
     registers: [this.registry],
   });
   readonly sessions = new Gauge({ name: 'gatehouse_sessions', help: 'Open client sessions', labelNames: ['org'] as const, registers: [this.registry] });
+  readonly limitRefusals = new Counter({
+    name: 'gatehouse_limit_refusals_total',
+    help: 'Sessions refused or ended and statements stopped by a limit (max_sessions_per_user, statement_timeout, max_result_rows...)',
+    labelNames: ['limit'] as const,
+    registers: [this.registry],
+  });
   readonly authFailures = new Counter({ name: 'gatehouse_auth_failures_total', help: 'Failed sign-ins (wrong password or unknown user)', registers: [this.registry] });
 
   constructor() {

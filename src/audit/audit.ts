@@ -31,8 +31,11 @@ export interface AuditSink {
   statement(record: StatementRecord): void;
   /** Set while records cannot be written: the statement path refuses statements then. */
   failure?(): GatehouseError | undefined;
-  event(kind: 'auth_failed' | 'session_start' | 'session_end', fields: Record<string, unknown>): void;
+  event(kind: AuditEvent, fields: Record<string, unknown>): void;
 }
+
+/** A limit_reached record names the limit (`limit`, src/limits) and its `value`, beside who hit it. */
+export type AuditEvent = 'auth_failed' | 'session_start' | 'session_end' | 'limit_reached';
 
 /** Lines are written at most this long after the statement they record... */
 const AUDIT_FLUSH_MS = 20;
@@ -65,7 +68,7 @@ class AuditFile implements AuditSink {
     this.append({ type: 'statement', ...record });
   }
 
-  event(kind: 'auth_failed' | 'session_start' | 'session_end', fields: Record<string, unknown>): void {
+  event(kind: AuditEvent, fields: Record<string, unknown>): void {
     this.append({ type: kind, ...fields });
   }
 
@@ -161,6 +164,7 @@ export function countedAudit(inner: AuditSink, metrics: Metrics): AuditSink {
     },
     event(kind, fields) {
       if (kind === 'auth_failed') metrics.authFailures.inc();
+      else if (kind === 'limit_reached') metrics.limitRefusals.inc({ limit: String(fields.limit) });
       else if (!fields.refused) metrics.sessions.inc({ org: String(fields.org) }, kind === 'session_start' ? 1 : -1);
       inner.event(kind, fields);
     },

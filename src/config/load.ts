@@ -78,6 +78,7 @@ export function loadRules(dir: string): Rules {
     const org: Org = {
       name: orgDoc.name,
       dir: orgDir,
+      limits: orgDoc.limits,
       groups: orgDoc.groups,
       users: new Map(),
       connections: new Map(),
@@ -114,12 +115,13 @@ export function loadRules(dir: string): Rules {
       for (const u of Object.keys(c.permissions.users)) {
         if (!org.users.has(u.toLowerCase())) problems.push({ file: rel(file), path: `permissions.users.${u}`, reason: `unknown user ${u}` });
       }
-      const { allow_writes, topics_schema, permissions, ...target } = c;
+      const { allow_writes, topics_schema, permissions, statement_timeout, ...target } = c;
       const connection: Connection = {
         name,
         org: org.name,
         target: target.kind === 'embedded' ? { kind: 'embedded', seed: target.seed } : target,
         allow_writes,
+        ...(statement_timeout === undefined ? {} : { statement_timeout }),
         topics_schema,
         permissions: {
           default: permissions.default,

@@ -58,6 +58,8 @@ export interface Connection {
   org: string;
   target: ConnectionTarget;
   allow_writes: boolean;
+  /** Gatehouse's deadline for each statement on this connection, in ms (0: none); absent: the org's or the server's. */
+  statement_timeout?: number;
   permissions: Permissions;
   /** Schema under which queriers and connection admins read topics, governed. */
   topics_schema: string;
@@ -93,9 +95,21 @@ export interface PolicyTest {
   contains?: string[];
 }
 
+/** An org's own limits (org.yaml `limits`): each replaces the server-wide value for the org. */
+export interface OrgLimits {
+  max_sessions?: number;
+  max_sessions_per_user?: number;
+  /** ms; 0: none. */
+  statement_timeout?: number;
+  /** 0: none. */
+  max_result_rows?: number;
+  max_result_bytes?: number;
+}
+
 export interface Org {
   name: string;
   dir: string;
+  limits: OrgLimits;
   users: Map<string, User>;
   groups: string[];
   connections: Map<string, Connection>;
@@ -111,6 +125,23 @@ export interface ServerConfig {
   max_statement_bytes: number;
   /** Any protocol message longer than this is a protocol violation (08P01). */
   max_message_bytes: number;
+  /** Signed-in sessions at once: in all, per org (org.yaml limits.max_sessions replaces it) and per user (53300). */
+  max_sessions: number;
+  max_sessions_per_org: number;
+  max_sessions_per_user: number;
+  /** Durations in ms; 0 turns a timeout off. From connect to ReadyForQuery (FATAL 57014 when over). */
+  authentication_timeout: number;
+  /** A signed-in session waiting for a command outside a transaction (FATAL 57P05). */
+  idle_session_timeout: number;
+  /** A session waiting for a command inside a transaction (FATAL 25P03). */
+  idle_in_transaction_session_timeout: number;
+  /** Gatehouse's deadline for each statement (57014); a connection's or org's own replaces it. */
+  statement_timeout: number;
+  /** Rows and bytes of one result (54000, the session stays usable); 0: none. An org's own replaces them. */
+  max_result_rows: number;
+  max_result_bytes: number;
+  /** On SIGTERM/SIGINT: how long running statements may finish before every session is ended (57P01). */
+  shutdown_timeout: number;
 }
 
 export interface Rules {

@@ -11,6 +11,19 @@ const duration = z.union([
   z.number().int().min(0).transform((n) => `${n}ms`),
   z.string().regex(/^\d+(ms|s|min|h|d)$/, "must be a number of milliseconds or digits and a unit: ms, s, min, h, d (e.g. '30s')"),
 ]);
+/** A duration in milliseconds: a number of milliseconds, or digits and a unit ('30s', '5min'); 0 means none (off). */
+export const durationMs = z.union([
+  z.number().int().min(0),
+  z
+    .string()
+    .regex(/^\d+(ms|s|min|h|d)$/, "must be a number of milliseconds or digits and a unit: ms, s, min, h, d (e.g. '30s')")
+    .transform((s) => {
+      const [, n, unit] = /^(\d+)(ms|s|min|h|d)$/.exec(s)!;
+      return Number(n) * { ms: 1, s: 1000, min: 60_000, h: 3_600_000, d: 86_400_000 }[unit as 'ms'];
+    }),
+]);
+/** A count limit: a positive number, or 0 for none. */
+const countLimit = z.number().int().min(0);
 const attributeValue = z.union([z.string(), z.number().transform(String)]);
 
 export const serverFileSchema = z
@@ -22,15 +35,37 @@ export const serverFileSchema = z
         admin_port: z.number().int().min(0).max(65535).default(6480),
         max_statement_bytes: z.number().int().positive().default(1024 * 1024),
         max_message_bytes: z.number().int().positive().default(16 * 1024 * 1024),
+        // Operating under load (docs/rules.md explains each default).
+        max_sessions: z.number().int().positive().default(1000),
+        max_sessions_per_org: z.number().int().positive().default(200),
+        max_sessions_per_user: z.number().int().positive().default(20),
+        authentication_timeout: durationMs.refine((ms) => ms > 0, 'must be more than 0').default(60_000),
+        idle_session_timeout: durationMs.default(0),
+        idle_in_transaction_session_timeout: durationMs.default(3_600_000),
+        statement_timeout: durationMs.default(0),
+        max_result_rows: countLimit.default(0),
+        max_result_bytes: countLimit.default(0),
+        shutdown_timeout: durationMs.default(30_000),
       })
       .strict()
-      .default({ host: '127.0.0.1', port: 6432, admin_port: 6480, max_statement_bytes: 1048576, max_message_bytes: 16777216 }),
+      .prefault({}),
   })
   .strict();
 
 export const orgFileSchema = z
   .object({
     name: identifier,
+    // The org's own limits: each replaces the server-wide one (gatehouse.yaml) for this org.
+    limits: z
+      .object({
+        max_sessions: z.number().int().positive().optional(),
+        max_sessions_per_user: z.number().int().positive().optional(),
+        statement_timeout: durationMs.optional(),
+        max_result_rows: countLimit.optional(),
+        max_result_bytes: countLimit.optional(),
+      })
+      .strict()
+      .default({}),
     groups: z.array(identifier).default([]),
     users: z
       .array(
@@ -61,6 +96,8 @@ const permissions = z
 
 const common = {
   allow_writes: z.boolean().default(false),
+  /** Gatehouse's own deadline for every statement on this connection (replaces the org's and the server's). */
+  statement_timeout: durationMs.optional(),
   topics_schema: identifier.default('topics'),
   permissions: permissions.default({ default: 'no_access', groups: {}, users: {} }),
 };

@@ -64,6 +64,8 @@ async function execute(s: StatementSession, statements: PlannedStatement[], sink
       const outcome = await (await upstreamOf(s, target)).run(batch, sink);
       noteUpstreamError([record], outcome);
       failed = outcome.error !== undefined;
+      // A result limit stopped it: inside a transaction, the transaction is failed as the client was told.
+      if (outcome.stopped) noteFailure(s);
     }
     batch = [];
   };

@@ -66,8 +66,8 @@ export function wholeMessagesEnd(buf: Buffer): number {
 }
 
 export interface MessageVisitor {
-  /** Whether this message type is handled by `message` instead of being relayed. */
-  consumes(type: number): boolean;
+  /** Whether this message type is handled by `message` instead of being relayed; `length` is the whole message's, header included. */
+  consumes(type: number, length: number): boolean;
   /** A run of consecutive whole messages to relay unchanged. */
   run(messages: Buffer): void;
   /** One consumed message: its type and body (without the 5-byte header). */
@@ -85,7 +85,7 @@ export function visitMessages(buf: Buffer, v: MessageVisitor): void {
   while (off < buf.length) {
     const type = buf[off];
     const end = off + 1 + buf.readInt32BE(off + 1);
-    if (v.consumes(type)) {
+    if (v.consumes(type, end - off)) {
       if (off > runStart) v.run(buf.subarray(runStart, off));
       v.message(type, buf.subarray(off + 5, end));
       runStart = end;

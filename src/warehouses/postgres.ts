@@ -33,6 +33,7 @@ import {
 import {
   PINNED_LEXING,
   type TxStatus,
+  type ResultLimit,
   type RunOutcome,
   type UpstreamError,
   type Warehouse,
@@ -119,6 +120,15 @@ interface RunState {
   abortToken?: string;
   /** Gatehouse's own failing Bind was answered: no earlier message of the run failed. */
   aborted?: boolean;
+  /** The org's result limits, and the current result's rows and bytes so far (reset at CommandComplete). */
+  limit?: ResultLimit;
+  rows: number;
+  bytes: number;
+  /** A result passed a limit: this error replaces the rest of the run (sent once), then only ReadyForQuery is relayed. */
+  stopped?: GatehouseError;
+  stopSent?: boolean;
+  /** Gatehouse canceled the run for a limit (statement timeout): the warehouse's 57014 is replaced by this. */
+  cancelAs?: GatehouseError;
 }
 
 type Message = { type: number; body: Buffer };
@@ -294,8 +304,8 @@ export class UpstreamConnection {
     if (this.mode === 'run' && st && !st.done) {
       if (st.sink.closed) return this.clientGone(st);
       visitMessages(buf, {
-        consumes: (t) => st.done || t === MSG.ReadyForQuery || t === MSG.ParameterStatus || t === MSG.CopyInResponse
-          || t === MSG.CopyBothResponse || t === MSG.BackendKeyData || t === MSG.ErrorResponse,
+        consumes: (t, length) => st.done || st.stopped !== undefined || t === MSG.ReadyForQuery || t === MSG.ParameterStatus || t === MSG.CopyInResponse
+          || t === MSG.CopyBothResponse || t === MSG.BackendKeyData || t === MSG.ErrorResponse || (st.limit !== undefined && this.overLimit(st, t, length)),
         run: (msgs) => {
           if (!st.sink.relay(msgs)) st.draining = true;
         },
@@ -308,9 +318,48 @@ export class UpstreamConnection {
     visitMessages(buf, { consumes: () => true, run: () => {}, message: (type, body) => this.consumed(type, body) });
   }
 
+  /**
+   * Counts a result's rows and bytes (only the type and length, from the framing already read);
+   * true when this row passes a limit: it is dropped, the statement is canceled upstream, and the
+   * run is stopped (consumed() sends the error in the row's place, in order).
+   */
+  private overLimit(st: RunState, type: number, length: number): boolean {
+    if (type === MSG.CommandComplete) {
+      st.rows = 0;
+      st.bytes = 0;
+      return false;
+    }
+    if (type !== MSG.DataRow && type !== MSG.CopyData) return false;
+    st.rows++;
+    st.bytes += length;
+    const { rows, bytes } = st.limit!;
+    const which = rows > 0 && st.rows > rows ? 'rows' : bytes > 0 && st.bytes > bytes ? 'bytes' : undefined;
+    if (!which) return false;
+    st.stopped = st.limit!.exceeded(which);
+    void this.cancel();
+    return true;
+  }
+
   private consumed(type: number, body: Buffer, st?: RunState): void {
+    if (st?.stopped && !st.done && type !== MSG.ReadyForQuery && type !== MSG.ParameterStatus) {
+      // The rest of the run after a result limit: the error once, in the place of the first row
+      // over it; nothing else (the warehouse's 57014 for the cancel, later rows, CommandComplete)
+      // until ReadyForQuery. A COPY FROM STDIN that still starts is refused so the run can end.
+      if (!st.stopSent) {
+        st.stopSent = true;
+        st.error = { sqlstate: st.stopped.sqlstate, message: st.stopped.message, severity: 'ERROR' };
+        if (!st.sink.error(st.stopped)) st.draining = true;
+      }
+      if (type === MSG.CopyInResponse || type === MSG.CopyBothResponse) this.send(frame(0x66, cstring('the result limit was reached')));
+      return;
+    }
     if (type === MSG.ErrorResponse && st && !st.done) {
       const f = errorFields(body);
+      if (st.cancelAs && f.C === '57014') {
+        st.error ??= { sqlstate: st.cancelAs.sqlstate, message: st.cancelAs.message, severity: 'ERROR' };
+        if (!st.sink.error(st.cancelAs)) st.draining = true;
+        return;
+      }
       if (st.abortToken && f.C === '26000' && f.M?.includes(st.abortToken)) {
         st.aborted = true;
         return;
@@ -376,7 +425,7 @@ export class UpstreamConnection {
     this.running = undefined;
     if (this.mode === 'run') this.mode = 'idle';
     this.socket.resume();
-    st.resolve({ status: st.finished ?? this.txStatus, error: st.error, aborted: st.aborted === true });
+    st.resolve({ status: st.finished ?? this.txStatus, error: st.error, aborted: st.aborted === true, ...(st.stopped ? { stopped: true } : {}) });
   }
 
   /** The client went away mid-statement: stop the upstream work and end the run. */
@@ -428,16 +477,16 @@ export class UpstreamConnection {
   }
 
   /** Sends one simple Query and relays every result message to the sink; resolves at ReadyForQuery. */
-  query(sql: string, sink: ResultSink): Promise<RunOutcome> {
-    return this.exchange(queryMessage(sql), sink);
+  query(sql: string, sink: ResultSink, limit?: ResultLimit): Promise<RunOutcome> {
+    return this.exchange(queryMessage(sql), sink, limit);
   }
 
   /**
    * Sends frontend messages that end in a Query or a Sync and relays every response to the
    * sink until ReadyForQuery (whose status it resolves with, beside the run's first error).
    */
-  exchange(messages: Buffer, sink: ResultSink): Promise<RunOutcome> {
-    const outcome = this.startRun(sink);
+  exchange(messages: Buffer, sink: ResultSink, limit?: ResultLimit): Promise<RunOutcome> {
+    const outcome = this.startRun(sink, limit);
     this.write(messages);
     return outcome;
   }
@@ -447,14 +496,15 @@ export class UpstreamConnection {
    * messages are written as the client sends them (write), Flush and all, until a Sync ends
    * the run at ReadyForQuery.
    */
-  startRun(sink: ResultSink): Promise<RunOutcome> {
+  startRun(sink: ResultSink, limit?: ResultLimit): Promise<RunOutcome> {
     if (this.mode !== 'idle') {
       return Promise.reject(
         this.failure ?? new GatehouseError('08006', `warehouse connection of "${this.target.connection}" is busy`),
       );
     }
     return new Promise<RunOutcome>((resolve, reject) => {
-      const st: RunState = { sink, resolve, reject, done: false, draining: false };
+      const active = limit && (limit.rows > 0 || limit.bytes > 0) ? limit : undefined;
+      const st: RunState = { sink, resolve, reject, done: false, draining: false, limit: active, rows: 0, bytes: 0 };
       this.running = st;
       this.mode = 'run';
       st.timer = setInterval(() => {
@@ -509,8 +559,12 @@ export class UpstreamConnection {
     return { fields: sink.fields, rows: sink.rows };
   }
 
-  /** CancelRequest on a separate connection (protocol "Canceling Requests in Progress"). */
-  cancel(): Promise<void> {
+  /**
+   * CancelRequest on a separate connection (protocol "Canceling Requests in Progress"). With a
+   * reason (Gatehouse's statement timeout), the run's 57014 reaches the client as that error.
+   */
+  cancel(reason?: GatehouseError): Promise<void> {
+    if (reason && this.running && !this.running.done) this.running.cancelAs = reason;
     const key = this.backendKey;
     if (!key) return Promise.resolve();
     return new Promise((resolve) => {
@@ -531,6 +585,14 @@ export class UpstreamConnection {
     if (this.mode === 'dead') return;
     this.mode = 'dead';
     this.failure = new GatehouseError('08006', `warehouse connection of "${this.target.connection}" is closed`);
+    // A run still relaying (the session ended under it: shutdown) ends with that failure, so its statement is audited.
+    const st = this.running;
+    if (st && !st.done) {
+      st.done = true;
+      clearInterval(st.timer);
+      this.running = undefined;
+      st.reject(this.failure);
+    }
     await new Promise<void>((resolve) => {
       this.socket.once('close', () => resolve());
       this.socket.end(frame(0x58, Buffer.alloc(0))); // Terminate
@@ -579,7 +641,11 @@ class RowsSink implements ResultSink {
 }
 
 export class PostgresSession implements WarehouseSession {
-  constructor(private readonly conn: UpstreamConnection) {}
+  constructor(
+    private readonly conn: UpstreamConnection,
+    /** The org's result limits, counted on every run of this session. */
+    private readonly limit?: ResultLimit,
+  ) {}
 
   /** The warehouse's own server_version, from its ParameterStatus at sign-in. */
   get serverVersion(): string | undefined {
@@ -592,7 +658,7 @@ export class PostgresSession implements WarehouseSession {
 
   /** One simple Query of the statements joined: PostgreSQL's implicit transaction for a multi-statement Query holds. */
   run(statements: WarehouseStatement[], sink: ResultSink): Promise<RunOutcome> {
-    return this.conn.query(statements.map((s) => s.sql).join(';\n'), sink);
+    return this.conn.query(statements.map((s) => s.sql).join(';\n'), sink, this.limit);
   }
 
   /** The extended exchange running since the first message after the last Sync. */
@@ -634,7 +700,7 @@ export class PostgresSession implements WarehouseSession {
 
   private begin(sink: ResultSink): Promise<RunOutcome> {
     if (!this.exchange) {
-      this.exchange = this.conn.startRun(sink);
+      this.exchange = this.conn.startRun(sink, this.limit);
       // Awaited at Sync; a lost upstream before then must not be an unhandled rejection.
       this.exchange.catch(() => {});
     }
@@ -647,8 +713,8 @@ export class PostgresSession implements WarehouseSession {
   }
 
   /** Forwards a client's CancelRequest: the running statement ends with 57014, relayed. */
-  cancel(): Promise<void> {
-    return this.conn.cancel();
+  cancel(reason?: GatehouseError): Promise<void> {
+    return this.conn.cancel(reason);
   }
 
   close(): Promise<void> {
@@ -791,7 +857,7 @@ export class PostgresWarehouse implements Warehouse {
   }
 
   async openSession(opts: WarehouseSessionOptions): Promise<PostgresSession> {
-    return new PostgresSession(await this.open(opts));
+    return new PostgresSession(await this.open(opts), opts.resultLimit);
   }
 
   /** Column name -> type (format_type) of a relation; 42P01 when it does not exist. */

@@ -1,3 +1,4 @@
+import type { GatehouseError } from '../errors.ts';
 import type { ExtendedStep } from '../wire/messages.ts';
 import type { ResultSink } from '../wire/sink.ts';
 import type { StatementKind } from '../policy/decision.ts';
@@ -75,6 +76,16 @@ export interface WarehouseSessionOptions {
    * query_topics sessions (least privilege, with the governed timeouts), else the querier account.
    */
   account?: WarehouseAccount;
+  /** The org's limits on one result (src/limits): past one the statement is canceled and the result ends with its error. */
+  resultLimit?: ResultLimit;
+}
+
+/** Limits on one result's rows (DataRow, or CopyData of COPY TO STDOUT) and their bytes as sent; 0: none. */
+export interface ResultLimit {
+  rows: number;
+  bytes: number;
+  /** The error the client gets instead of the rest of the result (and the moment to record the limit). */
+  exceeded(which: 'rows' | 'bytes'): GatehouseError;
 }
 
 /** An ErrorResponse the warehouse sent (and the client received), as a value. */
@@ -90,6 +101,12 @@ export interface RunOutcome {
   error?: UpstreamError;
   /** The exchange ended with Gatehouse's own failing message (abortExtended) and no earlier error. */
   aborted: boolean;
+  /**
+   * Gatehouse ended the run itself (a result limit): the client got Gatehouse's error, which the
+   * warehouse's transaction may not reflect (the statement may have completed there), so the
+   * statement path holds an open transaction aborted, as the client was told.
+   */
+  stopped?: boolean;
 }
 
 export interface WarehouseSession {
@@ -117,8 +134,12 @@ export interface WarehouseSession {
   readonly txStatus: TxStatus;
   /** The warehouse's own server_version (its ParameterStatus), announced to the client. */
   readonly serverVersion?: string;
-  /** Asks the warehouse to cancel the running statement (a client's CancelRequest); it then ends with 57014. */
-  cancel?(): void | Promise<void>;
+  /**
+   * Asks the warehouse to cancel the running statement (a client's CancelRequest); it then ends
+   * with 57014. With `reason` (Gatehouse's own statement timeout), the client gets that error
+   * in place of the warehouse's 57014.
+   */
+  cancel?(reason?: GatehouseError): void | Promise<void>;
   close(): Promise<void>;
 }
 

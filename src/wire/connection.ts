@@ -14,6 +14,7 @@ import { randomInt, timingSafeEqual } from 'node:crypto';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { GatehouseError, asClientError, isGatehouseError } from '../errors.ts';
+import { administratorShutdown, idleInTransactionTimeout, idleSessionTimeout } from '../limits/limits.ts';
 import {
   SCRAM_MECHANISM,
   serverFirstMessage,
@@ -92,6 +93,9 @@ export interface ConnectionContext {
   logger: Logger;
   /** Time allowed from connect to ReadyForQuery (PostgreSQL's authentication_timeout). */
   authTimeoutMs: number;
+  /** After ReadyForQuery, how long a session may wait for a command outside (idleSessionTimeoutMs) or inside a transaction; 0 or absent: forever. */
+  idleSessionTimeoutMs?: number;
+  idleInTransactionTimeoutMs?: number;
 }
 
 const asFatal = (e: GatehouseError): GatehouseError =>
@@ -113,6 +117,8 @@ export class WireConnection {
   private peerGone = false;
   private closeRequested = false;
   private authTimer: NodeJS.Timeout | undefined;
+  /** Armed while the session waits for a command after ReadyForQuery (idle timeouts). */
+  private idleTimer: NodeJS.Timeout | undefined;
   private teardownPromise: Promise<void> | undefined;
   private readonly remoteAddress: string;
   /** Resolves once the connection is fully closed (socket and session). */
@@ -138,22 +144,68 @@ export class WireConnection {
       if (this.state.kind !== 'AwaitingStartup' && this.state.kind !== 'Authenticating') return;
       this.guard('authentication timeout', () => {
         this.ctx.handler.log('protocol_error', { remoteAddress: this.remoteAddress, reason: 'authentication timeout' });
+        const user = this.state.kind === 'Authenticating' ? this.state.startup.user : undefined;
+        this.ctx.handler.log('limit_reached', { user, remoteAddress: this.remoteAddress, limit: 'authentication_timeout', value: ctx.authTimeoutMs });
       });
       this.fatal(new GatehouseError('57014', 'canceling authentication due to timeout', { severity: 'FATAL' }));
     }, ctx.authTimeoutMs);
     this.authTimer.unref();
   }
 
-  /** Graceful shutdown: closes now when idle, after the running query otherwise. */
+  /**
+   * Graceful shutdown: FATAL 57P01 now when the session waits for a command (or has not signed
+   * in yet); otherwise once the running Query or the open extended exchange reaches its
+   * ReadyForQuery (the client gets its result first).
+   */
   shutdown(): Promise<void> {
     this.closeRequested = true;
-    if (!this.busy) this.close();
+    if (!this.busy && this.atRest()) this.fatal(administratorShutdown());
     return this.finished;
   }
 
-  /** Ends the connection at once (server close timeout). */
+  /** The shutdown deadline: a running statement is canceled on the warehouse, and the session ends with 57P01 now. */
+  terminate(): void {
+    if (this.state.kind === 'InQuery') this.guard('cancel at shutdown', () => this.session?.cancel());
+    this.fatal(administratorShutdown());
+  }
+
+  /** Ends the connection at once (after terminate(), for a client that does not read). */
   destroy(): void {
     this.socket.destroy();
+  }
+
+  /** Between statements: nothing runs and no extended exchange is open. */
+  private atRest(): boolean {
+    const k = this.state.kind;
+    return k === 'Ready' || k === 'AwaitingStartup' || k === 'Authenticating';
+  }
+
+  /**
+   * PostgreSQL's idle_session_timeout and idle_in_transaction_session_timeout: armed when the
+   * session waits for a command after ReadyForQuery (never inside an extended exchange, as on
+   * PostgreSQL), disarmed by any byte from the client.
+   */
+  private armIdleTimer(): void {
+    clearTimeout(this.idleTimer);
+    const inTransaction = this.tx !== 'I';
+    const ms = (inTransaction ? this.ctx.idleInTransactionTimeoutMs : this.ctx.idleSessionTimeoutMs) ?? 0;
+    if (ms <= 0) return;
+    this.idleTimer = setTimeout(() => {
+      if (this.state.kind !== 'Ready' || this.busy) return;
+      const limit = inTransaction ? 'idle_in_transaction_session_timeout' : 'idle_session_timeout';
+      this.guard('idle timeout', () =>
+        this.ctx.handler.log('limit_reached', {
+          user: this.startup?.user,
+          database: this.startup?.database,
+          remoteAddress: this.remoteAddress,
+          processId: this.key?.processId,
+          limit,
+          value: ms,
+        }),
+      );
+      this.fatal(inTransaction ? idleInTransactionTimeout(ms) : idleSessionTimeout(ms));
+    }, ms);
+    this.idleTimer.unref();
   }
 
   /** Runs a callback into other modules from an event handler: a throw there must not reach the process. */
@@ -167,6 +219,7 @@ export class WireConnection {
 
   private onData(chunk: Buffer): void {
     if (this.state.kind === 'Closed') return;
+    clearTimeout(this.idleTimer);
     this.decoder.push(chunk);
     if (this.copyIn) this.feedCopyIn();
     if (this.busy && this.decoder.bufferedBytes > INPUT_HIGH_WATER) this.socket.pause();
@@ -236,7 +289,7 @@ export class WireConnection {
     if (this.busy) return;
     this.busy = true;
     try {
-      while (this.state.kind !== 'Closed' && !this.peerGone && !this.closeRequested) {
+      while (this.state.kind !== 'Closed' && !this.peerGone && !(this.closeRequested && this.atRest())) {
         let msg: FrontendMessage | undefined;
         try {
           msg = this.decoder.next();
@@ -259,8 +312,12 @@ export class WireConnection {
       this.fatal(asClientError(e));
     } finally {
       this.busy = false;
-      if (this.peerGone || this.closeRequested) this.close();
-      else if (this.state.kind !== 'Closed') this.socket.resume();
+      if (this.peerGone) this.close();
+      else if (this.closeRequested && this.atRest()) this.fatal(administratorShutdown());
+      else if (this.state.kind !== 'Closed') {
+        this.socket.resume();
+        if (this.state.kind === 'Ready') this.armIdleTimer();
+      }
     }
   }
 
@@ -633,6 +690,7 @@ export class WireConnection {
     if (this.teardownPromise) return;
     this.state = { kind: 'Closed' };
     clearTimeout(this.authTimer);
+    clearTimeout(this.idleTimer);
     this.sink.uncork();
     this.socket.end();
     // A peer that never reads must not keep the socket (and its buffers) alive.

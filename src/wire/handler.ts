@@ -48,6 +48,6 @@ export interface ConnectionHandler {
   verifierFor(user: string): { verifier: ScramVerifier; known: boolean };
   /** After authentication: open the session, or throw a GatehouseError (3D000, 42501, 08001) sent as FATAL. */
   openSession(startup: StartupInfo): Promise<ServerSession>;
-  /** Structured log of connection-level events (auth failures, protocol errors). */
-  log(event: 'auth_failed' | 'protocol_error' | 'session_start' | 'session_end', fields: Record<string, unknown>): void;
+  /** Structured log of connection-level events (auth failures, protocol errors, a timeout that ended the connection: `limit`). */
+  log(event: 'auth_failed' | 'protocol_error' | 'session_start' | 'session_end' | 'limit_reached', fields: Record<string, unknown>): void;
 }

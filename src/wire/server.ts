@@ -17,15 +17,24 @@ export interface WireServerOptions {
   logger?: Logger;
   /** From connect to ReadyForQuery; default 60 s like PostgreSQL's authentication_timeout. */
   authTimeoutMs?: number;
-  /** How long close() waits for running statements before destroying sockets; default 10 s. */
+  /** How long close() waits for running statements before ending their sessions (57P01); default 10 s. */
   closeGraceMs?: number;
+  /** Idle timeouts of signed-in sessions (ms; 0 or absent: none): outside and inside a transaction. */
+  idleSessionTimeoutMs?: number;
+  idleInTransactionTimeoutMs?: number;
 }
 
 export interface WireServer {
   port: number;
   /** Number of open client connections. */
   readonly connections: number;
+  /**
+   * Graceful close: stop accepting, end idle sessions with 57P01 at once and busy ones after
+   * their statement; at the grace period (or hurry()) cancel what still runs and end it too.
+   */
   close(): Promise<void>;
+  /** Ends close()'s grace period now (a second SIGTERM or SIGINT). */
+  hurry(): void;
 }
 
 export async function startWireServer(opts: WireServerOptions): Promise<WireServer> {
@@ -38,6 +47,8 @@ export async function startWireServer(opts: WireServerOptions): Promise<WireServ
     maxMessageBytes: opts.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
     logger,
     authTimeoutMs: opts.authTimeoutMs ?? 60_000,
+    idleSessionTimeoutMs: opts.idleSessionTimeoutMs,
+    idleInTransactionTimeoutMs: opts.idleInTransactionTimeoutMs,
   };
 
   const server = net.createServer((socket) => {
@@ -67,25 +78,36 @@ export async function startWireServer(opts: WireServerOptions): Promise<WireServ
   logger.info({ host: opts.host, port }, 'wire server listening');
 
   let closing: Promise<void> | undefined;
+  let endGrace: (() => void) | undefined;
+  let hurried = false;
+  const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
   return {
     port,
     get connections() {
       return live.size;
+    },
+    hurry() {
+      hurried = true;
+      endGrace?.();
     },
     close() {
       closing ??= (async () => {
         const stopped = new Promise<void>((r) => server.close(() => r()));
         const all = Promise.all([...live].map((c) => c.shutdown()));
         let timer: NodeJS.Timeout | undefined;
-        const grace = new Promise<void>((r) => {
-          timer = setTimeout(() => {
-            for (const c of live) c.destroy();
-            r();
-          }, opts.closeGraceMs ?? 10_000);
+        const grace = new Promise<'grace'>((r) => {
+          endGrace = () => r('grace');
+          timer = setTimeout(endGrace, hurried ? 0 : (opts.closeGraceMs ?? 10_000));
         });
-        await Promise.race([all, grace]);
+        const how = await Promise.race([all.then(() => 'clean' as const), grace]);
         clearTimeout(timer);
-        await Promise.race([all, new Promise((r) => setTimeout(r, 1000))]);
+        if (how === 'grace' && live.size > 0) {
+          logger.warn({ port, sessions: live.size }, 'shutdown: ending sessions whose statements are still running');
+          for (const c of live) c.terminate();
+          await Promise.race([all, sleep(2000)]);
+          for (const c of live) c.destroy();
+          await Promise.race([all, sleep(1000)]);
+        }
         await stopped;
         logger.info({ port }, 'wire server closed');
       })();
