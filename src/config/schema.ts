@@ -11,6 +11,14 @@ const duration = z.union([
   z.number().int().min(0).transform((n) => `${n}ms`),
   z.string().regex(/^\d+(ms|s|min|h|d)$/, "must be a number of milliseconds or digits and a unit: ms, s, min, h, d (e.g. '30s')"),
 ]);
+/** A duration Gatehouse itself waits: milliseconds as a number, or digits and a unit ('30s'); kept as milliseconds. */
+const durationMs = z.union([
+  z.number().int().min(0),
+  z.string().regex(/^\d+(ms|s|min|h)$/, "must be a number of milliseconds or digits and a unit: ms, s, min, h (e.g. '30s')").transform((v) => {
+    const [, n, unit] = /^(\d+)(ms|s|min|h)$/.exec(v)!;
+    return Number(n) * { ms: 1, s: 1000, min: 60_000, h: 3_600_000 }[unit as 'ms' | 's' | 'min' | 'h'];
+  }),
+]);
 const attributeValue = z.union([z.string(), z.number().transform(String)]);
 
 export const serverFileSchema = z
@@ -63,6 +71,11 @@ const common = {
   allow_writes: z.boolean().default(false),
   topics_schema: identifier.default('topics'),
   permissions: permissions.default({ default: 'no_access', groups: {}, users: {} }),
+  // Upstream pooling (issue 17, src/warehouses/pool.ts): per (connection, warehouse account).
+  pooling: z.enum(['session', 'transaction', 'none']).default('session'),
+  pool_size: z.number().int().min(1).default(20),
+  pool_idle_timeout: durationMs.default(60_000),
+  pool_wait_timeout: durationMs.default(30_000),
 };
 
 export const connectionFileSchema = z.discriminatedUnion('kind', [
