@@ -37,6 +37,8 @@ interface Lease {
   session: PostgresSession;
   /** Upstream names parsed in the running exchange: unknown whether they exist if it fails. */
   parsed: string[];
+  /** The exchange prepared a DISCARD ALL (extended protocol): its statements are all gone after it. */
+  discards?: boolean;
 }
 
 /** The upstream name of a statement: the same text and parameter types share one, whoever prepared it. */
@@ -76,12 +78,7 @@ export class TransactionSession implements WarehouseSession {
       // A simple Query drops the upstream's unnamed statement (PostgreSQL's exec_simple_query).
       lease.conn.unnamedOwner = undefined;
       const outcome = await lease.session.run(statements, sink);
-      if (statements.some((s) => s.kind === 'discard' && /\bALL\b/i.test(s.sql))) {
-        // DISCARD ALL deallocated every statement there, the client's own as on PostgreSQL.
-        lease.conn.prepared.clear();
-        this.statements.clear();
-        this.unnamed = undefined;
-      }
+      if (statements.some((s) => s.kind === 'discard' && DISCARD_ALL.test(s.sql))) this.forgetStatements(lease.conn);
       return outcome;
     } finally {
       this.settle();
@@ -136,10 +133,20 @@ export class TransactionSession implements WarehouseSession {
         for (const name of lease.parsed) lease.conn.prepared.add(`?${name}`);
       }
       lease.parsed = [];
+      if (lease.discards) this.forgetStatements(lease.conn);
+      lease.discards = false;
       return outcome;
     } finally {
       this.settle();
     }
+  }
+
+  /** After DISCARD ALL: every statement of that upstream is gone, and the client's, as on PostgreSQL. */
+  private forgetStatements(conn: UpstreamConnection): void {
+    conn.prepared.clear();
+    conn.unnamedOwner = undefined;
+    this.statements.clear();
+    this.unnamed = undefined;
   }
 
   private async borrow(): Promise<Lease> {
@@ -198,6 +205,7 @@ export class TransactionSession implements WarehouseSession {
     for (const m of steps) {
       switch (m.type) {
         case 'Parse': {
+          if (DISCARD_ALL.test(m.query)) lease.discards = true;
           const st: ClientStatement = { text: m.query, paramTypes: [...m.paramTypes], upstream: m.name === '' ? '' : upstreamStatementName(m.query, m.paramTypes) };
           if (m.name === '') {
             this.unnamed = st;
@@ -248,6 +256,8 @@ export class TransactionSession implements WarehouseSession {
     return out;
   }
 }
+
+const DISCARD_ALL = /^\s*DISCARD\s+ALL\b/i;
 
 /** PostgreSQL's CURSOR_OPT_HOLD (parsenodes.h): DECLARE ... WITH HOLD. */
 const CURSOR_OPT_HOLD = 0x0020;
