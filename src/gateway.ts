@@ -20,6 +20,8 @@ import { messages } from './warehouses/pg-framing.ts';
 import type { ResultSink } from './wire/sink.ts';
 import { accountFor } from './warehouses/accounts.ts';
 import { EmbeddedServer } from './warehouses/embedded-server.ts';
+import type { PoolStats } from './warehouses/pool.ts';
+import { sessionStateRefusal } from './warehouses/transaction-pool.ts';
 import { createWarehouse, EmbeddedWarehouse } from './warehouses/index.ts';
 import { type Warehouse, type WarehouseSession, acceptedClientEncoding, forwardedParams } from './warehouses/types.ts';
 import type { ConnectionHandler, ServerSession, StartupInfo } from './wire/handler.ts';
@@ -108,6 +110,11 @@ export class Gateway implements ConnectionHandler {
         this.logger.warn({ org: org.name, topic: topic.name, err: (e as Error).message }, 'could not read topic column types');
       }
     }
+  }
+
+  /** Upstream pools of every warehouse, for /metrics (issue 17). */
+  poolStats(): PoolStats[] {
+    return [...this.warehouses.values()].flatMap((w) => (w as Partial<{ poolStats(): PoolStats[] }>).poolStats?.() ?? []);
   }
 
   async close(): Promise<void> {
@@ -279,6 +286,8 @@ export class Gateway implements ConnectionHandler {
       applicationName: startup.params.application_name,
       onRefusal: (rule, error) => this.logger.info({ ...fields, rule, sqlstate: error.sqlstate, reason: error.message }, 'refused'),
       state: newStatementState(),
+      // Issue 17: under transaction pooling, session state (SET, LISTEN, WITH HOLD...) is refused.
+      sessionStateRefusal: conn.pool?.mode === 'transaction' ? (sql) => sessionStateRefusal(conn.name, sql) : undefined,
     };
     // The startup options' SETs ran on the warehouse: audited like the statements they stand for.
     for (const st of startupSets) {

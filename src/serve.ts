@@ -51,6 +51,7 @@ export async function serve(opts: ServeOptions): Promise<RunningGatehouse> {
   const audit: AuditSink = countedAudit(auditFile ?? loggerAudit(logger), metrics);
   const tempState = opts.stateDir ? undefined : mkdtempSync(join(tmpdir(), 'gatehouse-state-'));
   const gateway = new Gateway(rules, logger, audit, opts.stateDir ?? tempState!);
+  metrics.watchPools(() => gateway.poolStats()); // issue 17: upstream pools on /metrics
   const host = opts.host ?? rules.server.host;
   // A start that fails part way (a port in use, a warehouse that does not come up)
   // closes what it opened: a listener or an embedded server left running would outlive us.

@@ -1,5 +1,8 @@
 // Prometheus metrics: what an operator watches. Labels never carry SQL text or user names.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { PoolStats } from '../warehouses/pool.ts';
+
+const POOL_LABELS = ['org', 'connection', 'account', 'mode'] as const;
 
 export class Metrics {
   readonly registry = new Registry();
@@ -27,5 +30,55 @@ export class Metrics {
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'gatehouse_' });
+  }
+
+  /**
+   * Upstream pools (issue 17, warehouses/pool.ts), read from the pools at each scrape: one
+   * series per (org, connection, warehouse account). Counters are the pools' own running totals.
+   */
+  watchPools(stats: () => PoolStats[]): void {
+    const registers = [this.registry];
+    const labels = (p: PoolStats) => ({ org: p.org, connection: p.connection, account: p.account, mode: p.mode });
+    new Gauge({
+      name: 'gatehouse_pool_connections',
+      help: 'Upstream warehouse connections in the pool, by state (idle: parked; in_use: lent to a session or transaction)',
+      labelNames: [...POOL_LABELS, 'state'] as const,
+      registers,
+      collect() {
+        this.reset();
+        for (const p of stats()) {
+          this.set({ ...labels(p), state: 'idle' }, p.idle);
+          this.set({ ...labels(p), state: 'in_use' }, p.inUse);
+        }
+      },
+    });
+    const gauge = (name: string, help: string, value: (p: PoolStats) => number) =>
+      new Gauge({
+        name,
+        help,
+        labelNames: POOL_LABELS,
+        registers,
+        collect() {
+          this.reset();
+          for (const p of stats()) this.set(labels(p), value(p));
+        },
+      });
+    const counter = (name: string, help: string, value: (p: PoolStats) => number) =>
+      new Counter({
+        name,
+        help,
+        labelNames: POOL_LABELS,
+        registers,
+        collect() {
+          this.reset();
+          for (const p of stats()) this.inc(labels(p), value(p));
+        },
+      });
+    gauge('gatehouse_pool_waiting', 'Statements waiting now for a free upstream connection (transaction pooling)', (p) => p.waiting);
+    counter('gatehouse_pool_opened_total', 'Upstream connections opened (each a start-up and sign-in on the warehouse)', (p) => p.opened);
+    counter('gatehouse_pool_reused_total', 'Checkouts served by a pooled upstream connection instead of a new one', (p) => p.reused);
+    counter('gatehouse_pool_waits_total', 'Checkouts that waited for a free upstream connection', (p) => p.waits);
+    counter('gatehouse_pool_wait_seconds_total', 'Total time checkouts waited for a free upstream connection', (p) => p.waitSeconds);
+    counter('gatehouse_pool_wait_timeouts_total', 'Checkouts that gave up waiting (53300 to the client)', (p) => p.waitTimeouts);
   }
 }

@@ -18,6 +18,7 @@ import { createLoginRole, EMBEDDED_ROLES, lockDownDatabase } from '../warehouses
 import { DEFAULT_TOPICS_IDLE_IN_TRANSACTION_TIMEOUT, DEFAULT_TOPICS_STATEMENT_TIMEOUT } from '../warehouses/postgres-accounts.ts';
 import { CATALOG_DATABASE } from '../warehouses/embedded.ts';
 import type { EmbeddedServer } from '../warehouses/embedded-server.ts';
+import { DEFAULT_POOL } from '../warehouses/pool.ts';
 import { PostgresWarehouse } from '../warehouses/postgres.ts';
 import type { WarehouseSession, WarehouseSessionOptions } from '../warehouses/types.ts';
 
@@ -100,7 +101,8 @@ GRANT SELECT ON ALL TABLES IN SCHEMA public TO ${quoteIdent(EMBEDDED_ROLES.catal
         ['idle_in_transaction_session_timeout', DEFAULT_TOPICS_IDLE_IN_TRANSACTION_TIMEOUT],
       ] as [string, string][],
     };
-    const wh = new PostgresWarehouse(this.connection, this.logger, [], { querier: target, topics: target });
+    // Not pooled (issue 17 pools warehouse sessions): a catalog session opens on a Query Topics user's first catalog query.
+    const wh = new PostgresWarehouse(this.connection, this.logger, [], { querier: target, topics: target }, { ...DEFAULT_POOL, mode: 'none' });
     this.startupMs = performance.now() - t0;
     this.logger?.info({ org: this.connection.org, connection: this.connection.name, ms: Math.round(this.startupMs), topics: this.topics.size }, 'topic catalog started');
     return wh;

@@ -115,7 +115,7 @@ export function loadRules(dir: string): Rules {
       for (const u of Object.keys(c.permissions.users)) {
         if (!org.users.has(u.toLowerCase())) problems.push({ file: rel(file), path: `permissions.users.${u}`, reason: `unknown user ${u}` });
       }
-      const { allow_writes, topics_schema, permissions, statement_timeout, ...target } = c;
+      const { allow_writes, topics_schema, permissions, statement_timeout, pooling, pool_size, pool_idle_timeout, pool_wait_timeout, ...target } = c;
       const connection: Connection = {
         name,
         org: org.name,
@@ -123,6 +123,7 @@ export function loadRules(dir: string): Rules {
         allow_writes,
         ...(statement_timeout === undefined ? {} : { statement_timeout }),
         topics_schema,
+        pool: { mode: pooling, size: pool_size, idleTimeoutMs: pool_idle_timeout, waitTimeoutMs: pool_wait_timeout },
         permissions: {
           default: permissions.default,
           groups: permissions.groups,

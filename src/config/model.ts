@@ -53,6 +53,22 @@ export interface PostgresConnection {
 }
 export type ConnectionTarget = EmbeddedConnection | PostgresConnection;
 
+/**
+ * How a connection's upstream connections are shared (src/warehouses/pool.ts). session: a
+ * client session holds one upstream for its life, reset with DISCARD ALL and parked for the
+ * next session; transaction: a session borrows one per transaction; none: one per session,
+ * closed at its end (before issue 17).
+ */
+export interface PoolSettings {
+  mode: 'session' | 'transaction' | 'none';
+  /** transaction: the most upstream connections per warehouse account; session: the most kept idle per account. */
+  size: number;
+  /** An idle upstream is closed after this long (ms). */
+  idleTimeoutMs: number;
+  /** transaction: how long a statement waits for a free upstream before 53300 (ms). */
+  waitTimeoutMs: number;
+}
+
 export interface Connection {
   name: string;
   org: string;
@@ -63,6 +79,8 @@ export interface Connection {
   permissions: Permissions;
   /** Schema under which queriers and connection admins read topics, governed. */
   topics_schema: string;
+  /** Upstream pooling; absent: the defaults (DEFAULT_POOL in warehouses/pool.ts, session pooling). */
+  pool?: PoolSettings;
 }
 
 export interface AccessFilter {

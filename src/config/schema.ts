@@ -100,6 +100,11 @@ const common = {
   statement_timeout: durationMs.optional(),
   topics_schema: identifier.default('topics'),
   permissions: permissions.default({ default: 'no_access', groups: {}, users: {} }),
+  // Upstream pooling (issue 17, src/warehouses/pool.ts): per (connection, warehouse account).
+  pooling: z.enum(['session', 'transaction', 'none']).default('session'),
+  pool_size: z.number().int().min(1).default(20),
+  pool_idle_timeout: durationMs.default(60_000),
+  pool_wait_timeout: durationMs.default(30_000),
 };
 
 export const connectionFileSchema = z.discriminatedUnion('kind', [

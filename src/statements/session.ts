@@ -53,6 +53,11 @@ export interface StatementSession {
   /** One log line per refusal (the audit record has the rest). */
   onRefusal?(rule: string, error: GatehouseError): void;
   state: StatementState;
+  /**
+   * Transaction pooling (issue 17, warehouses/transaction-pool.ts sessionStateRefusal): why a
+   * forwarded statement would leave session state on a shared upstream connection, or undefined.
+   */
+  sessionStateRefusal?(sql: string): GatehouseError | undefined;
 }
 
 export function newStatementState(): StatementState {
@@ -68,6 +73,13 @@ export async function decideStatement(s: StatementSession, sql: string): Promise
     Buffer.byteLength(sql) > s.maxStatementBytes
       ? { outcome: 'refuse', rule: 'statement_size', error: tooLarge(s.maxStatementBytes) }
       : await decide(s.decision, sql);
+  // Transaction pooling: a statement that leaves session state behind is refused, as policy refuses.
+  if (decision.outcome === 'run' && s.sessionStateRefusal) {
+    for (const st of decision.statements) {
+      const error = st.action === 'forward' ? s.sessionStateRefusal(st.sql) : undefined;
+      if (error) return { outcome: 'refuse', rule: 'transaction_pooling.session_state', error };
+    }
+  }
   return s.state.abortedTransaction && decision.outcome === 'run' ? endOfAbortedTransaction(decision) : decision;
 }
 

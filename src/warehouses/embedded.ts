@@ -17,8 +17,9 @@ import { GatehouseError } from '../errors.ts';
 import { quoteIdent } from '../sql/deparse.ts';
 import { createLoginRole, EMBEDDED_ROLES, grantQuerier, grantTopics, lockDownDatabase, type WarehouseAccounts } from './accounts.ts';
 import { EmbeddedServer } from './embedded-server.ts';
-import { type PostgresSession, PostgresWarehouse } from './postgres.ts';
-import type { Warehouse, WarehouseSessionOptions } from './types.ts';
+import type { PoolStats } from './pool.ts';
+import { PostgresWarehouse } from './postgres.ts';
+import type { Warehouse, WarehouseSession, WarehouseSessionOptions } from './types.ts';
 
 export interface EmbeddedOptions {
   /** Gatehouse's state dir (.gatehouse): the server lives in <state>/embedded/<org>/<connection>. */
@@ -105,8 +106,12 @@ GRANT CONNECT ON DATABASE ${quoteIdent(db)} TO ${quoteIdent(EMBEDDED_ROLES.topic
     return this.relay;
   }
 
-  openSession(opts: WarehouseSessionOptions): Promise<PostgresSession> {
+  openSession(opts: WarehouseSessionOptions): Promise<WarehouseSession> {
     return this.started().openSession(opts);
+  }
+
+  poolStats(): PoolStats[] {
+    return this.relay?.poolStats() ?? [];
   }
 
   describeRelation(schema: string, table: string): Promise<Record<string, string>> {
@@ -114,6 +119,7 @@ GRANT CONNECT ON DATABASE ${quoteIdent(db)} TO ${quoteIdent(EMBEDDED_ROLES.topic
   }
 
   async close(): Promise<void> {
+    await this.relay?.close();
     this.relay = undefined;
     await this.server.stop();
   }

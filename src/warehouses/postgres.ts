@@ -43,6 +43,9 @@ import {
   forwardedParams,
 } from './types.ts';
 import type { WarehouseAccount, WarehouseAccounts } from './accounts.ts';
+import type { PoolSettings } from '../config/model.ts';
+import { DEFAULT_POOL, type PoolStats, UpstreamPool, poolKey } from './pool.ts';
+import { TransactionSession } from './transaction-pool.ts';
 
 /** Client startup parameters that may reach the warehouse (DESIGN 3: never `options`). */
 
@@ -91,6 +94,9 @@ function startupMessage(params: [string, string][]): Buffer {
 }
 
 const FLUSH = frame(0x48, Buffer.alloc(0));
+/** ParseComplete ('1') and CloseComplete ('3'): consumed only under transaction pooling. */
+const PARSE_COMPLETE = 0x31;
+const CLOSE_COMPLETE = 0x33;
 
 /** A Bind that fails (26000): its statement name carries 64 random bits, so no client's statement has it. */
 function abortBind(statement: string): Buffer {
@@ -151,6 +157,21 @@ export class UpstreamConnection {
   readonly parameters = new Map<string, string>();
   /** Where NotificationResponses that arrive between statements go (the client's session). */
   onNotification?: (framed: Buffer) => void;
+  /** Called once when the connection dies (the warehouse closed it, or close()): a pool drops it. */
+  onDead?: () => void;
+  /**
+   * Transaction pooling (transaction-pool.ts): upstream names of the statements prepared on this
+   * connection, and who parsed its unnamed statement last. Unused in the other modes.
+   */
+  readonly prepared = new Set<string>();
+  unnamedOwner?: object;
+  /**
+   * Transaction pooling: for each Parse and Close written in the running exchange, in order,
+   * whether Gatehouse added it (a client statement prepared again on this connection): the
+   * ParseComplete or CloseComplete answering one Gatehouse added is swallowed, not relayed.
+   * Undefined (the other modes): every response is relayed untouched.
+   */
+  injected?: { parse: boolean[]; close: boolean[] };
 
   private constructor(private readonly target: UpstreamTarget) {}
 
@@ -305,7 +326,8 @@ export class UpstreamConnection {
       if (st.sink.closed) return this.clientGone(st);
       visitMessages(buf, {
         consumes: (t, length) => st.done || st.stopped !== undefined || t === MSG.ReadyForQuery || t === MSG.ParameterStatus || t === MSG.CopyInResponse
-          || t === MSG.CopyBothResponse || t === MSG.BackendKeyData || t === MSG.ErrorResponse || (st.limit !== undefined && this.overLimit(st, t, length)),
+          || t === MSG.CopyBothResponse || t === MSG.BackendKeyData || t === MSG.ErrorResponse || (st.limit !== undefined && this.overLimit(st, t, length))
+          || (this.injected !== undefined && (t === PARSE_COMPLETE || t === CLOSE_COMPLETE)),
         run: (msgs) => {
           if (!st.sink.relay(msgs)) st.draining = true;
         },
@@ -368,6 +390,12 @@ export class UpstreamConnection {
       if (!st.sink.relay(frame(MSG.ErrorResponse, body))) st.draining = true;
       return;
     }
+    if ((type === PARSE_COMPLETE || type === CLOSE_COMPLETE) && st && !st.done) {
+      // Only consumed under transaction pooling: drop the answers to Gatehouse's own messages.
+      const added = (type === PARSE_COMPLETE ? this.injected?.parse : this.injected?.close)?.shift();
+      if (!added && !st.sink.relay(frame(type, body))) st.draining = true;
+      return;
+    }
     if (type === MSG.NotificationResponse && !st) {
       // LISTEN's notifications arrive between statements: straight to the client.
       this.onNotification?.(frame(type, body));
@@ -379,6 +407,8 @@ export class UpstreamConnection {
       if (PINNED_REPORTED.has(k) && PINNED_REPORTED.get(k) !== v) this.pinnedChanged(k, v);
     } else if (type === MSG.ReadyForQuery && st && !st.done) {
       this.txStatus = readyStatus(body);
+      // After an error the rest up to Sync was skipped: no answers left to drop.
+      if (this.injected) this.injected = { parse: [], close: [] };
       st.finished = this.txStatus;
       if (!st.draining) this.finish(st);
     } else if (type === MSG.CopyInResponse && st && st.sink.copyIn) {
@@ -435,6 +465,7 @@ export class UpstreamConnection {
     st.finished = this.txStatus;
     this.failure = new GatehouseError('08006', `the client went away; connection to warehouse of connection "${this.target.connection}" closed`);
     this.mode = 'dead';
+    this.died();
     this.socket.destroy();
     this.finish(st);
   }
@@ -458,6 +489,7 @@ export class UpstreamConnection {
     this.failure = err;
     const wasStartup = this.mode === 'startup';
     this.mode = 'dead';
+    this.died();
     if (this.waiter) {
       const w = this.waiter;
       this.waiter = undefined;
@@ -473,7 +505,18 @@ export class UpstreamConnection {
   }
 
   get usable(): boolean {
-    return this.mode === 'idle';
+    return this.mode === 'idle' && !this.socket.destroyed;
+  }
+
+  /** The warehouse backend's process id (BackendKeyData): logs and tests. */
+  get backendPid(): number | undefined {
+    return this.backendKey?.pid;
+  }
+
+  private died(): void {
+    const f = this.onDead;
+    this.onDead = undefined;
+    f?.();
   }
 
   /** Sends one simple Query and relays every result message to the sink; resolves at ReadyForQuery. */
@@ -593,6 +636,7 @@ export class UpstreamConnection {
       this.running = undefined;
       st.reject(this.failure);
     }
+    this.died();
     await new Promise<void>((resolve) => {
       this.socket.once('close', () => resolve());
       this.socket.end(frame(0x58, Buffer.alloc(0))); // Terminate
@@ -643,9 +687,16 @@ class RowsSink implements ResultSink {
 export class PostgresSession implements WarehouseSession {
   constructor(
     private readonly conn: UpstreamConnection,
+    /** Session pooling: where the connection goes at close (PostgresWarehouse.checkin) instead of being closed. */
+    private readonly checkin?: (conn: UpstreamConnection) => Promise<void>,
     /** The org's result limits, counted on every run of this session. */
     private readonly limit?: ResultLimit,
   ) {}
+
+  /** The warehouse backend's process id (tests, logs). */
+  get backendPid(): number | undefined {
+    return this.conn.backendPid;
+  }
 
   /** The warehouse's own server_version, from its ParameterStatus at sign-in. */
   get serverVersion(): string | undefined {
@@ -718,9 +769,12 @@ export class PostgresSession implements WarehouseSession {
   }
 
   close(): Promise<void> {
-    return this.conn.close();
+    return this.checkin ? this.checkin(this.conn) : this.conn.close();
   }
 }
+
+/** How long the reset of a returning session's connection (DISCARD ALL) may take before the connection is closed instead. */
+const RESET_TIMEOUT_MS = 5_000;
 
 /** What start() found wrong with the warehouse account, as phrases for the refusal message. */
 export function privilegeProblems(row: Record<string, string | null>): string[] {
@@ -751,6 +805,9 @@ export class PostgresWarehouse implements Warehouse {
   /** The account of query_topics sessions (least privilege: the topics' fields only). */
   private readonly topicsTarget?: UpstreamTarget;
   private readonly allowSuperuser: boolean;
+  /** Upstream pools by warehouse account (pool.ts), made on first use. */
+  private readonly pools = new Map<WarehouseAccount, UpstreamPool>();
+  private readonly poolSettings: PoolSettings;
 
   constructor(
     private readonly conn: Connection,
@@ -759,7 +816,10 @@ export class PostgresWarehouse implements Warehouse {
     private readonly topics: Topic[] = [],
     /** The embedded warehouse's own accounts; a postgres connection's come from its file. */
     accounts?: WarehouseAccounts,
+    /** Pooling other than the connection's (the topic catalog's sessions are not pooled). */
+    pool?: PoolSettings,
   ) {
+    this.poolSettings = pool ?? conn.pool ?? DEFAULT_POOL;
     const t = conn.target as PostgresConnection;
     if (t.kind !== 'postgres' && !accounts) throw new Error(`connection ${conn.name} is not a postgres connection`);
     this.allowSuperuser = t.kind === 'postgres' && t.allow_superuser;
@@ -856,8 +916,80 @@ export class PostgresWarehouse implements Warehouse {
     }
   }
 
-  async openSession(opts: WarehouseSessionOptions): Promise<PostgresSession> {
-    return new PostgresSession(await this.open(opts), opts.resultLimit);
+  /**
+   * A session's upstream. Without pooling, a new connection closed with the session. Session
+   * pooling: a parked connection of the same account and startup parameters when there is one
+   * (pool.ts), its application_name SET to the client's, and back to the pool at the end
+   * (checkin). Transaction pooling: nothing is held; each transaction borrows one (transaction-pool.ts).
+   */
+  async openSession(opts: WarehouseSessionOptions): Promise<WarehouseSession> {
+    const mode = this.poolSettings.mode;
+    if (mode === 'none') return new PostgresSession(await this.open(opts), undefined, opts.resultLimit);
+    const pool = this.poolFor(opts.account ?? 'querier');
+    const key = poolKey(opts.readOnly, opts.params);
+    const open = () => this.open(opts);
+    if (mode === 'transaction') {
+      if (pool.serverVersion === undefined) {
+        // The version announced at sign-in comes from the warehouse: learn it once.
+        const { conn } = await pool.acquire(key, open);
+        pool.release(conn, key, conn.txStatus === 'I');
+      }
+      return new TransactionSession(pool, key, open, this.conn.name, opts.resultLimit);
+    }
+    const { conn, reused } = await pool.acquire(key, open);
+    try {
+      const appName = opts.params.application_name ?? '';
+      if (reused && conn.parameters.get('application_name') !== appName) await conn.rows(`SET application_name = ${sqlLiteral(appName)}`);
+    } catch (e) {
+      pool.release(conn, key, false);
+      throw e;
+    }
+    return new PostgresSession(conn, (c) => this.checkin(pool, key, c), opts.resultLimit);
+  }
+
+  private poolFor(account: WarehouseAccount): UpstreamPool {
+    let pool = this.pools.get(account);
+    if (!pool) {
+      pool = new UpstreamPool(this.poolSettings, { org: this.conn.org, connection: this.conn.name, account });
+      this.pools.set(account, pool);
+    }
+    return pool;
+  }
+
+  /**
+   * Session pooling: a session's connection back to the pool, as a new session would find it.
+   * Only a connection at rest (ReadyForQuery 'I': no transaction, no COPY, no extended exchange
+   * in flight) is reset; DISCARD ALL is RESET ALL (settings back to their startup values, which
+   * are the pinned lexing settings, the account's timeouts and read-only: all startup
+   * parameters), and it closes cursors (WITH HOLD too), deallocates prepared statements, drops
+   * temporary tables, UNLISTENs and releases advisory locks. Anything else is closed.
+   */
+  private async checkin(pool: UpstreamPool, key: string, conn: UpstreamConnection): Promise<void> {
+    conn.onNotification = undefined;
+    let reusable = conn.usable && conn.txStatus === 'I';
+    if (reusable) {
+      let timer: NodeJS.Timeout | undefined;
+      try {
+        await Promise.race([
+          conn.rows('DISCARD ALL'),
+          new Promise((_, reject) => {
+            timer = setTimeout(() => reject(new Error('DISCARD ALL timed out')), RESET_TIMEOUT_MS);
+          }),
+        ]);
+        reusable = conn.txStatus === 'I';
+      } catch (e) {
+        this.logger?.warn({ connection: this.conn.name, org: this.conn.org, err: (e as Error).message }, 'upstream reset failed; connection closed');
+        reusable = false;
+      } finally {
+        clearTimeout(timer);
+      }
+    }
+    pool.release(conn, key, reusable);
+  }
+
+  /** Pool sizes and counters for /metrics. */
+  poolStats(): PoolStats[] {
+    return [...this.pools.values()].map((p) => p.stats());
   }
 
   /** Column name -> type (format_type) of a relation; 42P01 when it does not exist. */
@@ -878,5 +1010,7 @@ ORDER BY a.attnum`);
     }
   }
 
-  async close(): Promise<void> {}
+  async close(): Promise<void> {
+    await Promise.allSettled([...this.pools.values()].map((p) => p.close()));
+  }
 }

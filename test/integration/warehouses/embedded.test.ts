@@ -33,7 +33,7 @@ let wh: EmbeddedWarehouse;
 let stateDir: string;
 const sessions: PostgresSession[] = [];
 async function session(account: 'querier' | 'topics' = 'querier', params: Record<string, string> = {}) {
-  const s = await wh.openSession({ params, readOnly: true, account });
+  const s = (await wh.openSession({ params, readOnly: true, account })) as PostgresSession;
   sessions.push(s);
   return s;
 }
