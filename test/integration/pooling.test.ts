@@ -4,11 +4,12 @@
 // visible in the next. Transaction pooling: many clients over few upstreams, statement names
 // that collide between clients, session state refused, cancel routed, waits bounded.
 import net from 'node:net';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningGatehouse } from '../../src/serve.ts';
 import type { PoolStats } from '../../src/warehouses/pool.ts';
+import { appendFileSync } from 'node:fs';
 import { DEMO_RULES, demoRulesWith, pgClient, postgresWarehouseYaml, startGatehouse } from '../helpers/gatehouse.ts';
 import { createAcmeWarehouse, psqlAdmin, requirePostgres } from '../helpers/servers.ts';
 
@@ -207,7 +208,10 @@ describe('transaction pooling (pooling: transaction)', () => {
   let gh: RunningGatehouse;
   const SIZE = 5;
   beforeAll(async () => {
-    gh = await startGatehouse(demoRulesWith(`${postgresWarehouseYaml(DB)}pooling: transaction\npool_size: ${SIZE}\npool_wait_timeout: 1500\n`));
+    const rules = demoRulesWith(`${postgresWarehouseYaml(DB)}pooling: transaction\npool_size: ${SIZE}\npool_wait_timeout: 1500\n`);
+    // 150 sessions of one person: above the default per-user and per-org session limits.
+    appendFileSync(join(rules, 'gatehouse.yaml'), '  max_sessions_per_user: 200\n  max_sessions_per_org: 400\n');
+    gh = await startGatehouse(rules);
   });
   afterAll(async () => {
     await gh?.close();
