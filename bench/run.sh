@@ -547,7 +547,7 @@ wlabel() { # row -> "workload | mode | clients"
     many_clients) echo "select-only, many clients | $m | $c" ;;
   esac
 }
-COMMAND="$(env | grep '^BENCH_' | sort | tr '\n' ' ')bash bench/run.sh"
+COMMAND="$( (env | grep '^BENCH_' || true) | sort | tr '\n' ' ')bash bench/run.sh"
 PGB_VERSION=""; [[ "$PGB_OK" == 1 ]] && PGB_VERSION="$("$PGB_BIN" --version | head -1 | awk '{print $2}')"
 
 mkdir -p "$(dirname "$RESULTS")"
