@@ -518,7 +518,7 @@ LOAD_AFTER="$(uptime)"
 
 # ---------------------------------------------------------------- report
 ratio() { # a b -> a/b with 2 decimals, or n/a
-  if [[ -n "$1" && -n "$2" ]] && awk "BEGIN{exit !($2 > 0)}"; then awk "BEGIN{printf \"%.2f\", $1/$2}"; else echo "n/a"; fi
+  if [[ "$1" =~ ^[0-9.]+$ && "$2" =~ ^[0-9.]+$ ]] && awk "BEGIN{exit !($2 > 0)}"; then awk "BEGIN{printf \"%.2f\", $1/$2}"; else echo "n/a"; fi
 }
 int() { [[ -n "${1:-}" ]] && printf '%.0f' "$1" || printf '?'; }
 cell() { # key target: "tps (p50 / p99 ms)"
@@ -554,7 +554,7 @@ mkdir -p "$(dirname "$RESULTS")"
 {
   echo "# Gatehouse benchmark results"
   echo
-  echo "Run $(date -u '+%Y-%m-%d %H:%M UTC') at commit $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?')$([[ -n "$(git -C "$REPO" status --porcelain -- src bench 2>/dev/null)" ]] && echo ' (with uncommitted changes in src/ or bench/)')."
+  echo "Run $(date -u '+%Y-%m-%d %H:%M UTC') at commit $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?')$([[ -n "$(git -C "$REPO" status --porcelain -- src bench ':!bench/results' 2>/dev/null)" ]] && echo ' (with uncommitted changes in src/ or bench/)')."
   echo
   echo "- Command: \`$COMMAND\`"
   echo "- Machine: $(nproc) cores ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)), $(awk '/MemTotal/{printf "%.0f GB", $2/1048576}' /proc/meminfo) RAM, $(uname -sr)"
@@ -627,8 +627,14 @@ mkdir -p "$(dirname "$RESULTS")"
     echo
     echo "| good clients | TPS | p50 | p99 | Gatehouse peak RSS |"
     echo "|---|---|---|---|---|"
-    echo "| alone | $(int "${TPS[$w]:-}") | ${P50[$w]:-?} ms | ${P99[$w]:-?} ms | $(mb "${RSS[$w]:-}") MB |"
-    echo "| beside the bad client | $(int "${TPS[$b]:-}") | ${P50[$b]:-?} ms | ${P99[$b]:-?} ms | $(mb "${RSS[$b]:-}") MB |"
+    for k in "$w" "$b"; do
+      [[ "$k" == "$w" ]] && label=alone || label="beside the bad client"
+      if [[ -n "${TPS[$k]:-}" ]]; then
+        echo "| $label | $(int "${TPS[$k]}") | ${P50[$k]:-?} ms | ${P99[$k]:-?} ms | $(mb "${RSS[$k]:-}") MB |"
+      else
+        echo "| $label | FAILED: \`$(printf '%s' "${ERR[$k]:-}" | tr '\n' ' ' | sed 's/  */ /g' | cut -c1-300)\` | | | $(mb "${RSS[$k]:-}") MB |"
+      fi
+    done
     echo
     echo "Good clients with the bad one / alone: TPS $(ratio "${TPS[$b]:-}" "${TPS[$w]:-}"), p99 $(ratio "${P99[$b]:-}" "${P99[$w]:-}"). Gatehouse's RSS once the bad client was set up: $(mb "${BAD_RSS_READY:-}") MB."
     echo
