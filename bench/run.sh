@@ -1,20 +1,29 @@
 #!/usr/bin/env bash
 # Gatehouse benchmark: pgbench through Gatehouse beside direct PostgreSQL and
-# PgBouncer (session and transaction pooling), in one run, reported as ratios.
-# See bench/README.md. Usage: bash bench/run.sh   (or npm run bench)
+# PgBouncer (session and transaction pooling), in one run, reported as ratios
+# (issue 17, "As fast as PgBouncer"). See bench/README.md for each workload and knob.
+# Usage: bash bench/run.sh   (or npm run bench)
 #
 # Env: BENCH_SECONDS (10)   seconds per measured run
-#      BENCH_CLIENTS (4)    pgbench clients (-c)
-#      BENCH_THREADS (2)    pgbench threads (-j)
 #      BENCH_WARMUP  (3)    seconds of unmeasured warm-up before each run (0: none)
+#      BENCH_THREADS (2)    pgbench threads (-j), at most the clients
 #      BENCH_SCALE   (10)   pgbench scale for `pgbench -i` (only when the database is (re)built)
-#      BENCH_WORKLOADS      space-separated subset of: select select_connect topic tpcb
+#      BENCH_WORKLOADS      space-separated subset of:
+#                           select topic select_connect tpcb stream bad_client many_clients
 #      BENCH_TARGETS        space-separated subset of: direct pgb_session pgb_txn gatehouse
+#      BENCH_MODES ("simple extended prepared")   pgbench -M modes of the select workload
+#      BENCH_CLIENT_COUNTS ("1 16")               client counts of the select workload
+#      BENCH_TOPIC_CLIENTS (16)  BENCH_CONNECT_CLIENTS (4)  BENCH_CLIENTS (4, tpcb-like)
+#      BENCH_STREAM_ROWS ("1000000 10000000")     rows of each streaming read
+#      BENCH_BAD_CLIENTS (16) BENCH_BAD_HOLD (50) BENCH_BAD_MIDAUTH (20) BENCH_BAD_NOREAD (1)
+#      BENCH_MANY_CLIENTS (150)  BENCH_PGB_POOL (20)   PgBouncer's default_pool_size
+#      BENCH_NODE_FLAGS     extra flags for Gatehouse's node process (e.g. --cpu-prof --cpu-prof-dir=DIR)
 #      BENCH_PGHOST/BENCH_PGPORT/BENCH_PGSUPERUSER (127.0.0.1/5432/postgres): the PostgreSQL to set up
 #      BENCH_RESULTS (bench/results/latest.md)   where the report is written
+#      BENCH_KEEP_WORK=1    keep the temporary work directory (logs, rules, audit, pgbench logs)
 #
 # What it touches on PostgreSQL: database gatehouse_bench and the login roles
-# gatehouse_bench_reader and gatehouse_bench_writer (created if missing), nothing else.
+# gatehouse_bench_reader, gatehouse_bench_writer and gatehouse_bench_topics (created if missing), nothing else.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -23,8 +32,20 @@ CLIENTS="${BENCH_CLIENTS:-4}"
 THREADS="${BENCH_THREADS:-2}"
 WARMUP="${BENCH_WARMUP:-3}"
 SCALE="${BENCH_SCALE:-10}"
-WORKLOADS="${BENCH_WORKLOADS:-select select_connect topic tpcb}"
+WORKLOADS="${BENCH_WORKLOADS:-select topic select_connect tpcb stream bad_client many_clients}"
 TARGETS="${BENCH_TARGETS:-direct pgb_session pgb_txn gatehouse}"
+MODES="${BENCH_MODES:-simple extended prepared}"
+CLIENT_COUNTS="${BENCH_CLIENT_COUNTS:-1 16}"
+TOPIC_CLIENTS="${BENCH_TOPIC_CLIENTS:-16}"
+CONNECT_CLIENTS="${BENCH_CONNECT_CLIENTS:-4}"
+STREAM_ROWS="${BENCH_STREAM_ROWS:-1000000 10000000}"
+BAD_CLIENTS="${BENCH_BAD_CLIENTS:-16}"
+BAD_HOLD="${BENCH_BAD_HOLD:-50}"
+BAD_MIDAUTH="${BENCH_BAD_MIDAUTH:-20}"
+BAD_NOREAD="${BENCH_BAD_NOREAD:-1}"
+MANY_CLIENTS="${BENCH_MANY_CLIENTS:-150}"
+PGB_POOL="${BENCH_PGB_POOL:-20}"
+NODE_FLAGS="${BENCH_NODE_FLAGS:-}"
 PGH="${BENCH_PGHOST:-127.0.0.1}"
 PGP="${BENCH_PGPORT:-5432}"
 PGSU="${BENCH_PGSUPERUSER:-postgres}"
@@ -34,7 +55,7 @@ READER=gatehouse_bench_reader
 WRITER=gatehouse_bench_writer
 TOPICS=gatehouse_bench_topics
 GH_PASSWORD=bench
-(( THREADS > CLIENTS )) && THREADS="$CLIENTS"
+LOAD_BEFORE="$(uptime)"
 
 say() { printf '[bench] %s\n' "$*" >&2; }
 loud() {
@@ -123,6 +144,8 @@ PG_SCALE="$(su_psql -d "$DB" -Atc 'select count(*) from pgbench_branches')"
 # The ids the topic workload draws from: 1 .. 100000 * scale (pgbench's accounts per branch).
 
 # ---------------------------------------------------------------- PgBouncer
+# A SCRAM-SHA-256 verifier of the bench password (the same format PostgreSQL stores), by Gatehouse's CLI.
+scram_verifier() { (cd "$REPO" && node "$REPO/bin/gatehouse.js" verifier "$GH_PASSWORD"); }
 PGB_OK=0
 PGB_NOTE=""
 if ! command -v pgbouncer >/dev/null; then
@@ -151,15 +174,19 @@ bench_txn = host=$PGH port=$PGP dbname=$DB pool_mode=transaction
 listen_addr = 127.0.0.1
 listen_port = $PGB_PORT
 unix_socket_dir =
-auth_type = trust
+auth_type = scram-sha-256
 auth_file = $WORK/pgbouncer/userlist.txt
 pool_mode = session
 max_client_conn = 1000
-default_pool_size = $(( CLIENTS + 4 ))
+default_pool_size = $PGB_POOL
 ignore_startup_parameters = extra_float_digits
 admin_users = $PGSU
 INI
-  printf '"%s" ""\n"%s" ""\n"%s" ""\n' "$READER" "$WRITER" "$PGSU" >"$WORK/pgbouncer/userlist.txt"
+  # Clients sign in to PgBouncer with SCRAM-SHA-256 against a verifier, as they do to Gatehouse
+  # (same password, same 4096 iterations), so -C compares like with like. PgBouncer itself signs in
+  # to PostgreSQL however the server asks (trust here).
+  PGB_VERIFIER="$(scram_verifier)"
+  printf '"%s" "%s"\n' "$READER" "$PGB_VERIFIER" "$WRITER" "$PGB_VERIFIER" "$PGSU" "$PGB_VERIFIER" >"$WORK/pgbouncer/userlist.txt"
   PGB_ARGS=()
   if [[ "$(id -u)" == 0 ]]; then
     # PgBouncer refuses to run as root: run it as the postgres OS user.
@@ -182,7 +209,7 @@ fi
 # ---------------------------------------------------------------- Gatehouse
 RULES="$WORK/rules"
 mkdir -p "$RULES/bench/connections" "$RULES/bench/topics" "$WORK/gatehouse-cwd"
-VERIFIER="$(cd "$REPO" && node --import tsx src/cli.ts verifier "$GH_PASSWORD")"
+VERIFIER="$(scram_verifier)"
 GH_PORT="$(free_port)"
 GH_ADMIN_PORT="$(free_port)"
 cat >"$RULES/gatehouse.yaml" <<YAML
@@ -194,6 +221,12 @@ YAML
 cat >"$RULES/bench/org.yaml" <<YAML
 name: bench
 groups: [bench]
+# pgbench signs every client in as one person: the per-user and per-org session limits
+# (20 and 200 by default) are raised so 150 clients can connect; the bad client's user
+# still has its own count.
+limits:
+  max_sessions: 1000
+  max_sessions_per_user: 1000
 users:
   - email: bench@bench.example
     role: member
@@ -202,6 +235,12 @@ users:
     scram: $VERIFIER
   - email: topics@bench.example
     role: member
+    attributes: { bid: "1" }
+    scram: $VERIFIER
+  # The bad_client workload's misbehaving client: its own user, so per-user limits can tell it apart.
+  - email: bad@bench.example
+    role: member
+    groups: [bench]
     attributes: { bid: "1" }
     scram: $VERIFIER
 YAML
@@ -217,6 +256,20 @@ permissions:
   default: no_access
   groups: { bench: querier }
   users: { topics@bench.example: query_topics }
+YAML
+# The same, with a transaction pool of 20 upstream connections: the many_clients workload.
+cat >"$RULES/bench/connections/pgbench_txn.yaml" <<YAML
+kind: postgres
+host: $PGH
+port: $PGP
+database: $DB
+user: $READER
+allow_writes: false
+pooling: transaction
+pool_size: 20
+permissions:
+  default: no_access
+  groups: { bench: querier }
 YAML
 cat >"$RULES/bench/connections/pgbench_rw.yaml" <<YAML
 kind: postgres
@@ -238,18 +291,26 @@ access_filters:
     attribute: bid
 YAML
 TOPIC_SQL='SELECT abalance FROM accounts WHERE aid = :aid;'
-REWRITTEN="$(cd "$REPO" && node --import tsx src/cli.ts explain --rules "$RULES" --user topics@bench.example --connection pgbench "SELECT abalance FROM accounts WHERE aid = 1" 2>&1 || true)"
+REWRITTEN="$(cd "$REPO" && node "$REPO/bin/gatehouse.js" explain --rules "$RULES" --user topics@bench.example --connection pgbench "SELECT abalance FROM accounts WHERE aid = 1" 2>&1 || true)"
 say "Gatehouse rewrites the topic query as:"
 printf '%s\n' "$REWRITTEN" | sed 's/^/[bench]   /' >&2
 # Gatehouse runs with its own working directory so its audit log (.gatehouse/audit.jsonl) stays in $WORK.
-(cd "$WORK/gatehouse-cwd" && GATEHOUSE_ADMIN_PORT="$GH_ADMIN_PORT" exec node ${BENCH_NODE_FLAGS:-} --import "file://$REPO/node_modules/tsx/dist/loader.mjs" "$REPO/src/cli.ts" serve --rules "$RULES" --port "$GH_PORT") >"$WORK/gatehouse.log" 2>&1 &
+# A compiled build (npm run build -> dist/) is used when present; otherwise bin/gatehouse.js, which
+# compiles src/ through tsx at start-up. The report says which. The node process is Gatehouse itself
+# (exec), so $GH_PID is the pid whose /proc/<pid>/stat and status the runs read.
+GH_ENTRY=""
+for f in "$REPO/dist/cli.js" "$REPO/dist/src/cli.js"; do [[ -f "$f" ]] && { GH_ENTRY="$f"; break; }; done
+if [[ -n "$GH_ENTRY" ]]; then GH_HOW="compiled build: node ${GH_ENTRY#"$REPO/"}"; else GH_ENTRY="$REPO/bin/gatehouse.js"; GH_HOW="bin/gatehouse.js (src/ compiled by tsx at start-up; no dist/ build found)"; fi
+[[ -n "$NODE_FLAGS" ]] && GH_HOW+=", node flags \`$NODE_FLAGS\`"
+# shellcheck disable=SC2086 # BENCH_NODE_FLAGS is a list of flags
+(cd "$WORK/gatehouse-cwd" && GATEHOUSE_ADMIN_PORT="$GH_ADMIN_PORT" exec node $NODE_FLAGS "$GH_ENTRY" serve --rules "$RULES" --port "$GH_PORT") >"$WORK/gatehouse.log" 2>&1 &
 GH_PID=$!
 PIDS+=("$GH_PID")
 if ! wait_port 127.0.0.1 "$GH_PORT" gatehouse "$GH_PID"; then
   tail -50 "$WORK/gatehouse.log" >&2
   die "Gatehouse did not start (log above)"
 fi
-say "Gatehouse on 127.0.0.1:$GH_PORT (admin $GH_ADMIN_PORT), rules in $RULES"
+say "Gatehouse on 127.0.0.1:$GH_PORT (admin $GH_ADMIN_PORT, pid $GH_PID, $GH_HOW), rules in $RULES"
 
 # ---------------------------------------------------------------- workloads
 # Topic workload. Through Gatehouse the statement names the topic and is rewritten to the
@@ -277,116 +338,354 @@ endpoint() {
       case "$w" in
         tpcb)  echo "127.0.0.1 $GH_PORT pgbench_rw bench@bench.example" ;;
         topic) echo "127.0.0.1 $GH_PORT pgbench topics@bench.example" ;;
+        bad)   echo "127.0.0.1 $GH_PORT pgbench bad@bench.example" ;;
+        many)  echo "127.0.0.1 $GH_PORT pgbench_txn bench@bench.example" ;;
         *)     echo "127.0.0.1 $GH_PORT pgbench bench@bench.example" ;;
       esac ;;
   esac
 }
 
-workload_args() {
-  local t="$1" w="$2"
-  case "$w" in
-    select)         echo "-S -M simple" ;;
-    select_connect) echo "-S -M simple -C" ;;
-    topic)          [[ "$t" == gatehouse ]] && echo "-M simple -s $PG_SCALE -f $WORK/topic_gatehouse.sql" || echo "-M simple -s $PG_SCALE -f $WORK/topic_direct.sql" ;;
-    tpcb)           echo "-M simple" ;;  # built-in tpcb-like: BEGIN; UPDATE x3; SELECT; INSERT; END
-  esac
-}
-
-declare -A TPS LAT ERR
-ERR_COUNT=0
-run_pgbench() { # target workload seconds logfile
-  local host port db user
-  read -r host port db user <<<"$(endpoint "$1" "$2")"
-  # -n: no VACUUM by pgbench (the roles do not own the tables; done below as superuser).
-  # shellcheck disable=SC2046
-  PGPASSWORD="$GH_PASSWORD" PGSSLMODE=disable PGCONNECT_TIMEOUT=10 \
-    pgbench -n $(workload_args "$1" "$2") -c "$CLIENTS" -j "$THREADS" -T "$3" \
-    -h "$host" -p "$port" -U "$user" "$db" >"$4" 2>&1
-}
-
-enabled_target() {
+enabled_target() { # target: asked for in BENCH_TARGETS and available
+  [[ " $TARGETS " == *" $1 "* ]] || return 1
   case "$1" in pgb_*) [[ "$PGB_OK" == 1 ]] ;; *) return 0 ;; esac
 }
 
-for w in $WORKLOADS; do
-  if [[ "$w" == tpcb ]]; then
-    # tpcb-like writes: keep each target's starting point the same.
-    su_psql -d "$DB" -c 'TRUNCATE pgbench_history' >/dev/null
+# Gatehouse's own process, from /proc: CPU ticks (utime + stime, all threads) and memory (kB).
+CLK_TCK="$(getconf CLK_TCK)"
+gh_cpu_ticks() { awk '{print $14 + $15}' "/proc/$GH_PID/stat" 2>/dev/null || echo ""; }
+gh_kb() { awk -v k="$1:" '$1 == k {print $2}' "/proc/$GH_PID/status" 2>/dev/null || true; }
+HWM_RESET=1
+# Writing 5 to clear_refs resets VmHWM to the current RSS (Linux >= 4.0; needs to own the process),
+# so each run's VmHWM is that run's peak. If it cannot, the report says the peaks are cumulative.
+gh_reset_hwm() { echo 5 >"/proc/$GH_PID/clear_refs" 2>/dev/null || HWM_RESET=0; }
+mb() { [[ -n "${1:-}" ]] && awk "BEGIN{printf \"%.0f\", $1/1024}" || echo "?"; }
+
+# Nearest-rank p50 and p99 (ms) of the per-transaction latencies (3rd field, us) of pgbench -l logs;
+# failed or skipped transactions (non-numeric) are left out.
+percentiles() {
+  cat "$@" 2>/dev/null | awk '$3 ~ /^[0-9]+$/ {print $3}' | sort -n | awk '
+    {a[NR] = $1}
+    function rank(p,  i) { i = int(NR * p); if (i < NR * p) i++; if (i < 1) i = 1; return a[i] / 1000 }
+    END { if (NR == 0) print "- -"; else printf "%.3f %.3f\n", rank(0.50), rank(0.99) }'
+}
+
+pgb() { # target workload clients seconds log [pgbench args...]
+  local t="$1" w="$2" c="$3" secs="$4" log="$5" host port db user j="$THREADS"
+  shift 5
+  (( j > c )) && j="$c"
+  read -r host port db user <<<"$(endpoint "$t" "$w")"
+  # -n: no VACUUM by pgbench (the roles do not own the tables; done as superuser before each workload).
+  PGPASSWORD="$GH_PASSWORD" PGSSLMODE=disable PGCONNECT_TIMEOUT=10 \
+    pgbench -n "$@" -c "$c" -j "$j" -T "$secs" -h "$host" -p "$port" -U "$user" "$db" >"$log" 2>&1
+}
+
+declare -A TPS LAT P50 P99 XACTS CPU RSS ERR SKIP
+ERR_COUNT=0
+STMTS_PER_XACT=1
+measure() { # key target workload clients [pgbench args...]: warm-up, then one measured run with -l
+  local key="$1" t="$2" w="$3" c="$4"
+  shift 4
+  local f="${key//|/.}" rc=0 cpu0="" cpu1="" tps lat xacts failed errs
+  local log="$WORK/pgbench.$f.log" prefix="$WORK/latency/$f"
+  mkdir -p "$WORK/latency"
+  if (( WARMUP > 0 )); then pgb "$t" "$w" "$c" "$WARMUP" "$log.warmup" "$@" || true; fi
+  say "${key//|/ } ($*): $SECONDS_PER_RUN s, $c clients"
+  if [[ "$t" == gatehouse ]]; then gh_reset_hwm; cpu0="$(gh_cpu_ticks)"; fi
+  pgb "$t" "$w" "$c" "$SECONDS_PER_RUN" "$log" -l --log-prefix="$prefix" "$@" || rc=$?
+  if [[ "$t" == gatehouse ]]; then cpu1="$(gh_cpu_ticks)"; RSS[$key]="$(gh_kb VmHWM)"; fi
+  tps="$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$log" | head -1)"
+  lat="$(sed -n 's/^latency average = \([0-9.]*\) ms.*/\1/p' "$log" | head -1)"
+  xacts="$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$log" | head -1)"
+  failed="$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' "$log" | head -1)"
+  errs="$(grep -E 'ERROR|FATAL|aborted|error|could not' "$log" | sed 's/client [0-9]*/client N/g' | sort | uniq -c | sort -rn | head -3 | sed 's/^ *//' || true)"
+  if [[ $rc != 0 || -z "$tps" || -n "$errs" || ( -n "$failed" && "$failed" != 0 ) ]]; then
+    ERR[$key]="exit $rc; ${errs:-$(tail -3 "$log")}"
+    ERR_COUNT=$((ERR_COUNT + 1))
+    say "  FAILED: ${ERR[$key]}"
   fi
-  su_psql -d "$DB" -c 'VACUUM ANALYZE pgbench_branches, pgbench_tellers, pgbench_accounts, pgbench_history' >/dev/null
-  for t in $TARGETS; do
-    enabled_target "$t" || continue
-    log="$WORK/pgbench.$w.$t.log"
-    if (( WARMUP > 0 )); then run_pgbench "$t" "$w" "$WARMUP" "$log.warmup" || true; fi
-    say "$w via $t: $SECONDS_PER_RUN s, $CLIENTS clients"
-    rc=0
-    run_pgbench "$t" "$w" "$SECONDS_PER_RUN" "$log" || rc=$?
-    tps="$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$log" | head -1)"
-    lat="$(sed -n 's/^latency average = \([0-9.]*\) ms.*/\1/p' "$log" | head -1)"
-    failed="$(sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' "$log" | head -1)"
-    errs="$(grep -E 'ERROR|FATAL|aborted|error|could not' "$log" | sort | uniq -c | sort -rn | head -3 | sed 's/^ *//' || true)"
-    if [[ $rc != 0 || -z "$tps" || -n "$errs" || ( -n "$failed" && "$failed" != 0 ) ]]; then
-      ERR[$w.$t]="exit $rc; ${errs:-$(tail -3 "$log")}"
-      ERR_COUNT=$((ERR_COUNT + 1))
-      say "  FAILED: ${ERR[$w.$t]}"
-    fi
-    TPS[$w.$t]="${tps:-}"
-    LAT[$w.$t]="${lat:-}"
-    [[ -n "$tps" ]] && say "  tps $tps, latency $lat ms"
-  done
+  TPS[$key]="${tps:-}"
+  LAT[$key]="${lat:-}"
+  XACTS[$key]="${xacts:-}"
+  read -r "P50[$key]" "P99[$key]" <<<"$(percentiles "$prefix".*)"
+  if [[ -n "$cpu0" && -n "$cpu1" && -n "$xacts" && "$xacts" -gt 0 ]]; then
+    CPU[$key]="$(awk "BEGIN{printf \"%.0f\", ($cpu1 - $cpu0) / $CLK_TCK * 1e6 / ($xacts * $STMTS_PER_XACT)}")"
+  fi
+  [[ "${BENCH_KEEP_WORK:-0}" == 1 ]] || rm -f "$prefix".*
+  [[ -n "$tps" ]] && say "  tps $tps, p50 ${P50[$key]} ms, p99 ${P99[$key]} ms${CPU[$key]:+, Gatehouse ${CPU[$key]} us CPU/statement, VmHWM $(mb "${RSS[$key]}") MB}"
+  return 0
+}
+
+vacuum() { su_psql -d "$DB" -c 'VACUUM ANALYZE pgbench_branches, pgbench_tellers, pgbench_accounts, pgbench_history' >/dev/null; }
+
+ROWS=()  # "workload|mode|clients", in the order run
+declare -A STREAM MANY
+BAD_SUMMARY=""
+for w in $WORKLOADS; do
+  STMTS_PER_XACT=1
+  case "$w" in
+    select)
+      vacuum
+      for m in $MODES; do
+        for c in $CLIENT_COUNTS; do
+          row="select|$m|$c"; ROWS+=("$row")
+          for t in direct pgb_session pgb_txn gatehouse; do
+            enabled_target "$t" || continue
+            if [[ "$t" == pgb_txn && "$m" == prepared ]]; then
+              SKIP[$row|$t]="not run: PgBouncer 1.18 does not keep prepared statements in transaction pooling"
+              continue
+            fi
+            measure "$row|$t" "$t" select "$c" -S -M "$m"
+          done
+        done
+      done ;;
+    topic)
+      vacuum
+      row="topic|simple|$TOPIC_CLIENTS"; ROWS+=("$row")
+      for t in direct pgb_session pgb_txn gatehouse; do
+        enabled_target "$t" || continue
+        if [[ "$t" == gatehouse ]]; then f="$WORK/topic_gatehouse.sql"; else f="$WORK/topic_direct.sql"; fi
+        measure "$row|$t" "$t" topic "$TOPIC_CLIENTS" -M simple -s "$PG_SCALE" -f "$f"
+      done ;;
+    select_connect)
+      vacuum
+      row="select_connect|simple|$CONNECT_CLIENTS"; ROWS+=("$row")
+      for t in direct pgb_session pgb_txn gatehouse; do
+        enabled_target "$t" && measure "$row|$t" "$t" select "$CONNECT_CLIENTS" -S -M simple -C
+      done ;;
+    tpcb)
+      STMTS_PER_XACT=7  # BEGIN; UPDATE x3; SELECT; INSERT; END
+      row="tpcb|simple|$CLIENTS"; ROWS+=("$row")
+      for t in direct pgb_session pgb_txn gatehouse; do
+        enabled_target "$t" || continue
+        # tpcb-like writes: keep each target's starting point the same.
+        su_psql -d "$DB" -c 'TRUNCATE pgbench_history' >/dev/null
+        vacuum
+        measure "$row|$t" "$t" tpcb "$CLIENTS" -M simple
+      done ;;
+    stream)
+      for n in $STREAM_ROWS; do
+        for t in direct gatehouse; do
+          enabled_target "$t" || continue
+          key="$n|$t"; out="$WORK/stream.$n.$t"
+          read -r host port db user <<<"$(endpoint "$t" select)"
+          say "stream $n rows via $t"
+          rss0=""; [[ "$t" == gatehouse ]] && { gh_reset_hwm; rss0="$(gh_kb VmRSS)"; }
+          PGPASSWORD="$GH_PASSWORD" node "$REPO/bench/clients.mjs" stream --host "$host" --port "$port" --db "$db" --user "$user" --rows "$n" >"$out.json" 2>"$out.err" &
+          cpid=$!; PIDS+=("$cpid")
+          : >"$out.rss"
+          # Gatehouse's resident set, sampled while the rows flow.
+          while kill -0 "$cpid" 2>/dev/null; do
+            [[ "$t" == gatehouse ]] && gh_kb VmRSS >>"$out.rss"
+            sleep 0.2
+          done
+          rc=0; wait "$cpid" || rc=$?
+          rows="$(sed -n 's/.*"rows":\([0-9]*\).*/\1/p' "$out.json")"
+          bytes="$(sed -n 's/.*"bytes":\([0-9]*\).*/\1/p' "$out.json")"
+          secs="$(sed -n 's/.*"seconds":\([0-9.e-]*\).*/\1/p' "$out.json")"
+          if [[ $rc != 0 || "$rows" != "$n" ]]; then
+            ERR[stream|$key]="exit $rc; got ${rows:-no} rows of $n; $(tail -3 "$out.err" | tr '\n' ' ')"
+            ERR_COUNT=$((ERR_COUNT + 1)); say "  FAILED: ${ERR[stream|$key]}"
+          fi
+          if [[ -n "$secs" ]]; then
+            STREAM[$key.rps]="$(awk "BEGIN{printf \"%.0f\", $rows / $secs}")"
+            STREAM[$key.mbs]="$(awk "BEGIN{printf \"%.1f\", $bytes / $secs / 1e6}")"
+            STREAM[$key.secs]="$(awk "BEGIN{printf \"%.1f\", $secs}")"
+          fi
+          if [[ "$t" == gatehouse ]]; then
+            STREAM[$key.rss0]="$rss0"
+            STREAM[$key.rssmax]="$(sort -n "$out.rss" | tail -1)"
+            STREAM[$key.rssend]="$(gh_kb VmRSS)"
+            STREAM[$key.samples]="$(wc -l <"$out.rss")"
+            STREAM[$key.hwm]="$(gh_kb VmHWM)"
+          fi
+          say "  ${STREAM[$key.rps]:-?} rows/s, ${STREAM[$key.mbs]:-?} MB/s${rss0:+, Gatehouse RSS $(mb "$rss0") MB before, max $(mb "${STREAM[$key.rssmax]}") MB, end $(mb "${STREAM[$key.rssend]}") MB}"
+        done
+      done ;;
+    bad_client)
+      enabled_target gatehouse || continue
+      vacuum
+      measure "bad_client|without|$BAD_CLIENTS|gatehouse" gatehouse select "$BAD_CLIENTS" -S -M simple
+      read -r host port db user <<<"$(endpoint gatehouse bad)"
+      say "bad client: $BAD_HOLD idle sessions, $BAD_MIDAUTH stuck mid-authentication, $BAD_NOREAD never reading a 10M-row SELECT, as $user"
+      PGPASSWORD="$GH_PASSWORD" node "$REPO/bench/clients.mjs" bad --host "$host" --port "$port" --db "$db" --user "$user" \
+        --hold "$BAD_HOLD" --midauth "$BAD_MIDAUTH" --noread "$BAD_NOREAD" --rows 10000000 \
+        --seconds $(( WARMUP + SECONDS_PER_RUN + 300 )) >"$WORK/bad.json" 2>"$WORK/bad.err" &
+      bpid=$!; PIDS+=("$bpid")
+      for _ in $(seq 600); do grep -q ready "$WORK/bad.err" 2>/dev/null && break; kill -0 "$bpid" 2>/dev/null || break; sleep 0.1; done
+      BAD_RSS_READY="$(gh_kb VmRSS)"
+      measure "bad_client|with|$BAD_CLIENTS|gatehouse" gatehouse select "$BAD_CLIENTS" -S -M simple
+      kill -TERM "$bpid" 2>/dev/null || true
+      wait "$bpid" || true
+      BAD_SUMMARY="$(cat "$WORK/bad.json")"
+      [[ -n "$BAD_SUMMARY" ]] || BAD_SUMMARY="(the bad client printed no summary: $(tail -3 "$WORK/bad.err" | tr '\n' ' '))"
+      kill -0 "$GH_PID" 2>/dev/null || die "Gatehouse exited during the bad-client run: $(tail -20 "$WORK/gatehouse.log")" ;;
+    many_clients)
+      vacuum
+      row="many_clients|simple|$MANY_CLIENTS"; ROWS+=("$row")
+      for t in pgb_txn gatehouse; do
+        enabled_target "$t" || continue
+        read -r host port db user <<<"$(endpoint "$t" many)"
+        say "many clients: $MANY_CLIENTS sessions at once via $t"
+        MANY[$t]="$(PGPASSWORD="$GH_PASSWORD" node "$REPO/bench/clients.mjs" connect --host "$host" --port "$port" --db "$db" --user "$user" --conns "$MANY_CLIENTS" --seconds 2 2>&1 | tail -1)"
+        say "  ${MANY[$t]}"
+        measure "$row|$t" "$t" many "$MANY_CLIENTS" -S -M simple
+      done ;;
+    *) die "unknown workload '$w' (BENCH_WORKLOADS: select topic select_connect tpcb stream bad_client many_clients)" ;;
+  esac
 done
 SENT_SQL="$(grep -h '"topics":\["accounts"\]' "$WORK/gatehouse-cwd/.gatehouse/audit.jsonl" 2>/dev/null | tail -1 | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{try{console.log(JSON.parse(s).sent_sql.join("; "))}catch{console.log("(none recorded)")}})' || true)"
 kill -0 "$GH_PID" 2>/dev/null || { tail -30 "$WORK/gatehouse.log" >&2; loud "Gatehouse exited during the run (log above)"; }
+LOAD_AFTER="$(uptime)"
 
 # ---------------------------------------------------------------- report
 ratio() { # a b -> a/b with 2 decimals, or n/a
-  if [[ -n "$1" && -n "$2" ]] && awk "BEGIN{exit !($2 > 0)}"; then awk "BEGIN{printf \"%.2f\", $1/$2}"; else echo "n/a"; fi
+  if [[ "$1" =~ ^[0-9.]+$ && "$2" =~ ^[0-9.]+$ ]] && awk "BEGIN{exit !($2 > 0)}"; then awk "BEGIN{printf \"%.2f\", $1/$2}"; else echo "n/a"; fi
 }
-cell() { # workload target
-  if [[ -n "${TPS[$1.$2]:-}" ]]; then
-    printf '%s tps, %s ms' "$(printf '%.0f' "${TPS[$1.$2]}")" "${LAT[$1.$2]:-?}"
-  elif enabled_target "$2"; then printf 'FAILED'
+int() { [[ -n "${1:-}" ]] && printf '%.0f' "$1" || printf '?'; }
+cell() { # key target: "tps (p50 / p99 ms)"
+  local k="$1|$2"
+  if [[ -n "${TPS[$k]:-}" ]]; then
+    printf '%s tps (%s / %s ms)' "$(int "${TPS[$k]}")" "${P50[$k]:-?}" "${P99[$k]:-?}"
+    [[ -n "${ERR[$k]:-}" ]] && printf ' (errors)'
+  elif [[ -n "${SKIP[$k]:-}" ]]; then printf '%s' "${SKIP[$k]}"
+  elif [[ -n "${ERR[$k]:-}" ]]; then printf 'FAILED'
   else printf 'not run'
   fi
-  [[ -n "${ERR[$1.$2]:-}" && -n "${TPS[$1.$2]:-}" ]] && printf ' (errors)'
   return 0
 }
+reference() { # row -> the PgBouncer target Gatehouse is compared with
+  case "$1" in *"|prepared|"*) echo pgb_session ;; *) echo pgb_txn ;; esac
+}
 declare -A LABEL=([direct]="direct PostgreSQL" [pgb_session]="PgBouncer session" [pgb_txn]="PgBouncer transaction" [gatehouse]="Gatehouse")
-declare -A WLABEL=([select]="select-only (-S)" [select_connect]="select-only, new connection per transaction (-S -C)" [topic]="topic (accounts by aid)" [tpcb]="tpcb-like (writes)")
+wlabel() { # row -> "workload | mode | clients"
+  local w m c
+  IFS='|' read -r w m c <<<"$1"
+  case "$w" in
+    select) echo "select-only (-S) | $m | $c" ;;
+    topic) echo "topic (accounts by aid) | $m | $c" ;;
+    select_connect) echo "select-only, new connection per transaction (-S -C) | $m | $c" ;;
+    tpcb) echo "tpcb-like (writes) | $m | $c" ;;
+    many_clients) echo "select-only, many clients | $m | $c" ;;
+  esac
+}
+COMMAND="$( (env | grep '^BENCH_' || true) | sort | tr '\n' ' ')bash bench/run.sh"
+PGB_VERSION=""; [[ "$PGB_OK" == 1 ]] && PGB_VERSION="$("$PGB_BIN" --version | head -1 | awk '{print $2}')"
 
 mkdir -p "$(dirname "$RESULTS")"
 {
   echo "# Gatehouse benchmark results"
   echo
-  echo "Run $(date -u '+%Y-%m-%d %H:%M UTC') by \`bench/run.sh\` at commit $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?')."
+  echo "Run $(date -u '+%Y-%m-%d %H:%M UTC') at commit $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?')$([[ -n "$(git -C "$REPO" status --porcelain -- src bench ':!bench/results' 2>/dev/null)" ]] && echo ' (with uncommitted changes in src/ or bench/)')."
   echo
+  echo "- Command: \`$COMMAND\`"
   echo "- Machine: $(nproc) cores ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)), $(awk '/MemTotal/{printf "%.0f GB", $2/1048576}' /proc/meminfo) RAM, $(uname -sr)"
-  echo "- $(psql --version), $(pgbench --version), Node $(node --version)$([[ "$PGB_OK" == 1 ]] && echo ", PgBouncer $("$PGB_BIN" --version | head -1 | awk '{print $2}')")"
+  echo "- $(psql --version), $(pgbench --version), Node $(node --version)${PGB_VERSION:+, PgBouncer $PGB_VERSION}; the server's max_connections is $(su_psql -d postgres -Atc 'show max_connections')."
+  echo "- Gatehouse: $GH_HOW."
+  echo "- Load before: \`${LOAD_BEFORE# }\`; after: \`${LOAD_AFTER# }\`."
   echo "- Everything (PostgreSQL, PgBouncer, Gatehouse, pgbench) on the same machine, sharing its cores."
-  echo "- pgbench scale $PG_SCALE, $CLIENTS clients, $THREADS threads, $SECONDS_PER_RUN s per run after ${WARMUP} s warm-up, \`-M simple\` everywhere (Gatehouse speaks the simple query protocol only), \`-n\` (no vacuum by pgbench)."
+  echo "- pgbench scale $PG_SCALE, up to $THREADS threads, $SECONDS_PER_RUN s per run after ${WARMUP} s warm-up, \`-n\` (no vacuum by pgbench), \`-l\` (per-transaction log, from which p50 and p99 are computed)."
+  echo "- PgBouncer: \`auth_type = scram-sha-256\` against a userlist of SCRAM verifiers (4096 iterations, as Gatehouse's), \`default_pool_size = $PGB_POOL\`."
   [[ -n "$PGB_NOTE" ]] && { echo; echo "**$PGB_NOTE**"; }
   echo
-  echo "## TPS and mean latency"
+  echo "## Ratios"
   echo
-  hdr="| workload |"; sep="|---|"
-  for t in $TARGETS; do hdr+=" ${LABEL[$t]} |"; sep+="---|"; done
-  echo "$hdr"; echo "$sep"
-  for w in $WORKLOADS; do
-    row="| ${WLABEL[$w]} |"
-    for t in $TARGETS; do row+=" $(cell "$w" "$t") |"; done
-    echo "$row"
+  echo "TPS of Gatehouse / TPS of the reference (1.00 = as fast): PgBouncer session for \`-M prepared\`, PgBouncer transaction for the rest. p99 ratio: Gatehouse's p99 latency / the reference's (1.00 = as good, higher = worse)."
+  echo
+  echo "| workload | mode | clients | Gatehouse TPS | reference | reference TPS | **Gatehouse / reference** | Gatehouse / direct | p99 Gatehouse / reference |"
+  echo "|---|---|---|---|---|---|---|---|---|"
+  for row in "${ROWS[@]}"; do
+    [[ "$row" == many_clients* ]] && continue
+    ref="$(reference "$row")"
+    echo "| $(wlabel "$row") | $(int "${TPS[$row|gatehouse]:-}") | ${LABEL[$ref]} | $(int "${TPS[$row|$ref]:-}") | **$(ratio "${TPS[$row|gatehouse]:-}" "${TPS[$row|$ref]:-}")** | $(ratio "${TPS[$row|gatehouse]:-}" "${TPS[$row|direct]:-}") | $(ratio "${P99[$row|gatehouse]:-}" "${P99[$row|$ref]:-}") |"
   done
   echo
-  echo "## Ratios (TPS of Gatehouse / TPS of the other; 1.00 = as fast)"
+  echo "## TPS and latency (p50 / p99) per target"
   echo
-  echo "| workload | Gatehouse / direct | Gatehouse / PgBouncer session | Gatehouse / PgBouncer transaction |"
-  echo "|---|---|---|---|"
-  for w in $WORKLOADS; do
-    echo "| ${WLABEL[$w]} | $(ratio "${TPS[$w.gatehouse]:-}" "${TPS[$w.direct]:-}") | $(ratio "${TPS[$w.gatehouse]:-}" "${TPS[$w.pgb_session]:-}") | $(ratio "${TPS[$w.gatehouse]:-}" "${TPS[$w.pgb_txn]:-}") |"
+  echo "| workload | mode | clients | direct PostgreSQL | PgBouncer session | PgBouncer transaction | Gatehouse |"
+  echo "|---|---|---|---|---|---|---|"
+  for row in "${ROWS[@]}"; do
+    echo "| $(wlabel "$row") | $(cell "$row" direct) | $(cell "$row" pgb_session) | $(cell "$row" pgb_txn) | $(cell "$row" gatehouse) |"
   done
+  echo
+  echo "## Gatehouse's process per run"
+  echo
+  echo "CPU: utime + stime of Gatehouse's node process (all its threads, /proc/<pid>/stat) over the measured run, divided by the statements run (transactions x statements per transaction: 7 for tpcb-like, 1 otherwise). Peak RSS: VmHWM of /proc/<pid>/status after the run, $([[ "$HWM_RESET" == 1 ]] && echo 'reset (clear_refs) before each run, so it is that run'"'"'s peak' || echo 'which could NOT be reset here (clear_refs refused), so each peak is the peak since start')."
+  echo
+  echo "| workload | mode | clients | transactions | CPU per statement | peak RSS |"
+  echo "|---|---|---|---|---|---|"
+  for row in "${ROWS[@]}" "bad_client|without|$BAD_CLIENTS" "bad_client|with|$BAD_CLIENTS"; do
+    k="$row|gatehouse"
+    [[ -n "${XACTS[$k]:-}${ERR[$k]:-}" ]] || continue
+    if [[ "$row" == bad_client* ]]; then label="select-only, $(cut -d'|' -f2 <<<"$row") the bad client | simple | $BAD_CLIENTS"; else label="$(wlabel "$row")"; fi
+    echo "| $label | ${XACTS[$k]:-?} | ${CPU[$k]:-?} us | $(mb "${RSS[$k]:-}") MB |"
+  done
+  if [[ " $WORKLOADS " == *" stream "* ]]; then
+    echo
+    echo "## Streaming read"
+    echo
+    echo "\`SELECT g, repeat('x', 100) FROM generate_series(1, N) g\` read by \`bench/clients.mjs stream\` (node-postgres, rows discarded as they arrive; MB/s counts the protocol bytes received). Gatehouse's VmRSS sampled every 0.2 s during the read (samples in parentheses)."
+    echo
+    echo "| rows | target | seconds | rows/s | MB/s | Gatehouse / direct | Gatehouse RSS before | max during | at end | VmHWM |"
+    echo "|---|---|---|---|---|---|---|---|---|---|"
+    for n in $STREAM_ROWS; do
+      for t in direct gatehouse; do
+        k="$n|$t"
+        [[ -n "${STREAM[$k.secs]:-}${ERR[stream|$k]:-}" ]] || continue
+        if [[ "$t" == gatehouse ]]; then
+          echo "| $n | Gatehouse | ${STREAM[$k.secs]:-FAILED} | ${STREAM[$k.rps]:-} | ${STREAM[$k.mbs]:-} | $(ratio "${STREAM[$k.rps]:-}" "${STREAM[$n|direct.rps]:-}") | $(mb "${STREAM[$k.rss0]:-}") MB | $(mb "${STREAM[$k.rssmax]:-}") MB (${STREAM[$k.samples]:-0}) | $(mb "${STREAM[$k.rssend]:-}") MB | $(mb "${STREAM[$k.hwm]:-}") MB |"
+        else
+          echo "| $n | direct PostgreSQL | ${STREAM[$k.secs]:-FAILED} | ${STREAM[$k.rps]:-} | ${STREAM[$k.mbs]:-} | | | | | |"
+        fi
+      done
+    done
+  fi
+  if [[ -n "$BAD_SUMMARY" ]]; then
+    w="bad_client|without|$BAD_CLIENTS|gatehouse"; b="bad_client|with|$BAD_CLIENTS|gatehouse"
+    echo
+    echo "## Bad client"
+    echo
+    echo "The $BAD_CLIENTS-client select-only workload (\`-S -M simple\`, as bench@bench.example) through Gatehouse, alone and then beside a misbehaving client (\`bench/clients.mjs bad\`, as bad@bench.example, same group and level) that holds $BAD_HOLD signed-in idle sessions, leaves $BAD_MIDAUTH connections stuck mid-authentication (StartupMessage sent, SCRAM never answered) and sends $BAD_NOREAD \`SELECT g, repeat('x', 100) FROM generate_series(1, 10000000) g\` whose results it never reads."
+    echo
+    echo "| good clients | TPS | p50 | p99 | Gatehouse peak RSS |"
+    echo "|---|---|---|---|---|"
+    for k in "$w" "$b"; do
+      [[ "$k" == "$w" ]] && label=alone || label="beside the bad client"
+      if [[ -n "${TPS[$k]:-}" ]]; then
+        echo "| $label | $(int "${TPS[$k]}") | ${P50[$k]:-?} ms | ${P99[$k]:-?} ms | $(mb "${RSS[$k]:-}") MB |"
+      else
+        echo "| $label | FAILED: \`$(printf '%s' "${ERR[$k]:-}" | tr '\n' ' ' | sed 's/  */ /g' | cut -c1-300)\` | | | $(mb "${RSS[$k]:-}") MB |"
+      fi
+    done
+    echo
+    echo "Good clients with the bad one / alone: TPS $(ratio "${TPS[$b]:-}" "${TPS[$w]:-}"), p99 $(ratio "${P99[$b]:-}" "${P99[$w]:-}"). Gatehouse's RSS once the bad client was set up: $(mb "${BAD_RSS_READY:-}") MB."
+    echo
+    echo "What the bad client saw (errors by SQLSTATE and message, connections closed by the server before the end):"
+    echo
+    echo '```json'
+    printf '%s\n' "$BAD_SUMMARY" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{try{console.log(JSON.stringify(JSON.parse(s),null,2))}catch{console.log(s)}})'
+    echo '```'
+  fi
+  if [[ -n "${!MANY[*]}" ]]; then
+    r="many_clients|simple|$MANY_CLIENTS"
+    echo
+    echo "## $MANY_CLIENTS clients"
+    echo
+    echo "$MANY_CLIENTS sessions at once (\`bench/clients.mjs connect\`: how many sign in and run \`SELECT 1\`), then pgbench \`-S -M simple -c $MANY_CLIENTS\`. PgBouncer transaction pooling with a pool of $PGB_POOL. Gatehouse opened one upstream connection per session when this was written, so sessions past the server's free connection slots fail; the table shows what each client got. While it runs, this workload can take every free connection slot of the server from its other users."
+    echo
+    echo "| target | signed in | errors of the others | pgbench |"
+    echo "|---|---|---|---|"
+    for t in pgb_txn gatehouse; do
+      [[ -n "${MANY[$t]:-}" ]] || continue
+      signed="$(sed -n 's/.*"signed_in":\([0-9]*\).*/\1/p' <<<"${MANY[$t]}")"
+      errs="$(sed -n 's/.*"errors":\(.*\)}$/\1/p' <<<"${MANY[$t]}")"
+      if [[ -n "${TPS[$r|$t]:-}" && -z "${ERR[$r|$t]:-}" ]]; then pgbres="all connected: $(cell "$r" "$t")"; else pgbres="failed: \`$(printf '%s' "${ERR[$r|$t]:-}" | tr '\n' ' ' | sed 's/  */ /g' | cut -c1-300)\`"; fi
+      echo "| ${LABEL[$t]} | ${signed:-?} of $MANY_CLIENTS | \`${errs:-${MANY[$t]}}\` | $pgbres |"
+    done
+  fi
   echo
   echo "## Notes"
   echo
+  [[ " $WORKLOADS " == *" topic "* ]] && {
   echo "- Topic workload: through Gatehouse, \`$TOPIC_SQL\` as topics@bench.example (query_topics, attribute bid: \"1\"), which Gatehouse rewrites to the governed subquery. Direct and via PgBouncer the equivalent SQL on the base table with the same filter runs instead, written as Gatehouse sends it, so PostgreSQL does the same work on every target:"
   echo '  ```sql'
   sed -n 2p "$WORK/topic_direct.sql" | sed 's/^/  /'
@@ -395,18 +694,16 @@ mkdir -p "$(dirname "$RESULTS")"
   echo '  ```sql'
   echo "  $SENT_SQL"
   echo '  ```'
-  echo "  For comparison, \`gatehouse explain\` (offline, no warehouse) shows this rewrite, without the aid pushdown:"
-  echo '  ```'
-  printf '%s\n' "$REWRITTEN" | sed 's/^/  /'
-  echo '  ```'
+  }
   echo "- Direct and PgBouncer connect as $READER ($WRITER for tpcb-like), the same least-privilege roles Gatehouse's connections pgbench and pgbench_rw use upstream."
-  echo "- Gatehouse opens one upstream PostgreSQL connection per client session and authenticates every client with SCRAM-SHA-256 (4096 iterations); the \`-C\` row pays both per transaction. PgBouncer reuses its server connections (trust auth for clients)."
+  echo "- Gatehouse opens one upstream PostgreSQL connection per client session and authenticates every client with SCRAM-SHA-256 (4096 iterations); PgBouncer authenticates its clients the same way but reuses its server connections, so the \`-C\` row measures Gatehouse's upstream connection start-up against PgBouncer's pool."
+  echo "- PgBouncer 1.18 in transaction mode does not support \`-M prepared\` (named prepared statements outlive the transaction; support came in 1.21), so prepared runs are compared with session mode."
   if (( ERR_COUNT > 0 )); then
     echo
     echo "## Errors"
     echo
     for k in "${!ERR[@]}"; do
-      echo "- ${k/./ via }: \`$(printf '%s' "${ERR[$k]}" | tr '\n' ' ' | sed 's/  */ /g')\`"
+      echo "- ${k//|/ }: \`$(printf '%s' "${ERR[$k]}" | tr '\n' ' ' | sed 's/  */ /g' | cut -c1-400)\`"
     done
   fi
 } >"$RESULTS"
