@@ -135,6 +135,8 @@ interface RunState {
   stopSent?: boolean;
   /** Gatehouse canceled the run for a limit (statement timeout): the warehouse's 57014 is replaced by this. */
   cancelAs?: GatehouseError;
+  /** Gatehouse's own CancelRequest for this run (a limit, its timeout): delivered before the run ends. */
+  cancelling?: Promise<void>;
 }
 
 type Message = { type: number; body: Buffer };
@@ -358,7 +360,7 @@ export class UpstreamConnection {
     const which = rows > 0 && st.rows > rows ? 'rows' : bytes > 0 && st.bytes > bytes ? 'bytes' : undefined;
     if (!which) return false;
     st.stopped = st.limit!.exceeded(which);
-    void this.cancel();
+    st.cancelling = this.cancel();
     return true;
   }
 
@@ -450,6 +452,15 @@ export class UpstreamConnection {
   }
 
   private finish(st: RunState): void {
+    if (st.cancelling && !st.done) {
+      // The warehouse closes the cancel connection once it has signalled the backend: until
+      // then the signal could still land on the session's next statement, so the run (and
+      // with it the session) waits for it. PostgreSQL ignores a cancel that finds it idle.
+      const cancelling = st.cancelling;
+      st.cancelling = undefined;
+      void cancelling.then(() => this.finish(st));
+      return;
+    }
     st.done = true;
     clearInterval(st.timer);
     this.running = undefined;
@@ -607,10 +618,9 @@ export class UpstreamConnection {
    * reason (Gatehouse's statement timeout), the run's 57014 reaches the client as that error.
    */
   cancel(reason?: GatehouseError): Promise<void> {
-    if (reason && this.running && !this.running.done) this.running.cancelAs = reason;
     const key = this.backendKey;
     if (!key) return Promise.resolve();
-    return new Promise((resolve) => {
+    const sent = new Promise<void>((resolve) => {
       const s = net.connect({ host: this.target.host, port: this.target.port });
       const body = Buffer.alloc(12 + key.secret.length);
       body.writeInt32BE(body.length, 0);
@@ -622,6 +632,11 @@ export class UpstreamConnection {
       s.once('close', () => resolve());
       s.setTimeout(CONNECT_TIMEOUT_MS, () => s.destroy());
     });
+    if (reason && this.running && !this.running.done) {
+      this.running.cancelAs = reason;
+      this.running.cancelling = sent;
+    }
+    return sent;
   }
 
   async close(): Promise<void> {

@@ -39,7 +39,7 @@ async function session(account: 'querier' | 'topics' = 'querier', params: Record
 }
 async function run(s: PostgresSession, ...st: WarehouseStatement[]) {
   const sink = new CollectingSink();
-  const status = await s.run(st, sink);
+  const { status } = await s.run(st, sink);
   return { sink, status };
 }
 const conn: Connection = {
