@@ -670,7 +670,7 @@ mkdir -p "$(dirname "$RESULTS")"
     echo
     echo "## $MANY_CLIENTS clients"
     echo
-    echo "$MANY_CLIENTS sessions at once (\`bench/clients.mjs connect\`: how many sign in and run \`SELECT 1\`), then pgbench \`-S -M simple -c $MANY_CLIENTS\`. PgBouncer transaction pooling with a pool of $PGB_POOL. Gatehouse opened one upstream connection per session when this was written, so sessions past the server's free connection slots fail; the table shows what each client got. While it runs, this workload can take every free connection slot of the server from its other users."
+    echo "$MANY_CLIENTS sessions at once (\`bench/clients.mjs connect\`: how many sign in and run \`SELECT 1\`), then pgbench \`-S -M simple -c $MANY_CLIENTS\`. PgBouncer transaction pooling with a pool of $PGB_POOL. Gatehouse serves them through its connection \`pgbench_txn\` (\`pooling: transaction\`, \`pool_size: 20\`); the table shows what each client got. While it runs, this workload can take every free connection slot of the server from its other users."
     echo
     echo "| target | signed in | errors of the others | pgbench |"
     echo "|---|---|---|---|"
@@ -696,7 +696,7 @@ mkdir -p "$(dirname "$RESULTS")"
   echo '  ```'
   }
   echo "- Direct and PgBouncer connect as $READER ($WRITER for tpcb-like), the same least-privilege roles Gatehouse's connections pgbench and pgbench_rw use upstream."
-  echo "- Gatehouse opens one upstream PostgreSQL connection per client session and authenticates every client with SCRAM-SHA-256 (4096 iterations); PgBouncer authenticates its clients the same way but reuses its server connections, so the \`-C\` row measures Gatehouse's upstream connection start-up against PgBouncer's pool."
+  echo "- Both authenticate every client with SCRAM-SHA-256 (4096 iterations). Gatehouse's connections use session pooling (the default): a session's upstream connection is reset with DISCARD ALL and reused by the next session, so the \`-C\` row measures sign-in and reuse on both sides. The bad client is in the bench org, whose per-user session limit is raised for pgbench's one user, so its 50 idle sessions are not stopped by the default limit of 20 per user here."
   echo "- PgBouncer 1.18 in transaction mode does not support \`-M prepared\` (named prepared statements outlive the transaction; support came in 1.21), so prepared runs are compared with session mode."
   if (( ERR_COUNT > 0 )); then
     echo
