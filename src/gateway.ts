@@ -17,7 +17,7 @@ import { extendedAbandoned, extendedFlush, extendedMessage, extendedProtocolErro
 import { type StatementSession, auditRecord, auditRefusal, newStatementState } from './statements/session.ts';
 import { runQuery } from './statements/simple.ts';
 import { messages } from './warehouses/pg-framing.ts';
-import type { ResultSink } from './wire/sink.ts';
+import { discardingSink } from './wire/sink.ts';
 import { accountFor } from './warehouses/accounts.ts';
 import { EmbeddedServer } from './warehouses/embedded-server.ts';
 import type { PoolStats } from './warehouses/pool.ts';
@@ -359,7 +359,7 @@ async function applyStartupSettings(upstream: WarehouseSession, sets: PlannedSta
       hint: 'fix or remove the setting in options (PGOPTIONS)',
     });
   };
-  const sink: ResultSink = {
+  const sink = discardingSink({
     relay(framed) {
       for (const m of messages(framed)) {
         if (m.type === 0x44 /* D: DataRow of a SHOW */) {
@@ -369,24 +369,15 @@ async function applyStartupSettings(upstream: WarehouseSession, sets: PlannedSta
       }
       return true;
     },
-    rowDescription: () => true,
     dataRow(row) {
       if (typeof row[0] === 'string') values.push(row[0]);
       return true;
     },
-    commandComplete: () => true,
-    emptyQuery: () => true,
-    copyOutResponse: () => true,
-    copyData: () => true,
-    copyDone: () => true,
-    notice: () => true,
     error(err) {
       fail(err.message);
       return true;
     },
-    drain: async () => undefined,
-    closed: false,
-  };
+  });
   try {
     const { error } = await upstream.run([...forwarded, ...shown.map((n) => ({ sql: `SHOW ${n}`, kind: 'show' as const, returnsRows: true }))], sink);
     if (error) fail(error.message, `SQLSTATE ${error.sqlstate}`);

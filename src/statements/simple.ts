@@ -3,7 +3,7 @@
 // the wire layer encodes what it writes.
 import type { PlannedStatement } from '../policy/decision.ts';
 import type { WarehouseStatement } from '../warehouses/types.ts';
-import type { ResultSink } from '../wire/sink.ts';
+import { type ResultSink, discardingSink } from '../wire/sink.ts';
 import {
   type StatementSession,
   type Target,
@@ -102,17 +102,4 @@ async function execute(s: StatementSession, statements: PlannedStatement[], sink
 }
 
 /** A sink for a statement whose answer the client does not get (the catalog's copy of DEALLOCATE ALL). */
-const SILENT: ResultSink = {
-  relay: () => true,
-  rowDescription: () => true,
-  dataRow: () => true,
-  commandComplete: () => true,
-  emptyQuery: () => true,
-  copyOutResponse: () => true,
-  copyData: () => true,
-  copyDone: () => true,
-  notice: () => true,
-  error: () => true,
-  drain: async () => undefined,
-  closed: false,
-};
+const SILENT: ResultSink = discardingSink();

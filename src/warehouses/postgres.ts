@@ -7,7 +7,7 @@ import type { Connection, PostgresConnection, Topic } from '../config/model.ts';
 import { GatehouseError } from '../errors.ts';
 import { scramClient, SCRAM_MECHANISM } from '../identity/scram.ts';
 import type { ExtendedStep } from '../wire/messages.ts';
-import type { FieldDescription, ResultSink } from '../wire/sink.ts';
+import { type FieldDescription, type ResultSink, whenWritable } from '../wire/sink.ts';
 import {
   BackendFramer,
   cstring,
@@ -576,16 +576,7 @@ export class UpstreamConnection {
 
   /** Resolves when the upstream socket has room again (or is gone). */
   writable(): Promise<void> {
-    if (this.mode === 'dead' || !this.socket.writableNeedDrain) return Promise.resolve();
-    return new Promise((resolve) => {
-      const done = () => {
-        this.socket.off('drain', done);
-        this.socket.off('close', done);
-        resolve();
-      };
-      this.socket.on('drain', done);
-      this.socket.on('close', done);
-    });
+    return this.mode === 'dead' ? Promise.resolve() : whenWritable(this.socket);
   }
 
   /**

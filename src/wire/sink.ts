@@ -45,3 +45,39 @@ export interface CopyInUpstream {
   write(framedMessages: Buffer): boolean;
   writable(): Promise<void>;
 }
+
+/**
+ * A sink that takes every message and keeps none: for statements whose answer no client gets
+ * (Gatehouse's own), with `overrides` for the messages the caller does read.
+ */
+export function discardingSink(overrides: Partial<ResultSink> = {}): ResultSink {
+  return {
+    relay: () => true,
+    rowDescription: () => true,
+    dataRow: () => true,
+    commandComplete: () => true,
+    emptyQuery: () => true,
+    copyOutResponse: () => true,
+    copyData: () => true,
+    copyDone: () => true,
+    notice: () => true,
+    error: () => true,
+    drain: async () => undefined,
+    closed: false,
+    ...overrides,
+  };
+}
+
+/** Resolves once a socket that reported backpressure can take more, or has closed. */
+export function whenWritable(socket: { writableNeedDrain: boolean; on(e: string, f: () => void): unknown; off(e: string, f: () => void): unknown }): Promise<void> {
+  if (!socket.writableNeedDrain) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      socket.off('drain', done);
+      socket.off('close', done);
+      resolve();
+    };
+    socket.on('drain', done);
+    socket.on('close', done);
+  });
+}

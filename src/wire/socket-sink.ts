@@ -5,7 +5,7 @@
 import type { Socket } from 'node:net';
 import type { GatehouseError } from '../errors.ts';
 import * as enc from './encode.ts';
-import type { CopyInUpstream, FieldDescription, ResultSink } from './sink.ts';
+import { type CopyInUpstream, type FieldDescription, type ResultSink, whenWritable } from './sink.ts';
 
 export class SocketSink implements ResultSink {
   private corked = false;
@@ -95,15 +95,6 @@ export class SocketSink implements ResultSink {
   drain(): Promise<void> {
     // Corked bytes never drain: flush them before waiting.
     this.uncork();
-    if (this.closed || !this.socket.writableNeedDrain) return Promise.resolve();
-    return new Promise((resolve) => {
-      const done = () => {
-        this.socket.off('drain', done);
-        this.socket.off('close', done);
-        resolve();
-      };
-      this.socket.on('drain', done);
-      this.socket.on('close', done);
-    });
+    return this.closed ? Promise.resolve() : whenWritable(this.socket);
   }
 }
