@@ -17,6 +17,7 @@ import { planCatalogQuery } from './catalog.ts';
 import { checkTopicQuery } from '../sql/allowlist.ts';
 import { changesLexing, safeLiteral, writeSessionStatement } from '../sql/session-statement.ts';
 import { substituteSessionIdentity } from '../sql/identity.ts';
+import { type ConstantClass, type NormalizedText, type Template, fill, normalizeConstants, templateOf } from '../sql/normalize.ts';
 
 /**
  * Decisions by (context, text), bounded by count and by memory: a key holds the statement's
@@ -28,26 +29,77 @@ import { substituteSessionIdentity } from '../sql/identity.ts';
 const CACHE_MAX_BYTES = 64 * 1024 * 1024;
 const CACHED_TEXT_MAX = 64 * 1024;
 const cache = new LRUCache<string, Decision>({ max: 10_000, maxSize: CACHE_MAX_BYTES, sizeCalculation: (_d, key) => 3 * key.length + 256 });
+/**
+ * Shared decisions by (context, the class of each constant, normalised text): a template per
+ * statement, or EXACT when the normalised text may not share (each text is then decided on
+ * its own, as before). Weighed like the decisions above.
+ */
+const sharedCache = new LRUCache<string, SharedDecision | typeof EXACT>({ max: 10_000, maxSize: CACHE_MAX_BYTES, sizeCalculation: (_d, key) => 3 * key.length + 256 });
+const EXACT = 'exact' as const;
 const topicMapIds = new WeakMap<object, number>();
+const contextKeys = new WeakMap<DecisionContext, string>();
 let nextTopicMapId = 1;
+
+/** A decision of a normalised text that every text of its shape shares (sql/normalize.ts). */
+interface SharedDecision {
+  statements: Array<{ statement: Extract<PlannedStatement, { action: 'forward' }>; template: Template }>;
+  rule: string;
+  topics: string[];
+}
 
 /** Tests and rule reloads may start from nothing. */
 export function clearDecisionCache(): void {
   cache.clear();
+  sharedCache.clear();
 }
 
+/** Sessions never change their DecisionContext (a new one comes with new rules): its key is made once. */
 function contextKey(ctx: DecisionContext): string {
+  const known = contextKeys.get(ctx);
+  if (known !== undefined) return known;
   let id = topicMapIds.get(ctx.topics);
   if (id === undefined) {
     id = nextTopicMapId++;
     topicMapIds.set(ctx.topics, id);
   }
   const attrs = Object.keys(ctx.attributes).sort().map((k) => [k, ctx.attributes[k]]);
-  return JSON.stringify([ctx.org, ctx.user, ctx.level, attrs, ctx.connection, id]);
+  const key = JSON.stringify([ctx.org, ctx.user, ctx.level, attrs, ctx.connection, id]);
+  contextKeys.set(ctx, key);
+  return key;
+}
+
+const CLASS_CODES: Record<ConstantClass, string> = { string: 's', int: 'i', numeric: 'n' };
+
+function sharedKeyOf(ctxKey: string, n: NormalizedText): string {
+  return `${ctxKey}\u0000${n.classes.map((c) => CLASS_CODES[c]).join('')}\u0000${n.text}`;
+}
+
+/**
+ * Whether a text's shape shares one decision ('shared'), is decided text by text ('exact'),
+ * or has not been decided yet ('unknown'): for tests and diagnostics.
+ */
+export function sharing(ctx: DecisionContext, sql: string): 'shared' | 'exact' | 'unknown' {
+  const n = normalizeConstants(sql, CACHED_TEXT_MAX);
+  if (!n || n.constants.length === 0) return 'exact';
+  const entry = sharedCache.get(sharedKeyOf(contextKey(ctx), n));
+  return entry === undefined ? 'unknown' : entry === EXACT ? 'exact' : 'shared';
 }
 
 export async function decide(ctx: DecisionContext, sql: string): Promise<Decision> {
-  const key = `${contextKey(ctx)}\u0000${sql}`;
+  const ctxKey = contextKey(ctx);
+  const key = `${ctxKey}\u0000${sql}`;
+  const normalized = normalizeConstants(sql, CACHED_TEXT_MAX);
+  if (normalized && normalized.constants.length > 0) {
+    const sharedKey = sharedKeyOf(ctxKey, normalized);
+    const entry = sharedCache.get(sharedKey);
+    if (entry === undefined) {
+      const built = await decideShared(ctx, sql, normalized);
+      sharedCache.set(sharedKey, built.shared ?? EXACT);
+      if (!built.shared) cache.set(key, built.exact);
+      return built.exact;
+    }
+    if (entry !== EXACT) return filled(entry, normalized.constants);
+  }
   const hit = cache.get(key);
   if (hit) return hit;
   const decision = await decideUncached(ctx, sql);
@@ -55,7 +107,82 @@ export async function decide(ctx: DecisionContext, sql: string): Promise<Decisio
   return decision;
 }
 
-async function decideUncached(ctx: DecisionContext, sql: string): Promise<Decision> {
+/**
+ * The first text of a normalised shape: its normalised text decided with the constants as
+ * parameters, and the text itself decided exactly. The shape shares its decision only when
+ * (docs/security.md, "Shared decisions"):
+ * - the parameterised decision runs, every statement a SELECT, INSERT, UPDATE or DELETE
+ *   forwarded plainly (no session names, no notice, no COPY): a refusal, a catalog query,
+ *   an answer or a session statement is decided text by text, so a statement refused with a
+ *   parameter but allowed with a constant gets its own correct decision;
+ * - every $n of the forwarded SQL is found by lexing it (templateOf);
+ * - this text's exact decision runs too, and the template filled with this text's constants
+ *   is that decision's SQL (the same text, or the same tree): a check that the placeholders
+ *   went back where the constants were, paid once per shape.
+ * Why a parameterised decision holds for every constant: the extended protocol decides Parse
+ * texts with $n parameters and lets any Bind value through, and a constant is a value the
+ * statement's author chose, as a Bind value is.
+ */
+async function decideShared(ctx: DecisionContext, sql: string, n: NormalizedText): Promise<{ exact: Decision; shared?: SharedDecision }> {
+  const parameterised = await decideUncached(ctx, n.text, n.classes);
+  const exact = await decideUncached(ctx, sql);
+  const shared = sharedDecision(parameterised, n.constants.length);
+  return { exact, shared: shared && fillsExactly(shared, exact, n.constants) ? shared : undefined };
+}
+
+function sharedDecision(d: Decision, count: number): SharedDecision | undefined {
+  if (d.outcome !== 'run') return undefined;
+  const statements: SharedDecision['statements'] = [];
+  for (const st of d.statements) {
+    if (st.action !== 'forward' || st.names || st.notice || st.copyOut) return undefined;
+    const template = templateOf(st.sql, count);
+    if (!template) return undefined;
+    statements.push({ statement: st, template });
+  }
+  return { statements, rule: d.rule, topics: d.topics };
+}
+
+function fillsExactly(shared: SharedDecision, exact: Decision, constants: string[]): boolean {
+  if (exact.outcome !== 'run' || exact.rule !== shared.rule || exact.statements.length !== shared.statements.length) return false;
+  if (exact.topics.join(',') !== shared.topics.join(',')) return false;
+  return shared.statements.every(({ statement, template }, i) => {
+    const e = exact.statements[i];
+    if (e.action !== 'forward' || e.names || e.notice || e.copyOut || e.kind !== statement.kind || e.returnsRows !== statement.returnsRows) return false;
+    if (e.topics.join(',') !== statement.topics.join(',')) return false;
+    const sql = fill(template, constants);
+    return sql === e.sql || sameStatement(sql, e.sql);
+  });
+}
+
+function sameStatement(a: string, b: string): boolean {
+  try {
+    const x = parseSqlSync(a).statements;
+    const y = parseSqlSync(b).statements;
+    return x.length === 1 && y.length === 1 && sameTree(x[0].stmt, y[0].stmt);
+  } catch {
+    return false;
+  }
+}
+
+/** A shared decision for one text: each statement's SQL with this text's own constants put back. */
+function filled(shared: SharedDecision, constants: string[]): Decision {
+  return {
+    outcome: 'run',
+    statements: shared.statements.map(({ statement, template }) => ({ ...statement, sql: fill(template, constants) })),
+    rule: shared.rule,
+    topics: shared.topics,
+  };
+}
+
+/** What a shared decision may be: statements whose every constant may be a parameter. */
+const SHAREABLE_STATEMENTS: ReadonlySet<string> = new Set(['SelectStmt', 'InsertStmt', 'UpdateStmt', 'DeleteStmt']);
+
+/**
+ * `constants`: the text is a normalised one whose $1..$n stand for constants of these classes
+ * (decideShared): only the statements that may share are decided, and the placeholders are
+ * pushed down as their literals would be.
+ */
+async function decideUncached(ctx: DecisionContext, sql: string, constants?: readonly ConstantClass[]): Promise<Decision> {
   if (ctx.level === 'no_access') {
     return refusal('level.no_access', new GatehouseError('42501', `${ctx.user} has no access to connection ${ctx.connection.name}`));
   }
@@ -71,9 +198,10 @@ async function decideUncached(ctx: DecisionContext, sql: string): Promise<Decisi
     const statements: PlannedStatement[] = [];
     const topics = new Set<string>();
     for (const st of parsed.statements) {
+      if (constants && !SHAREABLE_STATEMENTS.has(nodeType(st.stmt))) return refusal('not_shared', new GatehouseError('0A000', 'not a statement that shares decisions'));
       const lexing = changesLexing(st.stmt as never);
       if (lexing) refuse('lexing_setting', '42501', lexing, { hint: 'remove this SET; Gatehouse keeps the warehouse session on the settings it parses with' });
-      const planned = ctx.level === 'query_topics' ? planTopicStatement(ctx, st) : planRawStatement(ctx, parsed, st);
+      const planned = ctx.level === 'query_topics' ? planTopicStatement(ctx, st, constants) : planRawStatement(ctx, parsed, st, constants);
       for (const t of planned.topics) topics.add(t);
       statements.push(planned.statement);
     }
@@ -109,7 +237,7 @@ function notForTopicUsers(ctx: DecisionContext, what: string): never {
 
 // ---------------------------------------------------------------- Query Topics users
 
-function planTopicStatement(ctx: DecisionContext, st: ParsedStatement): Planned {
+function planTopicStatement(ctx: DecisionContext, st: ParsedStatement, constants?: readonly ConstantClass[]): Planned {
   const stmt = st.stmt;
   const t = nodeType(stmt);
   const body = stmt[t] as AstNode;
@@ -119,7 +247,7 @@ function planTopicStatement(ctx: DecisionContext, st: ParsedStatement): Planned 
       if (body.lockingClause?.length) notForTopicUsers(ctx, 'SELECT FOR UPDATE/SHARE');
       const catalog = planCatalogQuery(ctx, stmt, st.text);
       if (catalog) return { statement: catalog, topics: [] };
-      const topics = rewriteTopicQuery(ctx, stmt);
+      const topics = rewriteTopicQuery(ctx, stmt, constants);
       return { statement: { action: 'forward', sql: faithfulSql(stmt), kind: 'select', returnsRows: true, topics }, topics };
     }
     case 'ExplainStmt': {
@@ -416,17 +544,17 @@ function faithfulSql(stmt: AstNode): string {
  * rewritten: session identity answered by Gatehouse, topics into their barrier subqueries.
  * Returns the topics used.
  */
-function rewriteTopicQuery(ctx: DecisionContext, query: AstNode): string[] {
+function rewriteTopicQuery(ctx: DecisionContext, query: AstNode, constants?: readonly ConstantClass[]): string[] {
   checkTopicQuery({ connection: ctx.connection.name, topicsSchema: ctx.connection.topicsSchema, topics: ctx.topics }, query as never);
   substituteSessionIdentity(query, { user: ctx.user, database: ctx.connection.name });
-  const w = new Walker(ctx, 'topics');
+  const w = new Walker(ctx, 'topics', constants);
   w.visit(query, undefined);
   return [...w.topicsUsed].sort();
 }
 
 // ---------------------------------------------------------------- queriers and connection admins
 
-function planRawStatement(ctx: DecisionContext, parsed: ParsedText, st: ParsedStatement): Planned {
+function planRawStatement(ctx: DecisionContext, parsed: ParsedText, st: ParsedStatement, constants?: readonly ConstantClass[]): Planned {
   const stmt = st.stmt;
   const t = nodeType(stmt);
   const body = stmt[t] as AstNode;
@@ -444,7 +572,7 @@ function planRawStatement(ctx: DecisionContext, parsed: ParsedText, st: ParsedSt
       `writes are not permitted on connection ${ctx.connection.name} (it does not set allow_writes): ${facts.name} refused`,
     );
   }
-  const w = new Walker(ctx, 'raw');
+  const w = new Walker(ctx, 'raw', constants);
   w.visit(stmt, undefined);
   const topics = [...w.topicsUsed].sort();
   const sql = w.splices.length > 0 ? applySplices(parsed.bytes, st.byteStart, st.byteEnd, w.splices) : st.text;

@@ -12,6 +12,7 @@ import type { AstNode } from './parse.ts';
 import { refuse } from './refusal.ts';
 import { WRITE_FUNCTIONS, deniedRelation, isDeniedForQueryTopics, isDeniedFunction } from './functions.ts';
 import { type TopicInfo, addCondition, derivedSelect, pushableCopy } from './topic.ts';
+import type { ConstantClass } from './normalize.ts';
 
 export type WalkMode = 'topics' | 'raw' | 'catalog';
 
@@ -51,6 +52,8 @@ export class Walker {
   constructor(
     readonly ctx: DecisionContext,
     readonly mode: WalkMode,
+    /** A shared decision's placeholders $1..$n, by class (sql/normalize.ts): pushed down as the literals they stand for. */
+    readonly constants?: readonly ConstantClass[],
   ) {}
 
   private topicList(): string {
@@ -313,7 +316,7 @@ export class Walker {
         return col && item.topic!.fields.includes(col) ? col : undefined;
       };
       for (const c of conjuncts) {
-        const copy = pushableCopy(c, item.topic, resolve);
+        const copy = pushableCopy(c, item.topic, resolve, this.constants);
         if (copy) addCondition(item.inner, copy);
       }
     }

@@ -6,6 +6,7 @@
 import type { Attributes, Topic } from '../config/model.ts';
 import type { AstNode } from './parse.ts';
 import { refuse } from './refusal.ts';
+import type { ConstantClass } from './normalize.ts';
 
 /** A topic as decide() sees it: the server may add column types read from the warehouse catalog. */
 export type TopicInfo = Topic & { columnTypes?: Record<string, string> };
@@ -86,28 +87,47 @@ export function pushableCopy(
   expr: AstNode,
   topic: TopicInfo,
   resolve: (ref: AstNode) => string | undefined,
+  constants?: readonly ConstantClass[],
 ): AstNode | undefined {
   const a = expr.A_Expr;
   if (!a || a.kind !== 'AEXPR_OP' || a.name?.length !== 1) return undefined;
   const op = a.name[0]?.String?.sval as string | undefined;
   if (!op || !PUSHABLE_OPS.has(op)) return undefined;
   let colSide: 'lexpr' | 'rexpr';
-  if (a.lexpr?.ColumnRef && a.rexpr?.A_Const) colSide = 'lexpr';
-  else if (a.rexpr?.ColumnRef && a.lexpr?.A_Const) colSide = 'rexpr';
+  let lit: AstNode | undefined;
+  if (a.lexpr?.ColumnRef && (lit = literalOf(a.rexpr, constants))) colSide = 'lexpr';
+  else if (a.rexpr?.ColumnRef && (lit = literalOf(a.lexpr, constants))) colSide = 'rexpr';
   else return undefined;
   const col = resolve(a[colSide]);
   if (!col) return undefined;
   const type = topic.columnTypes?.[col]?.toLowerCase();
   const cls = type ? LEAKPROOF_TYPES[type] : undefined;
   if (!cls) return undefined;
-  const lit = a[colSide === 'lexpr' ? 'rexpr' : 'lexpr'].A_Const as AstNode;
   if (lit.isnull) return undefined;
   // The literal's own type decides the operator: 5.5 against an int column is a numeric
   // comparison (not leakproof); a quoted literal takes the column's type.
   const ok = lit.sval !== undefined || (cls === 'int' && lit.ival !== undefined) || (cls === 'bool' && lit.boolval !== undefined);
   if (!ok) return undefined;
+  // The copy keeps a placeholder as a placeholder: the constant goes back in at both places.
   const copy = structuredClone(expr);
   copy.A_Expr[colSide] = colRef(col);
   delete copy.A_Expr.location;
   return copy;
+}
+
+/**
+ * The A_Const an operand is, or stands for: a placeholder of a shared decision (ParamRef $n
+ * with constants[n-1] known, sql/normalize.ts) is treated exactly as the literal it replaced
+ * (a string as an sval, an int4 integer as an ival; a numeric as an fval, never pushed).
+ * Any other ParamRef (the extended protocol's, whose type the client may declare) is not a
+ * literal of a known class, so never pushed.
+ */
+function literalOf(operand: AstNode | undefined, constants: readonly ConstantClass[] | undefined): AstNode | undefined {
+  if (operand?.A_Const) return operand.A_Const;
+  const n = operand?.ParamRef?.number as number | undefined;
+  const cls = n !== undefined && constants ? constants[n - 1] : undefined;
+  if (cls === 'string') return { sval: { sval: '' } };
+  if (cls === 'int') return { ival: {} };
+  if (cls === 'numeric') return { fval: { fval: '0' } };
+  return undefined;
 }
