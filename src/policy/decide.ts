@@ -174,6 +174,11 @@ function filled(shared: SharedDecision, constants: string[]): Decision {
   };
 }
 
+/** The decision of this exact text, no cache and no sharing: what a shared decision must equal (tests). */
+export async function decideExactly(ctx: DecisionContext, sql: string): Promise<Decision> {
+  return decideUncached(ctx, sql);
+}
+
 /** What a shared decision may be: statements whose every constant may be a parameter. */
 const SHAREABLE_STATEMENTS: ReadonlySet<string> = new Set(['SelectStmt', 'InsertStmt', 'UpdateStmt', 'DeleteStmt']);
 

@@ -145,6 +145,8 @@ export function normalizeConstants(sql: string, maxLength: number): NormalizedTe
       const end = quotedEnd(sql, i, 0x27);
       if (end < 0) return undefined;
       if (prevKind === 'string') return undefined;
+      // 'x'AS reads as a string and a word; $1AS would be a parameter with junk after it.
+      if (isIdentCont(sql.charCodeAt(end))) return undefined;
       // PostgreSQL joins a string and the next one across a newline: never share that.
       const next = skipSpace(sql, end);
       if (next < 0 || sql.charCodeAt(next) === 0x27) return undefined;
