@@ -179,6 +179,21 @@ export async function decideExactly(ctx: DecisionContext, sql: string): Promise<
   return decideUncached(ctx, sql);
 }
 
+/**
+ * A placeholder as a direct argument of a call in SQL syntax (EXTRACT, TRIM, SUBSTRING,
+ * OVERLAY, POSITION, AT TIME ZONE...): the deparser writes those calls from the text of their
+ * arguments (EXTRACT('epoch' FROM x) becomes EXTRACT(EPOCH FROM x), and EXTRACT('*' FROM x)
+ * something that does not read back), so what it writes for a constant there depends on the
+ * value, and one value's exact decision can refuse where another's runs: never shared.
+ */
+function placeholderInSqlSyntaxCall(node: unknown): boolean {
+  if (Array.isArray(node)) return node.some(placeholderInSqlSyntaxCall);
+  if (!node || typeof node !== 'object') return false;
+  const fc = (node as AstNode).FuncCall as AstNode | undefined;
+  if (fc?.funcformat === 'COERCE_SQL_SYNTAX' && (fc.args ?? []).some((a: AstNode) => a.ParamRef)) return true;
+  return Object.values(node as AstNode).some(placeholderInSqlSyntaxCall);
+}
+
 /** What a shared decision may be: statements whose every constant may be a parameter. */
 const SHAREABLE_STATEMENTS: ReadonlySet<string> = new Set(['SelectStmt', 'InsertStmt', 'UpdateStmt', 'DeleteStmt']);
 
@@ -203,7 +218,9 @@ async function decideUncached(ctx: DecisionContext, sql: string, constants?: rea
     const statements: PlannedStatement[] = [];
     const topics = new Set<string>();
     for (const st of parsed.statements) {
-      if (constants && !SHAREABLE_STATEMENTS.has(nodeType(st.stmt))) return refusal('not_shared', new GatehouseError('0A000', 'not a statement that shares decisions'));
+      if (constants && (!SHAREABLE_STATEMENTS.has(nodeType(st.stmt)) || placeholderInSqlSyntaxCall(st.stmt))) {
+        return refusal('not_shared', new GatehouseError('0A000', 'not a statement that shares decisions'));
+      }
       const lexing = changesLexing(st.stmt as never);
       if (lexing) refuse('lexing_setting', '42501', lexing, { hint: 'remove this SET; Gatehouse keeps the warehouse session on the settings it parses with' });
       const planned = ctx.level === 'query_topics' ? planTopicStatement(ctx, st, constants) : planRawStatement(ctx, parsed, st, constants);
