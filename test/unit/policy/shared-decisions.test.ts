@@ -16,7 +16,9 @@ const grace = ctxFor('grace@acme.example', 'query_topics', { region: ['EMEA', 'A
 const odd = ctxFor('odd@acme.example', 'query_topics', { region: ["x$1'y", 'a\\$2'] }, { topics: typedTopics });
 const writer = ctxFor('wanda@acme.example', 'querier', {}, { allowWrites: true, topics: typedTopics });
 const carolTyped: DecisionContext = { ...carol, topics: typedTopics };
-const CONTEXTS: [string, DecisionContext][] = [['bob', bob], ['carol', carolTyped], ['grace', grace], ['odd', odd], ['writer', writer]];
+/** A querier with a region: raw SQL naming topics.orders gets the barrier spliced in, with pushdown. */
+const quinn = ctxFor('quinn@acme.example', 'querier', { region: ['EMEA'] }, { topics: typedTopics });
+const CONTEXTS: [string, DecisionContext][] = [['bob', bob], ['carol', carolTyped], ['grace', grace], ['odd', odd], ['writer', writer], ['quinn', quinn]];
 
 beforeEach(() => clearDecisionCache());
 
@@ -153,6 +155,13 @@ describe('shared decisions', () => {
     }
   });
 
+  it("a querier's topic reference is spliced with the placeholder pushed down, filled at both places", async () => {
+    await decide(quinn, 'SELECT o.id FROM topics.orders o WHERE o.id = 1 /* raw */');
+    expect(sharing(quinn, 'SELECT o.id FROM topics.orders o WHERE o.id = 77 /* raw */')).toBe('shared');
+    const [s] = sqlOf(await decide(quinn, 'SELECT o.id FROM topics.orders o WHERE o.id = 77 /* raw */'));
+    expect(s).toBe("SELECT o.id FROM (SELECT id, customer_id, region, amount, status, ordered_at FROM public.orders WHERE region = 'EMEA' AND id = 77 OFFSET 0) o WHERE o.id = 77 /* raw */");
+  });
+
   it("an extended-protocol parameter stays unpushed (its type is the client's)", async () => {
     const [s] = sqlOf(await decide(bob, 'SELECT amount FROM orders WHERE id = $1'));
     expect(s).toContain("WHERE region = 'EMEA' OFFSET 0");
@@ -223,7 +232,7 @@ describe('shared decisions', () => {
     expectSame(got, exact, second);
   });
 
-  it('property: the shared path decides every sibling text as its exact text (bob, carol, grace, odd attributes, a writer)', async () => {
+  it('property: the shared path decides every sibling text as its exact text (bob, carol, grace, odd attributes, a writer, a querier with a region)', async () => {
     let shared = 0;
     let runs = 0;
     await fc.assert(
