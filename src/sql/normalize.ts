@@ -7,7 +7,8 @@
 //   decimal replaced by $1..$n, every other character kept. Anything it does not positively
 //   recognise means "no sharing" (undefined), never a guess: a `$` anywhere (parameters,
 //   dollar quotes), E'' U&'' B'' X'' N'' strings, numbers with an exponent, a hex, octal or
-//   binary prefix, underscores or a leading dot, a literal touching an identifier, a string
+//   binary prefix, underscores or a leading dot, a string holding a backslash (read
+//   differently were standard_conforming_strings ever off), a literal touching a word, a string
 //   followed by a string (PostgreSQL joins '...' newline '...' into one constant), an
 //   unterminated string, identifier or comment, control characters PostgreSQL's versions
 //   disagree about, and statements that do not start with SELECT, WITH, VALUES, TABLE,
@@ -144,6 +145,11 @@ export function normalizeConstants(sql: string, maxLength: number): NormalizedTe
       if (before === 0x26 && i > 1 && (sql.charCodeAt(i - 2) | 0x20) === 0x75) return undefined;
       const end = quotedEnd(sql, i, 0x27);
       if (end < 0) return undefined;
+      // A backslash means one thing with standard_conforming_strings on and another with it
+      // off: the exact path writes such a value as E'...' (the same under either), while a
+      // shared decision would put the client's own token back. Not shared.
+      const backslash = sql.indexOf('\\', i);
+      if (backslash >= 0 && backslash < end) return undefined;
       if (prevKind === 'string') return undefined;
       // 'x'AS reads as a string and a word; $1AS would be a parameter with junk after it.
       if (isIdentCont(sql.charCodeAt(end))) return undefined;

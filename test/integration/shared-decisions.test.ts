@@ -24,7 +24,7 @@ interface Shape {
 
 const shapes: Shape[] = [
   { user: 'bob@acme.example', ctx: bob, texts: [1, 2, 4, 40, 299].map((n) => `SELECT id, amount, status FROM orders WHERE id = ${n}`) },
-  { user: 'bob@acme.example', ctx: bob, texts: ["'paid'", "'open'", "'it''s'", "'x\\'"].map((s) => `SELECT id, region FROM orders o WHERE o.status = ${s} AND o.id < 60 ORDER BY 1`) },
+  { user: 'bob@acme.example', ctx: bob, texts: ["'paid'", "'open'", "'it''s'", "'x y'"].map((s) => `SELECT id, region FROM orders o WHERE o.status = ${s} AND o.id < 60 ORDER BY 1`) },
   { user: 'bob@acme.example', ctx: bob, texts: ["'AMER'", "'EMEA'", "'APAC'"].map((r) => `SELECT count(*) FROM orders WHERE region = ${r}`) },
   { user: 'bob@acme.example', ctx: bob, texts: [['10.50', '3'], ['500.25', '7'], ['0.5', '1']].map(([a, l]) => `SELECT id FROM orders WHERE amount > ${a} ORDER BY id LIMIT ${l}`) },
   { user: 'bob@acme.example', ctx: bob, texts: [["'Customer 1'", '3'], ["'Customer 4'", '9'], ["'nobody'", '20']].map(([n, i]) => `SELECT c.name, count(o.id) FROM customers c LEFT JOIN orders o ON o.customer_id = c.id WHERE c.name = ${n} OR c.id < ${i} GROUP BY 1 ORDER BY 1`) },
