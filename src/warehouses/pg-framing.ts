@@ -3,6 +3,7 @@
 // type, then the body. Relaying needs only this header: DataRow is never decoded,
 // so a row reaches the client exactly as the warehouse encoded it.
 import type { ExtendedStep } from '../wire/messages.ts';
+import { receivedFrame } from '../wire/decode.ts';
 
 /** Backend message type bytes Gatehouse looks at (the rest are relayed unread). */
 export const MSG = {
@@ -126,8 +127,13 @@ export function queryMessage(sql: string): Buffer {
   return frame(0x51, cstring(sql));
 }
 
-/** Frontend extended-query messages (55.7 Parse, Bind, Describe, Execute, Close, Sync), encoded as received. */
+/**
+ * Frontend extended-query messages (55.7 Parse, Bind, Describe, Execute, Close, Sync), encoded
+ * as received: a message exactly as the client sent it goes on in the frame it came in.
+ */
 export function extendedMessage(m: ExtendedStep): Buffer {
+  const received = m.type === 'Parse' ? undefined : receivedFrame(m);
+  if (received) return received;
   switch (m.type) {
     case 'Parse': {
       const types = Buffer.alloc(2 + 4 * m.paramTypes.length);
@@ -161,7 +167,9 @@ export function extendedMessage(m: ExtendedStep): Buffer {
   }
 }
 
-export const syncMessage = (): Buffer => frame(0x53, Buffer.alloc(0));
+/** Sync: one frame for every exchange (sockets copy what they are given; nothing writes into it). */
+const SYNC = frame(0x53, Buffer.alloc(0));
+export const syncMessage = (): Buffer => SYNC;
 
 function int16List(values: number[]): Buffer {
   const b = Buffer.alloc(2 + 2 * values.length);

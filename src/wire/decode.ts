@@ -164,7 +164,7 @@ export class FrontendDecoder {
     }
     if (this.total < len + 1) return undefined;
     const frame = this.take(len + 1);
-    return decodeTyped(String.fromCharCode(typeByte), frame.subarray(5));
+    return decodeTyped(String.fromCharCode(typeByte), frame.subarray(5), frame);
   }
 
   private peekByte(offset: number): number {
@@ -213,11 +213,28 @@ export class FrontendDecoder {
 
 const KNOWN_TYPES = new Set([...'QXpPBDESHCdcfF'].map((c) => c.charCodeAt(0)));
 
-function decodeTyped(code: string, body: Buffer): TypedFrontendMessage {
+/**
+ * The frame each decoded Bind, Execute, Describe and Close arrived in, by the decoded
+ * object's identity. The decoder read every byte of it (strict UTF-8 strings, no byte left
+ * over), so encoding the message again gives these very bytes: the postgres connector relays
+ * them as they came (pg-framing.ts extendedMessage) instead of encoding each message anew
+ * (issue 17, the prepared path). Keyed by identity, so a message Gatehouse changed (a copy
+ * with another name, a Parse with its decided text) has no frame and is encoded from its fields.
+ */
+const receivedFrames = new WeakMap<object, Buffer>();
+const RELAYED_AS_RECEIVED = new Set(['B', 'E', 'D', 'C']);
+
+/** The frame a decoded message arrived in, when it may be relayed as is (see receivedFrames). */
+export function receivedFrame(m: object): Buffer | undefined {
+  return receivedFrames.get(m);
+}
+
+function decodeTyped(code: string, body: Buffer, frame?: Buffer): TypedFrontendMessage {
   const r = new BodyReader(body);
   try {
     const msg = decodeBody(code, r, body);
     r.end();
+    if (frame && RELAYED_AS_RECEIVED.has(code)) receivedFrames.set(msg, frame);
     return msg;
   } catch (e) {
     if (e instanceof GatehouseError) return { type: 'MalformedMessage', code, error: e };
@@ -250,7 +267,8 @@ function decodeBody(code: string, r: BodyReader, body: Buffer): TypedFrontendMes
       const params: (Buffer | null)[] = [];
       for (let i = 0; i < n; i++) {
         const len = r.int32();
-        params.push(len === -1 ? null : Buffer.from(r.bytes(len)));
+        // Views into the frame, not copies: a Bind lives until its exchange is written upstream.
+        params.push(len === -1 ? null : r.bytes(len));
       }
       const resultFormats = int16List(r);
       return { type: 'Bind', portal, statement, paramFormats, params, resultFormats };
