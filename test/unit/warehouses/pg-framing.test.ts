@@ -4,6 +4,7 @@ import {
   commandTag,
   dataRowValues,
   errorFields,
+  extendedMessage,
   frame,
   FramingError,
   messages,
@@ -12,6 +13,8 @@ import {
   readyStatus,
   visitMessages,
 } from '../../../src/warehouses/pg-framing.ts';
+import { FrontendDecoder } from '../../../src/wire/decode.ts';
+import type { Bind, ExtendedStep } from '../../../src/wire/messages.ts';
 
 function dataRow(values: (string | null)[]): Buffer {
   const parts: Buffer[] = [Buffer.from([0, values.length])];
@@ -87,5 +90,43 @@ describe('backend framing', () => {
     expect(errorFields(Buffer.from('SERROR\0C42501\0Mno\0\0'))).toEqual({ S: 'ERROR', C: '42501', M: 'no' });
     expect(queryMessage('select 1').toString('latin1')).toBe('Q\0\0\0\rselect 1\0');
     expect(() => queryMessage('a\0b')).toThrow(FramingError);
+  });
+});
+
+describe('extended messages relayed in the frame they came in', () => {
+  const startup = Buffer.from([0, 0, 0, 9, 0, 3, 0, 0, 0]);
+  function decodeAll(bytes: Buffer): ExtendedStep[] {
+    const d = new FrontendDecoder();
+    d.push(startup);
+    d.next();
+    d.push(bytes);
+    const out: ExtendedStep[] = [];
+    for (let m = d.next(); m; m = d.next()) out.push(m as ExtendedStep);
+    return out;
+  }
+  const steps: ExtendedStep[] = [
+    { type: 'Parse', name: 'P0_1', query: 'SELECT $1::int', paramTypes: [23] },
+    { type: 'Bind', portal: 'pé', statement: 'P0_1', paramFormats: [0, 1], params: [Buffer.from('12345'), null], resultFormats: [1] },
+    { type: 'Describe', kind: 'P', name: 'pé' },
+    { type: 'Execute', portal: 'pé', maxRows: 10 },
+    { type: 'Close', kind: 'S', name: 'P0_1' },
+  ];
+  const wire = Buffer.concat(steps.map(extendedMessage));
+
+  it('gives back exactly the bytes the client sent, for every message kind', () => {
+    const decoded = decodeAll(wire);
+    expect(decoded.map((m) => m.type)).toEqual(['Parse', 'Bind', 'Describe', 'Execute', 'Close']);
+    expect(Buffer.concat(decoded.map(extendedMessage)).equals(wire)).toBe(true);
+  });
+  it('encodes a message Gatehouse changed from its fields, never from the old frame', () => {
+    const [parse, bind, , , close] = decodeAll(wire);
+    const renamed = extendedMessage({ ...(bind as Bind), statement: 'gatehouse_1' });
+    expect(renamed.includes(Buffer.from('gatehouse_1\0'))).toBe(true);
+    expect(renamed.includes(Buffer.from('P0_1\0'))).toBe(false);
+    expect(extendedMessage({ ...(close as ExtendedStep & { type: 'Close' }), name: 'other' }).includes(Buffer.from('other\0'))).toBe(true);
+    // A Parse is always written from its (decided) text.
+    const decided = extendedMessage({ ...(parse as ExtendedStep & { type: 'Parse' }), query: 'SELECT 2' });
+    expect(decided.includes(Buffer.from('SELECT 2\0'))).toBe(true);
+    expect(decided.includes(Buffer.from('SELECT $1::int'))).toBe(false);
   });
 });
