@@ -15,7 +15,10 @@ export type StatementKind =
   | 'ddl'
   | 'other';
 
-/** What policy needs to know of the session: plain data, no sockets. */
+/**
+ * What policy needs to know of the session: plain data, no sockets. Never changed once made
+ * (new rules make new contexts): decide() keys its caches by it, its key made once per object.
+ */
 export interface DecisionContext {
   org: string;
   user: string;
