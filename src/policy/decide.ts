@@ -88,6 +88,9 @@ export function sharing(ctx: DecisionContext, sql: string): 'shared' | 'exact' |
 export async function decide(ctx: DecisionContext, sql: string): Promise<Decision> {
   const ctxKey = contextKey(ctx);
   const key = `${ctxKey}\u0000${sql}`;
+  // A text seen before (a dashboard's refresh) needs no scan; a shared shape's texts are not kept here.
+  const hit = cache.get(key);
+  if (hit) return hit;
   const normalized = normalizeConstants(sql, CACHED_TEXT_MAX);
   if (normalized && normalized.constants.length > 0) {
     const sharedKey = sharedKeyOf(ctxKey, normalized);
@@ -100,8 +103,6 @@ export async function decide(ctx: DecisionContext, sql: string): Promise<Decisio
     }
     if (entry !== EXACT) return filled(entry, normalized.constants);
   }
-  const hit = cache.get(key);
-  if (hit) return hit;
   const decision = await decideUncached(ctx, sql);
   if (sql.length <= CACHED_TEXT_MAX) cache.set(key, decision);
   return decision;
