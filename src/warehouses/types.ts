@@ -145,6 +145,11 @@ export interface WarehouseSession {
 
 export interface Warehouse {
   readonly kind: string;
+  /**
+   * Whether the connection's stored credentials open with the master keys Gatehouse has
+   * (decrypted once and dropped, no network): a connection with a problem is refused, alone.
+   */
+  credentialProblem?(): GatehouseError | undefined;
   /** Checks the account (least privilege) and reachability; throws GatehouseError. */
   start(): Promise<void>;
   openSession(opts: WarehouseSessionOptions): Promise<WarehouseSession>;
