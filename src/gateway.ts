@@ -131,6 +131,14 @@ export class Gateway implements ConnectionHandler {
     }
   }
 
+  /** Connections refused at start for their stored credentials, for /healthz: names only, never a reason with key ids. */
+  refusedConnections(): { org: string; connection: string }[] {
+    return [...this.refused.keys()].map((k) => {
+      const [org, ...rest] = k.split('/');
+      return { org, connection: rest.join('/') };
+    });
+  }
+
   /** Upstream pools of every warehouse, for /metrics (issue 17). */
   poolStats(): PoolStats[] {
     return [...this.warehouses.values()].flatMap((w) => (w as Partial<{ poolStats(): PoolStats[] }>).poolStats?.() ?? []);

@@ -89,7 +89,7 @@ export async function serve(opts: ServeOptions): Promise<RunningGatehouse> {
       host,
       port: opts.adminPort ?? rules.server.admin_port,
       metrics,
-      health: () => ({ policy_version: rules.version, connections: listening.connections }),
+      health: () => ({ policy_version: rules.version, connections: listening.connections, refused_connections: gateway.refusedConnections() }),
     });
   } catch (e) {
     await wire?.close().catch(() => {});

@@ -41,6 +41,7 @@ let cluster: ScramCluster | undefined;
 let rulesDir = '';
 let stateDir = '';
 let gh: RunningGatehouse | undefined;
+let other: RunningGatehouse | undefined;
 const logs: string[] = [];
 /** Everything a client was sent in an error: message, detail, hint, SQLSTATE, psql's stderr. */
 const clientSaw: string[] = [];
@@ -132,6 +133,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await gh?.close();
+  await other?.close();
   cluster?.stop();
   for (const d of [rulesDir, stateDir]) if (d) rmSync(d, { recursive: true, force: true });
 });
@@ -201,6 +203,15 @@ describe('a postgres connection with encrypted passwords', () => {
     const metrics = await (await fetch(`${admin}/metrics`)).text();
     const health = await (await fetch(`${admin}/healthz`)).text();
     expect(metrics).toMatch(/gatehouse_/);
+    // /healthz names the connections refused for their credentials, so an operator sees them without the log.
+    expect(JSON.parse(health).refused_connections).toEqual(
+      expect.arrayContaining([
+        { org: 'acme', connection: 'tampered' },
+        { org: 'acme', connection: 'moved' },
+        { org: 'acme', connection: 'unknownkey' },
+      ]),
+    );
+    expect(JSON.parse(health).refused_connections).toHaveLength(3);
     // The object graph after sessions ran (pools hold upstream connections): the plaintexts were dropped after each sign-in.
     const heldInMemory = inspect(gh!.gateway, { depth: 12, maxArrayLength: 1000, maxStringLength: Infinity, breakLength: Infinity });
     await gh!.close();
@@ -247,5 +258,51 @@ describe('a postgres connection with encrypted passwords', () => {
       }
     }
     expect(found).toEqual([]);
+  });
+});
+
+describe('master keys that cannot be loaded', () => {
+  it('refuse every connection with stored passwords, naming the setting; a connection with password_env keeps serving', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gatehouse-secrets-badkey-'));
+    const keyFile = join(dir, 'master.key');
+    writeFileSync(keyFile, `cur:${CUR_KEY.toString('base64')}\n`, { mode: 0o644 });
+    const rules = join(dir, 'rules');
+    cpSync(rulesDir, rules, { recursive: true });
+    for (const name of ['tampered', 'moved', 'unknownkey', 'wrongpw']) rmSync(join(rules, `acme/connections/${name}.yaml`));
+    writeFileSync(join(rules, 'acme/connections/byenv.yaml'), connectionYaml('byenv', { password_env: 'GATEHOUSE_SECRETS_TEST_PW' }));
+    process.env.GATEHOUSE_SECRETS_TEST_PW = READER_PW;
+    const lines: string[] = [];
+    try {
+      other = await serve({
+        rulesDir: rules,
+        host: '127.0.0.1',
+        port: 0,
+        adminPort: 0,
+        logger: pino({ level: 'debug' }, { write: (s: string) => void lines.push(s) }),
+        stateDir: dir,
+        env: { GATEHOUSE_KEY_FILE: keyFile },
+      });
+      const log = lines.join('');
+      expect(log).toMatch(/"msg":"master keys not loaded: connections with stored credentials are refused"/);
+      expect(log).toMatch(/readable or writable by group or others \(mode 644\)/);
+      const r = await new Promise<{ code?: string; message: string }>((done) => {
+        const c = new pg.Client({ host: '127.0.0.1', port: other!.port, user: 'carol@acme.example', password: DEMO_PASSWORD, database: 'warehouse' });
+        c.connect().then(
+          () => c.end().then(() => done({ message: 'connected' })),
+          (e) => done(e),
+        );
+      });
+      expect(r).toMatchObject({ code: '08001', message: 'connection "warehouse" of org acme is refused: its stored password cannot be decrypted' });
+      const byEnv = await psql(other, 'carol@acme.example', 'SELECT count(*) FROM employees', { database: 'byenv' });
+      expect(byEnv.stderr).toBe('');
+      expect(byEnv.stdout.trim()).toBe('50');
+      expect(log + lines.join('')).not.toContain(READER_PW);
+      expect(lines.join('')).not.toContain(CUR_KEY.toString('base64'));
+    } finally {
+      await other?.close();
+      other = undefined;
+      delete process.env.GATEHOUSE_SECRETS_TEST_PW;
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
