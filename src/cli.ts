@@ -1,9 +1,11 @@
 #!/usr/bin/env node
 // gatehouse serve | check | explain | verifier | encrypt | rotate-keys
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { GatehouseError } from './errors.ts';
 import { parseArgs } from 'node:util';
+import { parse as parseYaml } from 'yaml';
 import { RulesError, loadRules } from './config/load.ts';
 import { formatVerifier, makeVerifier } from './identity/scram.ts';
 import { SECRET_FIELDS } from './config/secret-fields.ts';
@@ -12,8 +14,6 @@ import { SecretError, sealSecret } from './secrets/envelope.ts';
 import type { KeyProvider } from './secrets/keys.ts';
 import { resolveKeys } from './secrets/resolve.ts';
 import { rotateRules } from './secrets/rotate.ts';
-import { existsSync, readFileSync } from 'node:fs';
-import { parse as parseYaml } from 'yaml';
 import { decideOffline, runPolicyTests } from './policy/offline.ts';
 import { serve } from './serve.ts';
 
