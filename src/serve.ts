@@ -57,6 +57,7 @@ export async function serve(opts: ServeOptions): Promise<RunningGatehouse> {
   // closes what it opened: a listener or an embedded server left running would outlive us.
   let wire: WireServer | undefined;
   let admin: AdminServer;
+  let shuttingDown = false;
   try {
     await gateway.start();
     wire = await startWireServer({
@@ -75,7 +76,7 @@ export async function serve(opts: ServeOptions): Promise<RunningGatehouse> {
       host,
       port: opts.adminPort ?? rules.server.admin_port,
       metrics,
-      health: () => ({ policy_version: rules.version, connections: listening.connections }),
+      health: () => ({ ...(shuttingDown ? { status: 'shutting_down' } : {}), policy_version: rules.version, connections: listening.connections }),
     });
   } catch (e) {
     await wire?.close().catch(() => {});
@@ -96,6 +97,7 @@ export async function serve(opts: ServeOptions): Promise<RunningGatehouse> {
     logger,
     hurry: () => listening.hurry(),
     close: async () => {
+      shuttingDown = true;
       await listening.close();
       await admin.close();
       await gateway.close();
