@@ -71,6 +71,7 @@ export async function serve(opts: ServeOptions): Promise<RunningGatehouse> {
   // closes what it opened: a listener or an embedded server left running would outlive us.
   let wire: WireServer | undefined;
   let admin: AdminServer;
+  let shuttingDown = false;
   try {
     await gateway.start();
     wire = await startWireServer({
@@ -89,7 +90,12 @@ export async function serve(opts: ServeOptions): Promise<RunningGatehouse> {
       host,
       port: opts.adminPort ?? rules.server.admin_port,
       metrics,
-      health: () => ({ policy_version: rules.version, connections: listening.connections, refused_connections: gateway.refusedConnections() }),
+      health: () => ({
+        ...(shuttingDown ? { status: 'shutting_down' } : {}),
+        policy_version: rules.version,
+        connections: listening.connections,
+        refused_connections: gateway.refusedConnections(),
+      }),
     });
   } catch (e) {
     await wire?.close().catch(() => {});
@@ -110,6 +116,7 @@ export async function serve(opts: ServeOptions): Promise<RunningGatehouse> {
     logger,
     hurry: () => listening.hurry(),
     close: async () => {
+      shuttingDown = true;
       await listening.close();
       await admin.close();
       await gateway.close();
