@@ -135,7 +135,9 @@ export async function connectSnowflake(creds: SnowflakeCredentials, opts: Snowfl
   let conn: SdkConnection;
   try {
     conn = sdk.createConnection(options);
-    await conn.connectAsync();
+    // connect(), not connectAsync(): the latter resolves on some sign-in failures and reports them
+    // only to its optional callback (connection.js); connect() routes every failure to the callback.
+    await new Promise<void>((resolve, reject) => conn.connect((err: unknown) => (err ? reject(err) : resolve())));
   } catch (e) {
     const err = e as { message?: string; code?: string };
     throw new GatehouseError('08001', `connection ${name}: Snowflake sign-in failed: ${err.message ?? 'unknown error'}`, {

@@ -77,6 +77,8 @@ export interface FakeSnowflake {
   logins: Array<{ user: string; authenticator: string; ok: boolean }>;
   /** Session tokens renewed through /session/token-request. */
   renewals: number;
+  /** "Still running" (333333) answers given: each is one long-poll round of the SDK. */
+  pendingAnswers: number;
   /** Live sessions. */
   sessionCount(): number;
   /** Makes every current session token expired: the next request gets 390112 and the SDK renews. */
@@ -176,6 +178,7 @@ export async function startFakeSnowflake(opts: FakeSnowflakeOptions): Promise<Fa
   const chunkFetches: FakeSnowflake['chunkFetches'] = [];
   const logins: FakeSnowflake['logins'] = [];
   let renewals = 0;
+  let pendingAnswers = 0;
   let baseUrl = '';
   // Cancels go through their own connection: the session's is busy with the statement.
   const admin = new pg.Client(opts.pg);
@@ -365,6 +368,7 @@ export async function startFakeSnowflake(opts: FakeSnowflakeOptions): Promise<Fa
     const result = await Promise.race([q.done, timeout]);
     clearTimeout(timer);
     if (!result) {
+      pendingAnswers++;
       return {
         success: true,
         code: '333333',
@@ -467,7 +471,8 @@ export async function startFakeSnowflake(opts: FakeSnowflakeOptions): Promise<Fa
       if (!q || q.session !== s) return send({ success: false, code: '000709', message: `Statement ${result[1]} not found`, data: { sqlState: '02000', queryId: result[1] } });
       return send(await answerWithin(q));
     }
-    const abortById = /^\/queries\/([^/]+)\/abort-request$/.exec(path);
+    // /queries/v1/abort-request names the statement by requestId; /queries/<queryId>/abort-request by its id.
+    const abortById = path === '/queries/v1/abort-request' ? null : /^\/queries\/([^/]+)\/abort-request$/.exec(path);
     if (req.method === 'POST' && (abortById || path === '/queries/v1/abort-request')) {
       const q = abortById ? running.get(abortById[1]) : byRequest.get(String(body.requestId ?? ''));
       if (q && q.session === s && !q.result) await admin.query('SELECT pg_cancel_backend($1)', [s.pid]);
@@ -495,6 +500,9 @@ export async function startFakeSnowflake(opts: FakeSnowflakeOptions): Promise<Fa
     logins,
     get renewals() {
       return renewals;
+    },
+    get pendingAnswers() {
+      return pendingAnswers;
     },
     sessionCount: () => sessions.size,
     expireSessionTokens() {
