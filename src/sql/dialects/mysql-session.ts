@@ -35,7 +35,8 @@ export const BARRIER_OPTIMIZER_SWITCH: Record<MysqlFlavor, string> = {
 
 export interface MysqlSessionSetting {
   name: string;
-  value: string;
+  /** A string is a quoted value, a number a bare one (MySQL refuses '16' for a numeric variable). */
+  value: string | number;
 }
 
 /** What the connector sets on every session, in order, before the first emitted statement. */
@@ -51,11 +52,13 @@ export function mysqlSessionSettings(flavor: MysqlFlavor): MysqlSessionSetting[]
     // now(), current_date and TIMESTAMP columns read in UTC, as the PostgreSQL warehouses run.
     { name: 'time_zone', value: '+00:00' },
     // numeric division keeps at least 16 decimals, near PostgreSQL's numeric division scale.
-    { name: 'div_precision_increment', value: '16' },
+    { name: 'div_precision_increment', value: 16 },
   ];
 }
 
 /** The settings as SET statements (values are Gatehouse's own constants, quoted for a single-quoted literal). */
 export function mysqlSessionStatements(flavor: MysqlFlavor): string[] {
-  return mysqlSessionSettings(flavor).map((s) => `SET SESSION ${s.name} = '${s.value.replace(/'/g, "''")}'`);
+  return mysqlSessionSettings(flavor).map((s) =>
+    typeof s.value === 'number' ? `SET SESSION ${s.name} = ${s.value}` : `SET SESSION ${s.name} = '${s.value.replace(/'/g, "''")}'`,
+  );
 }

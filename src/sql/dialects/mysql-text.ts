@@ -9,8 +9,9 @@ export class TextError extends Error {}
 
 /** A backquoted identifier (doubled backquotes). MySQL refuses a name ending in a space or longer than 64. */
 export function quoteIdent(name: string): string {
-  if (name.length === 0 || name.length > 64 || /\s$/.test(name) || name.includes('\0')) {
-    throw new TextError(`the identifier "${name}" (MySQL names are 1 to 64 characters, without NUL or trailing space)`);
+  // MySQL: 1 to 64 characters of the Basic Multilingual Plane, no NUL, no trailing space.
+  if (name.length === 0 || name.length > 64 || / $/.test(name) || name.includes('\0') || /[\u{10000}-\u{10FFFF}]/u.test(name)) {
+    throw new TextError(`the identifier "${name}" (MySQL names are 1 to 64 characters of the Basic Multilingual Plane, without NUL or a trailing space)`);
   }
   return `\`${name.replace(/`/g, '``')}\``;
 }
