@@ -9,9 +9,16 @@ export class TextError extends Error {}
 
 /** A backquoted identifier (doubled backquotes). MySQL refuses a name ending in a space or longer than 64. */
 export function quoteIdent(name: string): string {
-  // MySQL: 1 to 64 characters of the Basic Multilingual Plane, no NUL, no trailing space.
-  if (name.length === 0 || name.length > 64 || / $/.test(name) || name.includes('\0') || /[\u{10000}-\u{10FFFF}]/u.test(name)) {
-    throw new TextError(`the identifier "${name}" (MySQL names are 1 to 64 characters of the Basic Multilingual Plane, without NUL or a trailing space)`);
+  // MySQL: 1 to 64 characters of the Basic Multilingual Plane, no NUL, no trailing space;
+  // MariaDB silently drops leading spaces and control characters from an alias (measured),
+  // so those are refused too rather than return a column under another name.
+  if (
+    name.length === 0 || name.length > 64 || /^\s|\s$/.test(name) ||
+    /[\u0000-\u001f\u007f-\u009f]/.test(name) || /[\u{10000}-\u{10FFFF}]/u.test(name)
+  ) {
+    throw new TextError(
+      `the identifier "${name}" (MySQL names are 1 to 64 characters of the Basic Multilingual Plane, without control characters or leading or trailing spaces)`,
+    );
   }
   return `\`${name.replace(/`/g, '``')}\``;
 }

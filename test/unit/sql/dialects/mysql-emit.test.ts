@@ -151,6 +151,8 @@ describe('tokens', () => {
     expect(() => quoteIdent('x'.repeat(65))).toThrow();
     expect(() => quoteIdent('a\u0000')).toThrow();
     expect(() => quoteIdent('𝄞')).toThrow();
+    expect(() => quoteIdent('\u0001x')).toThrow(); // MariaDB would drop it from an alias
+    expect(() => quoteIdent(' x')).toThrow();
   });
 
   it("writes a string with a backslash as hex, readable in every sql_mode; others double '", () => {
