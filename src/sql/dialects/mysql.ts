@@ -231,6 +231,9 @@ export class MysqlWriter implements ExprWriter {
     const name = (rv.alias?.aliasname as string | undefined) ?? rv.relname;
     if (rv.alias?.colnames) this.fail('column aliases on a table reference');
     const cte = rv.schemaname ? null : scope.cte(rv.relname);
+    // Inside a barrier the name is the warehouse table; MySQL would read a WITH query of the
+    // same name instead (the topic would then filter the user's own rows).
+    if (cte && barrier) this.fail(`a WITH query named ${rv.relname}, like the table a topic reads`);
     if (cte) {
       scope.items.push({ name, columns: cte.columns, base: false });
       return rv.alias ? `${this.ident(rv.relname)} AS ${this.ident(name)}` : this.ident(rv.relname);

@@ -123,6 +123,7 @@ const UNSUPPORTED: Array<[string, string]> = [
   [`SELECT round(qty::float8) FROM ${T} o`, 'round of double precision'],
   ['SELECT 1 AS "trailing "', 'the identifier "trailing "'],
   [`SELECT id FROM ${T} AS o`.replace('FROM orders', 'FROM db.public.orders'), 'a relation name with a database part'],
+  [`WITH orders AS (SELECT 1 AS id) SELECT o.id FROM ${T} o`, 'a WITH query named orders, like the table a topic reads'],
   ['SHOW search_path', 'VariableShowStmt statements'],
   ['DELETE FROM orders', 'DeleteStmt statements'],
 ];
