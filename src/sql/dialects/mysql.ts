@@ -133,7 +133,8 @@ export class MysqlWriter implements ExprWriter {
     const op = ops[sel.op];
     if (!op) this.fail(sel.op === 'SETOP_INTERSECT' ? 'INTERSECT' : 'EXCEPT');
     const branch = (b: AstNode, right: boolean): { sql: string; columns: EmittedColumn[] | undefined } => {
-      const r = this.select(b, scope.parent);
+      // Branches see the WITH of the set operation (this level has no relations of its own).
+      const r = this.select(b, scope);
       // Left-nested set operations associate alike in both engines; a right-nested one, or a
       // branch with its own ORDER BY/LIMIT, keeps its parentheses.
       const paren = (right && b.op && b.op !== 'SETOP_NONE') || b.sortClause || b.limitCount || b.limitOffset || b.withClause;
@@ -259,7 +260,7 @@ export class MysqlWriter implements ExprWriter {
       const rt = t.ResTarget;
       if (rt.indirection) this.fail('assignment indirection');
       const fields = rt.val?.ColumnRef?.fields as AstNode[] | undefined;
-      if (fields && fields[fields.length - 1]?.A_Star) {
+      if (fields?.[fields.length - 1]?.A_Star) {
         if (renames) this.fail('column aliases on a derived table selecting *');
         parts.push(this.star(fields, scope));
         const expanded = this.starColumns(fields, scope);
@@ -458,7 +459,9 @@ export class MysqlWriter implements ExprWriter {
       const text = String(n.fval.fval);
       // PostgreSQL reads 1e3 as numeric; MySQL as a double: refuse rather than change the type.
       if (!/^-?(\d+\.?\d*|\.\d+)$/.test(text)) this.fail(`the number ${text} in exponent notation`);
-      const type: SqlType = /[.]/.test(text) || Math.abs(Number(text)) > 9223372036854775807 ? 'numeric' : 'int8';
+      // An integer literal beyond int4 is int8 in PostgreSQL, beyond int8 numeric.
+      const int8 = !/[.]/.test(text) && BigInt(text) <= 9223372036854775807n && BigInt(text) >= -9223372036854775808n;
+      const type: SqlType = int8 ? 'int8' : 'numeric';
       return { sql: text.startsWith('-') ? `(${text})` : text, type };
     }
     if (n.boolval) return { sql: n.boolval.boolval ? 'TRUE' : 'FALSE', type: 'bool' };

@@ -81,6 +81,21 @@ describe('identifiers and literals round-trip on MariaDB', () => {
     );
   });
 
+  it('the premise of the raw classifier: NO_BACKSLASH_ESCAPES reads a second statement after \\\'', async () => {
+    const c = await mysql.createConnection({ ...MARIADB, multipleStatements: true, rowsAsArray: true });
+    try {
+      const text = "SELECT 'prefix\\'; SELECT 2; -- '";
+      const [escaped] = await c.query(text);
+      expect(escaped).toEqual([["prefix'; SELECT 2; -- "]]);
+      await c.query("SET SESSION sql_mode = 'NO_BACKSLASH_ESCAPES'");
+      const [plain] = await c.query(text);
+      // Two SELECTs now (and the comment's empty statement): 'prefix\\', then 2.
+      expect((plain as unknown[]).slice(0, 2)).toEqual([[['prefix\\']], [[2]]]);
+    } finally {
+      await c.end();
+    }
+  });
+
   it('a backslash before a quote cannot end the literal early in a backslash-escape session', async () => {
     const value = "\\'; SELECT 1; -- ";
     const { sql } = dialect.emit(roundTrip('v', value));
