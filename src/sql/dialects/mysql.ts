@@ -94,7 +94,10 @@ export class MysqlWriter implements ExprWriter {
     if (sel.whereClause) sql += `${from.length ? '' : ' FROM DUAL'} WHERE ${this.bool(sel.whereClause, scope)}`;
     if (sel.groupClause) sql += ` GROUP BY ${(sel.groupClause as AstNode[]).map((g) => this.groupItem(g, scope, sel)).join(', ')}`;
     if (sel.havingClause) sql += ` HAVING ${this.bool(sel.havingClause, scope)}`;
-    if (sel.sortClause) sql += ` ORDER BY ${this.orderBy(sel.sortClause, sel.targetList ?? [], scope, targets.names)}`;
+    if (sel.sortClause) {
+      const keys = this.orderBy(sel.sortClause, sel.targetList ?? [], scope, targets.names);
+      if (keys) sql += ` ORDER BY ${keys}`;
+    }
     sql += this.limit(sel);
     return { sql, columns: targets.columns };
   }
@@ -301,38 +304,44 @@ export class MysqlWriter implements ExprWriter {
     if (g.GroupingSet) this.fail('GROUPING SETS, ROLLUP and CUBE');
     const k = intConst(g);
     if (k !== undefined) {
-      // Both engines read GROUP BY <n> as the n-th output column.
-      const t = (sel.targetList as AstNode[])[k - 1];
-      if (!t || t.ResTarget?.val?.ColumnRef?.fields?.some((f: AstNode) => f.A_Star)) this.fail(`GROUP BY position ${k}`);
+      // Both engines read GROUP BY <n> as the n-th output column; with * the count is of expanded columns.
+      const targets = sel.targetList as AstNode[];
+      if (hasStar(targets)) this.fail('GROUP BY position with * in the select list');
+      if (!targets[k - 1]) this.fail(`GROUP BY position ${k}`);
       return String(k);
     }
     return this.expr(g, scope).sql;
   }
 
   private orderBy(sorts: AstNode[], targets: AstNode[], scope: Scope, names: string[]): string {
-    return sorts
-      .map((s) => {
-        const sb = s.SortBy;
-        if (sb.useOp) this.fail('ORDER BY ... USING');
-        const e = this.sortKey(sb.node, targets, scope, names);
-        return this.nullsOrdered(e.sql, sb, e.type);
-      })
-      .join(', ');
+    const keys: string[] = [];
+    for (const s of sorts) {
+      const sb = s.SortBy;
+      if (sb.useOp) this.fail('ORDER BY ... USING');
+      const e = this.sortKey(sb.node, targets, scope, names);
+      if (e) keys.push(this.nullsOrdered(e.sql, sb, e.type));
+    }
+    return keys.join(', ');
   }
 
   /** PostgreSQL reads an ORDER BY position or bare output name as that output column. */
-  private sortKey(node: AstNode, targets: AstNode[], scope: Scope, names: string[]): Expr {
+  private sortKey(node: AstNode, targets: AstNode[], scope: Scope, names: string[]): Expr | undefined {
+    // A constant output column sorts nothing; written out, MySQL would read `0` as a position.
+    const key = (val: AstNode): Expr | undefined => (val.A_Const || val.TypeCast?.arg?.A_Const ? undefined : this.expr(val, scope));
     const k = intConst(node);
     if (k !== undefined) {
+      // With * a position counts the expanded columns: refused rather than counted by Gatehouse.
+      if (hasStar(targets)) this.fail('ORDER BY position with * in the select list');
       const t = targets[k - 1];
-      if (!t || names[k - 1] === '*') this.fail(`ORDER BY position ${k}`);
-      return this.expr(t.ResTarget.val, scope);
+      if (!t) this.fail(`ORDER BY position ${k}`);
+      return key(t.ResTarget.val);
     }
     const f = node.ColumnRef?.fields as AstNode[] | undefined;
     if (f?.length === 1 && f[0]?.String) {
       const i = names.indexOf(f[0].String.sval);
-      if (i >= 0) return this.expr(targets[i]!.ResTarget.val, scope);
+      if (i >= 0) return key(targets[i]!.ResTarget.val);
     }
+    if (node.A_Const) this.fail('ORDER BY a constant other than a position');
     // MySQL resolves names in an ORDER BY expression against the select list's aliases
     // first, PostgreSQL against the input columns only: refuse where the two could differ.
     for (const ref of columnRefs(node)) {
@@ -734,6 +743,10 @@ export class MysqlWriter implements ExprWriter {
 /** The topic barrier as Gatehouse builds it (src/sql/topic.ts): a plain SELECT with OFFSET 0 and no LIMIT. */
 export function isBarrier(sel: AstNode): boolean {
   return (!sel.op || sel.op === 'SETOP_NONE') && intConst(sel.limitOffset) === 0 && !sel.limitCount;
+}
+
+function hasStar(targets: AstNode[]): boolean {
+  return targets.some((t) => (t.ResTarget?.val?.ColumnRef?.fields as AstNode[] | undefined)?.some((f) => f.A_Star));
 }
 
 function paramToken(p: AstNode): string {

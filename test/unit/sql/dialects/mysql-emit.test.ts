@@ -31,6 +31,8 @@ const GOLDEN: Array<[string, string]> = [
   [`SELECT id FROM ${T} o WHERE status LIKE 'a\\_%'`, "WHERE (`status` LIKE _utf8mb4 X'615C5F25' COLLATE utf8mb4_nopad_bin ESCAPE X'5C')"],
   [`SELECT amount::numeric(6,1), qty::text, extract(dow from day), date_trunc('month', at) FROM ${T} o`, "SELECT CAST(`amount` AS DECIMAL(6, 1)) AS `amount`, CAST(`qty` AS CHAR) AS `qty`, (DAYOFWEEK(`day`) - 1) AS `extract`, CAST(DATE_FORMAT(`at`, '%Y-%m-01 00:00:00') AS DATETIME) AS `date_trunc` FROM"],
   ['SELECT 1 UNION ALL SELECT 2 ORDER BY 1 LIMIT 1', 'SELECT * FROM (SELECT 1 AS `?column?` UNION ALL SELECT 2 AS `?column?`) AS `gh_set_1` ORDER BY (`gh_set_1`.`?column?`) IS NULL, `gh_set_1`.`?column?` LIMIT 1'],
+  // A constant output column sorts nothing: written out, MySQL would read 0 as a position.
+  [`SELECT qty, 0 AS z FROM ${T} o ORDER BY 2, z, 1`, 'ORDER BY (`qty`) IS NULL, `qty`'],
   ["SELECT 'it''s', 'back\\slash', \"a`b\" FROM (SELECT 1 AS \"a`b\") s", "SELECT 'it''s' AS `?column?`, _utf8mb4 X'6261636B5C736C617368' COLLATE utf8mb4_nopad_bin AS `?column?`, `a``b` AS `a``b` FROM (SELECT 1 AS `a``b`) AS `s`"],
 ];
 
@@ -124,6 +126,9 @@ const UNSUPPORTED: Array<[string, string]> = [
   ['SELECT 1 AS "trailing "', 'the identifier "trailing "'],
   [`SELECT id FROM ${T} AS o`.replace('FROM orders', 'FROM db.public.orders'), 'a relation name with a database part'],
   [`WITH orders AS (SELECT 1 AS id) SELECT o.id FROM ${T} o`, 'a WITH query named orders, like the table a topic reads'],
+  [`SELECT *, 1 FROM ${T} o ORDER BY 2`, 'ORDER BY position with * in the select list'],
+  [`SELECT *, 1 FROM ${T} o GROUP BY 1, 2, 3, 4, 5, 6, 7, 8`, 'GROUP BY position with * in the select list'],
+  [`SELECT id FROM ${T} o ORDER BY 2`, 'ORDER BY position 2'],
   ['SHOW search_path', 'VariableShowStmt statements'],
   ['DELETE FROM orders', 'DeleteStmt statements'],
 ];
