@@ -143,8 +143,7 @@ export async function openBoth(dbName: string): Promise<Both> {
   const session = await mysql.createConnection({
     ...MARIADB, database: dbName, dateStrings: true, supportBigNumbers: true, bigNumberStrings: true, decimalNumbers: false,
   });
-  for (const s of mysqlSessionStatements('mariadb')) await session.query(s);
-  return {
+  const both: Both = {
     dbName,
     pg: client,
     maria: session,
@@ -158,6 +157,13 @@ export async function openBoth(dbName: string): Promise<Both> {
       await a.end();
     },
   };
+  try {
+    for (const s of mysqlSessionStatements('mariadb')) await session.query(s);
+  } catch (e) {
+    await both.close();
+    throw e;
+  }
+  return both;
 }
 
 export type Row = (string | null)[];
