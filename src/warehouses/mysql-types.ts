@@ -140,32 +140,74 @@ function asTimestamp(withZone: boolean): Formatter {
 
 const asTime: Formatter = (v) => (v === null || v === undefined ? null : trimFraction(String(v)));
 
+/** A finite nonzero double or float as m * 2^e exactly (IEEE 754 fields). */
+function binaryParts(x: number, float4: boolean): { m: bigint; e: number } {
+  const v = new DataView(new ArrayBuffer(8));
+  if (float4) {
+    v.setFloat32(0, Math.abs(x));
+    const bits = v.getUint32(0);
+    const E = bits >>> 23;
+    const frac = BigInt(bits & 0x7fffff);
+    return E === 0 ? { m: frac, e: -149 } : { m: frac | (1n << 23n), e: E - 150 };
+  }
+  v.setFloat64(0, Math.abs(x));
+  const hi = v.getUint32(0);
+  const E = (hi >>> 20) & 0x7ff;
+  const frac = (BigInt(hi & 0xfffff) << 32n) | BigInt(v.getUint32(4));
+  return E === 0 ? { m: frac, e: -1074 } : { m: frac | (1n << 52n), e: E - 1075 };
+}
+
+/** 2 * |digits x 10^q - x| and x's ulp, as exact integers on one scale; the decimal's unit too. */
+function distances(x: number, float4: boolean, digits: string, exp10: number): { twice: bigint; ulp: bigint; unit: bigint } {
+  const { m, e } = binaryParts(x, float4);
+  const q = exp10 - (digits.length - 1);
+  const s10 = q < 0 ? 10n ** BigInt(-q) : 1n;
+  const s2 = e < 0 ? 2n ** BigInt(-e) : 1n;
+  const C = BigInt(digits) * (q >= 0 ? 10n ** BigInt(q) : 1n) * s2;
+  const X = m * (e >= 0 ? 2n ** BigInt(e) : 1n) * s10;
+  return { twice: 2n * (C > X ? C - X : X - C), ulp: (e >= 0 ? 2n ** BigInt(e) : 1n) * s10, unit: (q >= 0 ? 10n ** BigInt(q) : 1n) * s2 };
+}
+
+/**
+ * The shortest digits that read back to x as PostgreSQL's Ryu finds them: a decimal exactly
+ * halfway between x and a neighbour does not count (ties-to-even would read it back, Ryu does
+ * not accept the bound), and a last digit halfway between two is rounded to even (JavaScript's
+ * toExponential rounds it up). Returns the digits and the decimal exponent.
+ */
+function shortestDigits(x: number, float4: boolean): { digits: string; exp: number } {
+  const back = (s: string) => (float4 ? Math.fround(Number(s)) : Number(s));
+  const max = float4 ? 9 : 17;
+  const ax = Math.abs(x);
+  for (let p = 1; p <= max; p++) {
+    const s = ax.toExponential(p - 1);
+    if (back(s) !== ax) continue;
+    const [mant, expText] = s.split('e');
+    let digits = mant.replace('.', '');
+    const exp = Number(expText);
+    const d = distances(ax, float4, digits, exp);
+    if (p < max && d.twice === d.ulp) continue;
+    if (d.twice === d.unit && Number(digits[digits.length - 1]) % 2 === 1) {
+      const lower = (BigInt(digits) - 1n).toString();
+      if (lower.length === digits.length && back(`${lower[0]}.${lower.slice(1)}e${exp}`) === ax) digits = lower;
+    }
+    return { digits, exp };
+  }
+  const [mant, expText] = ax.toExponential(max - 1).split('e');
+  return { digits: mant.replace('.', ''), exp: Number(expText) };
+}
+
 /**
  * A double as PostgreSQL (12+, extra_float_digits 1, every driver's default) prints it: the
- * shortest digits that read back to the same value, in exponent form below 1e-4 and from
+ * shortest digits that read back to the same value (Ryu), in exponent form below 1e-4 and from
  * 10^precision on (15 for float8, 6 for float4), the exponent signed and of at least two digits.
  */
 export function pgFloat(x: number, float4 = false): string {
   if (Number.isNaN(x)) return 'NaN';
   if (!Number.isFinite(x)) return x > 0 ? 'Infinity' : '-Infinity';
   if (x === 0) return Object.is(x, -0) ? '-0' : '0';
-  let digits: string;
-  if (float4) {
-    const f = Math.fround(x);
-    digits = f.toExponential(8);
-    for (let p = 1; p <= 9; p++) {
-      const s = f.toExponential(p - 1);
-      if (Math.fround(Number(s)) === f) {
-        digits = s;
-        break;
-      }
-    }
-  } else digits = x.toExponential();
-  const [mantissa, expText] = digits.split('e');
-  const exp = Number(expText);
-  const negative = mantissa.startsWith('-');
-  const ds = mantissa.replace('-', '').replace('.', '');
-  const sign = negative ? '-' : '';
+  const { digits, exp } = shortestDigits(float4 ? Math.fround(x) : x, float4);
+  const ds = digits.replace(/0+$/, '') || '0';
+  const sign = x < 0 ? '-' : '';
   if (exp < -4 || exp >= (float4 ? 6 : 15)) {
     const m = ds.length > 1 ? `${ds[0]}.${ds.slice(1)}` : ds;
     const e = Math.abs(exp).toString().padStart(2, '0');

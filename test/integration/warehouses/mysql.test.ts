@@ -10,7 +10,9 @@ import type { RowSession } from '../../../src/warehouses/row-session.ts';
 import type { WarehouseStatement } from '../../../src/warehouses/types.ts';
 import type { Bind, ExtendedStep } from '../../../src/wire/messages.ts';
 import { CollectingSink } from '../../helpers/collecting-sink.ts';
-import { deadPort } from '../../helpers/servers.ts';
+import { PG, deadPort, requirePostgres } from '../../helpers/servers.ts';
+import pg from 'pg';
+import { pgFloat } from '../../../src/warehouses/mysql-types.ts';
 import { freshMariadbDatabase, mariadbRun } from '../../helpers/mariadb.ts';
 
 const DB = 'gatehouse_mysql_conn_test';
@@ -126,6 +128,26 @@ describe('mysql connector: types as PostgreSQL types and text', () => {
     expect(row[1]).toMatch(/^\\x[0-9a-f]+$/);
     expect(row.slice(2)).toEqual(['x', '3', '3.5000']);
     await s.close();
+  });
+});
+
+describe('float text against PostgreSQL itself', () => {
+  it('pgFloat prints 6,000 random doubles and floats exactly as PostgreSQL 15 does', async () => {
+    await requirePostgres();
+    let seed = 42;
+    const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const doubles = Array.from({ length: 3000 }, () => (rand() - 0.5) * 10 ** Math.floor(rand() * 40 - 20));
+    const floats = doubles.map((d) => Math.fround(d * 3.7));
+    const c = new pg.Client(PG);
+    await c.connect();
+    try {
+      const d = await c.query('SELECT x::text AS t FROM unnest($1::float8[]) WITH ORDINALITY AS u(x, i) ORDER BY i', [doubles.map((x) => x.toExponential())]);
+      const f = await c.query('SELECT x::text AS t FROM unnest($1::float4[]) WITH ORDINALITY AS u(x, i) ORDER BY i', [floats.map((x) => x.toExponential())]);
+      expect(doubles.map((x) => pgFloat(x))).toEqual(d.rows.map((r) => r.t));
+      expect(floats.map((x) => pgFloat(x, true))).toEqual(f.rows.map((r) => r.t));
+    } finally {
+      await c.end();
+    }
   });
 });
 
