@@ -39,7 +39,7 @@ export function countPlaceholders(sql: string): number {
           else break;
         }
       }
-    } else if (c === '#' || (c === '-' && sql[i + 1] === '-' && (i + 2 >= sql.length || /[\s\x00-\x1f]/.test(sql[i + 2])))) {
+    } else if (c === '#' || (c === '-' && sql[i + 1] === '-' && (i + 2 >= sql.length || sql.charCodeAt(i + 2) <= 0x20))) {
       while (i < sql.length && sql[i] !== '\n') i++;
     } else if (c === '/' && sql[i + 1] === '*' && sql[i + 2] !== '!' && !(sql[i + 2] === 'M' && sql[i + 3] === '!')) {
       // An executable comment (/*! ... */, /*M! ... */) is code to the server: read on into it.
@@ -95,7 +95,9 @@ const portalSuspended = () => frame('s', Buffer.alloc(0));
 function parameterDescription(oids: number[]): Buffer {
   const b = Buffer.alloc(2 + 4 * oids.length);
   b.writeInt16BE(oids.length, 0);
-  oids.forEach((o, i) => b.writeUInt32BE(o >>> 0, 2 + 4 * i));
+  oids.forEach((o, i) => {
+    b.writeUInt32BE(o >>> 0, 2 + 4 * i);
+  });
   return frame('t', b);
 }
 

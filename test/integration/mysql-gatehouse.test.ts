@@ -193,3 +193,11 @@ describe('a query_topics user on a mysql connection', () => {
     }
   });
 });
+
+describe('a multi-statement simple Query on a mysql connection', () => {
+  it('runs each statement on its own (one per call: a ; can never smuggle a second into the warehouse) with a result each', async () => {
+    const r = await psql(gh, 'carol@acme.example', 'SELECT 1 AS a; SELECT COUNT(*) FROM employees;');
+    expect(r.stderr).toBe('');
+    expect(r.stdout.trim().split('\n')).toEqual(['1', '10']);
+  });
+});

@@ -269,6 +269,12 @@ describe('mysql connector: cancel, a warehouse down, a connection dropped', () =
     expect(`${err.message} ${err.detail}`).not.toContain(PASSWORD);
   });
 
+  it('TLS asked for (verify-full, the default off loopback) and a server without it: 08001, never a plain connection', async () => {
+    const err = await open({ target: { tls: { mode: 'verify-full' } } }).catch((e) => e);
+    expect(err.sqlstate).toBe('08001');
+    expect(err.detail).toMatch(/secure connection|SSL|TLS/i);
+  });
+
   it('a wrong password: 08001 naming the connection, never the password', async () => {
     process.env.GH_MC_WRONG = 'not-the-password-xyz';
     const err = await open({ target: { password_env: 'GH_MC_WRONG' } }).catch((e) => e);
@@ -392,6 +398,32 @@ describe('mysql connector: the extended protocol emulated', () => {
     const outcome = await s.abortExtended!([{ type: 'Parse', name: '', query: 'SELECT 1', paramTypes: [] }], sink);
     expect(outcome).toMatchObject({ aborted: true, status: 'E' });
     expect((await query(s, 'ROLLBACK')).outcome.status).toBe('I');
+    await s.close();
+  });
+});
+
+describe('mysql connector: result limits', () => {
+  it('past max_result_rows the statement is stopped (KILL QUERY), the limit error replaces the rest, the session goes on', async () => {
+    const wh = new MysqlWarehouse(connection());
+    warehouses.push(wh);
+    let recorded: string | undefined;
+    const resultLimit = {
+      rows: 5,
+      bytes: 0,
+      exceeded: (which: 'rows' | 'bytes') => {
+        recorded = which;
+        return new GatehouseError('54000', `result exceeds max_result_${which}`);
+      },
+    };
+    const s = (await wh.openSession({ params: {}, readOnly: true, resultLimit })) as RowSession;
+    const started = performance.now();
+    const { outcome, sink } = await query(s, 'SELECT seq FROM seq_1_to_300000 a');
+    expect(performance.now() - started).toBeLessThan(3000);
+    expect(recorded).toBe('rows');
+    expect(outcome).toMatchObject({ stopped: true, error: { sqlstate: '54000' } });
+    expect(sink.rows()).toHaveLength(5);
+    expect(sink.types()).toBe('T D D D D D E');
+    expect((await query(s, 'SELECT 7')).sink.rows()).toEqual([['7']]);
     await s.close();
   });
 });
