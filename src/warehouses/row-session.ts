@@ -332,6 +332,15 @@ export class RowSession implements WarehouseSession {
   /** The statements one by one (a connector runs one statement per call); after an error the rest is skipped, as PostgreSQL skips the rest of a Query. */
   async run(statements: WarehouseStatement[], sink: ResultSink): Promise<RunOutcome> {
     const x: Exchange = { sink };
+    try {
+      return await this.runAll(statements, x);
+    } finally {
+      this.cancelAs = undefined;
+    }
+  }
+
+  private async runAll(statements: WarehouseStatement[], x: Exchange): Promise<RunOutcome> {
+    const sink = x.sink;
     for (const st of statements) {
       if (sink.closed) break;
       const refused = this.refusedHere(st);
@@ -408,7 +417,8 @@ export class RowSession implements WarehouseSession {
             return 'stopped';
           }
         }
-        const ok = opts.formats.some((f) => f === 1) ? sink.relay(this.encodeRow(row, fields ?? [], opts.formats)) : sink.dataRow(row);
+        // Binary values as the client was told the column is typed (Describe), else as it came.
+        const ok = opts.formats.some((f) => f === 1) ? sink.relay(this.encodeRow(row, portal?.statement.fields ?? fields ?? [], opts.formats)) : sink.dataRow(row);
         sent++;
         if (!ok) await this.waitForClient(sink);
         if (sink.closed) {
@@ -455,6 +465,7 @@ export class RowSession implements WarehouseSession {
         }
       }
     } finally {
+      // Only the statement Gatehouse canceled gets its error in place of the warehouse's.
       if (!portal) this.cancelAs = undefined;
     }
   }
@@ -534,6 +545,7 @@ export class RowSession implements WarehouseSession {
   private async sync(): Promise<RunOutcome> {
     const x = this.exchange ?? { sink: undefined as never };
     this.exchange = undefined;
+    this.cancelAs = undefined;
     // Outside a transaction block, Sync ends the implicit transaction: its portals go.
     if (this.conn.txStatus === 'I' && !this.failedTransaction) await this.closePortals();
     return { status: this.txStatus, ...(x.error ? { error: x.error } : {}), aborted: false, ...(x.stopped ? { stopped: true } : {}) };
@@ -583,7 +595,11 @@ export class RowSession implements WarehouseSession {
     if (!st) throw new GatehouseError('26000', m.statement === '' ? 'unnamed prepared statement does not exist' : `prepared statement "${m.statement}" does not exist`);
     if (m.portal !== '' && this.portals.has(m.portal)) throw new GatehouseError('42P03' as SqlState, `portal "${m.portal}" already exists`);
     if (m.params.length !== st.paramTypes.length) {
-      throw new GatehouseError('08P01', `bind message supplies ${m.params.length} parameters, but prepared statement "${m.statement}" requires ${st.paramTypes.length}`);
+      // PostgreSQL drivers write $1, $2 (pgjdbc rewrites JDBC's ? so): the warehouse's placeholders are its own.
+      const dollars = /\$\d/.test(st.sql) && st.map.length === 0;
+      throw new GatehouseError('08P01', `bind message supplies ${m.params.length} parameters, but prepared statement "${m.statement}" requires ${st.paramTypes.length}`, {
+        ...(dollars ? { hint: `on connection ${this.settings.connection} statements are passed to the warehouse as written: write its placeholders (? on MySQL), not $n` } : {}),
+      });
     }
     const formatOf = (i: number) => (m.paramFormats.length === 0 ? 0 : m.paramFormats.length === 1 ? m.paramFormats[0] : m.paramFormats[i] ?? 0);
     const decoded = m.params.map((p, i) => {

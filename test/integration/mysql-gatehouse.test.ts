@@ -125,6 +125,32 @@ describe('a querier on a mysql connection', () => {
     }
   });
 
+  it('pg-cursor outside a transaction block: the portal lives until the cursor closes (no Sync between pages)', async () => {
+    const c = await pgClient(gh, 'carol@acme.example');
+    try {
+      const cursor = c.query(new Cursor('SELECT id FROM orders WHERE id <= 25 ORDER BY id'));
+      expect((await cursor.read(10)).length).toBe(10);
+      expect((await cursor.read(10)).length).toBe(10);
+      expect((await cursor.read(10)).map((r) => (r as { id: number }).id)).toEqual([21, 22, 23, 24, 25]);
+      await cursor.close();
+      expect((await c.query('SELECT COUNT(*) AS n FROM orders')).rows).toEqual([{ n: '100' }]);
+    } finally {
+      await c.end();
+    }
+  });
+
+  it('parameters written $n (what PostgreSQL drivers send) are not converted yet: 08P01 with a hint naming ?', async () => {
+    const c = await pgClient(gh, 'carol@acme.example');
+    try {
+      const err = await c.query('SELECT name FROM employees WHERE id = $1', [2]).catch((e) => e);
+      expect(err.code).toBe('08P01');
+      expect(err.hint).toMatch(/\? on MySQL/);
+      expect((await c.query('SELECT 1 AS one')).rows).toEqual([{ one: 1 }]);
+    } finally {
+      await c.end();
+    }
+  });
+
   it("a CancelRequest (pg's cancel) stops a running statement with 57014 (KILL QUERY on the warehouse)", async () => {
     const c = await pgClient(gh, 'carol@acme.example');
     try {
