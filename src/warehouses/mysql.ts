@@ -86,6 +86,10 @@ const BATCH_ROWS = 256;
 /** Prepared statements one connection keeps (mysql2's cache, closed on eviction): the warehouse's are shared. */
 const MAX_PREPARED = 64;
 const SERVER_STATUS_IN_TRANS = 0x0001;
+/** Statements that may change a session setting (SET, SET NAMES, SET CHARACTER SET); MariaDB's SET STATEMENT ... FOR is one statement's. */
+const SETS = /^SET\b(?!\s+STATEMENT\b)/i;
+const LEADING_COMMENTS = /^(\s+|\/\*(?!!)[\s\S]*?\*\/|(--\s|#)[^\n]*\n?)*/;
+const PINNED_CHECK = '/* gatehouse */ SELECT @@SESSION.sql_mode, @@SESSION.time_zone, @@SESSION.character_set_client, @@SESSION.character_set_connection, @@SESSION.character_set_results';
 /** MariaDB's ER_CONNECTION_KILLED (KILL CONNECTION) and MySQL's server-shutdown errors: the connection is gone. */
 const CONNECTION_GONE_ERRNOS = new Set([1053, 1927, 2006, 2013]);
 
@@ -251,6 +255,8 @@ class MysqlResult implements ResultStream {
   constructor(
     private readonly session: MysqlSession,
     command: RawCommand,
+    /** The statement is a SET (or SET NAMES...): the pinned settings are checked after it. */
+    private readonly setsSomething: boolean,
   ) {
     this.finished = new Promise((r) => (this.finish = r));
     command.on('fields', (fields) => this.onFields(fields));
@@ -374,6 +380,16 @@ class MysqlResult implements ResultStream {
       if (this.failure) throw this.failure;
       if (this.ended) {
         await this.session.cancelled();
+        if (this.setsSomething && !this.failure) {
+          // A SET may have changed how the warehouse reads text: checked before anything else runs.
+          const changed = await this.session.pinnedChanged();
+          if (changed) {
+            this.failure = lostError(this.session.target, changed);
+            this.session.lost(changed);
+            void this.session.close();
+            throw this.failure;
+          }
+        }
         return { value: undefined, done: true };
       }
       await new Promise<void>((r) => (this.waiter = r));
@@ -452,16 +468,52 @@ export class MysqlSession implements ConnectorSession {
     this.status = flags & SERVER_STATUS_IN_TRANS ? 'T' : 'I';
   }
 
+  /**
+   * What a statement changed of the settings Gatehouse (and its emitter) read SQL with, or
+   * undefined: sql_mode's quoting and escaping, the time zone, the character sets.
+   */
+  pinnedChanged(): Promise<string | undefined> {
+    return new Promise((resolve) => {
+      const rows: unknown[][] = [];
+      const q = this.raw.query({ sql: PINNED_CHECK });
+      q.on('result', (r) => {
+        if (Array.isArray(r)) rows.push(r);
+      });
+      q.on('error', (e) => resolve(`the pinned settings could not be read back (${e.message})`));
+      q.on('end', () => {
+        const [mode, tz, ...charsets] = (rows[0] ?? []).map(String);
+        const modes = mode?.split(',') ?? [];
+        const why = !modes.includes('NO_BACKSLASH_ESCAPES')
+          ? 'sql_mode without NO_BACKSLASH_ESCAPES'
+          : modes.some((m) => m === 'ANSI_QUOTES' || m === 'PIPES_AS_CONCAT' || m === 'ANSI')
+            ? `sql_mode ${mode}`
+            : tz !== MYSQL_SESSION_SETTINGS.timeZone
+              ? `time_zone ${tz}`
+              : charsets.some((c) => c !== MYSQL_SESSION_SETTINGS.charset)
+                ? `character sets ${charsets.join(', ')}`
+                : undefined;
+        resolve(why && `a statement set ${why}; Gatehouse reads SQL only with ${MYSQL_SESSION_SETTINGS.charset}, time_zone ${MYSQL_SESSION_SETTINGS.timeZone} and sql_mode ${MYSQL_SESSION_SETTINGS.sqlMode}, so it closed this warehouse connection`);
+      });
+    });
+  }
+
   /** Runs Gatehouse's own statements (session set-up) and throws on the first error. */
   async setUp(statements: string[]): Promise<void> {
     for (const sql of statements) {
-      for await (const e of this.execute(sql, [])) {
+      for await (const e of this.run(sql, [], false)) {
         if (e.type === 'error') throw new Error(`${e.error.message} (${sql})`);
       }
     }
+    const changed = await this.pinnedChanged();
+    if (changed) throw new Error(`the session did not take Gatehouse's settings: ${changed}`);
   }
 
   execute(sql: string, params: readonly ConnectorParam[]): ResultStream {
+    return this.run(sql, params, true);
+  }
+
+  /** `check`: after a SET, the pinned settings are read back (not during set-up, which checks once at its end). */
+  private run(sql: string, params: readonly ConnectorParam[], check: boolean): ResultStream {
     if (this.dead) return failedStream(lostError(this.target, 'the connection is closed'));
     if (this.running) return failedStream(new GatehouseError('08006', `warehouse connection of "${this.target.connection}" is busy`));
     const text = this.comment + sql;
@@ -469,7 +521,7 @@ export class MysqlSession implements ConnectorSession {
       params.length > 0
         ? this.raw.execute({ sql: text }, params.map(bindValue))
         : this.raw.query({ sql: text });
-    const result = new MysqlResult(this, command);
+    const result = new MysqlResult(this, command, check && SETS.test(sql.replace(LEADING_COMMENTS, '')));
     this.running = result;
     return result;
   }

@@ -428,20 +428,48 @@ describe('mysql connector: result limits', () => {
   });
 });
 
+describe('mysql connector: the pinned settings hold', () => {
+  it.each([
+    ["SET SESSION sql_mode = 'ANSI_QUOTES'", /sql_mode without NO_BACKSLASH_ESCAPES/],
+    ["/* x */ SET sql_mode = CONCAT(@@sql_mode, ',PIPES_AS_CONCAT')", /sql_mode .*PIPES_AS_CONCAT/],
+    ["SET time_zone = '+02:00'", /time_zone \+02:00/],
+    ['SET NAMES latin1', /character sets latin1/],
+  ])('%s closes the warehouse connection (08006) before anything else runs on it; the next session is fine', async (sql, why) => {
+    const { wh, s } = await open({ pool: 'session' });
+    const err = await s.run([stmt(sql, false)], new CollectingSink()).catch((e) => e);
+    expect(err).toBeInstanceOf(GatehouseError);
+    expect(err.sqlstate).toBe('08006');
+    expect(err.detail).toMatch(why);
+    await s.close();
+    const s2 = (await wh.openSession({ params: {}, readOnly: true })) as RowSession;
+    expect((await query(s2, "SELECT 'a\\b'")).sink.rows()).toEqual([['a\\b']]);
+    await s2.close();
+  });
+
+  it('a SET that keeps them is fine, and so is a SET for one statement', async () => {
+    const { s } = await open();
+    expect((await query(s, 'SET @x = 5')).outcome.error).toBeUndefined();
+    expect((await query(s, "SET STATEMENT sql_mode = 'ANSI_QUOTES' FOR SELECT @x")).sink.rows()).toEqual([['5']]);
+    expect((await query(s, 'SELECT @x')).sink.rows()).toEqual([['5']]);
+    await s.close();
+  });
+});
+
 describe('mysql connector: pooling', () => {
   it('a parked connection is reset: the next session finds the pinned settings, not what the last one set', async () => {
     const { wh, s } = await open({ pool: 'session' });
     const id1 = (await query(s, 'SELECT CONNECTION_ID()')).sink.rows()[0][0];
     await query(s, "SET @leak = 'x'");
-    await query(s, "SET SESSION sql_mode = 'ANSI_QUOTES'");
+    await query(s, 'SET SESSION div_precision_increment = 9');
+    await query(s, 'CREATE TEMPORARY TABLE tmp_leak (x INT)').catch(() => undefined);
     await s.close();
     const s2 = (await wh.openSession({ params: {}, readOnly: true, user: 'dave@acme.example' })) as RowSession;
-    const { sink } = await query(s2, 'SELECT CONNECTION_ID(), @leak, @@SESSION.sql_mode');
-    const [[id2, leak, mode]] = sink.rows();
+    const { sink } = await query(s2, 'SELECT CONNECTION_ID(), @leak, @@SESSION.div_precision_increment, @@SESSION.sql_mode');
+    const [[id2, leak, precision, mode]] = sink.rows();
     expect(id2).toBe(id1);
     expect(leak).toBeNull();
+    expect(precision).toBe('4');
     expect(mode).toContain('NO_BACKSLASH_ESCAPES');
-    expect(mode).not.toContain('ANSI_QUOTES');
     expect(wh.poolStats()[0]).toMatchObject({ opened: 1, reused: 1 });
     await s2.close();
   });
