@@ -190,6 +190,26 @@ describe('a querier on a mysql connection', () => {
     }
   });
 
+  it('a warehouse connection killed mid-statement: the client gets 08006, the next session works', async () => {
+    const c = await pgClient(gh, 'carol@acme.example');
+    c.on('error', () => undefined); // the FATAL ends the client's connection
+    const running = c.query('SELECT seq, SLEEP(0.01) FROM seq_1_to_2000').catch((e) => e);
+    await new Promise((r) => setTimeout(r, 600));
+    const rows = (await mariadbRun(`SELECT ID FROM information_schema.PROCESSLIST WHERE USER = '${READER}' AND INFO LIKE '%seq_1_to_2000%'`)) as { ID: number }[];
+    expect(rows).toHaveLength(1);
+    await mariadbRun(`KILL CONNECTION ${rows[0].ID}`);
+    const err = await running;
+    expect(err.code).toBe('08006');
+    expect(err.message).toMatch(/lost the connection to warehouse of connection "warehouse"/);
+    await c.end().catch(() => undefined);
+    const next = await pgClient(gh, 'carol@acme.example');
+    try {
+      expect((await next.query('SELECT COUNT(*) AS n FROM employees')).rows).toEqual([{ n: '10' }]);
+    } finally {
+      await next.end();
+    }
+  });
+
   it('the warehouse sees who is behind each statement', async () => {
     const c = await pgClient(gh, 'carol@acme.example');
     try {
