@@ -290,7 +290,7 @@ export class Gateway implements ConnectionHandler {
     try {
       if (this.unverified.has(key(org.name, conn.name))) await this.retryStart(org, conn, warehouse);
       // query_topics sessions run as the connection's topics account (least privilege per level).
-      upstream = await warehouse.openSession({ params, readOnly: !conn.allow_writes, account: accountFor(context.level), resultLimit });
+      upstream = await warehouse.openSession({ params, readOnly: !conn.allow_writes, account: accountFor(context.level), resultLimit, user: context.user });
     } catch (e) {
       slot.release();
       if (e instanceof GatehouseError) throw new GatehouseError(e.sqlstate, e.message, { severity: 'FATAL', detail: e.detail, hint: e.hint });

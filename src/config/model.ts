@@ -56,7 +56,25 @@ export interface PostgresConnection {
   topics_statement_timeout?: string;
   topics_idle_in_transaction_session_timeout?: string;
 }
-export type ConnectionTarget = EmbeddedConnection | PostgresConnection;
+/** A MySQL or MariaDB warehouse (src/warehouses/mysql.ts). */
+export interface MysqlConnection {
+  kind: 'mysql';
+  host: string;
+  port: number;
+  database: string;
+  user: string;
+  password_env?: string;
+  /** An account with more than read privileges (FILE, SUPER, GRANT OPTION, writes without allow_writes) is refused at load unless this is set. */
+  allow_superuser: boolean;
+  /** The account of query_topics sessions: SELECT on the topics' fields (column grants) and nothing else. */
+  topics_user?: string;
+  topics_password_env?: string;
+  /** A topics account with more than the topics' fields is refused at load unless this is set. */
+  allow_topics_privileges: boolean;
+  /** Default: verify-full off loopback, disable on it. `ca_file`: the CA that signed the server's certificate. */
+  tls?: { mode?: 'disable' | 'require' | 'verify-ca' | 'verify-full'; ca_file?: string };
+}
+export type ConnectionTarget = EmbeddedConnection | PostgresConnection | MysqlConnection;
 
 /**
  * How a connection's upstream connections are shared (src/warehouses/pool.ts). session: a

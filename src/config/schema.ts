@@ -137,6 +137,32 @@ export const connectionFileSchema = z.discriminatedUnion('kind', [
     })
     .strict()
     .superRefine(oneSourcePerSecret),
+  z
+    .object({
+      kind: z.literal('mysql'),
+      host: z.string(),
+      port: z.number().int().default(3306),
+      database: z.string(),
+      user: z.string(),
+      ...passwordFields,
+      // Accept an account with more than SELECT (FILE, SUPER, GRANT OPTION, writes without allow_writes), logged.
+      allow_superuser: z.boolean().default(false),
+      topics_user: z.string().min(1).optional(),
+      ...topicsPasswordFields,
+      // Accept a topics account with more than SELECT on the topics' fields, logged.
+      allow_topics_privileges: z.boolean().default(false),
+      // TLS: verify-full off loopback and none on it unless set (src/warehouses/mysql.ts).
+      tls: z
+        .object({
+          mode: z.enum(['disable', 'require', 'verify-ca', 'verify-full']).optional(),
+          ca_file: z.string().optional(),
+        })
+        .strict()
+        .optional(),
+      ...common,
+    })
+    .strict()
+    .superRefine(oneSourcePerSecret),
 ]);
 
 export const topicFileSchema = z

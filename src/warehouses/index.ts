@@ -3,11 +3,13 @@ import type { Logger } from 'pino';
 import type { Connection } from '../config/model.ts';
 import type { KeyResolution } from '../secrets/resolve.ts';
 import { type EmbeddedOptions, EmbeddedWarehouse } from './embedded.ts';
+import { MysqlWarehouse } from './mysql.ts';
 import { PostgresWarehouse } from './postgres.ts';
 import type { Warehouse } from './types.ts';
 
 export { EmbeddedWarehouse } from './embedded.ts';
 export { PostgresWarehouse } from './postgres.ts';
+export { MysqlWarehouse } from './mysql.ts';
 
 /** A warehouse that can also report a relation's column types (both connectors here can). */
 export interface DescribableWarehouse extends Warehouse {
@@ -26,5 +28,7 @@ export function createWarehouse(conn: Connection, orgDir: string, opts: Warehous
       return new EmbeddedWarehouse(conn, orgDir, opts, logger);
     case 'postgres':
       return new PostgresWarehouse(conn, logger, [...opts.topics.values()], undefined, undefined, opts.keys);
+    case 'mysql':
+      return new MysqlWarehouse(conn, logger, [...opts.topics.values()]);
   }
 }

@@ -528,6 +528,11 @@ export class UpstreamConnection {
     return this.mode === 'idle' && !this.socket.destroyed;
   }
 
+  /** The warehouse's server_version, from its ParameterStatus at sign-in (pool.ts). */
+  get serverVersion(): string | undefined {
+    return this.parameters.get('server_version');
+  }
+
   /** The warehouse backend's process id (BackendKeyData): logs and tests. */
   get backendPid(): number | undefined {
     return this.backendKey?.pid;

@@ -78,6 +78,8 @@ export interface WarehouseSessionOptions {
   account?: WarehouseAccount;
   /** The org's limits on one result (src/limits): past one the statement is canceled and the result ends with its error. */
   resultLimit?: ResultLimit;
+  /** Who the session is for (the email): connector warehouses name them on every statement (a comment, a query tag). */
+  user?: string;
 }
 
 /** Limits on one result's rows (DataRow, or CopyData of COPY TO STDOUT) and their bytes as sent; 0: none. */
