@@ -63,11 +63,14 @@ export interface MysqlConnection {
   port: number;
   database: string;
   user: string;
+  /** Encrypted and bound like a postgres connection's (opened only by the connector, per sign-in), or from password_env. */
+  password?: SealedSecret;
   password_env?: string;
   /** An account with more than read privileges (FILE, SUPER, GRANT OPTION, writes without allow_writes) is refused at load unless this is set. */
   allow_superuser: boolean;
   /** The account of query_topics sessions: SELECT on the topics' fields (column grants) and nothing else. */
   topics_user?: string;
+  topics_password?: SealedSecret;
   topics_password_env?: string;
   /** A topics account with more than the topics' fields is refused at load unless this is set. */
   allow_topics_privileges: boolean;

@@ -29,6 +29,6 @@ export function createWarehouse(conn: Connection, orgDir: string, opts: Warehous
     case 'postgres':
       return new PostgresWarehouse(conn, logger, [...opts.topics.values()], undefined, undefined, opts.keys);
     case 'mysql':
-      return new MysqlWarehouse(conn, logger, [...opts.topics.values()]);
+      return new MysqlWarehouse(conn, logger, [...opts.topics.values()], undefined, opts.keys);
   }
 }

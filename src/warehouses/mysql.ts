@@ -9,6 +9,8 @@ import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import mysql from 'mysql2';
 import type { Logger } from 'pino';
+import type { KeyResolution } from '../secrets/resolve.ts';
+import { type PasswordSource, credentialProblem, passwordSource } from './credentials.ts';
 import type { Connection, MysqlConnection, Topic } from '../config/model.ts';
 import { GatehouseError } from '../errors.ts';
 import type { FieldDescription } from '../wire/sink.ts';
@@ -683,7 +685,9 @@ export class MysqlWarehouse extends RowWarehouse {
   readonly kind = 'mysql';
   private readonly mysqlTarget: MysqlConnection;
 
-  constructor(conn: Connection, logger?: Logger, topics: Topic[] = [], render?: SqlRenderer) {
+  private readonly passwords: (PasswordSource | undefined)[];
+
+  constructor(conn: Connection, logger?: Logger, topics: Topic[] = [], render?: SqlRenderer, keys?: KeyResolution) {
     const t = conn.target as MysqlConnection;
     if (t.kind !== 'mysql') throw new Error(`connection ${conn.name} is not a mysql connection`);
     const connector = new MysqlConnector({
@@ -693,11 +697,24 @@ export class MysqlWarehouse extends RowWarehouse {
       database: t.database,
       tls: { mode: tlsMode(t.host, t.tls?.mode), caFile: t.tls?.ca_file },
     });
+    // Stored passwords are decrypted here, at each sign-in, and dropped after it (credentials.ts).
+    const password = passwordSource(conn, { sealed: t.password, env: t.password_env }, keys);
+    const topicsPassword = passwordSource(conn, { sealed: t.topics_password, env: t.topics_password_env }, keys);
     super(conn, connector, {
-      querier: () => ({ user: t.user, password: t.password_env ? process.env[t.password_env] : undefined }),
-      ...(t.topics_user ? { topics: () => ({ user: t.topics_user!, password: t.topics_password_env ? process.env[t.topics_password_env] : undefined }) } : {}),
+      querier: () => ({ user: t.user, password: password?.() }),
+      ...(t.topics_user ? { topics: () => ({ user: t.topics_user!, password: topicsPassword?.() }) } : {}),
     }, { logger, render, topics });
     this.mysqlTarget = t;
+    this.passwords = [password, topicsPassword];
+  }
+
+  /** A stored password that does not open refuses this connection alone (gateway.ts). */
+  credentialProblem(): GatehouseError | undefined {
+    for (const source of this.passwords) {
+      const problem = credentialProblem(source);
+      if (problem) return problem;
+    }
+    return undefined;
   }
 
   /** Least privilege (DESIGN 3): each account's SHOW GRANTS, refused at load with every reason. */
