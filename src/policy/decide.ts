@@ -75,11 +75,20 @@ function sharedKeyOf(ctxKey: string, n: NormalizedText): string {
 }
 
 /**
+ * Only PostgreSQL warehouses: the scanner reads constants as PostgreSQL's lexer does, and a
+ * mysql connection's warehouse reads its text with other rules (backslash escapes, `#`
+ * comments, double-quoted strings). Its texts are decided one by one.
+ */
+function sharesDecisions(ctx: DecisionContext): boolean {
+  return ctx.connection.dialect === undefined || ctx.connection.dialect === 'postgres';
+}
+
+/**
  * Whether a text's shape shares one decision ('shared'), is decided text by text ('exact'),
  * or has not been decided yet ('unknown'): for tests and diagnostics.
  */
 export function sharing(ctx: DecisionContext, sql: string): 'shared' | 'exact' | 'unknown' {
-  const n = normalizeConstants(sql, CACHED_TEXT_MAX);
+  const n = sharesDecisions(ctx) ? normalizeConstants(sql, CACHED_TEXT_MAX) : undefined;
   if (!n || n.constants.length === 0) return 'exact';
   const entry = sharedCache.get(sharedKeyOf(contextKey(ctx), n));
   return entry === undefined ? 'unknown' : entry === EXACT ? 'exact' : 'shared';
@@ -91,7 +100,7 @@ export async function decide(ctx: DecisionContext, sql: string): Promise<Decisio
   // A text seen before (a dashboard's refresh) needs no scan; a shared shape's texts are not kept here.
   const hit = cache.get(key);
   if (hit) return hit;
-  const normalized = normalizeConstants(sql, CACHED_TEXT_MAX);
+  const normalized = sharesDecisions(ctx) ? normalizeConstants(sql, CACHED_TEXT_MAX) : undefined;
   if (normalized && normalized.constants.length > 0) {
     const sharedKey = sharedKeyOf(ctxKey, normalized);
     const entry = sharedCache.get(sharedKey);

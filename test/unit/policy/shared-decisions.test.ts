@@ -196,6 +196,13 @@ describe('shared decisions', () => {
     expect(sharing(bob, "SELECT date '2024-01-02', id FROM orders WHERE id = 2")).toBe('unknown');
   });
 
+  it('never on a mysql connection (its warehouse lexes text by other rules)', async () => {
+    const mysqlCarol: DecisionContext = { ...carol, connection: { ...carol.connection, dialect: 'mysql' } };
+    await decide(mysqlCarol, 'SELECT id FROM employees WHERE id = 1');
+    expect(sharing(mysqlCarol, 'SELECT id FROM employees WHERE id = 2')).toBe('exact');
+    expect(sqlOf(await decide(mysqlCarol, 'SELECT id FROM employees WHERE id = 2'))).toEqual(['SELECT id FROM employees WHERE id = 2']);
+  });
+
   it.each([
     ['SET x = 5', carol],
     ["SELECT 'costs $1' FROM orders", bob],
