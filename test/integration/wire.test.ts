@@ -8,7 +8,9 @@ import { serialize } from 'pg-protocol';
 import { Parser } from 'pg-protocol/dist/parser.js';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { GatehouseError } from '../../src/errors.ts';
+import type { AuthFlow, SignInRequest } from '../../src/identity/flow.ts';
 import { makeVerifier, mockVerifier, scramClient, type ScramVerifier } from '../../src/identity/scram.ts';
+import { scramFlow } from '../../src/identity/scram-flow.ts';
 import type { ConnectionHandler, ServerSession, StartupInfo } from '../../src/wire/handler.ts';
 import { startWireServer, type WireServer } from '../../src/wire/server.ts';
 import * as enc from '../../src/wire/encode.ts';
@@ -113,9 +115,10 @@ class WireTestDoubleHandler implements ConnectionHandler {
   sessions: WireTestDoubleSession[] = [];
   events: { event: string; fields: Record<string, unknown> }[] = [];
 
-  verifierFor(user: string) {
-    const v = this.users.get(user);
-    return v ? { verifier: v, known: true } : { verifier: mockVerifier(user, this.secret), known: false };
+  signIn(request: SignInRequest): AuthFlow {
+    const v = this.users.get(request.user);
+    const identity = { org: 'acme', email: request.user, role: 'member' as const, groups: [], attributes: {} };
+    return scramFlow(request, v ? { verifier: v, identity } : { verifier: mockVerifier(request.user, this.secret), identity: undefined });
   }
   async openSession(startup: StartupInfo): Promise<ServerSession> {
     if (startup.database !== 'warehouse') {
@@ -637,9 +640,9 @@ describe('server lifecycle', () => {
 });
 
 describe('faults in the rest of Gatehouse stay in their connection', () => {
-  it('a handler that throws in verifierFor gives XX000 without its text; the server keeps serving', async () => {
+  it('a handler that throws in signIn gives XX000 without its text; the server keeps serving', async () => {
     const h = new WireTestDoubleHandler();
-    h.verifierFor = () => {
+    h.signIn = () => {
       throw new Error('rules store exploded: secret=abc');
     };
     const s = await startWireServer({ host: '127.0.0.1', port: 0, handler: h });
