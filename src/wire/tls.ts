@@ -140,7 +140,11 @@ export function signatureAlgorithmOid(der: Buffer): string | undefined {
  * readable buffer, which TLSSocket reads first. The caller has stopped reading the socket.
  */
 export function upgradeToTls(socket: Socket, wire: WireTls, initial?: Buffer): tls.TLSSocket {
-  if (initial && initial.length > 0) socket.unshift(initial);
+  if (initial && initial.length > 0) {
+    // Paused first: unshift() on a flowing stream emits the bytes again as 'data' (to no one).
+    socket.pause();
+    socket.unshift(initial);
+  }
   return new tls.TLSSocket(socket, {
     isServer: true,
     secureContext: wire.context,
