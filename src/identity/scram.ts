@@ -161,11 +161,17 @@ export interface ScramClient {
   respond(serverFirst: string): { clientFinal: string; expectedServerFinal: string };
 }
 
-export function scramClient(password: string): ScramClient {
+/**
+ * The client side. With `tlsServerEndPoint` it runs SCRAM-SHA-256-PLUS, binding the exchange to
+ * the certificate it saw (the tests' raw clients; Gatehouse signs in upstream without).
+ */
+export function scramClient(password: string, binding?: { tlsServerEndPoint: Buffer }): ScramClient {
   const clientNonce = randomBytes(18).toString('base64');
   const clientFirstBare = `n=*,r=${clientNonce}`;
+  const gs2Header = binding ? `p=${TLS_SERVER_END_POINT},,` : 'n,,';
+  const channelBinding = Buffer.concat([Buffer.from(gs2Header), binding?.tlsServerEndPoint ?? Buffer.alloc(0)]).toString('base64');
   return {
-    clientFirst: `n,,${clientFirstBare}`,
+    clientFirst: `${gs2Header}${clientFirstBare}`,
     respond(serverFirst: string) {
       const a = parseAttributes(serverFirst);
       const nonce = a.get('r');
@@ -176,7 +182,7 @@ export function scramClient(password: string): ScramClient {
       }
       const salted = saltedPassword(password, Buffer.from(salt, 'base64'), iterations);
       const { clientKey, storedKey, serverKey } = keysFromSalted(salted);
-      const withoutProof = `c=biws,r=${nonce}`;
+      const withoutProof = `c=${channelBinding},r=${nonce}`;
       const authMessage = `${clientFirstBare},${serverFirst},${withoutProof}`;
       const proof = xor(clientKey, hmac(storedKey, authMessage));
       return {

@@ -2,7 +2,7 @@
 // certificate and key from rules/gatehouse.yaml `server.tls`, loaded once at start, and the
 // server-side upgrade of an accepted socket, after an SSLRequest answered 'S' or directly
 // (PostgreSQL 17's sslnegotiation=direct: the client starts with a TLS ClientHello).
-import { createHash } from 'node:crypto';
+import { X509Certificate, createHash, createPrivateKey } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import tls from 'node:tls';
@@ -66,6 +66,11 @@ export function loadWireTls(settings: TlsSettings): WireTls {
   }
   const der = firstCertificateDer(cert);
   if (!der) throw new TlsConfigError(`server.tls.cert_file: ${settings.cert_file} holds no PEM certificate`);
+  // OpenSSL keeps an RSA and an EC key in different slots and accepts the pair; the handshake
+  // would then fail for every client. Checked here, at start.
+  if (!new X509Certificate(der).checkPrivateKey(createPrivateKey(key))) {
+    throw new TlsConfigError(`server.tls: the key in ${settings.key_file} is not the key of the certificate in ${settings.cert_file}`);
+  }
   return { mode: settings.mode, context, tlsServerEndPoint: tlsServerEndPoint(der) };
 }
 
