@@ -4,14 +4,17 @@
 // negotiation over raw sockets. Every case checks the session really is (or is not) TLS in
 // Gatehouse's own audit record, and bob still sees EMEA rows only.
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import pg from 'pg';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningGatehouse, serve } from '../../src/serve.ts';
+import { demoCertificatePaths } from '../../src/wire/demo-certificate.ts';
 import { DEMO_PASSWORD } from '../helpers/gatehouse.ts';
+import { type GatehouseProcess, spawnGatehouse } from '../helpers/gatehouse-process.ts';
 import { RawClient, readByte, sendRaw, sslRequest, startupMessage, tlsSocket } from '../helpers/raw-client.ts';
 import { makeTestPki, type TestPki, tlsRulesDir } from '../helpers/tls.ts';
 import { errorFields, MSG } from '../../src/warehouses/pg-framing.ts';
@@ -412,5 +415,34 @@ describe('server.tls mode required', () => {
     expect(refused.sqlstate).toBe('28000');
     expect(refused.error).toMatch(/requires an encrypted connection/);
     expect(await java(port, 'sslmode=require')).toMatchObject({ ok: 'true', regions: 'EMEA:1667' });
+  });
+});
+
+describe('the demo (gatehouse serve --demo) serves TLS out of the box', () => {
+  let demo: GatehouseProcess;
+  let cwd: string;
+  beforeAll(async () => {
+    cwd = mkdtempSync(join(tmpdir(), 'gatehouse-demo-tls-'));
+    demo = await spawnGatehouse(process.execPath, [resolve(import.meta.dirname, '../../bin/gatehouse.js'), 'serve', '--demo', '--port', '0', '--admin-port', '0'], { cwd, startTimeoutMs: 120_000 });
+  }, 150_000);
+  afterAll(async () => {
+    await demo?.stop();
+    rmSync(cwd, { recursive: true, force: true });
+  });
+
+  it('made a self-signed certificate under .gatehouse/tls (key 0600) and says how to connect', () => {
+    const { cert_file, key_file } = demoCertificatePaths(join(cwd, '.gatehouse'));
+    expect(statSync(key_file).mode & 0o777).toBe(0o600);
+    expect(new X509Certificate(readFileSync(cert_file)).checkIP('127.0.0.1')).toBe('127.0.0.1');
+    expect(demo.output()).toContain(`psql "sslmode=require host=127.0.0.1 port=${demo.port} dbname=warehouse user=bob@acme.example"`);
+  });
+
+  it('psql sslmode=require works, and verify-full with the certificate as its own root', async () => {
+    const { cert_file } = demoCertificatePaths(join(cwd, '.gatehouse'));
+    for (const mode of ['require', `verify-full sslrootcert=${cert_file}`]) {
+      const r = await psql(demo.port, `sslmode=${mode}`, 'SELECT DISTINCT region FROM orders');
+      expect(r.stderr, mode).toBe('');
+      expect(r.stdout.trim()).toBe(EMEA_ONLY);
+    }
   });
 });
