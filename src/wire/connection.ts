@@ -444,6 +444,12 @@ export class WireConnection {
       } else this.ctx.logger.debug({ err, remoteAddress: this.remoteAddress }, 'client TLS socket error');
     });
     secure.on('close', () => this.onPeerGone());
+    // Listening from the start, so no byte is emitted to nobody: what arrives before 'secure'
+    // (a client writing its StartupMessage with its last handshake flight) waits in the decoder.
+    secure.on('data', (chunk: Buffer) => {
+      if (this.state.kind === 'TlsHandshake') this.decoder.push(chunk);
+      else this.onData(chunk);
+    });
     secure.once('secure', () => {
       if (this.state.kind !== 'TlsHandshake') return;
       // PostgreSQL 17 requires the ALPN protocol on direct TLS, so a TLS connection meant for
@@ -455,7 +461,7 @@ export class WireConnection {
       }
       this.secure = secure;
       this.state = { kind: 'AwaitingStartup' };
-      secure.on('data', this.dataListener);
+      if (this.decoder.bufferedBytes > 0) void this.pump();
     });
   }
 
