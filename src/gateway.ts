@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { AuditSink } from './audit/audit.ts';
 import { topicsOf } from './config/load.ts';
-import type { Connection, Org, Rules, User } from './config/model.ts';
+import type { Connection, Org, Rules } from './config/model.ts';
 import { GatehouseError } from './errors.ts';
 import { type CatalogHost, TopicCatalog } from './catalog/catalog.ts';
 import { Directory } from './identity/directory.ts';
