@@ -5,11 +5,13 @@ import { createHash, X509Certificate } from 'node:crypto';
 import { chmodSync, cpSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import net from 'node:net';
+import tls from 'node:tls';
 import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { RulesError, loadRules } from '../../../src/config/load.ts';
 import { demoCertificatePaths, ensureDemoCertificate } from '../../../src/wire/demo-certificate.ts';
-import { loadWireTls, signatureAlgorithmOid, TlsConfigError, tlsServerEndPoint } from '../../../src/wire/tls.ts';
+import { loadWireTls, signatureAlgorithmOid, TlsConfigError, type TlsSettings, tlsServerEndPoint, upgradeToTls } from '../../../src/wire/tls.ts';
 import { DEMO_RULES } from '../../helpers/gatehouse.ts';
 
 const run = promisify(execFile);
@@ -72,6 +74,50 @@ describe('loadWireTls', () => {
   it('refuses a key that does not match the certificate, and a missing file', () => {
     expect(() => loadWireTls({ cert_file: rsa.cert, key_file: ec384.key, mode: 'optional' })).toThrow(/is not the key of the certificate/);
     expect(() => loadWireTls({ cert_file: join(dir, 'absent.pem'), key_file: rsa.key, mode: 'optional' })).toThrow(/server\.tls\.cert_file: cannot read .*absent\.pem: ENOENT/);
+  });
+});
+
+describe('ca_file: the issuer certificates sent with the certificate', () => {
+  /** Upgrades every accepted socket (direct TLS) with the settings; a client trusting only `root` connects to 127.0.0.1. */
+  async function handshake(settings: TlsSettings, root: Buffer): Promise<string> {
+    const wire = loadWireTls(settings);
+    const server = net.createServer((sock) => {
+      sock.once('data', (hello: Buffer) => {
+        const t = upgradeToTls(sock, wire, hello);
+        t.on('error', () => {});
+        t.once('secure', () => t.end());
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const port = (server.address() as net.AddressInfo).port;
+      return await new Promise<string>((resolve) => {
+        const c = tls.connect({ port, host: '127.0.0.1', ca: root, ALPNProtocols: ['postgresql'] });
+        c.once('secureConnect', () => {
+          c.destroy();
+          resolve('verified');
+        });
+        c.once('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message));
+      });
+    } finally {
+      server.close();
+    }
+  }
+
+  it('lets a client that trusts only the root verify a certificate signed by an intermediate', async () => {
+    const sh = (...args: string[]) => run('openssl', args, { cwd: dir });
+    await sh('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'root.key', '-out', 'root.pem', '-days', '1', '-subj', '/CN=root', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign');
+    await sh('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'inter.key', '-out', 'inter.csr', '-subj', '/CN=intermediate');
+    writeFileSync(join(dir, 'inter.ext'), 'basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign\n');
+    await sh('x509', '-req', '-in', 'inter.csr', '-CA', 'root.pem', '-CAkey', 'root.key', '-CAcreateserial', '-out', 'inter.pem', '-days', '1', '-extfile', 'inter.ext');
+    await sh('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'leaf.key', '-out', 'leaf.csr', '-subj', '/CN=localhost');
+    writeFileSync(join(dir, 'leaf.ext'), 'subjectAltName=IP:127.0.0.1\n');
+    await sh('x509', '-req', '-in', 'leaf.csr', '-CA', 'inter.pem', '-CAkey', 'inter.key', '-CAcreateserial', '-out', 'leaf.pem', '-days', '1', '-extfile', 'leaf.ext');
+    chmodSync(join(dir, 'leaf.key'), 0o600);
+    const root = readFileSync(join(dir, 'root.pem'));
+    const leaf = { cert_file: join(dir, 'leaf.pem'), key_file: join(dir, 'leaf.key'), mode: 'optional' as const };
+    expect(await handshake(leaf, root)).toBe('UNABLE_TO_VERIFY_LEAF_SIGNATURE');
+    expect(await handshake({ ...leaf, ca_file: join(dir, 'inter.pem') }, root)).toBe('verified');
   });
 });
 
