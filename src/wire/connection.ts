@@ -143,7 +143,7 @@ export class WireConnection {
     socket.setNoDelay(true);
     if (ctx.tls) {
       // Direct TLS is told apart by the first byte only: the first chunk goes through
-      // onFirstData, every later one straight to onData (no per-message check).
+      // `first`, every later one straight to onData (no per-message check).
       const first = (chunk: Buffer) => {
         socket.off('data', first);
         if (chunk.length > 0 && chunk[0] === TLS_HANDSHAKE_RECORD && this.state.kind === 'AwaitingStartup') this.startTls(chunk);
