@@ -1,11 +1,19 @@
 #!/usr/bin/env node
-// gatehouse serve | check | explain | verifier
+// gatehouse serve | check | explain | verifier | encrypt | rotate-keys
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { GatehouseError } from './errors.ts';
 import { parseArgs } from 'node:util';
+import { parse as parseYaml } from 'yaml';
 import { RulesError, loadRules } from './config/load.ts';
 import { formatVerifier, makeVerifier } from './identity/scram.ts';
+import { SECRET_FIELDS } from './config/secret-fields.ts';
+import { serverFileSchema } from './config/schema.ts';
+import { SecretError, sealSecret } from './secrets/envelope.ts';
+import type { KeyProvider } from './secrets/keys.ts';
+import { resolveKeys } from './secrets/resolve.ts';
+import { rotateRules } from './secrets/rotate.ts';
 import { decideOffline, runPolicyTests } from './policy/offline.ts';
 import { serve } from './serve.ts';
 import { ensureDemoCertificate } from './wire/demo-certificate.ts';
@@ -16,7 +24,10 @@ const USAGE = `usage:
                                      (port 0: a free port, logged in "gatehouse listening")
   gatehouse check [DIR]
   gatehouse explain [--rules DIR] --user EMAIL --connection NAME "SQL"
-  gatehouse verifier PASSWORD        print a SCRAM-SHA-256 verifier for org.yaml`;
+  gatehouse verifier PASSWORD        print a SCRAM-SHA-256 verifier for org.yaml
+  gatehouse encrypt --org ORG --connection NAME [--field ${SECRET_FIELDS.join('|')}] [--rules DIR]
+                                     encrypt the secret read from stdin; prints the ciphertext for the connection file
+  gatehouse rotate-keys [DIR]        re-encrypt every ciphertext in DIR (rules/) to the current master key`;
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -27,6 +38,10 @@ async function main(argv: string[]): Promise<number> {
       return checkCommand(rest);
     case 'explain':
       return explainCommand(rest);
+    case 'encrypt':
+      return encryptCommand(rest);
+    case 'rotate-keys':
+      return rotateKeysCommand(rest);
     case 'verifier': {
       if (!rest[0]) return usage();
       console.log(formatVerifier(makeVerifier(rest[0])));
@@ -66,6 +81,8 @@ async function serveCommand(args: string[]): Promise<number> {
     adminPort: portOption(values['admin-port'], '--admin-port', 'GATEHOUSE_ADMIN_PORT'),
     auditPath: join(state, 'audit.jsonl'),
     stateDir: state,
+    // DESIGN 5: the demo's master key lives with its state, made on the first start.
+    demoKeyFile: values.demo ? join(state, 'master.key') : undefined,
   });
   if (values.demo) {
     console.log(`
@@ -170,6 +187,107 @@ async function explainCommand(args: string[]): Promise<number> {
     else if (st.action === 'catalog') console.log(`sent to the topic catalog (empty tables shaped like the topics):\n  ${st.statement.sql}`);
     else console.log(`answered by Gatehouse (${st.tag}):\n  ${st.rows.join('\n  ')}`);
   }
+  return 0;
+}
+
+/**
+ * The master keys encrypt and rotate-keys use: as serve finds them (environment, key file,
+ * gatehouse.yaml), else the demo's .gatehouse/master.key when it exists.
+ */
+function cliKeys(rulesDir: string): KeyProvider {
+  const serverFile = join(rulesDir, 'gatehouse.yaml');
+  let configuredKeyFile: string | undefined;
+  if (existsSync(serverFile)) {
+    const parsed = serverFileSchema.safeParse(parseYaml(readFileSync(serverFile, 'utf8')) ?? {});
+    if (!parsed.success) throw new Error(`${serverFile} is not valid: run gatehouse check`);
+    configuredKeyFile = parsed.data.secrets.key_file;
+  }
+  const keys = resolveKeys({
+    env: process.env,
+    rulesDir,
+    configuredKeyFile,
+    fallbackKeyFile: { path: join(process.cwd(), '.gatehouse', 'master.key'), create: false },
+  });
+  if ('provider' in keys) return keys.provider;
+  throw new Error('problem' in keys ? keys.problem : keys.none);
+}
+
+/**
+ * The secret, from stdin: never from argv, where ps and shell history would show it. From a
+ * terminal it is typed without echo; from a pipe the whole input, less one final newline.
+ */
+async function readSecret(): Promise<string> {
+  const stdin = process.stdin;
+  if (stdin.isTTY) {
+    process.stderr.write('secret (not echoed), then Enter: ');
+    stdin.setRawMode(true);
+    stdin.resume();
+    try {
+      return await new Promise<string>((resolveSecret, reject) => {
+        let typed = '';
+        stdin.on('data', (chunk: Buffer) => {
+          for (const ch of chunk.toString('utf8')) {
+            if (ch === '\r' || ch === '\n') return resolveSecret(typed);
+            if (ch === '\u0003' || ch === '\u0004') return reject(new Error('no secret given'));
+            typed = ch === '\u007f' || ch === '\b' ? typed.slice(0, -1) : typed + ch;
+          }
+        });
+      });
+    } finally {
+      stdin.setRawMode(false);
+      stdin.pause();
+      process.stderr.write('\n');
+    }
+  }
+  const chunks: Buffer[] = [];
+  for await (const chunk of stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+}
+
+async function encryptCommand(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { org: { type: 'string' }, connection: { type: 'string' }, field: { type: 'string', default: 'password' }, rules: { type: 'string' } },
+  });
+  if (positionals.length > 0) {
+    // A secret on the command line would be in ps and the shell's history.
+    console.error('gatehouse encrypt reads the secret from stdin, never from the command line');
+    return 2;
+  }
+  if (!values.org || !values.connection) return usage();
+  const field = values.field!;
+  if (!(SECRET_FIELDS as readonly string[]).includes(field)) {
+    console.error(`--field must be one of ${SECRET_FIELDS.join(', ')}`);
+    return 2;
+  }
+  const keys = cliKeys(values.rules ?? join(projectDir, 'rules'));
+  const secret = await readSecret();
+  try {
+    console.log(sealSecret(secret, { org: values.org, connection: values.connection, field }, keys));
+  } catch (e) {
+    if (e instanceof SecretError) {
+      console.error(`gatehouse encrypt: ${e.message}`);
+      return 1;
+    }
+    throw e;
+  }
+  console.error(`encrypted with master key "${keys.currentId}" (${keys.source}) for ${field} of connection "${values.connection}" of org ${values.org}`);
+  return 0;
+}
+
+async function rotateKeysCommand(args: string[]): Promise<number> {
+  const dir = args[0] ?? join(projectDir, 'rules');
+  const keys = cliKeys(dir);
+  const report = rotateRules(dir, keys);
+  for (const f of report.failures) console.error(`FAIL ${f.file}${f.field ? ` ${f.field}` : ''}: ${f.reason}`);
+  if (report.failures.length > 0) {
+    console.error(`nothing written: ${report.failures.length} ciphertext(s) could not be decrypted with the keys of ${keys.source}`);
+    return 1;
+  }
+  for (const r of report.rotated) console.log(`rotated   ${r.file} ${r.field}: key ${r.from} -> ${report.current}`);
+  for (const r of report.unchanged) console.log(`unchanged ${r.file} ${r.field}: already on key ${report.current}`);
+  console.log(`${report.rotated.length} ciphertext(s) re-encrypted to key ${report.current} in ${report.written.length} file(s); ${report.unchanged.length} already on it`);
   return 0;
 }
 

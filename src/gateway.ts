@@ -27,6 +27,7 @@ import { sessionStateRefusal } from './warehouses/transaction-pool.ts';
 import { createWarehouse, EmbeddedWarehouse } from './warehouses/index.ts';
 import { type Warehouse, type WarehouseSession, acceptedClientEncoding, forwardedParams } from './warehouses/types.ts';
 import type { ConnectionHandler, ServerSession, StartupInfo } from './wire/handler.ts';
+import type { KeyResolution } from './secrets/resolve.ts';
 
 export const SERVER_VERSION = '15.0 (Gatehouse 0.1.0)';
 
@@ -36,6 +37,12 @@ export class Gateway implements ConnectionHandler {
   /** Warehouses whose start() failed with 08001: retried when a session needs one. */
   private readonly unverified = new Set<string>();
   private readonly retrying = new Map<string, Promise<void>>();
+  /**
+   * Connections refused at start because their stored credentials do not decrypt (a wrong
+   * master key, an unknown key id, an altered ciphertext): the rest keep serving, and a
+   * session on one of these gets its error (08001 naming the connection).
+   */
+  private readonly refused = new Map<string, GatehouseError>();
   /** Topic catalogs (src/catalog), by connection: created for the first Query Topics session, started on its first catalog query. */
   private readonly catalogs = new Map<string, TopicCatalog>();
   /** Signed-in sessions in all, per org and per user (src/limits). */
@@ -47,6 +54,8 @@ export class Gateway implements ConnectionHandler {
     private readonly audit: AuditSink,
     /** Where embedded servers keep their data (.gatehouse for the CLI; a temp dir per Gatehouse in tests). */
     private readonly stateDir: string,
+    /** The master keys of stored credentials (src/secrets/resolve.ts); absent: none configured. */
+    private readonly keys?: KeyResolution,
   ) {
     this.directory = new Directory(rules);
     this.sessions = new SessionCounter(rules.server, rules.orgs);
@@ -63,7 +72,17 @@ export class Gateway implements ConnectionHandler {
     // In parallel: an embedded warehouse takes seconds to boot and seed.
     const starting = [...this.rules.orgs.values()].flatMap((org) =>
       [...org.connections.values()].map(async (conn) => {
-        const wh = createWarehouse(conn, org.dir, { stateDir: this.stateDir, topics: topicsOf(org, conn.name) }, this.logger);
+        const wh = createWarehouse(conn, org.dir, { stateDir: this.stateDir, topics: topicsOf(org, conn.name), keys: this.keys }, this.logger);
+        const credentials = wh.credentialProblem?.();
+        if (credentials) {
+          // This connection alone: its sessions get the refusal, every other connection serves.
+          this.refused.set(key(org.name, conn.name), credentials);
+          this.logger.error(
+            { org: org.name, connection: conn.name, sqlstate: credentials.sqlstate, err: credentials.message, detail: credentials.detail },
+            'connection refused at start: its stored credentials do not decrypt',
+          );
+          return;
+        }
         this.warehouses.set(key(org.name, conn.name), wh);
         try {
           await this.verify(org, conn, wh);
@@ -112,6 +131,14 @@ export class Gateway implements ConnectionHandler {
         this.logger.warn({ org: org.name, topic: topic.name, err: (e as Error).message }, 'could not read topic column types');
       }
     }
+  }
+
+  /** Connections refused at start for their stored credentials, for /healthz: names only, never a reason with key ids. */
+  refusedConnections(): { org: string; connection: string }[] {
+    return [...this.refused.keys()].map((k) => {
+      const [org, ...rest] = k.split('/');
+      return { org, connection: rest.join('/') };
+    });
   }
 
   /** Upstream pools of every warehouse, for /metrics (issue 17). */
@@ -236,6 +263,14 @@ export class Gateway implements ConnectionHandler {
       throw e;
     }
     const params = forwardedParams(startup.params);
+    const refusal = this.refused.get(key(org.name, conn.name));
+    if (refusal) {
+      // The reason (which key, altered or not) is for the administrator, in the log; the client learns which connection and what to do.
+      const e = new GatehouseError(refusal.sqlstate, refusal.message, { severity: 'FATAL', hint: 'an administrator finds the reason in the Gatehouse log (docs/security.md, "Stored credentials")' });
+      this.logger.info({ ...fields, sqlstate: e.sqlstate, reason: e.message }, 'refused');
+      this.audit.event('session_start', { ...fields, refused: true, sqlstate: e.sqlstate, reason: e.message });
+      throw e;
+    }
     const warehouse = this.warehouses.get(key(org.name, conn.name));
     if (!warehouse) throw new GatehouseError('08001', `connection "${conn.name}" is not started`, { severity: 'FATAL' });
     // A slot of the user, the org and the server, taken before the upstream session opens.
@@ -258,7 +293,7 @@ export class Gateway implements ConnectionHandler {
     try {
       if (this.unverified.has(key(org.name, conn.name))) await this.retryStart(org, conn, warehouse);
       // query_topics sessions run as the connection's topics account (least privilege per level).
-      upstream = await warehouse.openSession({ params, readOnly: !conn.allow_writes, account: accountFor(context.level), resultLimit });
+      upstream = await warehouse.openSession({ params, readOnly: !conn.allow_writes, account: accountFor(context.level), resultLimit, user: context.user });
     } catch (e) {
       slot.release();
       if (e instanceof GatehouseError) throw new GatehouseError(e.sqlstate, e.message, { severity: 'FATAL', detail: e.detail, hint: e.hint });

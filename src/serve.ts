@@ -9,6 +9,7 @@ import { type AdminServer, startAdminServer } from './admin/server.ts';
 import { type AuditSink, countedAudit, fileAudit, loggerAudit } from './audit/audit.ts';
 import { loadRules } from './config/load.ts';
 import { Gateway } from './gateway.ts';
+import { resolveKeys } from './secrets/resolve.ts';
 import { type WireServer, startWireServer } from './wire/server.ts';
 import { type TlsSettings, type WireTls, loadWireTls } from './wire/tls.ts';
 
@@ -26,6 +27,10 @@ export interface ServeOptions {
   stateDir?: string;
   /** Audit records go to this JSON-lines file; without it, to the logger. */
   auditPath?: string;
+  /** Where master keys come from (GATEHOUSE_MASTER_KEY(S), GATEHOUSE_KEY_FILE); default process.env. */
+  env?: NodeJS.ProcessEnv;
+  /** The demo's key file (.gatehouse/master.key): made on first start and used when no other key is configured. */
+  demoKeyFile?: string;
   logger?: Logger;
   /** TLS when rules/gatehouse.yaml configures none (the demo's self-signed certificate). */
   defaultTls?: TlsSettings;
@@ -58,13 +63,23 @@ export async function serve(opts: ServeOptions): Promise<RunningGatehouse> {
   const metrics = new Metrics();
   const audit: AuditSink = countedAudit(auditFile ?? loggerAudit(logger), metrics);
   const tempState = opts.stateDir ? undefined : mkdtempSync(join(tmpdir(), 'gatehouse-state-'));
-  const gateway = new Gateway(rules, logger, audit, opts.stateDir ?? tempState!);
+  const keys = resolveKeys({
+    env: opts.env ?? process.env,
+    rulesDir: opts.rulesDir,
+    configuredKeyFile: rules.secrets.key_file,
+    fallbackKeyFile: opts.demoKeyFile ? { path: opts.demoKeyFile, create: true } : undefined,
+  });
+  // Which keys, never a key: the source and the ids.
+  if ('provider' in keys) logger.info({ key_source: keys.provider.source, key_ids: keys.provider.ids(), current_key: keys.provider.currentId }, 'master keys loaded');
+  else if ('problem' in keys) logger.error({ err: keys.problem }, 'master keys not loaded: connections with stored credentials are refused');
+  const gateway = new Gateway(rules, logger, audit, opts.stateDir ?? tempState!, keys);
   metrics.watchPools(() => gateway.poolStats()); // issue 17: upstream pools on /metrics
   const host = opts.host ?? rules.server.host;
   // A start that fails part way (a port in use, a warehouse that does not come up)
   // closes what it opened: a listener or an embedded server left running would outlive us.
   let wire: WireServer | undefined;
   let admin: AdminServer;
+  let shuttingDown = false;
   try {
     await gateway.start();
     wire = await startWireServer({
@@ -84,7 +99,12 @@ export async function serve(opts: ServeOptions): Promise<RunningGatehouse> {
       host,
       port: opts.adminPort ?? rules.server.admin_port,
       metrics,
-      health: () => ({ policy_version: rules.version, connections: listening.connections }),
+      health: () => ({
+        ...(shuttingDown ? { status: 'shutting_down' } : {}),
+        policy_version: rules.version,
+        connections: listening.connections,
+        refused_connections: gateway.refusedConnections(),
+      }),
     });
   } catch (e) {
     await wire?.close().catch(() => {});
@@ -109,6 +129,7 @@ export async function serve(opts: ServeOptions): Promise<RunningGatehouse> {
     logger,
     hurry: () => listening.hurry(),
     close: async () => {
+      shuttingDown = true;
       await listening.close();
       await admin.close();
       await gateway.close();

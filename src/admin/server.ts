@@ -11,7 +11,9 @@ export function startAdminServer(opts: { host: string; port: number; metrics: Me
   const server: Server = createServer(async (req, res) => {
     try {
       if (req.method === 'GET' && req.url === '/healthz') {
-        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ status: 'ok', ...opts.health() }));
+        // A load balancer takes a shutting-down instance out of rotation on the 503.
+        const health = { status: 'ok', ...opts.health() };
+        res.writeHead(health.status === 'ok' ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify(health));
       } else if (req.method === 'GET' && req.url === '/metrics') {
         res.writeHead(200, { 'content-type': opts.metrics.registry.contentType }).end(await opts.metrics.registry.metrics());
       } else {

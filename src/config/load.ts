@@ -6,8 +6,10 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, join, relative, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
+import type { SealedSecret } from '../secrets/envelope.ts';
 import type { Connection, Org, PolicyTest, Rules, Topic, User } from './model.ts';
 import { connectionFileSchema, orgFileSchema, policyTestFileSchema, serverFileSchema, topicFileSchema } from './schema.ts';
+import { isUnboundCiphertext } from './secret-fields.ts';
 
 export interface RulesProblem {
   file: string;
@@ -65,7 +67,7 @@ export function loadRules(dir: string): Rules {
     throw new RulesError([{ file: dir, path: '', reason: 'rules directory does not exist' }]);
   }
   const serverFile = join(dir, 'gatehouse.yaml');
-  const server = ((existsSync(serverFile) ? read(serverFile, serverFileSchema) : undefined) ?? serverFileSchema.parse({})).server;
+  const { server, secrets } = (existsSync(serverFile) ? read(serverFile, serverFileSchema) : undefined) ?? serverFileSchema.parse({});
   if (server.tls) {
     const at = (p: string) => resolve(dir, p);
     server.tls = { ...server.tls, cert_file: at(server.tls.cert_file), key_file: at(server.tls.key_file), ...(server.tls.ca_file ? { ca_file: at(server.tls.ca_file) } : {}) };
@@ -123,7 +125,7 @@ export function loadRules(dir: string): Rules {
       const connection: Connection = {
         name,
         org: org.name,
-        target: target.kind === 'embedded' ? { kind: 'embedded', seed: target.seed } : target,
+        target: target.kind === 'embedded' ? { kind: 'embedded', seed: target.seed } : bindSecrets(target, org.name, name),
         allow_writes,
         ...(statement_timeout === undefined ? {} : { statement_timeout }),
         topics_schema,
@@ -180,8 +182,20 @@ export function loadRules(dir: string): Rules {
     problems.push({ file: rel(dir), path: '', reason: 'no organization found (expected <org>/org.yaml)' });
   }
   if (problems.length) throw new RulesError(problems);
-  return { version: hash.digest('hex').slice(0, 12), dir, server, orgs, users };
+  return { version: hash.digest('hex').slice(0, 12), dir, server, secrets, orgs, users };
 }
+
+/**
+ * Every ciphertext field of a connection (secret-fields.ts) becomes a SealedSecret bound to
+ * this org, connection and field: the associated data it must have been encrypted with.
+ * Nothing is decrypted here; the connector does that when it signs in.
+ */
+function bindSecrets<T extends object>(target: T, org: string, connection: string): BoundSecrets<T> {
+  return Object.fromEntries(
+    Object.entries(target).map(([field, v]) => [field, isUnboundCiphertext(v) ? { ciphertext: v.ciphertext, binding: { org, connection, field } } : v]),
+  ) as BoundSecrets<T>;
+}
+type BoundSecrets<T> = { [K in keyof T]: T[K] extends { ciphertext: string } | undefined ? SealedSecret | Extract<T[K], undefined> : T[K] };
 
 /**
  * A postgres connection whose topics someone reads at query_topics needs its own
@@ -189,11 +203,11 @@ export function loadRules(dir: string): Rules {
  * account, which reads more than the topics, would serve governed sessions.
  */
 function topicsAccountProblem(c: Connection, topics: string[]): string | undefined {
-  if (c.target.kind !== 'postgres' || c.target.topics_user) return undefined;
+  if ((c.target.kind !== 'postgres' && c.target.kind !== 'mysql') || c.target.topics_user) return undefined;
   const grants = [c.permissions.default, ...Object.values(c.permissions.groups), ...Object.values(c.permissions.users)];
   if (topics.length === 0 && !grants.includes('query_topics')) return undefined;
   const why = topics.length ? `connection has topics (${topics.join(', ')})` : 'connection grants query_topics';
-  return `${why} but no topics account: add topics_user (and topics_password_env), a warehouse account that can SELECT only the topics' fields, used by query_topics sessions (docs/rules.md)`;
+  return `${why} but no topics account: add topics_user (and topics_password or topics_password_env), a warehouse account that can SELECT only the topics' fields, used by query_topics sessions (docs/rules.md)`;
 }
 
 /** Topics of one connection, by name (what policy sees of the org). */

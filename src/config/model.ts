@@ -1,4 +1,6 @@
 // The rules model: what rules/ holds once loaded and validated (see schema.ts for the YAML shapes).
+import type { SealedSecret } from '../secrets/envelope.ts';
+
 export const LEVELS = ['no_access', 'query_topics', 'querier', 'connection_admin'] as const;
 export type Level = (typeof LEVELS)[number];
 
@@ -36,7 +38,9 @@ export interface PostgresConnection {
   port: number;
   database: string;
   user: string;
-  /** Name of the environment variable holding the password (encryption at rest comes later). */
+  /** The account's password, encrypted and bound to this org, connection and field: opened only by the connector, per sign-in. */
+  password?: SealedSecret;
+  /** Or the name of the environment variable holding it (read per sign-in). */
   password_env?: string;
   /** A superuser warehouse account is refused at load unless this is set. */
   allow_superuser: boolean;
@@ -46,12 +50,34 @@ export interface PostgresConnection {
    * Required once the connection has topics or grants query_topics.
    */
   topics_user?: string;
+  topics_password?: SealedSecret;
   topics_password_env?: string;
   /** statement_timeout and idle_in_transaction_session_timeout of query_topics sessions ('30s'; default in postgres.ts). */
   topics_statement_timeout?: string;
   topics_idle_in_transaction_session_timeout?: string;
 }
-export type ConnectionTarget = EmbeddedConnection | PostgresConnection;
+/** A MySQL or MariaDB warehouse (src/warehouses/mysql.ts). */
+export interface MysqlConnection {
+  kind: 'mysql';
+  host: string;
+  port: number;
+  database: string;
+  user: string;
+  /** Encrypted and bound like a postgres connection's (opened only by the connector, per sign-in), or from password_env. */
+  password?: SealedSecret;
+  password_env?: string;
+  /** An account with more than read privileges (FILE, SUPER, GRANT OPTION, writes without allow_writes) is refused at load unless this is set. */
+  allow_superuser: boolean;
+  /** The account of query_topics sessions: SELECT on the topics' fields (column grants) and nothing else. */
+  topics_user?: string;
+  topics_password?: SealedSecret;
+  topics_password_env?: string;
+  /** A topics account with more than the topics' fields is refused at load unless this is set. */
+  allow_topics_privileges: boolean;
+  /** Default: verify-full off loopback, disable on it. `ca_file`: the CA that signed the server's certificate. */
+  tls?: { mode?: 'disable' | 'require' | 'verify-ca' | 'verify-full'; ca_file?: string };
+}
+export type ConnectionTarget = EmbeddedConnection | PostgresConnection | MysqlConnection;
 
 /**
  * How a connection's upstream connections are shared (src/warehouses/pool.ts). session: a
@@ -173,11 +199,17 @@ export interface ServerTls {
   mode: 'optional' | 'required';
 }
 
+export interface SecretsConfig {
+  /** gatehouse.yaml `secrets.key_file` as written (src/secrets/resolve.ts reads it). */
+  key_file?: string;
+}
+
 export interface Rules {
   /** Content hash of the rules tree: keys decision caches and audit records. */
   version: string;
   dir: string;
   server: ServerConfig;
+  secrets: SecretsConfig;
   orgs: Map<string, Org>;
   /** email (lowercase) -> user, across orgs: the org comes from the identity. */
   users: Map<string, User>;

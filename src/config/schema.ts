@@ -2,6 +2,7 @@
 // an invalid file is refused with its path and the reason.
 import { z } from 'zod';
 import { LEVELS } from './model.ts';
+import { oneSourcePerSecret, passwordFields, topicsPasswordFields } from './secret-fields.ts';
 
 const level = z.enum(LEVELS);
 const identifier = z.string().regex(/^[A-Za-z_][A-Za-z0-9_$-]*$/, 'must be a plain identifier');
@@ -59,6 +60,14 @@ export const serverFileSchema = z
       })
       .strict()
       .prefault({}),
+    // Where the master keys of stored credentials are (src/secrets): never inside rules/.
+    secrets: z
+      .object({
+        /** A key file (mode 0600): absolute, or relative to the rules directory (and outside it). */
+        key_file: z.string().min(1).optional(),
+      })
+      .strict()
+      .default({}),
   })
   .strict();
 
@@ -126,16 +135,44 @@ export const connectionFileSchema = z.discriminatedUnion('kind', [
       port: z.number().int().default(5432),
       database: z.string(),
       user: z.string(),
-      password_env: z.string().optional(),
+      // Encrypted (password: gh1:...) or from the environment (password_env): secret-fields.ts.
+      ...passwordFields,
       allow_superuser: z.boolean().default(false),
       // The account query_topics sessions use upstream: SELECT on the topics' fields and nothing else.
       topics_user: z.string().min(1).optional(),
-      topics_password_env: z.string().optional(),
+      ...topicsPasswordFields,
       topics_statement_timeout: duration.optional(),
       topics_idle_in_transaction_session_timeout: duration.optional(),
       ...common,
     })
-    .strict(),
+    .strict()
+    .superRefine(oneSourcePerSecret),
+  z
+    .object({
+      kind: z.literal('mysql'),
+      host: z.string(),
+      port: z.number().int().default(3306),
+      database: z.string(),
+      user: z.string(),
+      ...passwordFields,
+      // Accept an account with more than SELECT (FILE, SUPER, GRANT OPTION, writes without allow_writes), logged.
+      allow_superuser: z.boolean().default(false),
+      topics_user: z.string().min(1).optional(),
+      ...topicsPasswordFields,
+      // Accept a topics account with more than SELECT on the topics' fields, logged.
+      allow_topics_privileges: z.boolean().default(false),
+      // TLS: verify-full off loopback and none on it unless set (src/warehouses/mysql.ts).
+      tls: z
+        .object({
+          mode: z.enum(['disable', 'require', 'verify-ca', 'verify-full']).optional(),
+          ca_file: z.string().optional(),
+        })
+        .strict()
+        .optional(),
+      ...common,
+    })
+    .strict()
+    .superRefine(oneSourcePerSecret),
 ]);
 
 export const topicFileSchema = z

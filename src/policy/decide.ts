@@ -59,6 +59,15 @@ async function decideUncached(ctx: DecisionContext, sql: string): Promise<Decisi
   if (ctx.level === 'no_access') {
     return refusal('level.no_access', new GatehouseError('42501', `${ctx.user} has no access to connection ${ctx.connection.name}`));
   }
+  if (ctx.level === 'query_topics' && ctx.connection.dialect === 'mysql') {
+    // The topic rewrite emits PostgreSQL; the MySQL emitter is not wired in yet. Refused, never sent in the wrong dialect.
+    return refusal(
+      'query_topics.dialect',
+      new GatehouseError('0A000', `query_topics is not supported yet on connection ${ctx.connection.name} (a mysql warehouse)`, {
+        hint: 'ask a connection admin for querier access, or use a topic on a PostgreSQL connection',
+      }),
+    );
+  }
   let parsed: ParsedText;
   try {
     parsed = await parseSql(sql);
@@ -447,6 +456,10 @@ function planRawStatement(ctx: DecisionContext, parsed: ParsedText, st: ParsedSt
   const w = new Walker(ctx, 'raw');
   w.visit(stmt, undefined);
   const topics = [...w.topicsUsed].sort();
+  if (w.splices.length > 0 && ctx.connection.dialect === 'mysql') {
+    // Governed reads of topics are spliced in as PostgreSQL text: not until the MySQL emitter is wired in.
+    refuse('unsupported', '0A000', `reading topics (schema ${ctx.connection.topicsSchema}) is not supported yet on connection ${ctx.connection.name} (a mysql warehouse)`);
+  }
   const sql = w.splices.length > 0 ? applySplices(parsed.bytes, st.byteStart, st.byteEnd, w.splices) : st.text;
   const kind = kindOf(stmt);
   const names = sessionNamesOf(stmt);

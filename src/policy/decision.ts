@@ -21,7 +21,11 @@ export interface DecisionContext {
   user: string;
   level: Level;
   attributes: Attributes;
-  connection: { name: string; allowWrites: boolean; topicsSchema: string };
+  /**
+   * `dialect`: the SQL the warehouse reads (absent: postgres). Until the MySQL dialect emitter
+   * is wired in, a mysql connection serves queriers' raw SQL only (query_topics is 0A000).
+   */
+  connection: { name: string; allowWrites: boolean; topicsSchema: string; dialect?: 'postgres' | 'mysql' };
   /** Topics of this connection, by name. */
   topics: Map<string, import('../config/model.ts').Topic>;
 }

@@ -63,7 +63,12 @@ export function sessionPolicy(org: Org, user: User, connectionName: string): Ses
       user: user.email,
       level,
       attributes: user.attributes,
-      connection: { name: connection.name, allowWrites: connection.allow_writes, topicsSchema: connection.topics_schema },
+      connection: {
+        name: connection.name,
+        allowWrites: connection.allow_writes,
+        topicsSchema: connection.topics_schema,
+        ...(connection.target.kind === 'mysql' ? { dialect: 'mysql' as const } : {}),
+      },
       topics: topicsFor(org, connection.name),
     },
   };

@@ -387,7 +387,8 @@ export class EmbeddedServer {
 
   /** Where and as whom to connect to a database of this server (for the postgres connector). */
   target(connection: string, database: string, user: string, password: string): UpstreamTarget {
-    return { connection, host: this.host, port: this.port, database, user, password };
+    // Generated at start and held in memory only (never written to rules/ or logged).
+    return { connection, host: this.host, port: this.port, database, user, password: () => password };
   }
 
   /** Gatehouse's own SQL as the superuser (seed, accounts, catalog); throws on an error. */

@@ -16,6 +16,14 @@ import type { PoolSettings } from '../config/model.ts';
 import { GatehouseError } from '../errors.ts';
 import type { UpstreamConnection } from './postgres.ts';
 
+/** What the pool needs of a connection: a postgres UpstreamConnection or a connector session (connector.ts). */
+export interface PooledConnection {
+  readonly usable: boolean;
+  close(): Promise<void>;
+  onDead?: () => void;
+  readonly serverVersion?: string;
+}
+
 export const DEFAULT_POOL: PoolSettings = { mode: 'session', size: 20, idleTimeoutMs: 60_000, waitTimeoutMs: 30_000 };
 
 /** What /metrics shows of one pool (admin/metrics.ts). */
@@ -37,27 +45,27 @@ export interface PoolStats {
   waitTimeouts: number;
 }
 
-interface Parked {
-  conn: UpstreamConnection;
+interface Parked<C> {
+  conn: C;
   key: string;
   timer: NodeJS.Timeout;
 }
 
-interface Waiter {
+interface Waiter<C> {
   key: string;
-  open: () => Promise<UpstreamConnection>;
+  open: () => Promise<C>;
   since: number;
   timer: NodeJS.Timeout;
-  resolve: (c: UpstreamConnection) => void;
+  resolve: (c: C) => void;
   reject: (e: unknown) => void;
 }
 
-export class UpstreamPool {
+export class UpstreamPool<C extends PooledConnection = UpstreamConnection> {
   /** Oldest first: a checkout takes the newest of its key (warm), eviction the oldest. */
-  private idle: Parked[] = [];
+  private idle: Parked<C>[] = [];
   private inUse = 0;
   private opening = 0;
-  private waiters: Waiter[] = [];
+  private waiters: Waiter<C>[] = [];
   private closed = false;
   private readonly counters = { opened: 0, reused: 0, waits: 0, waitMs: 0, waitTimeouts: 0 };
   /** The warehouse's server_version, from the first connection: announced to transaction-pooled sessions that hold none. */
@@ -77,7 +85,7 @@ export class UpstreamPool {
   }
 
   /** An upstream for `key`: a parked one, a new one, or (transaction pooling at `size`) the next one freed. */
-  async acquire(key: string, open: () => Promise<UpstreamConnection>): Promise<{ conn: UpstreamConnection; reused: boolean }> {
+  async acquire(key: string, open: () => Promise<C>): Promise<{ conn: C; reused: boolean }> {
     if (this.closed) throw new GatehouseError('08006', `the warehouse of connection "${this.labels.connection}" is closing`);
     const parked = this.take(key);
     if (parked) {
@@ -87,8 +95,8 @@ export class UpstreamPool {
     }
     if (!this.capped || this.total < this.settings.size || this.evictOldest()) return { conn: await this.openCounted(open), reused: false };
     this.counters.waits++;
-    const conn = await new Promise<UpstreamConnection>((resolve, reject) => {
-      const w: Waiter = {
+    const conn = await new Promise<C>((resolve, reject) => {
+      const w: Waiter<C> = {
         key,
         open,
         since: performance.now(),
@@ -111,7 +119,7 @@ export class UpstreamPool {
    * session would find it (session pooling: after DISCARD ALL); else it is closed. A waiter for
    * the same key gets it at once; the pool then serves the other waiters as room allows.
    */
-  release(conn: UpstreamConnection, key: string, reusable: boolean): void {
+  release(conn: C, key: string, reusable: boolean): void {
     this.inUse--;
     if (!reusable || !conn.usable || this.closed) {
       void conn.close();
@@ -154,13 +162,13 @@ export class UpstreamPool {
     };
   }
 
-  private async openCounted(open: () => Promise<UpstreamConnection>): Promise<UpstreamConnection> {
+  private async openCounted(open: () => Promise<C>): Promise<C> {
     this.opening++;
     try {
       const conn = await open();
       this.counters.opened++;
       this.inUse++;
-      this.serverVersion ??= conn.parameters.get('server_version');
+      this.serverVersion ??= conn.serverVersion;
       return conn;
     } finally {
       this.opening--;
@@ -170,7 +178,7 @@ export class UpstreamPool {
   }
 
   /** The newest parked connection of `key` that is still alive; dead ones found on the way are dropped. */
-  private take(key: string): UpstreamConnection | undefined {
+  private take(key: string): C | undefined {
     for (let i = this.idle.length - 1; i >= 0; i--) {
       const p = this.idle[i];
       if (p.key !== key && p.conn.usable) continue;
@@ -182,8 +190,8 @@ export class UpstreamPool {
     return undefined;
   }
 
-  private park(conn: UpstreamConnection, key: string): void {
-    const p: Parked = {
+  private park(conn: C, key: string): void {
+    const p: Parked<C> = {
       conn,
       key,
       // Idle too long: closed (the warehouse's connection slots are not Gatehouse's to hoard).
@@ -196,7 +204,7 @@ export class UpstreamPool {
     if (this.idle.length > this.settings.size) this.evictOldest();
   }
 
-  private drop(p: Parked): void {
+  private drop(p: Parked<C>): void {
     const i = this.idle.indexOf(p);
     if (i < 0) return;
     this.idle.splice(i, 1);
@@ -216,7 +224,7 @@ export class UpstreamPool {
     return true;
   }
 
-  private hand(w: Waiter, conn: UpstreamConnection): void {
+  private hand(w: Waiter<C>, conn: C): void {
     clearTimeout(w.timer);
     this.inUse++;
     this.counters.reused++;

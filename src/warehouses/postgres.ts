@@ -46,6 +46,8 @@ import type { WarehouseAccount, WarehouseAccounts } from './accounts.ts';
 import type { PoolSettings } from '../config/model.ts';
 import { DEFAULT_POOL, type PoolStats, UpstreamPool, poolKey } from './pool.ts';
 import { TransactionSession } from './transaction-pool.ts';
+import { type PasswordSource, credentialProblem, passwordSource } from './credentials.ts';
+import type { KeyResolution } from '../secrets/resolve.ts';
 
 /** Client startup parameters that may reach the warehouse (DESIGN 3: never `options`). */
 
@@ -55,14 +57,14 @@ const CONNECT_TIMEOUT_MS = 10_000;
 /** How often a running statement checks whether its client has gone while the upstream is silent. */
 const CLIENT_GONE_POLL_MS = 200;
 
-/** Where to connect and as whom; the password never leaves this module. */
+/** Where to connect and as whom; the password is produced per sign-in (credentials.ts) and never leaves this module. */
 export interface UpstreamTarget {
   connection: string;
   host: string;
   port: number;
   database: string;
   user: string;
-  password?: string;
+  password?: PasswordSource;
   /** Settings this account's sessions start with (the topics account: its timeouts). */
   settings?: [string, string][];
 }
@@ -177,27 +179,33 @@ export class UpstreamConnection {
 
   private constructor(private readonly target: UpstreamTarget) {}
 
-  /** Connects and signs in; throws GatehouseError 08001 (network reason in detail, never the password). */
+  /**
+   * Connects and signs in; throws GatehouseError 08001 (network reason in detail, never the
+   * password). The password is asked for only if the warehouse asks, used for this sign-in,
+   * and dropped: nothing of it stays on the connection.
+   */
   static async open(target: UpstreamTarget, params: [string, string][]): Promise<UpstreamConnection> {
     const c = new UpstreamConnection(target);
+    const signIn: { password?: string } = {};
     try {
       await c.connect();
       c.socket.write(startupMessage(params));
-      await c.authenticate();
+      await c.authenticate(signIn);
       c.mode = 'idle';
       return c;
     } catch (e) {
       c.socket?.destroy();
       c.mode = 'dead';
-      throw c.connectError(e);
+      throw c.connectError(e, signIn.password);
+    } finally {
+      signIn.password = undefined;
     }
   }
 
-  private connectError(e: unknown): GatehouseError {
+  private connectError(e: unknown, pw: string | undefined): GatehouseError {
     if (e instanceof GatehouseError && e.sqlstate !== '08006') return e;
     let reason = e instanceof Error ? e.message : String(e);
     if (e instanceof GatehouseError && e.detail) reason = e.detail;
-    const pw = this.target.password;
     if (pw) reason = reason.split(pw).join('***');
     return new GatehouseError('08001', `could not connect to warehouse of connection "${this.target.connection}"`, {
       detail: reason,
@@ -239,12 +247,13 @@ export class UpstreamConnection {
     if (this.mode !== 'dead') this.socket.write(buf);
   }
 
-  private async authenticate(): Promise<void> {
-    const password = this.target.password;
+  private async authenticate(signIn: { password?: string }): Promise<void> {
     const needPassword = () => {
-      if (password === undefined)
-        throw new Error('the warehouse asked for a password, but none is configured (password_env)');
-      return password;
+      // Decrypted (or read) now, on the warehouse's request, once per sign-in.
+      signIn.password ??= this.target.password?.();
+      if (signIn.password === undefined)
+        throw new Error('the warehouse asked for a password, but none is configured (password or password_env)');
+      return signIn.password;
     };
     let scram: { expected?: string; client?: ReturnType<typeof scramClient> } = {};
     for (;;) {
@@ -517,6 +526,11 @@ export class UpstreamConnection {
 
   get usable(): boolean {
     return this.mode === 'idle' && !this.socket.destroyed;
+  }
+
+  /** The warehouse's server_version, from its ParameterStatus at sign-in (pool.ts). */
+  get serverVersion(): string | undefined {
+    return this.parameters.get('server_version');
   }
 
   /** The warehouse backend's process id (BackendKeyData): logs and tests. */
@@ -824,6 +838,8 @@ export class PostgresWarehouse implements Warehouse {
     accounts?: WarehouseAccounts,
     /** Pooling other than the connection's (the topic catalog's sessions are not pooled). */
     pool?: PoolSettings,
+    /** The master keys that open the connection's stored passwords (src/secrets). */
+    keys?: KeyResolution,
   ) {
     this.poolSettings = pool ?? conn.pool ?? DEFAULT_POOL;
     const t = conn.target as PostgresConnection;
@@ -835,12 +851,12 @@ export class PostgresWarehouse implements Warehouse {
       port: t.port,
       database: t.database,
       user: t.user,
-      password: t.password_env ? process.env[t.password_env] : undefined,
+      password: passwordSource(conn, { sealed: t.password, env: t.password_env }, keys),
     };
     const topicsTarget: UpstreamTarget | undefined =
       accounts?.topics ??
       (t.kind === 'postgres' && t.topics_user
-        ? { ...this.target, user: t.topics_user, password: t.topics_password_env ? process.env[t.topics_password_env] : undefined }
+        ? { ...this.target, user: t.topics_user, password: passwordSource(conn, { sealed: t.topics_password, env: t.topics_password_env }, keys) }
         : undefined);
     // Governed sessions carry the connection's timeouts (the embedded kind has the defaults).
     if (topicsTarget) {
@@ -862,6 +878,14 @@ export class PostgresWarehouse implements Warehouse {
       return Promise.reject(new GatehouseError('42501', `connection "${this.conn.name}" has no topics account (topics_user) for query_topics sessions`));
     }
     return UpstreamConnection.open(target, upstreamStartupParams(target, opts));
+  }
+
+  /**
+   * Whether the stored credentials open with the master keys Gatehouse has (each decrypted
+   * once and dropped; no network). A connection that fails here is refused, alone, at start.
+   */
+  credentialProblem(): GatehouseError | undefined {
+    return credentialProblem(this.target.password) ?? credentialProblem(this.topicsTarget?.password);
   }
 
   async start(): Promise<void> {

@@ -78,6 +78,8 @@ export interface WarehouseSessionOptions {
   account?: WarehouseAccount;
   /** The org's limits on one result (src/limits): past one the statement is canceled and the result ends with its error. */
   resultLimit?: ResultLimit;
+  /** Who the session is for (the email): connector warehouses name them on every statement (a comment, a query tag). */
+  user?: string;
 }
 
 /** Limits on one result's rows (DataRow, or CopyData of COPY TO STDOUT) and their bytes as sent; 0: none. */
@@ -145,6 +147,11 @@ export interface WarehouseSession {
 
 export interface Warehouse {
   readonly kind: string;
+  /**
+   * Whether the connection's stored credentials open with the master keys Gatehouse has
+   * (decrypted once and dropped, no network): a connection with a problem is refused, alone.
+   */
+  credentialProblem?(): GatehouseError | undefined;
   /** Checks the account (least privilege) and reachability; throws GatehouseError. */
   start(): Promise<void>;
   openSession(opts: WarehouseSessionOptions): Promise<WarehouseSession>;

@@ -88,6 +88,10 @@ it('SIGTERM: idle sessions get 57P01 at once, a running statement finishes first
       s.once('error', (e) => r((e as NodeJS.ErrnoException).code ?? 'error'));
     });
     expect(refused).toBe('ECONNREFUSED');
+    // The health check says so while the statement finishes: a load balancer stops sending clients.
+    const health = await fetch(`http://127.0.0.1:${gh.adminPort}/healthz`);
+    expect(health.status).toBe(503);
+    expect(await health.json()).toMatchObject({ status: 'shutting_down' });
 
     // The running statement gets its result, then 57P01.
     expect((await running).rows).toEqual([{ n: 20000000 }]);

@@ -2,59 +2,28 @@
 // our own: the shared local server trusts everyone. initdb refuses to run as root, so the
 // cluster runs as the `postgres` OS user when the tests run as root. No silent skip: if the
 // cluster cannot start, beforeAll fails.
-import { execFileSync } from 'node:child_process';
-import { chownSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Connection, PostgresConnection } from '../../../src/config/model.ts';
 import { PostgresWarehouse } from '../../../src/warehouses/postgres.ts';
 import { CollectingSink } from '../../helpers/collecting-sink.ts';
+import { type ScramCluster, startScramCluster } from '../../helpers/scram-cluster.ts';
 
-let dir = '';
+let cluster: ScramCluster | undefined;
 let port = 0;
-const asPostgres = process.getuid?.() === 0;
-
-function sh(cmd: string, args: string[]): string {
-  const [c, a] = asPostgres ? ['runuser', ['-u', 'postgres', '--', cmd, ...args]] : [cmd, args];
-  return execFileSync(c, a, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-}
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const p = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
-function psql(sql: string) {
-  sh('psql', ['-X', '-q', '-h', dir, '-p', String(port), '-U', 'postgres', '-d', 'postgres', '-v', 'ON_ERROR_STOP=1', '-c', sql]);
-}
 
 beforeAll(async () => {
-  dir = mkdtempSync(path.join(tmpdir(), 'gatehouse-auth-'));
-  if (asPostgres) chownSync(dir, Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).trim()), 0);
-  port = await freePort();
-  sh('initdb', ['-D', `${dir}/data`, '-U', 'postgres', '-A', 'trust', '--no-sync']);
-  writeFileSync(
-    `${dir}/data/pg_hba.conf`,
-    ['local all all trust', 'host all md5user 127.0.0.1/32 md5', 'host all clearuser 127.0.0.1/32 password', 'host all all 127.0.0.1/32 scram-sha-256', ''].join('\n'),
-  );
-  sh('pg_ctl', ['-D', `${dir}/data`, '-l', `${dir}/log`, '-w', '-o', `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off`, 'start']);
-  psql(`CREATE ROLE scramuser LOGIN PASSWORD 'scram-pw-1'`);
-  psql(`SET password_encryption = 'md5'; CREATE ROLE md5user LOGIN PASSWORD 'md5-pw-2'`);
-  psql(`CREATE ROLE clearuser LOGIN PASSWORD 'clear-pw-3'`);
+  cluster = await startScramCluster([
+    'host all md5user 127.0.0.1/32 md5',
+    'host all clearuser 127.0.0.1/32 password',
+    'host all all 127.0.0.1/32 scram-sha-256',
+  ]);
+  port = cluster.port;
+  cluster.psql('postgres', `CREATE ROLE scramuser LOGIN PASSWORD 'scram-pw-1'`);
+  cluster.psql('postgres', `SET password_encryption = 'md5'; CREATE ROLE md5user LOGIN PASSWORD 'md5-pw-2'`);
+  cluster.psql('postgres', `CREATE ROLE clearuser LOGIN PASSWORD 'clear-pw-3'`);
 }, 60_000);
 
-afterAll(() => {
-  if (!dir) return;
-  try {
-    sh('pg_ctl', ['-D', `${dir}/data`, '-m', 'immediate', 'stop']);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+afterAll(() => cluster?.stop());
 
 function wh(user: string, passwordEnv?: string): PostgresWarehouse {
   const target: PostgresConnection = { kind: 'postgres', host: '127.0.0.1', port, database: 'postgres', user, password_env: passwordEnv, allow_superuser: false };

@@ -11,6 +11,9 @@ class FakeConn {
   closed = false;
   onDead?: () => void;
   parameters = new Map([['server_version', '16.0']]);
+  get serverVersion() {
+    return this.parameters.get('server_version');
+  }
   constructor(readonly id: number) {}
   async close() {
     this.closed = true;

@@ -1,0 +1,249 @@
+// End to end on a mysql connection: Gatehouse (in process, free ports) in front of the local
+// MariaDB, acme's `warehouse` connection of kind mysql in a temporary rules dir, real clients
+// (psql, node-postgres with prepared statements and pg-cursor) as carol (querier) and bob
+// (query_topics: refused with 0A000 until the MySQL emitter is wired in).
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import net from 'node:net';
+import pg from 'pg';
+import Cursor from 'pg-cursor';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { RunningGatehouse } from '../../src/serve.ts';
+import { DEMO_PASSWORD, demoRulesWith, pgClient, psql, startGatehouse } from '../helpers/gatehouse.ts';
+import { freshMariadbDatabase, mariadbRun } from '../helpers/mariadb.ts';
+
+const DB = 'gatehouse_mysql_e2e';
+const READER = 'gh_e2e_reader';
+const TOPICS = 'gh_e2e_topics';
+const PW = 'gh-e2e-pw-3';
+process.env.GH_E2E_PW = PW;
+
+const MYSQL_WAREHOUSE = `kind: mysql
+host: 127.0.0.1
+port: 3306
+database: ${DB}
+user: ${READER}
+password_env: GH_E2E_PW
+topics_user: ${TOPICS}
+topics_password_env: GH_E2E_PW
+statement_timeout: 4s
+permissions:
+  default: no_access
+  groups:
+    sales-emea: query_topics
+    sales-leads: query_topics
+    analysts: querier
+`;
+
+let gh: RunningGatehouse;
+
+beforeAll(async () => {
+  await freshMariadbDatabase(
+    DB,
+    `CREATE TABLE customers (id INT PRIMARY KEY, name VARCHAR(50) NOT NULL, email VARCHAR(80) NOT NULL, region VARCHAR(10) NOT NULL, created_at TIMESTAMP NOT NULL);
+     CREATE TABLE orders (id INT PRIMARY KEY, customer_id INT NOT NULL, region VARCHAR(10) NOT NULL, amount DECIMAL(12,2) NOT NULL, status VARCHAR(20) NOT NULL, ordered_at TIMESTAMP NOT NULL);
+     CREATE TABLE employees (id INT PRIMARY KEY, name VARCHAR(50) NOT NULL, salary DECIMAL(10,2) NOT NULL, active TINYINT(1) NOT NULL);
+     INSERT INTO customers SELECT seq, CONCAT('Customer ', seq), CONCAT('c', seq, '@example.com'), ELT(1 + seq % 3, 'EMEA', 'APAC', 'AMER'), '2024-01-01 00:00:00' + INTERVAL seq DAY FROM seq_1_to_30;
+     INSERT INTO orders SELECT seq, 1 + seq % 30, ELT(1 + seq % 3, 'EMEA', 'APAC', 'AMER'), seq * 10.5, 'paid', '2024-03-01 12:00:00' + INTERVAL seq HOUR FROM seq_1_to_100;
+     INSERT INTO employees SELECT seq, CONCAT('Employee ', seq), 1000 + seq * 100.25, seq % 2 FROM seq_1_to_10;`,
+    { [READER]: PW, [TOPICS]: PW },
+  );
+  await mariadbRun(`GRANT SELECT ON \`${DB}\`.* TO '${READER}'@'%';
+    GRANT SELECT (id, customer_id, region, amount, status, ordered_at) ON \`${DB}\`.orders TO '${TOPICS}'@'%';
+    GRANT SELECT (id, name, region, created_at) ON \`${DB}\`.customers TO '${TOPICS}'@'%';`);
+  const rules = demoRulesWith(MYSQL_WAREHOUSE);
+  // globex's embedded warehouse would be a second server started for nothing.
+  rmSync(join(rules, 'globex'), { recursive: true, force: true });
+  gh = await startGatehouse(rules);
+});
+
+afterAll(async () => {
+  await gh?.close();
+});
+
+describe('a querier on a mysql connection', () => {
+  it('psql (simple protocol): rows of MySQL tables with MySQL functions, tags, NULLs', async () => {
+    const r = await psql(gh, 'carol@acme.example', "SELECT id, CONCAT(name, '!') AS n, salary, active FROM employees WHERE id <= 3 ORDER BY id");
+    expect(r.stderr).toBe('');
+    expect(r.stdout.trim().split('\n')).toEqual(['1|Employee 1!|1100.25|t', '2|Employee 2!|1200.50|f', '3|Employee 3!|1300.75|t']);
+  });
+
+  it("writes are refused by policy on a connection without allow_writes", async () => {
+    const r = await psql(gh, 'carol@acme.example', 'DELETE FROM employees');
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/writes are not permitted/);
+  });
+
+  it('a warehouse error reaches the client with its SQLSTATE and MySQL message', async () => {
+    const c = await pgClient(gh, 'carol@acme.example');
+    try {
+      const err = await c.query('SELECT nope FROM employees').catch((e) => e);
+      expect(err.code).toBe('42703');
+      expect(err.message).toMatch(/Unknown column 'nope'/);
+      // The session goes on.
+      expect((await c.query('SELECT COUNT(*) AS n FROM employees')).rows).toEqual([{ n: '10' }]);
+    } finally {
+      await c.end();
+    }
+  });
+
+  it('node-postgres: named prepared statements (extended protocol), types parsed as from PostgreSQL', async () => {
+    const c = await pgClient(gh, 'carol@acme.example');
+    try {
+      for (let i = 0; i < 2; i++) {
+        const r = await c.query({ name: 'orders_page', text: 'SELECT id, amount, ordered_at, region FROM orders WHERE id <= 2 ORDER BY id' });
+        expect(r.fields.map((f) => f.dataTypeID)).toEqual([23, 1700, 1184, 1043]);
+        expect(r.rows).toEqual([
+          { id: 1, amount: '10.50', ordered_at: new Date('2024-03-01T13:00:00Z'), region: 'APAC' },
+          { id: 2, amount: '21.00', ordered_at: new Date('2024-03-01T14:00:00Z'), region: 'AMER' },
+        ]);
+      }
+    } finally {
+      await c.end();
+    }
+  });
+
+  it('pg-cursor: rows in pages (Execute with max-rows, PortalSuspended) inside a transaction', async () => {
+    const c = await pgClient(gh, 'carol@acme.example');
+    try {
+      await c.query('BEGIN');
+      const cursor = c.query(new Cursor('SELECT id FROM orders ORDER BY id'));
+      const pages: number[] = [];
+      let total = 0;
+      for (;;) {
+        const rows = await cursor.read(40);
+        if (rows.length === 0) break;
+        pages.push(rows.length);
+        total += rows.reduce((a, r) => a + (r as { id: number }).id, 0);
+      }
+      await cursor.close();
+      expect(pages).toEqual([40, 40, 20]);
+      expect(total).toBe(5050);
+      await c.query('COMMIT');
+    } finally {
+      await c.end();
+    }
+  });
+
+  it('pg-cursor outside a transaction block: the portal lives until the cursor closes (no Sync between pages)', async () => {
+    const c = await pgClient(gh, 'carol@acme.example');
+    try {
+      const cursor = c.query(new Cursor('SELECT id FROM orders WHERE id <= 25 ORDER BY id'));
+      expect((await cursor.read(10)).length).toBe(10);
+      expect((await cursor.read(10)).length).toBe(10);
+      expect((await cursor.read(10)).map((r) => (r as { id: number }).id)).toEqual([21, 22, 23, 24, 25]);
+      await cursor.close();
+      expect((await c.query('SELECT COUNT(*) AS n FROM orders')).rows).toEqual([{ n: '100' }]);
+    } finally {
+      await c.end();
+    }
+  });
+
+  it('parameters written $n (what PostgreSQL drivers send) are not converted yet: 08P01 with a hint naming ?', async () => {
+    const c = await pgClient(gh, 'carol@acme.example');
+    try {
+      const err = await c.query('SELECT name FROM employees WHERE id = $1', [2]).catch((e) => e);
+      expect(err.code).toBe('08P01');
+      expect(err.hint).toMatch(/\? on MySQL/);
+      expect((await c.query('SELECT 1 AS one')).rows).toEqual([{ one: 1 }]);
+    } finally {
+      await c.end();
+    }
+  });
+
+  it("a CancelRequest (pg's cancel) stops a running statement with 57014 (KILL QUERY on the warehouse)", async () => {
+    const c = await pgClient(gh, 'carol@acme.example');
+    try {
+      const started = performance.now();
+      const running = c.query('SELECT COUNT(*) FROM seq_1_to_300000 a, seq_1_to_300000 b').catch((e) => e);
+      await new Promise((r) => setTimeout(r, 500));
+      const { processID, secretKey } = c as unknown as { processID: number; secretKey: number };
+      await new Promise<void>((done) => {
+        const s = net.connect({ host: '127.0.0.1', port: gh.port }, () => {
+          const b = Buffer.alloc(16);
+          b.writeInt32BE(16, 0);
+          b.writeInt32BE(80877102, 4);
+          b.writeInt32BE(processID, 8);
+          b.writeInt32BE(secretKey, 12);
+          s.end(b);
+        });
+        s.on('close', () => done());
+        s.on('error', () => done());
+      });
+      const err = await running;
+      expect(err.code).toBe('57014');
+      expect(performance.now() - started).toBeLessThan(3500);
+      expect((await c.query('SELECT 1 AS one')).rows).toEqual([{ one: 1 }]);
+    } finally {
+      await c.end();
+    }
+  });
+
+  it("the connection's statement_timeout cancels a long statement with Gatehouse's own 57014", async () => {
+    const c = await pgClient(gh, 'carol@acme.example');
+    try {
+      const err = await c.query('SELECT COUNT(*) FROM seq_1_to_300000 a, seq_1_to_300000 b').catch((e) => e);
+      expect(err.code).toBe('57014');
+      expect(err.message).toMatch(/statement timeout/);
+    } finally {
+      await c.end();
+    }
+  });
+
+  it('a warehouse connection killed mid-statement: the client gets 08006, the next session works', async () => {
+    const c = await pgClient(gh, 'carol@acme.example');
+    c.on('error', () => undefined); // the FATAL ends the client's connection
+    const running = c.query('SELECT seq, SLEEP(0.01) FROM seq_1_to_2000').catch((e) => e);
+    await new Promise((r) => setTimeout(r, 600));
+    const rows = (await mariadbRun(`SELECT ID FROM information_schema.PROCESSLIST WHERE USER = '${READER}' AND INFO LIKE '%seq_1_to_2000%'`)) as { ID: number }[];
+    expect(rows).toHaveLength(1);
+    await mariadbRun(`KILL CONNECTION ${rows[0].ID}`);
+    const err = await running;
+    expect(err.code).toBe('08006');
+    expect(err.message).toMatch(/lost the connection to warehouse of connection "warehouse"/);
+    await c.end().catch(() => undefined);
+    const next = await pgClient(gh, 'carol@acme.example');
+    try {
+      expect((await next.query('SELECT COUNT(*) AS n FROM employees')).rows).toEqual([{ n: '10' }]);
+    } finally {
+      await next.end();
+    }
+  });
+
+  it('the warehouse sees who is behind each statement', async () => {
+    const c = await pgClient(gh, 'carol@acme.example');
+    try {
+      const running = c.query('SELECT SLEEP(1.2) AS s');
+      await new Promise((r) => setTimeout(r, 400));
+      const rows = (await mariadbRun(`SELECT INFO FROM information_schema.PROCESSLIST WHERE USER = '${READER}' AND INFO LIKE '%SLEEP(1.2)%'`)) as { INFO: string }[];
+      await running;
+      expect(rows.map((r) => r.INFO)).toEqual(['/* gatehouse:carol@acme.example */ SELECT SLEEP(1.2) AS s']);
+    } finally {
+      await c.end();
+    }
+  });
+});
+
+describe('a query_topics user on a mysql connection', () => {
+  it('is refused with 0A000 naming the connection until the MySQL emitter is wired in', async () => {
+    const r = await psql(gh, 'bob@acme.example', 'SELECT region, count(*) FROM orders GROUP BY 1');
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/query_topics is not supported yet on connection warehouse \(a mysql warehouse\)/);
+    const c = new pg.Client({ host: '127.0.0.1', port: gh.port, user: 'bob@acme.example', password: DEMO_PASSWORD, database: 'warehouse' });
+    await c.connect();
+    try {
+      const err = await c.query({ text: 'SELECT id FROM orders WHERE id = $1', values: [1] }).catch((e) => e);
+      expect(err.code).toBe('0A000');
+    } finally {
+      await c.end();
+    }
+  });
+});
+
+describe('a multi-statement simple Query on a mysql connection', () => {
+  it('runs each statement on its own (one per call: a ; can never smuggle a second into the warehouse) with a result each', async () => {
+    const r = await psql(gh, 'carol@acme.example', 'SELECT 1 AS a; SELECT COUNT(*) FROM employees;');
+    expect(r.stderr).toBe('');
+    expect(r.stdout.trim().split('\n')).toEqual(['1', '10']);
+  });
+});
