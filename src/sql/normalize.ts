@@ -148,9 +148,7 @@ export function normalizeConstants(sql: string, maxLength: number): NormalizedTe
       // A backslash means one thing with standard_conforming_strings on and another with it
       // off: the exact path writes such a value as E'...' (the same under either), while a
       // shared decision would put the client's own token back. Not shared.
-      const backslash = sql.indexOf('\\', i);
-      if (backslash >= 0 && backslash < end) return undefined;
-      if (prevKind === 'string') return undefined;
+      for (let k = i + 1; k < end; k++) if (sql.charCodeAt(k) === 0x5c) return undefined;
       // 'x'AS reads as a string and a word; $1AS would be a parameter with junk after it.
       if (isIdentCont(sql.charCodeAt(end))) return undefined;
       // PostgreSQL joins a string and the next one across a newline: never share that.
