@@ -17,6 +17,7 @@ import { planCatalogQuery } from './catalog.ts';
 import { checkTopicQuery } from '../sql/allowlist.ts';
 import { changesLexing, safeLiteral, writeSessionStatement } from '../sql/session-statement.ts';
 import { substituteSessionIdentity } from '../sql/identity.ts';
+import { clearForeignDecisionCache, decideForeign } from './decide-foreign.ts';
 
 /**
  * Decisions by (context, text), bounded by count and by memory: a key holds the statement's
@@ -34,6 +35,7 @@ let nextTopicMapId = 1;
 /** Tests and rule reloads may start from nothing. */
 export function clearDecisionCache(): void {
   cache.clear();
+  clearForeignDecisionCache();
 }
 
 function contextKey(ctx: DecisionContext): string {
@@ -47,6 +49,8 @@ function contextKey(ctx: DecisionContext): string {
 }
 
 export async function decide(ctx: DecisionContext, sql: string): Promise<Decision> {
+  // A warehouse that does not read PostgreSQL: its own path (dialect emitter, raw MySQL SQL), its own cache.
+  if (ctx.connection.dialect === 'mysql') return decideForeign(ctx, sql);
   const key = `${contextKey(ctx)}\u0000${sql}`;
   const hit = cache.get(key);
   if (hit) return hit;
@@ -58,15 +62,6 @@ export async function decide(ctx: DecisionContext, sql: string): Promise<Decisio
 async function decideUncached(ctx: DecisionContext, sql: string): Promise<Decision> {
   if (ctx.level === 'no_access') {
     return refusal('level.no_access', new GatehouseError('42501', `${ctx.user} has no access to connection ${ctx.connection.name}`));
-  }
-  if (ctx.level === 'query_topics' && ctx.connection.dialect === 'mysql') {
-    // The topic rewrite emits PostgreSQL; the MySQL emitter is not wired in yet. Refused, never sent in the wrong dialect.
-    return refusal(
-      'query_topics.dialect',
-      new GatehouseError('0A000', `query_topics is not supported yet on connection ${ctx.connection.name} (a mysql warehouse)`, {
-        hint: 'ask a connection admin for querier access, or use a topic on a PostgreSQL connection',
-      }),
-    );
   }
   let parsed: ParsedText;
   try {
@@ -456,10 +451,6 @@ function planRawStatement(ctx: DecisionContext, parsed: ParsedText, st: ParsedSt
   const w = new Walker(ctx, 'raw');
   w.visit(stmt, undefined);
   const topics = [...w.topicsUsed].sort();
-  if (w.splices.length > 0 && ctx.connection.dialect === 'mysql') {
-    // Governed reads of topics are spliced in as PostgreSQL text: not until the MySQL emitter is wired in.
-    refuse('unsupported', '0A000', `reading topics (schema ${ctx.connection.topicsSchema}) is not supported yet on connection ${ctx.connection.name} (a mysql warehouse)`);
-  }
   const sql = w.splices.length > 0 ? applySplices(parsed.bytes, st.byteStart, st.byteEnd, w.splices) : st.text;
   const kind = kindOf(stmt);
   const names = sessionNamesOf(stmt);
