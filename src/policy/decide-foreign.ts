@@ -16,7 +16,7 @@ import type { EmulatedSession } from '../warehouses/types.ts';
 import { type AstNode, type ParsedStatement, type ParsedText, nodeType, parseSql } from '../sql/parse.ts';
 import { Refusal, refuse } from '../sql/refusal.ts';
 import { Walker, statementName } from '../sql/scope.ts';
-import { asksReadWrite, setsReadOnlyOn } from '../sql/classify.ts';
+import { asksReadWrite, containsNode, setsReadOnlyOn } from '../sql/classify.ts';
 import { SETTING_ALLOWLIST, SHOW_ONLY_SETTINGS } from '../sql/functions.ts';
 import { checkTopicQuery } from '../sql/allowlist.ts';
 import { changesLexing, writeSessionStatement } from '../sql/session-statement.ts';
@@ -246,8 +246,14 @@ function planRawStatement(ctx: DecisionContext, st: ParsedStatement): Planned {
   if (topicsSchema) {
     notOnMysql(ctx, `reading topics as ${ctx.connection.topicsSchema}.<topic> (${topicsSchema})`, 'query the warehouse tables directly (your level reads them), or sign in as a query_topics user');
   }
+  if (containsNode(st.stmt, PARAM_REF)) {
+    // pgjdbc and node-postgres write $1 for their parameters; MySQL reads ? (and `$1` not at all).
+    notOnMysql(ctx, 'PostgreSQL parameters ($1) in raw SQL', 'raw SQL goes to the warehouse as written: write MySQL\'s placeholders (?), or send the values in the text');
+  }
   return forwardRaw(ctx, st.text);
 }
+
+const PARAM_REF = new Set(['ParamRef']);
 
 /** A querier's text, MySQL's dialect: classified read-only and forwarded unchanged, or refused with the classifier's SQLSTATE. */
 function forwardRaw(ctx: DecisionContext, text: string): Planned {

@@ -239,7 +239,7 @@ async function admit(s: StatementSession, x: Exchange, m: ExtendedStep, sink: Re
       x.endsAborted ||= ends;
       prepared.set(m.name, { endsAbortedTransaction: ends, target, bytes: m.name === '' ? 0 : sql.length });
       // The decided statement rides along: a connector warehouse needs its placeholder order, result columns or emulation.
-      const step: PlannedParse = { ...m, query: sql, ...(planned ? { planned } : {}) };
+      const step: PlannedParse = { ...m, query: sql, ...(planned && (planned.params || planned.columns || planned.emulated) ? { planned } : {}) };
       return { target, step };
     }
     case 'Bind': {

@@ -484,10 +484,10 @@ export class MysqlSession implements ConnectorSession {
             ? `sql_mode ${mode}`
             : tz !== MYSQL_TIME_ZONE
               ? `time_zone ${tz}`
-              : collation !== TEXT_COLLATION[this.flavor]
-                ? `collation_connection ${collation}`
-                : charsets.some((c) => c !== MYSQL_CHARSET)
-                  ? `character sets ${charsets.join(', ')}`
+              : charsets.some((c) => c !== MYSQL_CHARSET)
+                ? `character sets ${charsets.join(', ')}`
+                : collation !== TEXT_COLLATION[this.flavor]
+                  ? `collation_connection ${collation}`
                   : undefined;
         resolve(why && `a statement set ${why}; Gatehouse reads SQL only with ${MYSQL_CHARSET} (${TEXT_COLLATION[this.flavor]}), time_zone ${MYSQL_TIME_ZONE} and sql_mode ${DIALECT_SQL_MODE}, so it closed this warehouse connection`);
       });
