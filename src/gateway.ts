@@ -327,7 +327,8 @@ export class Gateway implements ConnectionHandler {
       onRefusal: (rule, error) => this.logger.info({ ...fields, rule, sqlstate: error.sqlstate, reason: error.message }, 'refused'),
       state: newStatementState(),
       // Issue 17: under transaction pooling, session state (SET, LISTEN, WITH HOLD...) is refused.
-      sessionStateRefusal: conn.pool?.mode === 'transaction' ? (sql) => sessionStateRefusal(conn.name, sql) : undefined,
+      // A mysql connection is session-pooled whatever its file says (row-warehouse.ts): nothing to refuse.
+      sessionStateRefusal: conn.pool?.mode === 'transaction' && conn.target.kind !== 'mysql' ? (sql) => sessionStateRefusal(conn.name, sql) : undefined,
     };
     // The startup options' SETs ran on the warehouse: audited like the statements they stand for.
     for (const st of startupSets) {

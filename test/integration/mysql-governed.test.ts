@@ -151,6 +151,17 @@ const SEES: Record<string, string[]> = {
 
 const lines = (s: string) => s.trim().split('\n').filter(Boolean);
 
+/** The last audit record that matches, waiting for the audit file's batched write. */
+async function auditRecordWhere(pred: (r: Record<string, unknown>) => boolean): Promise<Record<string, unknown> | undefined> {
+  for (let i = 0; i < 50; i++) {
+    const text = readFileSync(auditPath, 'utf8').trim();
+    const found = text ? text.split('\n').map((l) => JSON.parse(l) as Record<string, unknown>).filter(pred).at(-1) : undefined;
+    if (found) return found;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return undefined;
+}
+
 describe('DESIGN 5 on a mysql warehouse, through psql (simple protocol)', () => {
   for (const user of [BOB, GRACE, ERIN]) {
     it(`${user} sees ${SEES[user].map((r) => r.split('|')[0]).join(' and ')}`, async () => {
@@ -273,8 +284,7 @@ describe('the barrier and the audit on a mysql connection', () => {
     expect(ex.stdout).toContain('LIMIT 18446744073709551615 OFFSET 0');
     expect(ex.stdout).toContain('`orders`');
     await psql(gh, BOB, 'SELECT status, count(*) AS n FROM orders GROUP BY status ORDER BY status');
-    const records = readFileSync(auditPath, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
-    const rec = records.find((r) => r.user === BOB && r.statement === 'SELECT status, count(*) AS n FROM orders GROUP BY status ORDER BY status');
+    const rec = await auditRecordWhere((r) => r.user === BOB && r.statement === 'SELECT status, count(*) AS n FROM orders GROUP BY status ORDER BY status');
     expect(rec).toBeDefined();
     expect(rec!.decision).toBe('rewritten');
     expect(rec!.topics).toEqual(['orders']);
@@ -347,6 +357,33 @@ describe('DESIGN 5 on a mysql warehouse, through node-postgres (extended protoco
     } finally {
       await c.end();
     }
+  });
+
+  it('session statements over the extended protocol: SET and SHOW answered by Gatehouse, BEGIN/COMMIT as MySQL\'s', async () => {
+    for (const user of [BOB, CAROL]) {
+      const c = await pgClient(gh, user);
+      try {
+        await c.query({ name: 'set_app', text: "SET application_name = 'extended'" });
+        const show = await c.query({ name: 'show_app', text: 'SHOW application_name' });
+        expect(show.fields.map((f) => [f.name, f.dataTypeID])).toEqual([['application_name', 25]]);
+        expect(show.rows).toEqual([{ application_name: 'extended' }]);
+        await c.query({ name: 'begin', text: 'BEGIN' });
+        await c.query({ name: 'set_local', text: "SET LOCAL application_name = 'local'" });
+        expect((await c.query({ name: 'show_app2', text: 'SHOW application_name' })).rows).toEqual([{ application_name: 'local' }]);
+        await c.query({ name: 'commit', text: 'COMMIT' });
+        expect((await c.query({ name: 'show_app3', text: 'SHOW application_name' })).rows).toEqual([{ application_name: 'extended' }]);
+        const iso = await c.query({ name: 'iso', text: 'SHOW transaction isolation level' });
+        expect(iso.rows).toEqual([{ transaction_isolation: 'repeatable read' }]);
+      } finally {
+        await c.end();
+      }
+    }
+  });
+
+  it('a SET is audited as answered: nothing was sent to the warehouse', async () => {
+    await psql(gh, CAROL, 'SET extra_float_digits = 2');
+    const rec = await auditRecordWhere((r) => r.user === CAROL && r.statement === 'SET extra_float_digits = 2');
+    expect(rec).toMatchObject({ decision: 'answered', sent_sql: [] });
   });
 
   it('dave cannot connect', async () => {
