@@ -354,6 +354,13 @@ describe('DESIGN 5 on a mysql warehouse, through node-postgres (extended protoco
       expect((await c.query('SELECT name FROM employees WHERE id = ?', [7])).rows).toEqual([{ name: 'Employee 7' }]);
       const e = await c.query('DELETE FROM employees WHERE id = ?', [7]).catch((x) => x);
       expect(e.code).toBe('42501');
+      // MySQL-only syntax works; writes, INTO OUTFILE, LOAD_FILE and SLEEP are 42501, and the session goes on.
+      expect((await c.query('SELECT `name` FROM employees ORDER BY id LIMIT 3, 1')).rows).toEqual([{ name: 'Employee 4' }]);
+      for (const sql of ['UPDATE employees SET salary = 0', "SELECT name FROM employees INTO OUTFILE '/tmp/gh_mgov_out2'", "SELECT LOAD_FILE('/etc/hostname') AS f", 'SELECT SLEEP(3) AS s', 'TRUNCATE employees']) {
+        const w = await c.query(sql).catch((x) => x);
+        expect(w.code, sql).toBe('42501');
+      }
+      expect((await c.query('SELECT COUNT(*) AS n FROM employees')).rows).toEqual([{ n: '50' }]);
     } finally {
       await c.end();
     }
