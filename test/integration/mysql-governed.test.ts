@@ -437,6 +437,20 @@ describe('pgjdbc and psycopg2 on a mysql warehouse', () => {
     expect(out.refused?.slice(0, 2)).toEqual(['ERR', '42501']);
   });
 
+  it("pgjdbc's DatabaseMetaData as bob (catalog and topic statements in one session, server-prepared, autocommit off)", async () => {
+    const r = await run('java', ['-cp', JDBC_JAR, resolve(import.meta.dirname, 'java/MetadataJdbc.java'), String(gh.port), BOB, DEMO_PASSWORD]);
+    if (r.code !== 0) throw new Error(`pgjdbc (java, ${JDBC_JAR}) failed: ${r.stderr}`);
+    const md = Object.fromEntries(r.stdout.trim().split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+    expect(md.tables).toBe('customers,orders');
+    expect(md['columns.customers']).toBe('id:INTEGER:int4,name:VARCHAR:varchar,region:VARCHAR:varchar,created_at:TIMESTAMP:timestamptz');
+    expect(md['columns.orders']).toContain('amount:NUMERIC:numeric');
+    expect(md['columns.employees']).toBe('');
+    expect(Object.values(md).join('\n')).not.toMatch(/\b(employees|email|ssn|salary)\b/);
+    expect(md.regions).toBe('EMEA');
+    expect(md.tables_in_transaction).toBe('customers,orders');
+    expect(md.orders_in_transaction).toBe('1667');
+  }, 120_000);
+
   it('pgjdbc as carol: the warehouse, a write refused', async () => {
     const out = await jdbc(CAROL, 'SELECT region, COUNT(*) FROM orders GROUP BY region ORDER BY region', '-', 'DELETE FROM employees');
     expect(out.query).toEqual(['OK', 'AMER:1666,APAC:1667,EMEA:1667']);
