@@ -196,8 +196,11 @@ describe('a querier on a mysql connection', () => {
     const c = await pgClient(gh, 'carol@acme.example');
     c.on('error', () => undefined); // the FATAL ends the client's connection
     const running = c.query('SELECT COUNT(*) FROM seq_1_to_10000 a, seq_1_to_3001 b').catch((e) => e);
-    await new Promise((r) => setTimeout(r, 600));
-    const rows = (await mariadbRun(`SELECT ID FROM information_schema.PROCESSLIST WHERE USER = '${READER}' AND INFO LIKE '%seq_1_to_3001%'`)) as { ID: number }[];
+    let rows: { ID: number }[] = [];
+    for (let i = 0; i < 40 && rows.length === 0; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      rows = (await mariadbRun(`SELECT ID FROM information_schema.PROCESSLIST WHERE USER = '${READER}' AND INFO LIKE '%seq_1_to_3001%'`)) as { ID: number }[];
+    }
     expect(rows).toHaveLength(1);
     await mariadbRun(`KILL CONNECTION ${rows[0].ID}`);
     const err = await running;
@@ -215,11 +218,15 @@ describe('a querier on a mysql connection', () => {
   it('the warehouse sees who is behind each statement', async () => {
     const c = await pgClient(gh, 'carol@acme.example');
     try {
-      const running = c.query('SELECT COUNT(*) AS s FROM seq_1_to_10000 a, seq_1_to_1501 b');
-      await new Promise((r) => setTimeout(r, 400));
-      const rows = (await mariadbRun(`SELECT INFO FROM information_schema.PROCESSLIST WHERE USER = '${READER}' AND INFO LIKE '%seq_1_to_1501%'`)) as { INFO: string }[];
+      // Long enough to be seen (the connection's 4s statement_timeout may end it: its result does not matter here).
+      const running = c.query('SELECT COUNT(*) AS s FROM seq_1_to_10000 a, seq_1_to_3002 b').catch(() => undefined);
+      let rows: { INFO: string }[] = [];
+      for (let i = 0; i < 40 && rows.length === 0; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        rows = (await mariadbRun(`SELECT INFO FROM information_schema.PROCESSLIST WHERE USER = '${READER}' AND INFO LIKE '%seq_1_to_3002%'`)) as { INFO: string }[];
+      }
       await running;
-      expect(rows.map((r) => r.INFO)).toEqual(['/* gatehouse:carol@acme.example */ SELECT COUNT(*) AS s FROM seq_1_to_10000 a, seq_1_to_1501 b']);
+      expect(rows.map((r) => r.INFO)).toEqual(['/* gatehouse:carol@acme.example */ SELECT COUNT(*) AS s FROM seq_1_to_10000 a, seq_1_to_3002 b']);
     } finally {
       await c.end();
     }
