@@ -71,6 +71,8 @@ export async function decideForeign(ctx: DecisionContext, sql: string): Promise<
 interface Planned {
   statement: PlannedStatement;
   topics: string[];
+  /** A querier's own text, forwarded as written. */
+  raw?: boolean;
 }
 
 async function decideUncached(ctx: DecisionContext, sql: string): Promise<Decision> {
@@ -108,9 +110,11 @@ function finish(ctx: DecisionContext, planned: Planned[]): Decision {
       ? 'topic_rewrite'
       : catalog
         ? 'query_topics.catalog'
-        : statements.every((s) => s.action !== 'forward' || s.emulated || s.kind === 'transaction' || s.kind === 'set')
-          ? ctx.level === 'query_topics' ? 'query_topics.session' : 'session'
-          : 'raw_sql';
+        : planned.some((p) => p.raw)
+          ? 'raw_sql'
+          : ctx.level === 'query_topics'
+            ? 'query_topics.session'
+            : 'session';
   return { outcome: 'run', statements, rule, topics };
 }
 
@@ -267,6 +271,7 @@ function forwardRaw(ctx: DecisionContext, text: string): Planned {
   return {
     statement: { action: 'forward', sql: text, kind: RAW_KINDS[kind], returnsRows: kind !== 'set', topics: [] },
     topics: [],
+    raw: true,
   };
 }
 
