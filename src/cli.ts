@@ -16,6 +16,7 @@ import { resolveKeys } from './secrets/resolve.ts';
 import { rotateRules } from './secrets/rotate.ts';
 import { decideOffline, runPolicyTests } from './policy/offline.ts';
 import { serve } from './serve.ts';
+import { ensureDemoCertificate } from './wire/demo-certificate.ts';
 
 const projectDir = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const USAGE = `usage:
@@ -69,7 +70,11 @@ async function serveCommand(args: string[]): Promise<number> {
   });
   const rulesDir = values.rules ?? join(projectDir, 'rules');
   const state = join(process.cwd(), '.gatehouse');
+  // The demo serves TLS out of the box with a self-signed certificate made on first start
+  // (used only when rules/gatehouse.yaml configures no server.tls).
+  const demoTls = values.demo ? await ensureDemoCertificate(state) : undefined;
   const running = await serve({
+    defaultTls: demoTls,
     rulesDir,
     host: values.host,
     port: portOption(values.port, '--port', 'GATEHOUSE_PORT'),
@@ -85,7 +90,7 @@ Gatehouse demo is listening on ${running.host}:${running.port} (embedded warehou
 Every demo user's password is gatehouse-demo (demo only). Try:
 
   PGPASSWORD=gatehouse-demo psql "host=${running.host} port=${running.port} dbname=warehouse user=bob@acme.example"
-
+${tlsBanner(running.tls, demoTls?.cert_file, running.host, running.port)}
 Users: alice (admin), bob (EMEA), grace (EMEA+APAC), erin (ALL), frank (no region), carol (querier), dave (no access) @acme.example; hank@globex.example.
 Audit records: ${join(state, 'audit.jsonl')}. Health and metrics: http://${running.host}:${running.adminPort}/healthz, /metrics. Ctrl-C stops.
 `);
@@ -117,6 +122,19 @@ Audit records: ${join(state, 'audit.jsonl')}. Health and metrics: http://${runni
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
   return new Promise<number>(() => {});
+}
+
+function tlsBanner(tls: 'off' | { mode: string; certFile: string }, demoCertFile: string | undefined, host: string, port: number): string {
+  if (tls === 'off') return '\nTLS is off (no server.tls in rules/gatehouse.yaml).\n';
+  const demo = tls.certFile === demoCertFile;
+  const psql = (opts: string) => `  PGPASSWORD=gatehouse-demo psql "${opts} host=${host} port=${port} dbname=warehouse user=bob@acme.example"`;
+  return [
+    '',
+    `TLS (${tls.mode}) with ${tls.certFile}${demo ? ': self-signed for localhost and 127.0.0.1, demo only' : ''}:`,
+    psql('sslmode=require'),
+    ...(demo ? [psql(`sslmode=verify-full sslrootcert=${tls.certFile}`)] : []),
+    '',
+  ].join('\n');
 }
 
 /** A port from the command line, else the environment: 0 to 65535 (0 asks for a free one); neither keeps the rules' port. */

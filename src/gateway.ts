@@ -4,10 +4,12 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { AuditSink } from './audit/audit.ts';
 import { topicsOf } from './config/load.ts';
-import type { Connection, Org, Rules, User } from './config/model.ts';
+import type { Connection, Org, Rules } from './config/model.ts';
 import { GatehouseError } from './errors.ts';
 import { type CatalogHost, TopicCatalog } from './catalog/catalog.ts';
 import { Directory } from './identity/directory.ts';
+import type { AuthFlow, Identity, SignInRequest } from './identity/flow.ts';
+import { scramFlow } from './identity/scram-flow.ts';
 import { type LimitName, SessionCounter, statementLimits } from './limits/limits.ts';
 import { withStatementDeadline } from './limits/statement-deadline.ts';
 import { sessionPolicy } from './policy/session.ts';
@@ -192,8 +194,9 @@ export class Gateway implements ConnectionHandler {
     return { server: new EmbeddedServer({ dir, name: `the topic catalog of connection "${conn.name}" of ${org.name}`, logger: this.logger }), owned: true };
   }
 
-  verifierFor(user: string) {
-    return this.directory.verifierFor(user);
+  /** SCRAM-SHA-256 against the verifiers in org.yaml (the one method so far). */
+  signIn(request: SignInRequest): AuthFlow {
+    return scramFlow(request, this.directory.scramCredentials(request.user));
   }
 
   log(event: 'auth_failed' | 'protocol_error' | 'session_start' | 'session_end' | 'limit_reached', fields: Record<string, unknown>): void {
@@ -220,10 +223,10 @@ export class Gateway implements ConnectionHandler {
     this.audit.event(event, fields);
   }
 
-  async openSession(startup: StartupInfo): Promise<ServerSession> {
-    const user = this.directory.find(startup.user);
-    if (!user) throw new GatehouseError('28P01', `password authentication failed for user "${startup.user}"`, { severity: 'FATAL' });
-    const org = this.rules.orgs.get(user.org)!;
+  async openSession(startup: StartupInfo, user: Identity): Promise<ServerSession> {
+    // The identity the sign-in flow established, never the name the client typed.
+    const org = this.rules.orgs.get(user.org);
+    if (!org) throw new GatehouseError('28000', `the organization of user "${user.email}" is not configured`, { severity: 'FATAL' });
     const base = { org: org.name, user: user.email, connection: startup.database, client: startup.remoteAddress };
     let policy;
     try {
@@ -311,7 +314,7 @@ export class Gateway implements ConnectionHandler {
         throw failure;
       }
     }
-    this.record('session_start', { ...fields, level_source: source, application_name: startup.params.application_name });
+    this.record('session_start', { ...fields, level_source: source, application_name: startup.params.application_name, sign_in: user.method, tls: startup.tls });
     // A mysql warehouse has no pg_catalog: every level's catalog queries (psql \d, pgjdbc's metadata) go to the topic catalog.
     const catalog = context.level === 'query_topics' || context.connection.dialect === 'mysql' ? this.catalogFor(org, conn, params, startupSets) : undefined;
 
@@ -431,7 +434,7 @@ async function applyStartupSettings(upstream: WarehouseSession, sets: PlannedSta
   return failure;
 }
 
-function parameterStatus(startup: StartupInfo, params: Record<string, string>, user: User, serverVersion?: string): Record<string, string> {
+function parameterStatus(startup: StartupInfo, params: Record<string, string>, user: Identity, serverVersion?: string): Record<string, string> {
   return {
     // The warehouse's own, so clients pick catalog queries that fit it.
     server_version: serverVersion ?? SERVER_VERSION,

@@ -11,6 +11,7 @@ import { loadRules } from './config/load.ts';
 import { Gateway } from './gateway.ts';
 import { resolveKeys } from './secrets/resolve.ts';
 import { type WireServer, startWireServer } from './wire/server.ts';
+import { type TlsSettings, type WireTls, loadWireTls } from './wire/tls.ts';
 
 export interface ServeOptions {
   rulesDir: string;
@@ -31,11 +32,15 @@ export interface ServeOptions {
   /** The demo's key file (.gatehouse/master.key): made on first start and used when no other key is configured. */
   demoKeyFile?: string;
   logger?: Logger;
+  /** TLS when rules/gatehouse.yaml configures none (the demo's self-signed certificate). */
+  defaultTls?: TlsSettings;
 }
 
 export interface RunningGatehouse {
   host: string;
   port: number;
+  /** The TLS served ('off' without a certificate). */
+  tls: { mode: 'optional' | 'required'; certFile: string } | 'off';
   adminPort: number;
   gateway: Gateway;
   logger: Logger;
@@ -51,6 +56,9 @@ export interface RunningGatehouse {
 export async function serve(opts: ServeOptions): Promise<RunningGatehouse> {
   const logger = opts.logger ?? pino({ level: process.env.GATEHOUSE_LOG_LEVEL ?? 'info' });
   const rules = loadRules(opts.rulesDir);
+  // Read and checked before anything starts: a missing key or a key readable by others stops the start.
+  const tlsSettings = rules.server.tls ?? opts.defaultTls;
+  const tls: WireTls | undefined = tlsSettings ? loadWireTls(tlsSettings) : undefined;
   const auditFile = opts.auditPath ? fileAudit(opts.auditPath) : undefined;
   const metrics = new Metrics();
   const audit: AuditSink = countedAudit(auditFile ?? loggerAudit(logger), metrics);
@@ -84,6 +92,7 @@ export async function serve(opts: ServeOptions): Promise<RunningGatehouse> {
       idleSessionTimeoutMs: rules.server.idle_session_timeout,
       idleInTransactionTimeoutMs: rules.server.idle_in_transaction_session_timeout,
       closeGraceMs: rules.server.shutdown_timeout,
+      tls,
     });
     const listening = wire;
     admin = await startAdminServer({
@@ -107,10 +116,14 @@ export async function serve(opts: ServeOptions): Promise<RunningGatehouse> {
   const { port } = wire;
   const listening = wire;
   // The real ports (a 0 asked for a free one): whoever started this process reads them here.
-  logger.info({ host, port, admin_port: admin.port, policy_version: rules.version, orgs: [...rules.orgs.keys()] }, 'gatehouse listening');
+  logger.info(
+    { host, port, admin_port: admin.port, tls: tls ? { mode: tls.mode, cert_file: tlsSettings!.cert_file } : 'off', policy_version: rules.version, orgs: [...rules.orgs.keys()] },
+    'gatehouse listening',
+  );
   return {
     host,
     port,
+    tls: tls ? { mode: tls.mode, certFile: tlsSettings!.cert_file } : 'off',
     adminPort: admin.port,
     gateway,
     logger,

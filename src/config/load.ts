@@ -3,7 +3,7 @@
 // refuses the whole tree with file, path and reason: the last good rules keep serving.
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { basename, join, relative } from 'node:path';
+import { basename, join, relative, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
 import type { SealedSecret } from '../secrets/envelope.ts';
@@ -68,6 +68,10 @@ export function loadRules(dir: string): Rules {
   }
   const serverFile = join(dir, 'gatehouse.yaml');
   const { server, secrets } = (existsSync(serverFile) ? read(serverFile, serverFileSchema) : undefined) ?? serverFileSchema.parse({});
+  if (server.tls) {
+    const at = (p: string) => resolve(dir, p);
+    server.tls = { ...server.tls, cert_file: at(server.tls.cert_file), key_file: at(server.tls.key_file), ...(server.tls.ca_file ? { ca_file: at(server.tls.ca_file) } : {}) };
+  }
 
   const orgs = new Map<string, Org>();
   const users = new Map<string, User>();

@@ -186,6 +186,17 @@ export interface ServerConfig {
   max_result_bytes: number;
   /** On SIGTERM/SIGINT: how long running statements may finish before every session is ended (57P01). */
   shutdown_timeout: number;
+  /** TLS for clients; absent: SSLRequest is answered 'N'. Paths are absolute once loaded (relative ones resolved against the rules directory). */
+  tls?: ServerTls;
+}
+
+export interface ServerTls {
+  cert_file: string;
+  key_file: string;
+  /** Issuer (intermediate) certificates sent with the certificate. */
+  ca_file?: string;
+  /** required: plaintext sessions are refused with 28000. */
+  mode: 'optional' | 'required';
 }
 
 export interface SecretsConfig {

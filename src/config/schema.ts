@@ -47,6 +47,16 @@ export const serverFileSchema = z
         max_result_rows: countLimit.default(0),
         max_result_bytes: countLimit.default(0),
         shutdown_timeout: durationMs.default(30_000),
+        // TLS for clients (docs/rules.md "TLS"); paths are relative to the rules directory.
+        tls: z
+          .object({
+            cert_file: z.string().min(1),
+            key_file: z.string().min(1),
+            ca_file: z.string().min(1).optional(),
+            mode: z.enum(['optional', 'required']).default('optional'),
+          })
+          .strict()
+          .optional(),
       })
       .strict()
       .prefault({}),

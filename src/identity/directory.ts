@@ -2,11 +2,9 @@
 // from the identity, never from what the client names.
 import { randomBytes } from 'node:crypto';
 import type { Rules, User } from '../config/model.ts';
+import type { Identity } from './flow.ts';
 import { type ScramVerifier, mockVerifier, parseVerifier } from './scram.ts';
-
-export interface Identity {
-  user: User;
-}
+import type { ScramCredentials } from './scram-flow.ts';
 
 /**
  * The one normalisation of a sign-in name, for finding a user and for an unknown
@@ -56,4 +54,16 @@ export class Directory {
     if (verifier) return { verifier, known: true };
     return { verifier: mockVerifier(key, this.mockSecret, this.shape), known: false };
   }
+
+  /** The SCRAM flow's credentials for a sign-in name: a known user's verifier and membership, or a mock and nobody. */
+  scramCredentials(name: string): ScramCredentials {
+    const { verifier, known } = this.verifierFor(name);
+    const user = known ? this.find(name) : undefined;
+    return { verifier, identity: user ? membership(user) : undefined };
+  }
+}
+
+/** A user of rules/ as the identity a session is opened with (the verifier stays here). */
+function membership(user: User): Omit<Identity, 'method'> {
+  return { org: user.org, email: user.email, role: user.role, groups: [...user.groups], attributes: user.attributes };
 }

@@ -80,30 +80,70 @@ function parseAttributes(msg: string): Map<string, string> {
 
 // ---- server side ----
 
+export const SCRAM_PLUS_MECHANISM = 'SCRAM-SHA-256-PLUS';
+/** The one channel binding type PostgreSQL (and Gatehouse) offers (RFC 5929 section 4). */
+export const TLS_SERVER_END_POINT = 'tls-server-end-point';
+
 export interface ScramServerFirst {
   clientFirstBare: string;
   serverFirst: string;
   nonce: string;
+  /** What the client's final `c=` must be: base64 of its gs2 header, plus the channel binding data under -PLUS. */
+  expectedChannelBinding: string;
 }
 
-/** Handles SASLInitialResponse data; undefined when the message is malformed. */
-export function serverFirstMessage(clientFirst: string, v: ScramVerifier): ScramServerFirst | undefined {
+/**
+ * The channel binding the server side knows of when the SASLInitialResponse arrives: the
+ * mechanism the client selected, and the tls-server-end-point data when the server offered
+ * SCRAM-SHA-256-PLUS (over TLS, with a certificate whose hash is known).
+ */
+export interface ScramBinding {
+  mechanism: typeof SCRAM_MECHANISM | typeof SCRAM_PLUS_MECHANISM;
+  tlsServerEndPoint?: Buffer;
+}
+
+/**
+ * Handles SASLInitialResponse data: the server-first message, or why the message is refused
+ * (PostgreSQL's read_client_first_message, auth-scram.c, for the channel binding rules).
+ */
+export function serverFirstMessage(clientFirst: string, v: ScramVerifier, binding: ScramBinding = { mechanism: SCRAM_MECHANISM }): ScramServerFirst | { error: string } {
   // gs2 header: channel binding flag, authzid; PostgreSQL ignores the authzid and the SCRAM user name.
-  const m = /^(n|y|p=[^,]*),[^,]*,(.*)$/.exec(clientFirst);
-  if (!m || m[1].startsWith('p=')) return undefined;
-  const clientFirstBare = m[2];
+  const m = /^(n|y|p=[^,]*),([^,]*),(.*)$/.exec(clientFirst);
+  if (!m) return { error: 'malformed SCRAM message' };
+  const [, flag, authzid, clientFirstBare] = m;
+  const plus = binding.mechanism === SCRAM_PLUS_MECHANISM;
+  let cbindData: Buffer = Buffer.alloc(0);
+  if (flag.startsWith('p=')) {
+    if (!plus) return { error: 'malformed SCRAM message: the client selected SCRAM-SHA-256 without channel binding, but the SCRAM message includes channel binding data' };
+    if (flag.slice(2) !== TLS_SERVER_END_POINT) return { error: `unsupported SCRAM channel-binding type "${flag.slice(2)}"` };
+    if (!binding.tlsServerEndPoint) return { error: 'channel binding is not available on this connection' };
+    cbindData = binding.tlsServerEndPoint;
+  } else if (plus) {
+    return { error: 'malformed SCRAM message: the client selected SCRAM-SHA-256-PLUS, but the SCRAM message does not include channel binding data' };
+  } else if (flag === 'y' && binding.tlsServerEndPoint) {
+    // RFC 5802 section 6: 'y' says "I support channel binding but you did not offer it". This
+    // server did offer it, so someone removed it from the offer on the way: a downgrade.
+    return { error: 'SCRAM channel binding negotiation error: the client supports SCRAM channel binding but thinks the server does not; this server does support channel binding' };
+  }
   const clientNonce = parseAttributes(clientFirstBare).get('r');
-  if (!clientNonce || /[^\x21-\x7e]|,/.test(clientNonce)) return undefined;
+  if (!clientNonce || /[^\x21-\x7e]|,/.test(clientNonce)) return { error: 'malformed SCRAM message' };
   const nonce = clientNonce + randomBytes(18).toString('base64');
   const serverFirst = `r=${nonce},s=${v.salt.toString('base64')},i=${v.iterations}`;
-  return { clientFirstBare, serverFirst, nonce };
+  const gs2Header = Buffer.from(`${flag},${authzid},`);
+  const expectedChannelBinding = Buffer.concat([gs2Header, cbindData]).toString('base64');
+  return { clientFirstBare, serverFirst, nonce, expectedChannelBinding };
 }
 
-/** Verifies the client's proof; returns the server-final message or undefined when the proof is wrong. */
+/** Verifies the client's proof (and its channel binding); returns the server-final message or undefined when either is wrong. */
 export function verifyClientFinal(clientFinal: string, first: ScramServerFirst, v: ScramVerifier): string | undefined {
   const attrs = parseAttributes(clientFinal);
   const proofB64 = attrs.get('p');
-  if (attrs.get('r') !== first.nonce || !proofB64 || !attrs.has('c')) return undefined;
+  if (attrs.get('r') !== first.nonce || !proofB64) return undefined;
+  // c= binds the exchange to the gs2 header (and, under -PLUS, to Gatehouse's certificate):
+  // a proof computed over another channel does not verify here.
+  const cb = Buffer.from(attrs.get('c') ?? '');
+  const expected = Buffer.from(first.expectedChannelBinding);
+  if (cb.length !== expected.length || !timingSafeEqual(cb, expected)) return undefined;
   const withoutProof = clientFinal.slice(0, clientFinal.lastIndexOf(',p='));
   const authMessage = `${first.clientFirstBare},${first.serverFirst},${withoutProof}`;
   const proof = Buffer.from(proofB64, 'base64');
@@ -121,11 +161,17 @@ export interface ScramClient {
   respond(serverFirst: string): { clientFinal: string; expectedServerFinal: string };
 }
 
-export function scramClient(password: string): ScramClient {
+/**
+ * The client side. With `tlsServerEndPoint` it runs SCRAM-SHA-256-PLUS, binding the exchange to
+ * the certificate it saw (the tests' raw clients; Gatehouse signs in upstream without).
+ */
+export function scramClient(password: string, binding?: { tlsServerEndPoint: Buffer }): ScramClient {
   const clientNonce = randomBytes(18).toString('base64');
   const clientFirstBare = `n=*,r=${clientNonce}`;
+  const gs2Header = binding ? `p=${TLS_SERVER_END_POINT},,` : 'n,,';
+  const channelBinding = Buffer.concat([Buffer.from(gs2Header), binding?.tlsServerEndPoint ?? Buffer.alloc(0)]).toString('base64');
   return {
-    clientFirst: `n,,${clientFirstBare}`,
+    clientFirst: `${gs2Header}${clientFirstBare}`,
     respond(serverFirst: string) {
       const a = parseAttributes(serverFirst);
       const nonce = a.get('r');
@@ -136,7 +182,7 @@ export function scramClient(password: string): ScramClient {
       }
       const salted = saltedPassword(password, Buffer.from(salt, 'base64'), iterations);
       const { clientKey, storedKey, serverKey } = keysFromSalted(salted);
-      const withoutProof = `c=biws,r=${nonce}`;
+      const withoutProof = `c=${channelBinding},r=${nonce}`;
       const authMessage = `${clientFirstBare},${serverFirst},${withoutProof}`;
       const proof = xor(clientKey, hmac(storedKey, authMessage));
       return {

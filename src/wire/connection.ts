@@ -1,6 +1,8 @@
 // One client connection as a state machine (protocol v3, 55.2):
 //
-//   AwaitingStartup --StartupMessage--> Authenticating (SCRAM-SHA-256) --> Ready
+//   AwaitingStartup --SSLRequest, answered 'S'--> TlsHandshake --> AwaitingStartup (over TLS)
+//   AwaitingStartup --TLS ClientHello (direct TLS)--> TlsHandshake --> AwaitingStartup (over TLS)
+//   AwaitingStartup --StartupMessage--> Authenticating (an AuthFlow: SCRAM-SHA-256) --> Ready
 //   Ready --Query--> InQuery --> Ready            (ReadyForQuery after each)
 //   Ready --Parse/Bind/Describe/Execute/Close--> Extended (each decided and passed on)
 //   Extended --Flush--> Extended (the warehouse answers what it has)
@@ -12,36 +14,33 @@
 // next ones wait in the decoder (pipelining), in order.
 import { randomInt, timingSafeEqual } from 'node:crypto';
 import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import { GatehouseError, asClientError, isGatehouseError } from '../errors.ts';
 import { administratorShutdown, idleInTransactionTimeout, idleSessionTimeout } from '../limits/limits.ts';
-import {
-  SCRAM_MECHANISM,
-  serverFirstMessage,
-  verifyClientFinal,
-  type ScramServerFirst,
-  type ScramVerifier,
-} from '../identity/scram.ts';
+import type { AuthFlow, AuthRequest, AuthResponse, AuthStep, Identity } from '../identity/flow.ts';
 import type { TxStatus } from '../warehouses/types.ts';
-import { FrontendDecoder, decodeSASLInitialResponse, decodeSASLResponse } from './decode.ts';
+import { FrontendDecoder, decodeCleartextPassword, decodeSASLInitialResponse, decodeSASLResponse } from './decode.ts';
 import * as enc from './encode.ts';
 import type { ConnectionHandler, ServerSession, StartupInfo } from './handler.ts';
-import type { FrontendMessage, PasswordMessage, StartupMessage } from './messages.ts';
+import type { FrontendMessage, StartupMessage } from './messages.ts';
 import type { CopyInUpstream } from './sink.ts';
 import { SocketSink } from './socket-sink.ts';
+import { ALPN_POSTGRESQL, TLS_HANDSHAKE_RECORD, type WireTls, upgradeToTls } from './tls.ts';
 
 /** Above this many undecoded input bytes while a message is being handled, stop reading the socket. */
 const INPUT_HIGH_WATER = 1024 * 1024;
 
 export type ConnectionState =
   | { kind: 'AwaitingStartup' }
+  /** 'S' sent (or a ClientHello received): the TLS handshake runs; no protocol message is read until it ends. */
+  | { kind: 'TlsHandshake' }
   | {
       kind: 'Authenticating';
       startup: StartupInfo;
-      verifier: ScramVerifier;
-      known: boolean;
-      /** Set once the SASLInitialResponse was answered with SASLContinue. */
-      first?: ScramServerFirst;
+      flow: AuthFlow;
+      /** The request the client's next 'p' message answers: it says how to decode it. */
+      awaiting: AuthRequest['type'];
     }
   | { kind: 'Ready' }
   | { kind: 'InQuery' }
@@ -96,6 +95,8 @@ export interface ConnectionContext {
   /** After ReadyForQuery, how long a session may wait for a command outside (idleSessionTimeoutMs) or inside a transaction; 0 or absent: forever. */
   idleSessionTimeoutMs?: number;
   idleInTransactionTimeoutMs?: number;
+  /** The server's certificate (rules/gatehouse.yaml server.tls): SSLRequest is answered 'S'; absent: 'N'. */
+  tls?: WireTls;
 }
 
 const asFatal = (e: GatehouseError): GatehouseError =>
@@ -106,7 +107,12 @@ const asFatal = (e: GatehouseError): GatehouseError =>
 export class WireConnection {
   state: ConnectionState = { kind: 'AwaitingStartup' };
   private readonly decoder: FrontendDecoder;
-  private readonly sink: SocketSink;
+  /** Replaced once, with the socket, when the session upgrades to TLS. */
+  private sink: SocketSink;
+  private socket: Socket;
+  /** The TLS socket once the handshake completed (the session is encrypted). */
+  private secure: TLSSocket | undefined;
+  private readonly dataListener = (chunk: Buffer) => this.onData(chunk);
   private session: ServerSession | undefined;
   private startup: StartupInfo | undefined;
   private tx: TxStatus = 'I';
@@ -126,22 +132,32 @@ export class WireConnection {
   private resolveFinished!: () => void;
 
   constructor(
-    private readonly socket: Socket,
+    socket: Socket,
     private readonly ctx: ConnectionContext,
   ) {
+    this.socket = socket;
     this.remoteAddress = socket.remoteAddress ?? 'unknown';
     this.decoder = new FrontendDecoder({ maxMessageBytes: ctx.maxMessageBytes });
-    this.sink = new SocketSink(socket, (upstream) => {
-      this.copyIn = upstream;
-      queueMicrotask(() => this.feedCopyIn());
-    });
+    this.sink = this.sinkOn(socket);
     this.finished = new Promise((r) => (this.resolveFinished = r));
     socket.setNoDelay(true);
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    if (ctx.tls) {
+      // Direct TLS is told apart by the first byte only: the first chunk goes through
+      // `first`, every later one straight to onData (no per-message check).
+      const first = (chunk: Buffer) => {
+        socket.off('data', first);
+        if (chunk.length > 0 && chunk[0] === TLS_HANDSHAKE_RECORD && this.state.kind === 'AwaitingStartup') this.startTls(chunk);
+        else {
+          socket.on('data', this.dataListener);
+          this.onData(chunk);
+        }
+      };
+      socket.on('data', first);
+    } else socket.on('data', this.dataListener);
     socket.on('error', (err) => ctx.logger.debug({ err, remoteAddress: this.remoteAddress }, 'client socket error'));
     socket.on('close', () => this.onPeerGone());
     this.authTimer = setTimeout(() => {
-      if (this.state.kind !== 'AwaitingStartup' && this.state.kind !== 'Authenticating') return;
+      if (this.state.kind !== 'AwaitingStartup' && this.state.kind !== 'Authenticating' && this.state.kind !== 'TlsHandshake') return;
       this.guard('authentication timeout', () => {
         this.ctx.handler.log('protocol_error', { remoteAddress: this.remoteAddress, reason: 'authentication timeout' });
         const user = this.state.kind === 'Authenticating' ? this.state.startup.user : undefined;
@@ -150,6 +166,13 @@ export class WireConnection {
       this.fatal(new GatehouseError('57014', 'canceling authentication due to timeout', { severity: 'FATAL' }));
     }, ctx.authTimeoutMs);
     this.authTimer.unref();
+  }
+
+  private sinkOn(socket: Socket): SocketSink {
+    return new SocketSink(socket, (upstream) => {
+      this.copyIn = upstream;
+      queueMicrotask(() => this.feedCopyIn());
+    });
   }
 
   /**
@@ -177,7 +200,7 @@ export class WireConnection {
   /** Between statements: nothing runs and no extended exchange is open. */
   private atRest(): boolean {
     const k = this.state.kind;
-    return k === 'Ready' || k === 'AwaitingStartup' || k === 'Authenticating';
+    return k === 'Ready' || k === 'AwaitingStartup' || k === 'Authenticating' || k === 'TlsHandshake';
   }
 
   /**
@@ -335,7 +358,9 @@ export class WireConnection {
         return this.onDiscarding(msg);
       case 'InQuery':
       case 'Closed':
-        // The pump handles one message at a time, so these never see a message.
+      case 'TlsHandshake':
+        // The pump handles one message at a time, so these never see a message (nor is
+        // anything read during the handshake).
         return;
     }
   }
@@ -345,12 +370,15 @@ export class WireConnection {
   private onStartupPacket(msg: FrontendMessage): void {
     switch (msg.type) {
       case 'SSLRequest':
+        return this.onSSLRequest();
       case 'GSSENCRequest':
-        // TLS and GSS encryption are not offered (yet): 'N', then the client sends its StartupMessage in clear.
+        if (this.secure) return this.negotiationAfterTls('GSSENCRequest');
+        // GSS encryption is not offered: 'N', then libpq goes on with an SSLRequest or a StartupMessage.
         this.sink.send(enc.sslRefused());
         return;
       case 'CancelRequest':
-        // 55.2.7: the cancel connection gets no reply either way.
+        // 55.2.7: the cancel connection gets no reply either way. Taken in clear even when TLS
+        // is required: libpq before 17 sends every CancelRequest unencrypted, as PostgreSQL allows.
         this.ctx.keys.cancel(msg.processId, msg.secretKey);
         this.close();
         return;
@@ -359,6 +387,82 @@ export class WireConnection {
       default:
         this.fatal(new GatehouseError('08P01', `expected a startup packet, got ${msg.type}`, { severity: 'FATAL' }));
     }
+  }
+
+  /** 55.2.10: 'S' and the handshake when a certificate is configured; otherwise 'N' and the client goes on in clear (or gives up). */
+  private onSSLRequest(): void {
+    if (this.secure) return this.negotiationAfterTls('SSLRequest');
+    if (!this.ctx.tls) {
+      this.sink.send(enc.sslRefused());
+      return;
+    }
+    if (this.decoder.bufferedBytes > 0 || this.socket.readableLength > 0) {
+      // CVE-2021-23214: bytes sent after the SSLRequest, before the handshake, were written by
+      // whoever could write to the plaintext stream; read after the upgrade they would pass as
+      // the client's own. PostgreSQL refuses them the same way.
+      this.ctx.handler.log('protocol_error', { remoteAddress: this.remoteAddress, reason: 'unencrypted data after SSLRequest' });
+      this.fatal(new GatehouseError('08P01', 'received unencrypted data after SSL request', { severity: 'FATAL' }));
+      return;
+    }
+    this.startTls();
+  }
+
+  /** A second SSLRequest or a GSSENCRequest inside TLS: PostgreSQL takes one negotiation per connection. */
+  private negotiationAfterTls(what: string): void {
+    this.ctx.handler.log('protocol_error', { remoteAddress: this.remoteAddress, reason: `${what} after the TLS handshake` });
+    this.fatal(new GatehouseError('08P01', `${what} received on a connection that is already encrypted`, { severity: 'FATAL' }));
+  }
+
+  /**
+   * Upgrades the socket to TLS: after 'S' (SSLRequest), or at once with the ClientHello bytes
+   * already read (direct TLS). Plaintext sessions never pass here, so they pay nothing for TLS.
+   */
+  private startTls(clientHello?: Buffer): void {
+    const tlsConfig = this.ctx.tls;
+    if (!tlsConfig) return;
+    const direct = clientHello !== undefined;
+    const raw = this.socket;
+    raw.off('data', this.dataListener);
+    this.sink.uncork();
+    if (!direct) raw.write(enc.sslAccepted());
+    let secure: TLSSocket;
+    try {
+      secure = upgradeToTls(raw, tlsConfig, clientHello);
+    } catch (err) {
+      this.ctx.logger.error({ err, remoteAddress: this.remoteAddress }, 'TLS upgrade failed');
+      this.close();
+      return;
+    }
+    this.state = { kind: 'TlsHandshake' };
+    this.socket = secure;
+    this.sink = this.sinkOn(secure);
+    secure.on('error', (err: NodeJS.ErrnoException) => {
+      // A failed handshake (garbage, a client that does not trust the certificate): this
+      // connection ends, nothing else is touched.
+      if (this.state.kind === 'TlsHandshake') {
+        this.guard('TLS log', () => this.ctx.handler.log('protocol_error', { remoteAddress: this.remoteAddress, reason: `TLS handshake failed: ${err.code ?? err.message}` }));
+      } else this.ctx.logger.debug({ err, remoteAddress: this.remoteAddress }, 'client TLS socket error');
+    });
+    secure.on('close', () => this.onPeerGone());
+    // Listening from the start, so no byte is emitted to nobody: what arrives before 'secure'
+    // (a client writing its StartupMessage with its last handshake flight) waits in the decoder.
+    secure.on('data', (chunk: Buffer) => {
+      if (this.state.kind === 'TlsHandshake') this.decoder.push(chunk);
+      else this.onData(chunk);
+    });
+    secure.once('secure', () => {
+      if (this.state.kind !== 'TlsHandshake') return;
+      // PostgreSQL 17 requires the ALPN protocol on direct TLS, so a TLS connection meant for
+      // another service (an HTTPS client pointed at this port) is not read as PostgreSQL.
+      if (direct && secure.alpnProtocol !== ALPN_POSTGRESQL) {
+        this.ctx.handler.log('protocol_error', { remoteAddress: this.remoteAddress, reason: 'direct TLS without ALPN "postgresql"' });
+        this.fatal(new GatehouseError('08P01', `direct TLS connection without the ALPN protocol "${ALPN_POSTGRESQL}"`, { severity: 'FATAL' }));
+        return;
+      }
+      this.secure = secure;
+      this.state = { kind: 'AwaitingStartup' };
+      if (this.decoder.bufferedBytes > 0) void this.pump();
+    });
   }
 
   private onStartupMessage(msg: StartupMessage): void {
@@ -384,14 +488,25 @@ export class WireConnection {
       if (k.startsWith('_pq_.')) unrecognized.push(k);
       else params[k] = v;
     }
+    const tls = this.secure !== undefined;
+    const startup: StartupInfo = { user, database: database || user, params, remoteAddress: this.remoteAddress, tls };
+    if (!tls && this.ctx.tls?.mode === 'required') {
+      // Before any sign-in step: no password or token travels in clear to be refused afterwards.
+      this.authFailed(startup, 'TLS required', '28000', 'Gatehouse requires an encrypted connection (TLS)', 'connect with sslmode=require (or verify-ca / verify-full with the server\'s CA)');
+      return;
+    }
     if (minor > 0 || unrecognized.length > 0) this.sink.send(enc.negotiateProtocolVersion(0, unrecognized));
-    const startup: StartupInfo = { user, database: database || user, params, remoteAddress: this.remoteAddress };
-    const { verifier, known } = this.ctx.handler.verifierFor(user);
-    this.state = { kind: 'Authenticating', startup, verifier, known };
-    this.sink.send(enc.authenticationSASL([SCRAM_MECHANISM]));
+    const flow = this.ctx.handler.signIn({
+      user,
+      database: startup.database,
+      channel: { tls, tlsServerEndPoint: tls ? this.ctx.tls?.tlsServerEndPoint : undefined, remoteAddress: this.remoteAddress },
+    });
+    const first = flow.start();
+    this.state = { kind: 'Authenticating', startup, flow, awaiting: first.type };
+    this.sink.send(enc.encode(first));
   }
 
-  // ---- authentication: SCRAM-SHA-256, identical for known and unknown users ----
+  // ---- authentication: the flow decides; the connection decodes, sends and ends ----
 
   private async onAuthMessage(msg: FrontendMessage): Promise<void> {
     const st = this.state;
@@ -402,67 +517,53 @@ export class WireConnection {
       return;
     }
     if (msg.type !== 'PasswordMessage') {
-      this.authFailed(st.startup, 'unexpected message', '08P01', `expected SASL response, got ${msg.type}`);
+      this.authFailed(st.startup, 'unexpected message', '08P01', `expected an authentication response, got ${msg.type}`);
       return;
     }
-    if (!st.first) {
-      this.onSASLInitialResponse(st, msg);
-      return;
-    }
-    const clientFinal = decodeSASLResponse(msg.body).data.toString('utf8');
-    const serverFinal = verifyClientFinal(clientFinal, st.first, st.verifier);
-    if (serverFinal === undefined || !st.known) {
-      // One message for both: the reply must not tell who exists.
-      const message = `password authentication failed for user "${st.startup.user}"`;
-      this.authFailed(st.startup, st.known ? 'wrong password' : 'unknown user', '28P01', message);
-      return;
-    }
-    this.sink.send(enc.authenticationSASLFinal(serverFinal));
-    // Authenticated: from here the handler's own timeouts (upstream connect) apply.
-    clearTimeout(this.authTimer);
-    await this.openSession(st.startup);
-  }
-
-  private onSASLInitialResponse(st: Extract<ConnectionState, { kind: 'Authenticating' }>, msg: PasswordMessage): void {
-    let mechanism: string;
-    let data: Buffer | undefined;
+    let response: AuthResponse;
     try {
-      ({ mechanism, data } = decodeSASLInitialResponse(msg.body));
+      response = decodeAuthResponse(st.awaiting, msg.body);
     } catch {
-      // Also what a client answering with a cleartext/MD5 password looks like.
-      const message = 'malformed SASL message: expected SASLInitialResponse for SCRAM-SHA-256';
-      this.authFailed(st.startup, 'malformed SASLInitialResponse', '08P01', message);
+      // Also what a client answering a SASL request with a cleartext/MD5 password looks like.
+      const expected = AUTH_ANSWERS[st.awaiting];
+      this.authFailed(st.startup, `malformed ${expected}`, '08P01', `malformed authentication message: expected ${expected}`);
       return;
     }
-    if (mechanism !== SCRAM_MECHANISM) {
-      const message = 'client selected an invalid SASL authentication mechanism';
-      this.authFailed(st.startup, 'unsupported SASL mechanism', '08P01', message);
-      return;
+    const step: AuthStep = await st.flow.onMessage(response);
+    if (this.state !== st) return; // closed meanwhile (timeout, peer gone)
+    switch (step.kind) {
+      case 'continue':
+        st.awaiting = step.send.type;
+        this.sink.send(enc.encode(step.send));
+        return;
+      case 'fail':
+        this.authFailed(st.startup, step.reason, step.error.sqlstate, step.error.message, step.error.hint);
+        return;
+      case 'done':
+        if (step.final) this.sink.send(enc.encode(step.final));
+        // Authenticated: from here the handler's own timeouts (upstream connect) apply.
+        clearTimeout(this.authTimer);
+        await this.openSession(st.startup, step.identity);
+        return;
     }
-    const first = data ? serverFirstMessage(data.toString('utf8'), st.verifier) : undefined;
-    if (!first) {
-      this.authFailed(st.startup, 'malformed SCRAM client-first-message', '08P01', 'malformed SCRAM message');
-      return;
-    }
-    st.first = first;
-    this.sink.send(enc.authenticationSASLContinue(first.serverFirst));
   }
 
-  private authFailed(startup: StartupInfo, reason: string, sqlstate: '28P01' | '08P01', message: string): void {
-    // Never the password, the proof, or the SCRAM messages.
+  private authFailed(startup: StartupInfo, reason: string, sqlstate: GatehouseError['sqlstate'], message: string, hint?: string): void {
+    // Never the password, the proof, the token or the SCRAM messages.
     this.ctx.handler.log('auth_failed', {
       user: startup.user,
       database: startup.database,
       remoteAddress: this.remoteAddress,
+      tls: startup.tls,
       reason,
     });
-    this.fatal(new GatehouseError(sqlstate, message, { severity: 'FATAL' }));
+    this.fatal(new GatehouseError(sqlstate, message, { severity: 'FATAL', hint }));
   }
 
-  private async openSession(startup: StartupInfo): Promise<void> {
+  private async openSession(startup: StartupInfo, identity: Identity): Promise<void> {
     let session: ServerSession;
     try {
-      session = await this.ctx.handler.openSession(startup);
+      session = await this.ctx.handler.openSession(startup, identity);
     } catch (e) {
       if (!isGatehouseError(e)) this.ctx.logger.error({ err: e, user: startup.user }, 'openSession failed');
       this.fatal(asFatal(asClientError(e)));
@@ -719,6 +820,24 @@ export class WireConnection {
     } finally {
       this.resolveFinished();
     }
+  }
+}
+
+/** What the client's 'p' message answers, by the request it answers (55.7: the body is told apart only by that). */
+const AUTH_ANSWERS: Record<AuthRequest['type'], string> = {
+  AuthenticationSASL: 'SASLInitialResponse',
+  AuthenticationSASLContinue: 'SASLResponse',
+  AuthenticationCleartextPassword: 'PasswordMessage',
+};
+
+function decodeAuthResponse(awaiting: AuthRequest['type'], body: Buffer): AuthResponse {
+  switch (awaiting) {
+    case 'AuthenticationSASL':
+      return decodeSASLInitialResponse(body);
+    case 'AuthenticationSASLContinue':
+      return decodeSASLResponse(body);
+    case 'AuthenticationCleartextPassword':
+      return decodeCleartextPassword(body);
   }
 }
 

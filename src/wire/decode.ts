@@ -8,6 +8,7 @@ import {
   GSSENC_REQUEST_CODE,
   SSL_REQUEST_CODE,
   type FrontendMessage,
+  type CleartextPassword,
   type SASLInitialResponse,
   type SASLResponse,
   type TypedFrontendMessage,
@@ -309,4 +310,12 @@ export function decodeSASLInitialResponse(body: Buffer): SASLInitialResponse {
 /** The body of a 'p' message sent in answer to AuthenticationSASLContinue. */
 export function decodeSASLResponse(body: Buffer): SASLResponse {
   return { type: 'SASLResponse', data: Buffer.from(body) };
+}
+
+/** The body of a 'p' message sent in answer to AuthenticationCleartextPassword (55.7 PasswordMessage). */
+export function decodeCleartextPassword(body: Buffer): CleartextPassword {
+  const r = new BodyReader(body);
+  const password = r.cstring();
+  r.end();
+  return { type: 'CleartextPassword', password };
 }

@@ -68,11 +68,13 @@ const empty = (type: string): Buffer => {
 
 // Authentication request codes (55.7 Authentication*).
 const AUTH_OK = 0;
+const AUTH_CLEARTEXT_PASSWORD = 3;
 const AUTH_SASL = 10;
 const AUTH_SASL_CONTINUE = 11;
 const AUTH_SASL_FINAL = 12;
 
 export const authenticationOk = (): Buffer => new Writer(4).int32(AUTH_OK).frame('R');
+export const authenticationCleartextPassword = (): Buffer => new Writer(4).int32(AUTH_CLEARTEXT_PASSWORD).frame('R');
 
 export function authenticationSASL(mechanisms: string[]): Buffer {
   const w = new Writer().int32(AUTH_SASL);
@@ -193,11 +195,15 @@ export const noData = (): Buffer => empty('n');
 
 /** The single answer to SSLRequest / GSSENCRequest: one unframed byte. */
 export const sslRefused = (): Buffer => Buffer.from('N');
+/** SSLRequest accepted: the TLS handshake follows on the same socket. */
+export const sslAccepted = (): Buffer => Buffer.from('S');
 
 export function encode(msg: BackendMessage): Buffer {
   switch (msg.type) {
     case 'AuthenticationOk':
       return authenticationOk();
+    case 'AuthenticationCleartextPassword':
+      return authenticationCleartextPassword();
     case 'AuthenticationSASL':
       return authenticationSASL(msg.mechanisms);
     case 'AuthenticationSASLContinue':

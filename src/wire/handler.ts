@@ -1,5 +1,5 @@
 import type { GatehouseError } from '../errors.ts';
-import type { ScramVerifier } from '../identity/scram.ts';
+import type { AuthFlow, Identity, SignInRequest } from '../identity/flow.ts';
 import type { TxStatus } from '../warehouses/types.ts';
 import type { ExtendedStep } from './messages.ts';
 import type { ResultSink } from './sink.ts';
@@ -11,6 +11,8 @@ export interface StartupInfo {
   /** Every other startup parameter, as sent (the handler applies the allowlist). */
   params: Record<string, string>;
   remoteAddress: string;
+  /** Whether the session runs over TLS (audited with the session). */
+  tls: boolean;
 }
 
 /** A signed-in client's session, as the wire layer drives it. */
@@ -44,10 +46,13 @@ export interface ServerSession {
 
 /** The rest of Gatehouse, as the wire layer sees it. */
 export interface ConnectionHandler {
-  /** The verifier to check the password against: unknown users get a mock one (same exchange, never succeeds). */
-  verifierFor(user: string): { verifier: ScramVerifier; known: boolean };
-  /** After authentication: open the session, or throw a GatehouseError (3D000, 42501, 08001) sent as FATAL. */
-  openSession(startup: StartupInfo): Promise<ServerSession>;
+  /**
+   * The sign-in flow for a StartupMessage (SCRAM-SHA-256 today). Unknown users get a flow that
+   * looks the same to the client and never succeeds.
+   */
+  signIn(request: SignInRequest): AuthFlow;
+  /** After authentication, as the identity the flow established: open the session, or throw a GatehouseError (3D000, 42501, 08001) sent as FATAL. */
+  openSession(startup: StartupInfo, identity: Identity): Promise<ServerSession>;
   /** Structured log of connection-level events (auth failures, protocol errors, a timeout that ended the connection: `limit`). */
   log(event: 'auth_failed' | 'protocol_error' | 'session_start' | 'session_end' | 'limit_reached', fields: Record<string, unknown>): void;
 }

@@ -60,6 +60,11 @@ export interface SASLResponse {
   type: 'SASLResponse';
   data: Buffer;
 }
+/** A PasswordMessage answering AuthenticationCleartextPassword: the password (or token) as sent. */
+export interface CleartextPassword {
+  type: 'CleartextPassword';
+  password: string;
+}
 export interface Parse {
   type: 'Parse';
   name: string;
@@ -143,6 +148,7 @@ export type FrontendMessage = StartupPacket | TypedFrontendMessage;
 
 export type BackendMessage =
   | { type: 'AuthenticationOk' }
+  | { type: 'AuthenticationCleartextPassword' }
   | { type: 'AuthenticationSASL'; mechanisms: string[] }
   | { type: 'AuthenticationSASLContinue'; data: string }
   | { type: 'AuthenticationSASLFinal'; data: string }

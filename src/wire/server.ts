@@ -6,6 +6,7 @@ import pino, { type Logger } from 'pino';
 import { BackendKeys, WireConnection } from './connection.ts';
 import { DEFAULT_MAX_MESSAGE_BYTES } from './decode.ts';
 import type { ConnectionHandler } from './handler.ts';
+import type { WireTls } from './tls.ts';
 
 export interface WireServerOptions {
   host: string;
@@ -22,6 +23,8 @@ export interface WireServerOptions {
   /** Idle timeouts of signed-in sessions (ms; 0 or absent: none): outside and inside a transaction. */
   idleSessionTimeoutMs?: number;
   idleInTransactionTimeoutMs?: number;
+  /** TLS for clients (loadWireTls): SSLRequest answered 'S'; absent: 'N'. */
+  tls?: WireTls;
 }
 
 export interface WireServer {
@@ -49,6 +52,7 @@ export async function startWireServer(opts: WireServerOptions): Promise<WireServ
     authTimeoutMs: opts.authTimeoutMs ?? 60_000,
     idleSessionTimeoutMs: opts.idleSessionTimeoutMs,
     idleInTransactionTimeoutMs: opts.idleInTransactionTimeoutMs,
+    tls: opts.tls,
   };
 
   const server = net.createServer((socket) => {
@@ -75,7 +79,7 @@ export async function startWireServer(opts: WireServerOptions): Promise<WireServ
   });
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : opts.port;
-  logger.info({ host: opts.host, port }, 'wire server listening');
+  logger.info({ host: opts.host, port, tls: opts.tls?.mode ?? 'off' }, 'wire server listening');
 
   let closing: Promise<void> | undefined;
   let endGrace: (() => void) | undefined;

@@ -3,6 +3,7 @@
 // socket, read some bytes, sleep, resume), counting DataRows without keeping
 // them, closing mid-result, or writing bytes no driver would send.
 import net from 'node:net';
+import tls from 'node:tls';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { scramClient, SCRAM_MECHANISM } from '../../src/identity/scram.ts';
 import { commandTag, cstring, dataRowValues, errorFields, frame, MSG, parameterStatus, queryMessage, rowDescriptionNames } from '../../src/warehouses/pg-framing.ts';
@@ -16,6 +17,77 @@ export interface RawConnectOptions {
   password: string;
   database?: string;
   params?: Record<string, string>;
+  /** Sign in over TLS: after SSLRequest/'S' (postgres) or from the first byte (direct, ALPN "postgresql"). */
+  tls?: RawTlsOptions;
+}
+
+export interface RawTlsOptions {
+  negotiation: 'postgres' | 'direct';
+  /** The CA to verify the server with (verify-full against host 127.0.0.1); absent: no verification. */
+  ca?: Buffer;
+  /** ALPN protocols to offer; default ['postgresql']. */
+  alpn?: string[];
+}
+
+/** The SSLRequest packet (55.7): length 8, code 80877103. */
+export function sslRequest(): Buffer {
+  const b = Buffer.alloc(8);
+  b.writeInt32BE(8, 0);
+  b.writeInt32BE(80877103, 4);
+  return b;
+}
+
+/** A StartupMessage for protocol 3.0 (55.7). */
+export function startupMessage(params: Record<string, string>): Buffer {
+  const head = Buffer.alloc(8);
+  head.writeInt32BE(PROTOCOL_3_0, 4);
+  const msg = Buffer.concat([head, ...Object.entries(params).flatMap(([k, v]) => [cstring(k), cstring(v)]), Buffer.from([0])]);
+  msg.writeInt32BE(msg.length, 0);
+  return msg;
+}
+
+/** Reads exactly one byte from a fresh socket (the answer to SSLRequest); rejects when it closes first. */
+export function readByte(s: net.Socket, timeoutMs = 10_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => done(new Error('no answer to SSLRequest')), timeoutMs);
+    const onData = (c: Buffer) => {
+      if (c.length !== 1) return done(new Error(`expected one byte, got ${c.length}: ${c.toString('latin1')}`));
+      done(undefined, String.fromCharCode(c[0]));
+    };
+    const onClose = () => done(new Error('closed before answering SSLRequest'));
+    const done = (err?: Error, v?: string) => {
+      clearTimeout(t);
+      s.off('data', onData);
+      s.off('close', onClose);
+      if (err) reject(err);
+      else resolve(v!);
+    };
+    s.on('data', onData);
+    s.once('close', onClose);
+  });
+}
+
+/** A TLS socket to Gatehouse, negotiated either way, handshake done. */
+export async function tlsSocket(port: number, opts: RawTlsOptions, host = '127.0.0.1'): Promise<tls.TLSSocket> {
+  const verify = opts.ca ? { ca: opts.ca, rejectUnauthorized: true } : { rejectUnauthorized: false };
+  const common = { ...verify, ALPNProtocols: opts.alpn ?? ['postgresql'], host };
+  let socket: tls.TLSSocket;
+  if (opts.negotiation === 'direct') socket = tls.connect({ ...common, port });
+  else {
+    const plain = await RawClient.socket(port, host);
+    plain.write(sslRequest());
+    const answer = await readByte(plain);
+    if (answer !== 'S') {
+      plain.destroy();
+      throw new Error(`SSLRequest answered '${answer}'`);
+    }
+    socket = tls.connect({ ...common, socket: plain });
+  }
+  await new Promise<void>((resolve, reject) => {
+    socket.once('secureConnect', () => resolve());
+    socket.once('error', reject);
+  });
+  return socket;
 }
 
 /** An ErrorResponse received from the server, as an Error with its fields. */
@@ -102,7 +174,7 @@ export class RawClient {
 
   /** Connects, signs in with SCRAM-SHA-256 (or cleartext) and waits for ReadyForQuery. Throws ServerError on an ErrorResponse. */
   static async connect(opts: RawConnectOptions): Promise<RawClient> {
-    const c = new RawClient(await RawClient.socket(opts.port, opts.host));
+    const c = new RawClient(opts.tls ? await tlsSocket(opts.port, opts.tls, opts.host) : await RawClient.socket(opts.port, opts.host));
     try {
       await c.startup(opts);
     } catch (e) {

@@ -8,7 +8,9 @@ import { serialize } from 'pg-protocol';
 import { Parser } from 'pg-protocol/dist/parser.js';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { GatehouseError } from '../../src/errors.ts';
+import type { AuthFlow, AuthResponse, AuthStep, SignInRequest } from '../../src/identity/flow.ts';
 import { makeVerifier, mockVerifier, scramClient, type ScramVerifier } from '../../src/identity/scram.ts';
+import { scramFlow } from '../../src/identity/scram-flow.ts';
 import type { ConnectionHandler, ServerSession, StartupInfo } from '../../src/wire/handler.ts';
 import { startWireServer, type WireServer } from '../../src/wire/server.ts';
 import * as enc from '../../src/wire/encode.ts';
@@ -113,9 +115,10 @@ class WireTestDoubleHandler implements ConnectionHandler {
   sessions: WireTestDoubleSession[] = [];
   events: { event: string; fields: Record<string, unknown> }[] = [];
 
-  verifierFor(user: string) {
-    const v = this.users.get(user);
-    return v ? { verifier: v, known: true } : { verifier: mockVerifier(user, this.secret), known: false };
+  signIn(request: SignInRequest): AuthFlow {
+    const v = this.users.get(request.user);
+    const identity = { org: 'acme', email: request.user, role: 'member' as const, groups: [], attributes: {} };
+    return scramFlow(request, v ? { verifier: v, identity } : { verifier: mockVerifier(request.user, this.secret), identity: undefined });
   }
   async openSession(startup: StartupInfo): Promise<ServerSession> {
     if (startup.database !== 'warehouse') {
@@ -637,9 +640,9 @@ describe('server lifecycle', () => {
 });
 
 describe('faults in the rest of Gatehouse stay in their connection', () => {
-  it('a handler that throws in verifierFor gives XX000 without its text; the server keeps serving', async () => {
+  it('a handler that throws in signIn gives XX000 without its text; the server keeps serving', async () => {
     const h = new WireTestDoubleHandler();
-    h.verifierFor = () => {
+    h.signIn = () => {
       throw new Error('rules store exploded: secret=abc');
     };
     const s = await startWireServer({ host: '127.0.0.1', port: 0, handler: h });
@@ -673,5 +676,67 @@ describe('faults in the rest of Gatehouse stay in their connection', () => {
     await q;
     await new Promise((r) => setTimeout(r, 100));
     await stillServes();
+  });
+});
+
+describe('sign-in is a pluggable flow', () => {
+  /** A flow of the kind the OIDC work will add: a token as a cleartext password, refused in clear unless the test allows it. */
+  class TokenHandler extends WireTestDoubleHandler {
+    requests: SignInRequest[] = [];
+    seen: AuthResponse[] = [];
+    override signIn(request: SignInRequest): AuthFlow {
+      this.requests.push(request);
+      return {
+        start: () => ({ type: 'AuthenticationCleartextPassword' }),
+        onMessage: async (msg): Promise<AuthStep> => {
+          this.seen.push(msg);
+          await new Promise((r) => setTimeout(r, 5)); // a flow may await (a JWKS fetch)
+          if (msg.type === 'CleartextPassword' && msg.password === 'token-123') {
+            return { kind: 'done', identity: { org: 'acme', email: 'bob@acme.example', role: 'member', groups: [], attributes: {}, method: 'scram' } };
+          }
+          return { kind: 'fail', reason: 'bad token', error: new GatehouseError('28P01', 'token rejected', { severity: 'FATAL', hint: 'sign in again' }) };
+        },
+      };
+    }
+  }
+
+  it('the connection sends what the flow asks, hands it the decoded answer and the channel, and opens the session with its Identity', async () => {
+    const h = new TokenHandler();
+    const s = await startWireServer({ host: '127.0.0.1', port: 0, handler: h });
+    try {
+      const c = new pg.Client({ host: '127.0.0.1', port: s.port, user: 'BOB@acme.example', password: 'token-123', database: 'warehouse' });
+      await c.connect();
+      expect((await c.query('SELECT 1')).rows).toEqual([{ '?column?': 1 }]);
+      await c.end();
+      expect(h.requests[0]).toMatchObject({ user: 'BOB@acme.example', database: 'warehouse', channel: { tls: false, remoteAddress: '127.0.0.1' } });
+      expect(h.requests[0].channel.tlsServerEndPoint).toBeUndefined();
+      expect(h.seen).toEqual([{ type: 'CleartextPassword', password: 'token-123' }]);
+
+      const bad = new pg.Client({ host: '127.0.0.1', port: s.port, user: 'bob@acme.example', password: 'forged', database: 'warehouse' });
+      await expect(bad.connect()).rejects.toMatchObject({ code: '28P01', message: 'token rejected', hint: 'sign in again' });
+      // The failure is logged with the flow's reason, never the password.
+      const failed = h.events.filter((e) => e.event === 'auth_failed');
+      expect(failed.at(-1)?.fields).toMatchObject({ reason: 'bad token', tls: false });
+      expect(JSON.stringify(h.events)).not.toContain('forged');
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('a PasswordMessage that is not a password (no NUL) is 08P01, not a crash', async () => {
+    const h = new TokenHandler();
+    const s = await startWireServer({ host: '127.0.0.1', port: 0, handler: h });
+    try {
+      const c = await RawClient.connect(s.port);
+      c.send(serialize.startup({ user: 'bob@acme.example', database: 'warehouse' }));
+      expect((await c.next()).name).toBe('authenticationCleartextPassword');
+      c.send(Buffer.from([0x70, 0, 0, 0, 7, 0x61, 0x62, 0x63]));
+      const e = await c.next();
+      expect([e.name, e.code, e.message]).toEqual(['error', '08P01', 'malformed authentication message: expected PasswordMessage']);
+      await c.ended;
+      expect(h.seen).toEqual([]);
+    } finally {
+      await s.close();
+    }
   });
 });
