@@ -25,11 +25,13 @@ import { EmbeddedServer } from './warehouses/embedded-server.ts';
 import type { PoolStats } from './warehouses/pool.ts';
 import { sessionStateRefusal } from './warehouses/transaction-pool.ts';
 import { createWarehouse, EmbeddedWarehouse } from './warehouses/index.ts';
+import { MysqlWarehouse } from './warehouses/mysql.ts';
 import { type Warehouse, type WarehouseSession, acceptedClientEncoding, forwardedParams } from './warehouses/types.ts';
 import type { ConnectionHandler, ServerSession, StartupInfo } from './wire/handler.ts';
 import type { KeyResolution } from './secrets/resolve.ts';
+import { SERVER_VERSION } from './warehouses/pg-settings.ts';
 
-export const SERVER_VERSION = '15.0 (Gatehouse 0.1.0)';
+export { SERVER_VERSION };
 
 export class Gateway implements ConnectionHandler {
   private readonly directory: Directory;
@@ -299,6 +301,8 @@ export class Gateway implements ConnectionHandler {
       if (e instanceof GatehouseError) throw new GatehouseError(e.sqlstate, e.message, { severity: 'FATAL', detail: e.detail, hint: e.hint });
       throw e;
     }
+    // A mysql connection's dialect writes collations by the server's flavor, learned at start.
+    if (warehouse instanceof MysqlWarehouse && warehouse.flavor) context.connection.flavor = warehouse.flavor;
     const reported: Record<string, string> = {};
     if (startupSets.length > 0) {
       const failure = await applyStartupSettings(upstream, startupSets, reported);
@@ -311,7 +315,8 @@ export class Gateway implements ConnectionHandler {
       }
     }
     this.record('session_start', { ...fields, level_source: source, application_name: startup.params.application_name, sign_in: user.method, tls: startup.tls });
-    const catalog = context.level === 'query_topics' ? this.catalogFor(org, conn, params, startupSets) : undefined;
+    // A mysql warehouse has no pg_catalog: every level's catalog queries (psql \d, pgjdbc's metadata) go to the topic catalog.
+    const catalog = context.level === 'query_topics' || context.connection.dialect === 'mysql' ? this.catalogFor(org, conn, params, startupSets) : undefined;
 
     const session: StatementSession = {
       decision: context,
@@ -325,7 +330,8 @@ export class Gateway implements ConnectionHandler {
       onRefusal: (rule, error) => this.logger.info({ ...fields, rule, sqlstate: error.sqlstate, reason: error.message }, 'refused'),
       state: newStatementState(),
       // Issue 17: under transaction pooling, session state (SET, LISTEN, WITH HOLD...) is refused.
-      sessionStateRefusal: conn.pool?.mode === 'transaction' ? (sql) => sessionStateRefusal(conn.name, sql) : undefined,
+      // A mysql connection is session-pooled whatever its file says (row-warehouse.ts): nothing to refuse.
+      sessionStateRefusal: conn.pool?.mode === 'transaction' && conn.target.kind !== 'mysql' ? (sql) => sessionStateRefusal(conn.name, sql) : undefined,
     };
     // The startup options' SETs ran on the warehouse: audited like the statements they stand for.
     for (const st of startupSets) {
@@ -417,7 +423,7 @@ async function applyStartupSettings(upstream: WarehouseSession, sets: PlannedSta
     },
   });
   try {
-    const { error } = await upstream.run([...forwarded, ...shown.map((n) => ({ sql: `SHOW ${n}`, kind: 'show' as const, returnsRows: true }))], sink);
+    const { error } = await upstream.run([...forwarded, ...shown.map((n) => ({ sql: `SHOW ${n}`, kind: 'show' as const, returnsRows: true, emulated: { op: 'show' as const, name: n } }))], sink);
     if (error) fail(error.message, `SQLSTATE ${error.sqlstate}`);
   } catch (e) {
     fail((e as Error).message);

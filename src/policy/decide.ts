@@ -18,6 +18,7 @@ import { checkTopicQuery } from '../sql/allowlist.ts';
 import { changesLexing, safeLiteral, writeSessionStatement } from '../sql/session-statement.ts';
 import { substituteSessionIdentity } from '../sql/identity.ts';
 import { type ConstantClass, type NormalizedText, type Template, fill, normalizeConstants, templateOf } from '../sql/normalize.ts';
+import { clearForeignDecisionCache, decideForeign } from './decide-foreign.ts';
 
 /**
  * Decisions by (context, text), bounded by count and by memory: a key holds the statement's
@@ -51,6 +52,7 @@ interface SharedDecision {
 export function clearDecisionCache(): void {
   cache.clear();
   sharedCache.clear();
+  clearForeignDecisionCache();
 }
 
 /** Sessions never change their DecisionContext (a new one comes with new rules): its key is made once. */
@@ -95,6 +97,8 @@ export function sharing(ctx: DecisionContext, sql: string): 'shared' | 'exact' |
 }
 
 export async function decide(ctx: DecisionContext, sql: string): Promise<Decision> {
+  // A warehouse that does not read PostgreSQL: its own path (dialect emitter, raw MySQL SQL), its own cache.
+  if (ctx.connection.dialect === 'mysql') return decideForeign(ctx, sql);
   const ctxKey = contextKey(ctx);
   const key = `${ctxKey}\u0000${sql}`;
   // A text seen before (a dashboard's refresh) needs no scan; a shared shape's texts are not kept here.
@@ -215,15 +219,6 @@ const SHAREABLE_STATEMENTS: ReadonlySet<string> = new Set(['SelectStmt', 'Insert
 async function decideUncached(ctx: DecisionContext, sql: string, constants?: readonly ConstantClass[]): Promise<Decision> {
   if (ctx.level === 'no_access') {
     return refusal('level.no_access', new GatehouseError('42501', `${ctx.user} has no access to connection ${ctx.connection.name}`));
-  }
-  if (ctx.level === 'query_topics' && ctx.connection.dialect === 'mysql') {
-    // The topic rewrite emits PostgreSQL; the MySQL emitter is not wired in yet. Refused, never sent in the wrong dialect.
-    return refusal(
-      'query_topics.dialect',
-      new GatehouseError('0A000', `query_topics is not supported yet on connection ${ctx.connection.name} (a mysql warehouse)`, {
-        hint: 'ask a connection admin for querier access, or use a topic on a PostgreSQL connection',
-      }),
-    );
   }
   let parsed: ParsedText;
   try {
@@ -616,10 +611,6 @@ function planRawStatement(ctx: DecisionContext, parsed: ParsedText, st: ParsedSt
   const w = new Walker(ctx, 'raw', constants);
   w.visit(stmt, undefined);
   const topics = [...w.topicsUsed].sort();
-  if (w.splices.length > 0 && ctx.connection.dialect === 'mysql') {
-    // Governed reads of topics are spliced in as PostgreSQL text: not until the MySQL emitter is wired in.
-    refuse('unsupported', '0A000', `reading topics (schema ${ctx.connection.topicsSchema}) is not supported yet on connection ${ctx.connection.name} (a mysql warehouse)`);
-  }
   const sql = w.splices.length > 0 ? applySplices(parsed.bytes, st.byteStart, st.byteEnd, w.splices) : st.text;
   const kind = kindOf(stmt);
   const names = sessionNamesOf(stmt);

@@ -25,10 +25,11 @@ export interface DecisionContext {
   level: Level;
   attributes: Attributes;
   /**
-   * `dialect`: the SQL the warehouse reads (absent: postgres). Until the MySQL dialect emitter
-   * is wired in, a mysql connection serves queriers' raw SQL only (query_topics is 0A000).
+   * `dialect`: the SQL the warehouse reads (absent: postgres); a mysql connection is decided by
+   * policy/decide-foreign.ts. `flavor`: MariaDB or MySQL, from the server's version once the
+   * warehouse answered (absent: mariadb); the emitter writes collations by it.
    */
-  connection: { name: string; allowWrites: boolean; topicsSchema: string; dialect?: 'postgres' | 'mysql' };
+  connection: { name: string; allowWrites: boolean; topicsSchema: string; dialect?: 'postgres' | 'mysql'; flavor?: 'mariadb' | 'mysql' };
   /** Topics of this connection, by name. */
   topics: Map<string, import('../config/model.ts').Topic>;
 }

@@ -12,7 +12,7 @@ import { GatehouseError } from '../errors.ts';
 import type { Decision } from '../policy/decision.ts';
 import { checkParameterTypes } from '../sql/allowlist.ts';
 import { Refusal } from '../sql/refusal.ts';
-import type { RunOutcome, TxStatus, WarehouseSession } from '../warehouses/types.ts';
+import type { PlannedParse, RunOutcome, TxStatus, WarehouseSession, WarehouseStatement } from '../warehouses/types.ts';
 import type { ExtendedStep } from '../wire/messages.ts';
 import type { ResultSink } from '../wire/sink.ts';
 import {
@@ -227,7 +227,7 @@ async function admit(s: StatementSession, x: Exchange, m: ExtendedStep, sink: Re
   switch (m.type) {
     case 'Parse': {
       const decided = await decideParse(s, m.query, m.paramTypes, sink);
-      const { sql, target } = decided;
+      const { sql, target, planned } = decided;
       const tooMany = decided.decision.outcome === 'run' && m.name !== '' && !prepared.has(m.name) ? preparedLimit(s, sql.length) : undefined;
       const decision: Decision = tooMany ? { outcome: 'refuse', rule: 'prepared_statements.limit', error: tooMany } : decided.decision;
       x.records.push(auditRecord(s, m.query, decision));
@@ -238,7 +238,9 @@ async function admit(s: StatementSession, x: Exchange, m: ExtendedStep, sink: Re
       const ends = decision.outcome === 'run' && decision.rule === 'aborted_transaction.end';
       x.endsAborted ||= ends;
       prepared.set(m.name, { endsAbortedTransaction: ends, target, bytes: m.name === '' ? 0 : sql.length });
-      return { target, step: { ...m, query: sql } };
+      // The decided statement rides along: a connector warehouse needs its placeholder order, result columns or emulation.
+      const step: PlannedParse = { ...m, query: sql, ...(planned && (planned.params || planned.columns || planned.emulated) ? { planned } : {}) };
+      return { target, step };
     }
     case 'Bind': {
       const statement = prepared.get(m.statement);
@@ -289,7 +291,12 @@ function refused(s: StatementSession, what: string, rule: string, error: Gatehou
 }
 
 /** The decision for one Parse: what a simple Query of its text would get, narrowed to one statement. */
-async function decideParse(s: StatementSession, text: string, paramTypes: readonly number[], sink: ResultSink): Promise<{ decision: Decision; sql: string; target: Target }> {
+async function decideParse(
+  s: StatementSession,
+  text: string,
+  paramTypes: readonly number[],
+  sink: ResultSink,
+): Promise<{ decision: Decision; sql: string; target: Target; planned?: WarehouseStatement }> {
   const decision = await decideStatement(s, text);
   if (decision.outcome === 'empty') return { decision, sql: '', target: 'warehouse' };
   if (decision.outcome === 'refuse') return { decision, sql: '', target: 'warehouse' };
@@ -313,7 +320,7 @@ async function decideParse(s: StatementSession, text: string, paramTypes: readon
   // A declared parameter type is a cast the client writes outside the text (regclass looks names up).
   const badType = s.decision.level === 'query_topics' ? refusedParameterType(s, paramTypes) : undefined;
   if (badType) return { decision: badType, sql: '', target: 'warehouse' };
-  return { decision, sql: st.sql, target };
+  return { decision, sql: st.sql, target, planned: st };
 }
 
 function refusedParameterType(s: StatementSession, paramTypes: readonly number[]): Decision | undefined {

@@ -225,7 +225,8 @@ export function auditRecord(s: StatementSession, sql: string, d: Decision): Stat
     return { ...base, decision: 'refused', rule: d.rule, topics: [], sqlstate: d.error.sqlstate, reason: d.error.message };
   }
   if (d.outcome === 'empty') return { ...base, decision: 'empty', rule: 'empty', topics: [] };
-  const forwarded = d.statements.filter((st) => st.action === 'forward');
+  // A session statement Gatehouse answered itself (a mysql connection's SET/SHOW) was never sent.
+  const forwarded = d.statements.flatMap((st) => (st.action === 'forward' && !st.emulated ? [st] : []));
   const answered = forwarded.length < d.statements.length;
   return {
     ...base,

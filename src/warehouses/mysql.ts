@@ -2,7 +2,7 @@
 // rows streamed under the client's backpressure (mysql2's pause/resume stops reading the
 // socket), values read without loss and written as PostgreSQL text (mysql-types.ts), errors
 // as SQLSTATE values, cancel by KILL QUERY on a second connection. Every session starts with
-// MYSQL_SESSION_SETTINGS (what the dialect emitter may rely on) and every statement carries
+// the dialect's session (mysql-session.ts: what the emitter relies on) and every statement carries
 // who is behind it as a leading comment, which the processlist and the general and slow
 // logs keep.
 import { readFileSync } from 'node:fs';
@@ -30,40 +30,27 @@ import { type Formatter, OID, mapColumn, mysqlError } from './mysql-types.ts';
 import { type GrantProblem, grantProblems, parseGrants, topicsGrantProblems } from './mysql-accounts.ts';
 import { RowWarehouse, type SqlRenderer } from './row-warehouse.ts';
 import type { TxStatus } from './types.ts';
+import {
+  MYSQL_CHARSET, MYSQL_SQL_MODE as DIALECT_SQL_MODE, MYSQL_TIME_ZONE, type MysqlFlavor, TEXT_COLLATION, flavorOf, mysqlSessionStatements,
+} from '../sql/dialects/mysql-session.ts';
 
 /**
- * sql_mode of every session: how the warehouse reads SQL text, pinned so that what Gatehouse's
- * emitter writes (and a querier's text) means one thing. NO_BACKSLASH_ESCAPES: a backslash in a
- * string literal is a character, as in standard SQL and PostgreSQL, so doubling quotes is the
- * whole of literal quoting. ANSI_QUOTES and PIPES_AS_CONCAT are absent: "x" is a string and ||
- * is OR, so the emitter quotes identifiers with backticks and concatenates with CONCAT().
- * ONLY_FULL_GROUP_BY is PostgreSQL's grouping rule; the strict modes refuse bad writes.
+ * sql_mode of every session, from the one source the dialect emitter writes for
+ * (src/sql/dialects/mysql-session.ts): how the warehouse reads SQL text, pinned so that what
+ * Gatehouse's emitter writes (and a querier's text) means one thing.
  */
-export const MYSQL_SQL_MODE = [
-  'NO_BACKSLASH_ESCAPES',
-  'ONLY_FULL_GROUP_BY',
-  'STRICT_ALL_TABLES',
-  'NO_ZERO_IN_DATE',
-  'NO_ZERO_DATE',
-  'ERROR_FOR_DIVISION_BY_ZERO',
-  'NO_ENGINE_SUBSTITUTION',
-] as const;
+export const MYSQL_SQL_MODE: readonly string[] = DIALECT_SQL_MODE.split(',');
 
-/** What every mysql session runs with (the dialect emitter may rely on each). */
-export const MYSQL_SESSION_SETTINGS = {
-  sqlMode: MYSQL_SQL_MODE.join(','),
-  /** TIMESTAMP values and NOW() in UTC; Gatehouse prints timestamptz with +00. */
-  timeZone: '+00:00',
-  charset: 'utf8mb4',
-  /** Each statement commits unless the client opened a transaction (BEGIN), as on PostgreSQL. */
-  autocommit: true,
-} as const;
-
-/** The statements that put a new (or reset) connection in MYSQL_SESSION_SETTINGS; read-only sessions last. */
-export function sessionSetup(readOnly: boolean): string[] {
+/**
+ * The statements that put a new (or reset) connection in the dialect's session
+ * (mysqlSessionStatements: sql_mode, character sets and PostgreSQL's collation, the barrier's
+ * optimizer_switch, UTC, division scale), then autocommit and read-only sessions last.
+ */
+export function sessionSetup(readOnly: boolean, flavor: MysqlFlavor): string[] {
   return [
-    `SET NAMES ${MYSQL_SESSION_SETTINGS.charset}`,
-    `SET SESSION sql_mode = '${MYSQL_SESSION_SETTINGS.sqlMode}', SESSION time_zone = '${MYSQL_SESSION_SETTINGS.timeZone}', SESSION autocommit = 1`,
+    ...mysqlSessionStatements(flavor),
+    // Each statement commits unless the client opened a transaction (BEGIN), as on PostgreSQL.
+    'SET SESSION autocommit = 1',
     // Queriers' raw SQL cannot write unless the connection allows it (the account's grants are the other half: mysql-accounts.ts).
     `SET SESSION TRANSACTION ${readOnly ? 'READ ONLY' : 'READ WRITE'}`,
   ];
@@ -91,7 +78,8 @@ const SERVER_STATUS_IN_TRANS = 0x0001;
 /** Statements that may change a session setting (SET, SET NAMES, SET CHARACTER SET); MariaDB's SET STATEMENT ... FOR is one statement's. */
 const SETS = /^SET\b(?!\s+STATEMENT\b)/i;
 const LEADING_COMMENTS = /^(\s+|\/\*(?!!)[\s\S]*?\*\/|(--\s|#)[^\n]*\n?)*/;
-const PINNED_CHECK = '/* gatehouse */ SELECT @@SESSION.sql_mode, @@SESSION.time_zone, @@SESSION.character_set_client, @@SESSION.character_set_connection, @@SESSION.character_set_results';
+const PINNED_CHECK =
+  '/* gatehouse */ SELECT @@SESSION.sql_mode, @@SESSION.time_zone, @@SESSION.collation_connection, @@SESSION.character_set_client, @@SESSION.character_set_connection, @@SESSION.character_set_results';
 /** MariaDB's ER_CONNECTION_KILLED (KILL CONNECTION) and MySQL's server-shutdown errors: the connection is gone. */
 const CONNECTION_GONE_ERRNOS = new Set([1053, 1927, 2006, 2013]);
 
@@ -458,6 +446,11 @@ export class MysqlSession implements ConnectorSession {
     return this.raw._handshakePacket?.serverVersion;
   }
 
+  /** MariaDB or MySQL, from the handshake's version: which collation and optimizer switches the session takes. */
+  get flavor(): MysqlFlavor {
+    return flavorOf(this.serverVersion);
+  }
+
   get threadId(): number | null {
     return this.raw.threadId;
   }
@@ -483,18 +476,20 @@ export class MysqlSession implements ConnectorSession {
       });
       q.on('error', (e) => resolve(`the pinned settings could not be read back (${e.message})`));
       q.on('end', () => {
-        const [mode, tz, ...charsets] = (rows[0] ?? []).map(String);
+        const [mode, tz, collation, ...charsets] = (rows[0] ?? []).map(String);
         const modes = mode?.split(',') ?? [];
         const why = !modes.includes('NO_BACKSLASH_ESCAPES')
           ? 'sql_mode without NO_BACKSLASH_ESCAPES'
           : modes.some((m) => m === 'ANSI_QUOTES' || m === 'PIPES_AS_CONCAT' || m === 'ANSI')
             ? `sql_mode ${mode}`
-            : tz !== MYSQL_SESSION_SETTINGS.timeZone
+            : tz !== MYSQL_TIME_ZONE
               ? `time_zone ${tz}`
-              : charsets.some((c) => c !== MYSQL_SESSION_SETTINGS.charset)
+              : charsets.some((c) => c !== MYSQL_CHARSET)
                 ? `character sets ${charsets.join(', ')}`
-                : undefined;
-        resolve(why && `a statement set ${why}; Gatehouse reads SQL only with ${MYSQL_SESSION_SETTINGS.charset}, time_zone ${MYSQL_SESSION_SETTINGS.timeZone} and sql_mode ${MYSQL_SESSION_SETTINGS.sqlMode}, so it closed this warehouse connection`);
+                : collation !== TEXT_COLLATION[this.flavor]
+                  ? `collation_connection ${collation}`
+                  : undefined;
+        resolve(why && `a statement set ${why}; Gatehouse reads SQL only with ${MYSQL_CHARSET} (${TEXT_COLLATION[this.flavor]}), time_zone ${MYSQL_TIME_ZONE} and sql_mode ${DIALECT_SQL_MODE}, so it closed this warehouse connection`);
       });
     });
   }
@@ -588,7 +583,7 @@ export class MysqlSession implements ConnectorSession {
       // COM_RESET_CONNECTION: user variables, temporary tables, prepared statements and session settings go.
       await new Promise<void>((resolve, reject) => this.raw.reset((err) => (err ? reject(err) : resolve())));
       this.comment = whoComment(undefined);
-      await this.setUp(sessionSetup(this.readOnly));
+      await this.setUp(sessionSetup(this.readOnly, this.flavor));
       return this.usable && this.status === 'I';
     } catch {
       return false;
@@ -640,13 +635,13 @@ export class MysqlConnector implements Connector {
 
   /**
    * One session signed in as the credentials the source gives now (asked again only for a
-   * KILL QUERY), set up with MYSQL_SESSION_SETTINGS.
+   * KILL QUERY), set up with the dialect's session for the server's flavor (sessionSetup).
    */
   async connect(source: CredentialSource, opts: ConnectorSessionOptions): Promise<MysqlSession> {
     const raw = await openRaw(this.target, source());
     const session = new MysqlSession(raw, this.target, source, opts.readOnly);
     try {
-      await session.setUp(sessionSetup(opts.readOnly));
+      await session.setUp(sessionSetup(opts.readOnly, session.flavor));
     } catch (e) {
       await session.close();
       throw new GatehouseError('08001', `could not set up a session on the warehouse of connection "${this.target.connection}"`, {
@@ -686,6 +681,13 @@ export class MysqlWarehouse extends RowWarehouse {
   private readonly mysqlTarget: MysqlConnection;
 
   private readonly passwords: (PasswordSource | undefined)[];
+  /** MariaDB or MySQL, learned at start from the server's version (the dialect writes collations by it). */
+  private serverFlavor?: MysqlFlavor;
+
+  /** Known once start() reached the warehouse; the decision context carries it (gateway.ts). */
+  get flavor(): MysqlFlavor | undefined {
+    return this.serverFlavor;
+  }
 
   constructor(conn: Connection, logger?: Logger, topics: Topic[] = [], render?: SqlRenderer, keys?: KeyResolution) {
     const t = conn.target as MysqlConnection;
@@ -728,6 +730,7 @@ export class MysqlWarehouse extends RowWarehouse {
     const t = this.mysqlTarget;
     const user = account === 'topics' ? t.topics_user! : t.user;
     const session = await this.openChecked(account);
+    this.serverFlavor = flavorOf(session.serverVersion);
     let problems: GrantProblem[];
     try {
       const { rows } = await collectRows(session, 'SHOW GRANTS FOR CURRENT_USER()');

@@ -7,21 +7,27 @@
 // fails it ('E') until ROLLBACK, so a client never commits around a failed statement.
 import { GatehouseError, type SqlState } from '../errors.ts';
 import { bindComplete, closeComplete, errorResponse, noData, parseComplete, rowDescription } from '../wire/encode.ts';
-import type { Bind, ExtendedStep, Parse } from '../wire/messages.ts';
+import type { Bind, ExtendedStep } from '../wire/messages.ts';
 import type { FieldDescription, ResultSink } from '../wire/sink.ts';
 import type { ConnectorError, ConnectorParam, ConnectorSession, EmittedSql, ResultEvent, ResultStream } from './connector.ts';
 import { OID } from './mysql-types.ts';
-import type { ResultLimit, RunOutcome, TxStatus, UpstreamError, WarehouseSession, WarehouseStatement } from './types.ts';
+import type { EmulatedSession, PlannedParse, ResultLimit, RunOutcome, TxStatus, UpstreamError, WarehouseSession, WarehouseStatement } from './types.ts';
+import type { EmittedColumn } from '../sql/dialects/types.ts';
+import { EmulatedSettings, showColumn } from './pg-settings.ts';
 
 /** How long a drain wait checks whether its client has gone. */
 const CLIENT_GONE_POLL_MS = 200;
 
 /**
- * The passthrough renderer: the text unchanged, and its placeholders (`?` outside literals,
- * quoted identifiers and comments, read as MySQL reads them under the pinned sql_mode) standing
- * for the client's parameters in order.
+ * The default renderer. A statement the dialect emitter wrote (a Query Topics user's) carries
+ * its placeholder order (`params`): sent as written, bound server-side (mysql2's execute, never
+ * its client-side substitution, which would also replace a `?` inside a literal). Any other
+ * text (a querier's MySQL) goes unchanged, its placeholders (`?` outside literals, quoted
+ * identifiers and comments, read as MySQL reads them under the pinned sql_mode) standing for
+ * the client's parameters in order.
  */
-export function passthroughRender(statement: { sql: string }): EmittedSql {
+export function passthroughRender(statement: { sql: string; params?: number[] }): EmittedSql {
+  if (statement.params) return { sql: statement.sql, params: statement.params };
   const n = countPlaceholders(statement.sql);
   return { sql: statement.sql, params: Array.from({ length: n }, (_, i) => i + 1) };
 }
@@ -55,6 +61,8 @@ export interface RowSessionSettings {
   limit?: ResultLimit;
   user?: string;
   connection: string;
+  /** PostgreSQL's settings answered by Gatehouse (pg-settings.ts): the session's read-only default and startup parameters. */
+  emulation?: { readOnly: boolean; params?: Record<string, string> };
 }
 
 interface Prepared {
@@ -64,6 +72,10 @@ interface Prepared {
   /** Client parameter types: the Parse's, 0 where it left one unspecified. */
   paramTypes: number[];
   fields?: FieldDescription[];
+  /** The emitter's result columns (boolean ones are retyped). */
+  columns?: EmittedColumn[];
+  /** A session statement Gatehouse answers itself. */
+  emulated?: EmulatedSession;
 }
 
 interface Portal {
@@ -303,12 +315,16 @@ export class RowSession implements WarehouseSession {
   private cancelAs?: GatehouseError;
   private closed = false;
 
+  /** PostgreSQL's settings of this session (SET/SHOW/RESET answered by Gatehouse: decide-foreign.ts). */
+  private readonly pgSettings: EmulatedSettings;
+
   constructor(
     private readonly conn: ConnectorSession,
     private readonly settings: RowSessionSettings,
     private readonly release: (conn: ConnectorSession) => Promise<void>,
   ) {
     conn.setUser(settings.user);
+    this.pgSettings = new EmulatedSettings(settings.emulation ?? { readOnly: true });
   }
 
   get txStatus(): TxStatus {
@@ -336,7 +352,35 @@ export class RowSession implements WarehouseSession {
       return await this.runAll(statements, x);
     } finally {
       this.cancelAs = undefined;
+      this.noteTransactionEnd();
     }
+  }
+
+  /** Outside a transaction, SET LOCAL values are gone (as PostgreSQL's are at COMMIT or ROLLBACK). */
+  private noteTransactionEnd(): void {
+    if (this.conn.txStatus === 'I' && !this.failedTransaction) this.pgSettings.endTransaction();
+  }
+
+  /**
+   * A PostgreSQL session statement answered here (SET, SHOW, RESET, DISCARD): nothing reaches the
+   * warehouse. In a failed transaction it is 25P02, as everything but its end is on PostgreSQL.
+   */
+  private answer(op: EmulatedSession, x: Exchange, describe: boolean): Streamed {
+    if (this.failedTransaction) {
+      this.fail(x, new GatehouseError('25P02', 'current transaction is aborted, commands ignored until end of transaction block', { hint: 'end the transaction with ROLLBACK' }));
+      return 'error';
+    }
+    const r = this.pgSettings.apply(op);
+    if (op.op === 'discard' && op.what === 'all') {
+      // DISCARD ALL deallocates the session's prepared statements (the unnamed one runs now).
+      for (const name of [...this.prepared.keys()]) if (name !== '') this.prepared.delete(name);
+    }
+    if (r.show) {
+      if (describe) x.sink.rowDescription([textField(r.show.column)]);
+      x.sink.dataRow([r.show.value]);
+    }
+    x.sink.commandComplete(r.tag);
+    return 'complete';
   }
 
   private async runAll(statements: WarehouseStatement[], x: Exchange): Promise<RunOutcome> {
@@ -348,12 +392,16 @@ export class RowSession implements WarehouseSession {
         this.fail(x, refused);
         break;
       }
+      if (st.emulated) {
+        if (this.answer(st.emulated, x, true) !== 'complete') break;
+        continue;
+      }
       const { sql, params } = this.settings.render(st);
       if (params.length > 0) {
         this.fail(x, new GatehouseError('08P01', 'a simple Query cannot carry parameters', { detail: 'the statement as rendered for the warehouse has placeholders' }));
         break;
       }
-      const result = await this.runStatement(sql, [], x, { describe: true, maxRows: 0, formats: [] });
+      const result = await this.runStatement(sql, [], x, { describe: true, maxRows: 0, formats: [], columns: st.columns });
       if (result !== 'complete') break;
     }
     return this.outcome(x);
@@ -370,7 +418,12 @@ export class RowSession implements WarehouseSession {
   }
 
   /** Runs one statement and streams its result: RowDescription when asked, rows up to maxRows, then its end. */
-  private async runStatement(sql: string, values: ConnectorParam[], x: Exchange, opts: { describe: boolean; maxRows: number; formats: number[]; portal?: Portal }): Promise<Streamed> {
+  private async runStatement(
+    sql: string,
+    values: ConnectorParam[],
+    x: Exchange,
+    opts: { describe: boolean; maxRows: number; formats: number[]; portal?: Portal; columns?: EmittedColumn[] },
+  ): Promise<Streamed> {
     if (this.failedTransaction) {
       const text = stripLeadingComments(sql);
       if (!ENDS_TRANSACTION.test(text)) {
@@ -384,7 +437,7 @@ export class RowSession implements WarehouseSession {
       if (r === 'complete') this.failedTransaction = false;
       return r;
     }
-    return this.stream(opts.portal?.stream ?? this.conn.execute(sql, values), x, { ...opts, tagSql: sql });
+    return this.stream(opts.portal?.stream ?? retyped(this.conn.execute(sql, values), opts.columns), x, { ...opts, tagSql: sql });
   }
 
   /**
@@ -548,6 +601,7 @@ export class RowSession implements WarehouseSession {
     this.cancelAs = undefined;
     // Outside a transaction block, Sync ends the implicit transaction: its portals go.
     if (this.conn.txStatus === 'I' && !this.failedTransaction) await this.closePortals();
+    this.noteTransactionEnd();
     return { status: this.txStatus, ...(x.error ? { error: x.error } : {}), aborted: false, ...(x.stopped ? { stopped: true } : {}) };
   }
 
@@ -579,14 +633,16 @@ export class RowSession implements WarehouseSession {
     }
   }
 
-  private parse(m: Parse, x: Exchange): void {
+  private parse(m: PlannedParse, x: Exchange): void {
     if (m.name !== '' && this.prepared.has(m.name)) throw new GatehouseError('42P05' as SqlState, `prepared statement "${m.name}" already exists`);
-    const refused = this.refusedHere({ sql: m.query });
+    // The decided statement, where the statement path passed it on (its placeholder order, result columns, emulation).
+    const planned = m.planned;
+    const refused = this.refusedHere(planned ?? { sql: m.query });
     if (refused) throw refused;
-    const { sql, params } = this.settings.render({ sql: m.query });
+    const { sql, params } = planned?.emulated ? { sql: planned.sql, params: [] } : this.settings.render(planned ?? { sql: m.query });
     const count = params.reduce((a, b) => Math.max(a, b), 0);
     const paramTypes = Array.from({ length: Math.max(count, m.paramTypes.length) }, (_, i) => m.paramTypes[i] ?? 0);
-    this.prepared.set(m.name, { sql, map: params, paramTypes });
+    this.prepared.set(m.name, { sql, map: params, paramTypes, ...(planned?.columns ? { columns: planned.columns } : {}), ...(planned?.emulated ? { emulated: planned.emulated } : {}) });
     x.sink.relay(parseComplete());
   }
 
@@ -627,14 +683,18 @@ export class RowSession implements WarehouseSession {
   /** The warehouse's description of a statement (its prepare): cached on the statement. */
   private async describeStatement(st: Prepared, x: Exchange): Promise<FieldDescription[] | undefined> {
     if (st.fields) return st.fields;
+    if (st.emulated) {
+      st.fields = st.emulated.op === 'show' ? [textField(showColumn(st.emulated.name))] : [];
+      return st.fields;
+    }
     this.requireIdle();
     const d = await this.conn.describe(st.sql);
     if ('error' in d) {
       this.fail(x, warehouseError(d.error));
       return undefined;
     }
-    st.fields = d.fields;
-    return d.fields;
+    st.fields = retypeFields(d.fields, st.columns).fields;
+    return st.fields;
   }
 
   /** One statement streams at a time on a connector session: a suspended portal holds it. */
@@ -674,14 +734,19 @@ export class RowSession implements WarehouseSession {
       x.sink.commandComplete(p.fields ? 'SELECT 0' : commandTag(p.statement.sql));
       return;
     }
+    if (p.statement.emulated) {
+      this.answer(p.statement.emulated, x, false);
+      p.done = true;
+      return;
+    }
     if (!p.stream) {
       this.requireIdle(p);
       if (this.failedTransaction) {
-        await this.runStatement(p.statement.sql, p.values, x, { describe: false, maxRows: 0, formats: p.formats });
+        await this.runStatement(p.statement.sql, p.values, x, { describe: false, maxRows: 0, formats: p.formats, columns: p.statement.columns });
         p.done = true;
         return;
       }
-      p.stream = this.conn.execute(p.statement.sql, p.values);
+      p.stream = retyped(this.conn.execute(p.statement.sql, p.values), p.statement.columns);
     }
     await this.stream(p.stream, x, { describe: false, maxRows, formats: p.formats, portal: p, tagSql: p.statement.sql });
   }
@@ -716,3 +781,49 @@ export class RowSession implements WarehouseSession {
   }
 }
 
+
+/** A text column of Gatehouse's own answer (SHOW). */
+function textField(name: string): FieldDescription {
+  return { name, tableOid: 0, columnAttr: 0, typeOid: OID.text, typeSize: -1, typeModifier: -1, format: 0 };
+}
+
+/**
+ * The warehouse's columns as PostgreSQL types them: a column the emitter knows is boolean and
+ * MySQL answers as a number (a comparison, `flag AND x`) becomes bool, its 1/0 't'/'f'.
+ * `convert`: the indexes whose values change.
+ */
+export function retypeFields(fields: FieldDescription[], columns: EmittedColumn[] | undefined): { fields: FieldDescription[]; convert: number[] } {
+  if (!columns || columns.length !== fields.length) return { fields, convert: [] };
+  const convert: number[] = [];
+  const out = fields.map((f, i) => {
+    if (columns[i]?.type !== 'bool' || f.typeOid === OID.bool) return f;
+    convert.push(i);
+    return { ...f, typeOid: OID.bool, typeSize: 1, typeModifier: -1 };
+  });
+  return { fields: out, convert };
+}
+
+/** A connector's results with boolean columns retyped (retypeFields); unchanged without emitter columns. */
+function retyped(stream: ResultStream, columns: EmittedColumn[] | undefined): ResultStream {
+  if (!columns?.some((c) => c.type === 'bool')) return stream;
+  let convert: number[] = [];
+  const it: ResultStream = {
+    async next() {
+      const r = await stream.next();
+      if (r.done) return r;
+      const e = r.value;
+      if (e.type === 'columns') {
+        const t = retypeFields(e.fields, columns);
+        convert = t.convert;
+        return { value: { type: 'columns', fields: t.fields }, done: false };
+      }
+      if (e.type === 'rows' && convert.length > 0) {
+        for (const row of e.rows) for (const i of convert) if (row[i] !== null) row[i] = row[i] === '0' ? 'f' : 't';
+      }
+      return r;
+    },
+    return: async () => (await stream.return?.()) ?? { value: undefined, done: true },
+    [Symbol.asyncIterator]: () => it,
+  };
+  return it;
+}

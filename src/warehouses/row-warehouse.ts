@@ -73,7 +73,14 @@ export abstract class RowWarehouse implements Warehouse {
   async openSession(opts: WarehouseSessionOptions): Promise<WarehouseSession> {
     const account = opts.account ?? 'querier';
     const open = () => this.open(account, opts.readOnly);
-    const settings = { render: this.render, limit: opts.resultLimit, user: opts.user, connection: this.conn.name };
+    const settings = {
+      render: this.render,
+      limit: opts.resultLimit,
+      user: opts.user,
+      connection: this.conn.name,
+      // PostgreSQL's settings (SET/SHOW/RESET) are answered per session by Gatehouse (pg-settings.ts).
+      emulation: { readOnly: opts.readOnly, params: opts.params },
+    };
     if (this.poolSettings.mode === 'none') {
       const session = await open();
       return new RowSession(session, settings, () => session.close());

@@ -1,5 +1,6 @@
 import type { GatehouseError } from '../errors.ts';
-import type { ExtendedStep } from '../wire/messages.ts';
+import type { ExtendedStep, Parse } from '../wire/messages.ts';
+import type { EmittedColumn } from '../sql/dialects/types.ts';
 import type { ResultSink } from '../wire/sink.ts';
 import type { StatementKind } from '../policy/decision.ts';
 import type { WarehouseAccount } from './accounts.ts';
@@ -16,7 +17,35 @@ export interface WarehouseStatement {
   /** For COPY (query) TO STDOUT: the inner query and the COPY options text, so a
    *  warehouse without COPY (MySQL, Snowflake: not built yet) can produce CopyData itself. */
   copyOut?: { query: string; format: 'text' | 'csv' | 'binary'; header: boolean; delimiter?: string };
+  /**
+   * Written by a dialect emitter (src/sql/dialects): for each `?` placeholder of `sql`, in
+   * order, the client's parameter ($n, 1-based) it stands for. Absent: `sql` is the client's
+   * own text (a querier's raw SQL), its placeholders read as the warehouse reads them.
+   */
+  params?: number[];
+  /** The emitter's result columns: a connector types a column PostgreSQL calls boolean as boolean (MySQL answers 1/0). */
+  columns?: EmittedColumn[];
+  /**
+   * A PostgreSQL session statement a warehouse without PostgreSQL's settings answers itself
+   * (row-session.ts on a mysql connection, pg-settings.ts): kept per session, never sent there.
+   * `sql` is then the statement in PostgreSQL as Gatehouse wrote it (audit; the topic catalog).
+   */
+  emulated?: EmulatedSession;
 }
+
+/** A session statement Gatehouse answers for a warehouse that is not PostgreSQL. Names lower case. */
+export type EmulatedSession =
+  | { op: 'set'; name: string; value: string; local: boolean }
+  | { op: 'reset'; name: string }
+  | { op: 'reset_all' }
+  | { op: 'show'; name: string }
+  | { op: 'discard'; what: 'all' | 'plans' | 'sequences' | 'temp' };
+
+/**
+ * A Parse as passed to a warehouse: `query` is the decided text, `planned` the decided
+ * statement (a connector warehouse needs its placeholder order, result columns or emulation).
+ */
+export type PlannedParse = Parse & { planned?: WarehouseStatement };
 
 /**
  * Startup parameters that may reach a warehouse (DESIGN 3): never `options`, never search_path,

@@ -1,6 +1,8 @@
-// The session a MySQL/MariaDB connector must set before it runs any emitted statement.
-// The emitter writes for exactly this session; its literals are also written so that a
-// session left in another sql_mode cannot read them differently (see mysql-text.ts).
+// The session a MySQL/MariaDB connector must set before it runs any emitted statement: the
+// one source of it. The mysql connector (src/warehouses/mysql.ts) runs mysqlSessionStatements
+// on every new and every reset connection, and the emitter writes for exactly this session;
+// its literals are also written so that a session left in another sql_mode cannot read them
+// differently (see mysql-text.ts).
 
 export type MysqlFlavor = 'mariadb' | 'mysql';
 
@@ -18,9 +20,21 @@ export const TEXT_COLLATION: Record<MysqlFlavor, string> = {
  * sql_mode: NO_BACKSLASH_ESCAPES (a backslash is an ordinary character, as in PostgreSQL with
  * standard_conforming_strings), no ANSI_QUOTES, no PIPES_AS_CONCAT (`||` is never emitted,
  * but a session must not read it as concatenation either way), ONLY_FULL_GROUP_BY (a query
- * PostgreSQL refuses must not get an arbitrary answer), STRICT_ALL_TABLES.
+ * PostgreSQL refuses must not get an arbitrary answer), STRICT_ALL_TABLES and the zero-date
+ * and division modes (writes where allow_writes permits them fail as PostgreSQL's would).
  */
-export const MYSQL_SQL_MODE = 'STRICT_ALL_TABLES,NO_BACKSLASH_ESCAPES,ONLY_FULL_GROUP_BY,NO_ENGINE_SUBSTITUTION';
+export const MYSQL_SQL_MODE =
+  'STRICT_ALL_TABLES,NO_BACKSLASH_ESCAPES,ONLY_FULL_GROUP_BY,NO_ZERO_IN_DATE,NO_ZERO_DATE,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION';
+
+/** The character set of every session (client, connection and results). */
+export const MYSQL_CHARSET = 'utf8mb4';
+/** The session time zone: TIMESTAMP values and now() in UTC, printed as timestamptz with +00. */
+export const MYSQL_TIME_ZONE = '+00:00';
+
+/** MariaDB or MySQL, from the server's version string (MariaDB's says so: `10.11.6-MariaDB-0+deb12u1`). */
+export function flavorOf(serverVersion: string | undefined): MysqlFlavor {
+  return /mariadb/i.test(serverVersion ?? '') ? 'mariadb' : 'mysql';
+}
 
 /**
  * The optimizer switches that keep a topic's derived table a security barrier even if the
@@ -44,13 +58,13 @@ export function mysqlSessionSettings(flavor: MysqlFlavor): MysqlSessionSetting[]
   return [
     { name: 'sql_mode', value: MYSQL_SQL_MODE },
     // Literals take the connection's collation: compare them as PostgreSQL does.
-    { name: 'character_set_client', value: 'utf8mb4' },
-    { name: 'character_set_connection', value: 'utf8mb4' },
-    { name: 'character_set_results', value: 'utf8mb4' },
+    { name: 'character_set_client', value: MYSQL_CHARSET },
+    { name: 'character_set_connection', value: MYSQL_CHARSET },
+    { name: 'character_set_results', value: MYSQL_CHARSET },
     { name: 'collation_connection', value: TEXT_COLLATION[flavor] },
     { name: 'optimizer_switch', value: BARRIER_OPTIMIZER_SWITCH[flavor] },
     // now(), current_date and TIMESTAMP columns read in UTC, as the PostgreSQL warehouses run.
-    { name: 'time_zone', value: '+00:00' },
+    { name: 'time_zone', value: MYSQL_TIME_ZONE },
     // numeric division keeps at least 16 decimals, near PostgreSQL's numeric division scale.
     { name: 'div_precision_increment', value: 16 },
   ];

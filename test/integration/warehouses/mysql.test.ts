@@ -126,7 +126,8 @@ describe('mysql connector: types as PostgreSQL types and text', () => {
     const [row] = sink.rows();
     expect(row[0]).toBeNull();
     expect(row[1]).toMatch(/^\\x[0-9a-f]+$/);
-    expect(row.slice(2)).toEqual(['x', '3', '3.5000']);
+    // div_precision_increment 16: the dialect's session (mysql-session.ts), near PostgreSQL's numeric division scale.
+    expect(row.slice(2)).toEqual(['x', '3', '3.5000000000000000']);
     await s.close();
   });
 });
@@ -468,7 +469,7 @@ describe('mysql connector: pooling', () => {
     const [[id2, leak, precision, mode]] = sink.rows();
     expect(id2).toBe(id1);
     expect(leak).toBeNull();
-    expect(precision).toBe('4');
+    expect(precision).toBe('16');
     expect(mode).toContain('NO_BACKSLASH_ESCAPES');
     expect(wh.poolStats()[0]).toMatchObject({ opened: 1, reused: 1 });
     await s2.close();

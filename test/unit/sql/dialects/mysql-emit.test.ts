@@ -169,7 +169,7 @@ describe('tokens', () => {
 
   it('the session statements set sql_mode, the collation and the barrier optimizer switches', () => {
     const s = mysqlSessionStatements('mariadb').join(';\n');
-    expect(s).toContain("SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_BACKSLASH_ESCAPES,ONLY_FULL_GROUP_BY,NO_ENGINE_SUBSTITUTION'");
+    expect(s).toContain("SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_BACKSLASH_ESCAPES,ONLY_FULL_GROUP_BY,NO_ZERO_IN_DATE,NO_ZERO_DATE,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION'");
     expect(s).toContain("SET SESSION collation_connection = 'utf8mb4_nopad_bin'");
     expect(s).toContain('derived_merge=off,condition_pushdown_for_derived=off');
     expect(s).toContain('SET SESSION div_precision_increment = 16');
