@@ -53,7 +53,8 @@ function mysqlFailure(url: WarehouseUrl, what: string, e: unknown): Error {
       hint: 'the URL\'s account needs CREATE, DROP, SELECT, INSERT and GRANT OPTION on the demo databases, and CREATE USER (root has them)',
     });
   }
-  if (err.errno === undefined && err.code) {
+  // A socket error (ECONNREFUSED, ETIMEDOUT, ENOTFOUND...) rather than the server's ER_ one.
+  if (err.code && !err.code.startsWith('ER_') && !(err as { sqlState?: string }).sqlState) {
     return setupError(url, `cannot reach MySQL at ${url.host}:${url.port}`, { detail: err.message || err.code, hint: 'is the server running and listening there?' });
   }
   return setupError(url, `${what} failed`, { detail: err.message });
