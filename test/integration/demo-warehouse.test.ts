@@ -73,17 +73,18 @@ const regions = async (gh: GatehouseProcess, user: string) => {
 describe('npm start -- --warehouse postgres://...', () => {
   const db = `ghdw_${suffix()}`;
   const names = demoNames(db);
-  const cwd = mkdtempSync(join(tmpdir(), 'gatehouse-demo-pg-'));
+  let cwd: string;
   let gh: GatehouseProcess;
 
   beforeAll(async () => {
+    cwd = mkdtempSync(join(tmpdir(), 'gatehouse-demo-pg-'));
     await requirePostgres();
     gh = await startDemo(`postgres://${PG.user}@${PG.host}:${PG.port}/${db}`, cwd);
   }, 180_000);
 
   afterAll(async () => {
     await gh?.stop();
-    rmSync(cwd, { recursive: true, force: true });
+    if (cwd) rmSync(cwd, { recursive: true, force: true });
     psqlAdmin('test', `${names.dbs.map((d) => `DROP DATABASE IF EXISTS ${d} WITH (FORCE);`).join('\n')}\nDROP ROLE IF EXISTS ${names.accounts.join(', ')};`);
   });
 
@@ -183,17 +184,18 @@ describe('npm start -- --warehouse postgres://...', () => {
 describe('npm start -- --warehouse postgres://... on a server that checks passwords', () => {
   let cluster: ScramCluster;
   let gh: GatehouseProcess | undefined;
-  const cwd = mkdtempSync(join(tmpdir(), 'gatehouse-demo-scram-'));
+  let cwd: string;
   const adminPassword = `adm-${suffix()}-pw`;
 
   beforeAll(async () => {
+    cwd = mkdtempSync(join(tmpdir(), 'gatehouse-demo-scram-'));
     cluster = await startScramCluster();
     cluster.psql('postgres', `ALTER ROLE postgres PASSWORD '${adminPassword}'`);
   }, 60_000);
   afterAll(async () => {
     await gh?.stop();
     cluster?.stop();
-    rmSync(cwd, { recursive: true, force: true });
+    if (cwd) rmSync(cwd, { recursive: true, force: true });
   });
 
   it('signs in with the URL\'s password to set up, then with the sealed passwords of the new accounts', async () => {
@@ -213,11 +215,12 @@ describe('npm start -- --warehouse postgres://... on a server that checks passwo
 describe('npm start -- --warehouse mysql://...', () => {
   const db = `ghdw_${suffix()}`;
   const names = demoNames(db);
-  const cwd = mkdtempSync(join(tmpdir(), 'gatehouse-demo-my-'));
+  let cwd: string;
   const refDbs = [`${db}_ref_acme`, `${db}_ref_globex`];
   let gh: GatehouseProcess;
 
   beforeAll(async () => {
+    cwd = mkdtempSync(join(tmpdir(), 'gatehouse-demo-my-'));
     await (await mariadbAdmin()).end();
     await requirePostgres();
     gh = await startDemo(`mysql://${MARIADB.user}@${MARIADB.host}:${MARIADB.port}/${db}`, cwd);
@@ -225,7 +228,7 @@ describe('npm start -- --warehouse mysql://...', () => {
 
   afterAll(async () => {
     await gh?.stop();
-    rmSync(cwd, { recursive: true, force: true });
+    if (cwd) rmSync(cwd, { recursive: true, force: true });
     await mariadbRun(`${names.dbs.map((d) => `DROP DATABASE IF EXISTS \`${d}\`;`).join('\n')}\n${names.accounts.map((a) => `DROP USER IF EXISTS '${a}'@'%';`).join('\n')}`);
     psqlAdmin('test', refDbs.map((d) => `DROP DATABASE IF EXISTS ${d} WITH (FORCE);`).join('\n'));
   });
@@ -349,10 +352,14 @@ describe('npm start -- --warehouse mysql://...', () => {
 });
 
 describe('npm start -- --warehouse with a URL it cannot use', () => {
-  const cwd = mkdtempSync(join(tmpdir(), 'gatehouse-demo-bad-'));
+  let cwd: string;
   const secret = `pw-${suffix()}-secret`;
   const db = `ghdw_${suffix()}`;
+  beforeAll(() => {
+    cwd = mkdtempSync(join(tmpdir(), 'gatehouse-demo-bad-'));
+  });
   afterAll(async () => {
+    if (!cwd) return;
     rmSync(cwd, { recursive: true, force: true });
     await mariadbRun(`DROP USER IF EXISTS '${db}_weak'@'%'; DROP DATABASE IF EXISTS \`${db}\`;`);
     psqlAdmin('test', `DROP DATABASE IF EXISTS ${db} WITH (FORCE); DROP ROLE IF EXISTS ${db}_weak;`);
