@@ -17,11 +17,19 @@ import { rotateRules } from './secrets/rotate.ts';
 import { decideOffline, runPolicyTests } from './policy/offline.ts';
 import { serve } from './serve.ts';
 import { ensureDemoCertificate } from './wire/demo-certificate.ts';
+import { type DemoWarehouse, WarehouseUrlError, loadDemoWarehouse } from './demo/warehouse.ts';
+import type { KeyResolution } from './secrets/resolve.ts';
+import pino from 'pino';
 
 const projectDir = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const USAGE = `usage:
   gatehouse serve [--rules DIR] [--demo] [--host H] [--port P] [--admin-port P]
                                      (port 0: a free port, logged in "gatehouse listening")
+  gatehouse serve --demo --warehouse postgres://ADMIN[:PASSWORD]@HOST[:PORT]/DATABASE
+  gatehouse serve --demo --warehouse mysql://ADMIN[:PASSWORD]@HOST[:PORT]/DATABASE
+                                     the same demo with its data loaded into that server: DATABASE (and
+                                     DATABASE_<org> for every other org) created or replaced, with new
+                                     least-privilege accounts; ADMIN is used only to set up (docs/warehouses.md)
   gatehouse check [DIR]
   gatehouse explain [--rules DIR] --user EMAIL --connection NAME "SQL"
   gatehouse verifier PASSWORD        print a SCRAM-SHA-256 verifier for org.yaml
@@ -66,27 +74,52 @@ async function serveCommand(args: string[]): Promise<number> {
       host: { type: 'string' },
       port: { type: 'string' },
       'admin-port': { type: 'string' },
+      warehouse: { type: 'string' },
     },
   });
-  const rulesDir = values.rules ?? join(projectDir, 'rules');
+  const sourceRules = values.rules ?? join(projectDir, 'rules');
   const state = join(process.cwd(), '.gatehouse');
   // The demo serves TLS out of the box with a self-signed certificate made on first start
   // (used only when rules/gatehouse.yaml configures no server.tls).
   const demoTls = values.demo ? await ensureDemoCertificate(state) : undefined;
+  const port = portOption(values.port, '--port', 'GATEHOUSE_PORT');
+  const adminPort = portOption(values['admin-port'], '--admin-port', 'GATEHOUSE_ADMIN_PORT');
+  const logger = pino({ level: process.env.GATEHOUSE_LOG_LEVEL ?? 'info' });
+  let rulesDir = sourceRules;
+  let keys: KeyResolution | undefined;
+  let demoWarehouse: DemoWarehouse | undefined;
+  if (values.warehouse !== undefined) {
+    // The demo's data in a real warehouse (DESIGN 4): loaded, then served from generated rules.
+    if (!values.demo) throw new Error('--warehouse loads the demo into a warehouse: use it with --demo (npm start -- --warehouse URL)');
+    keys = resolveKeys({
+      env: process.env,
+      rulesDir: sourceRules,
+      configuredKeyFile: loadRules(sourceRules).secrets.key_file,
+      fallbackKeyFile: { path: join(state, 'master.key'), create: true },
+    });
+    if (!('provider' in keys)) throw new Error(`--warehouse: the new accounts' passwords cannot be stored: ${'problem' in keys ? keys.problem : keys.none}`);
+    demoWarehouse = await loadDemoWarehouse({ url: values.warehouse, rulesDir: sourceRules, stateDir: state, keys: keys.provider, logger });
+    rulesDir = demoWarehouse.rulesDir;
+  }
   const running = await serve({
     defaultTls: demoTls,
     rulesDir,
+    keys,
+    logger,
     host: values.host,
-    port: portOption(values.port, '--port', 'GATEHOUSE_PORT'),
-    adminPort: portOption(values['admin-port'], '--admin-port', 'GATEHOUSE_ADMIN_PORT'),
+    port,
+    adminPort,
     auditPath: join(state, 'audit.jsonl'),
     stateDir: state,
     // DESIGN 5: the demo's master key lives with its state, made on the first start.
     demoKeyFile: values.demo ? join(state, 'master.key') : undefined,
   });
   if (values.demo) {
+    const where = demoWarehouse
+      ? `orgs ${demoWarehouse.databases.map((d) => `${d.org} in database ${d.database}`).join(', ')} of ${demoWarehouse.url.redacted}`
+      : 'embedded warehouses for orgs acme and globex';
     console.log(`
-Gatehouse demo is listening on ${running.host}:${running.port} (embedded warehouses for orgs acme and globex).
+Gatehouse demo is listening on ${running.host}:${running.port} (${where}).
 Every demo user's password is gatehouse-demo (demo only). Try:
 
   PGPASSWORD=gatehouse-demo psql "host=${running.host} port=${running.port} dbname=warehouse user=bob@acme.example"
@@ -296,7 +329,7 @@ main(process.argv.slice(2)).then(
     if (code !== undefined) process.exitCode = code;
   },
   (e) => {
-    if (e instanceof RulesError) console.error(e.message);
+    if (e instanceof RulesError || e instanceof WarehouseUrlError) console.error(e instanceof RulesError ? e.message : `gatehouse: ${e.message}`);
     else {
       console.error(`gatehouse: ${(e as Error).message}`);
       // A start failure's detail and hint (an embedded server that cannot start says why and what to do instead).

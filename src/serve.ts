@@ -9,7 +9,7 @@ import { type AdminServer, startAdminServer } from './admin/server.ts';
 import { type AuditSink, countedAudit, fileAudit, loggerAudit } from './audit/audit.ts';
 import { loadRules } from './config/load.ts';
 import { Gateway } from './gateway.ts';
-import { resolveKeys } from './secrets/resolve.ts';
+import { type KeyResolution, resolveKeys } from './secrets/resolve.ts';
 import { type WireServer, startWireServer } from './wire/server.ts';
 import { type TlsSettings, type WireTls, loadWireTls } from './wire/tls.ts';
 
@@ -31,6 +31,8 @@ export interface ServeOptions {
   env?: NodeJS.ProcessEnv;
   /** The demo's key file (.gatehouse/master.key): made on first start and used when no other key is configured. */
   demoKeyFile?: string;
+  /** Keys already resolved (the demo on a real warehouse sealed its accounts' passwords with them); else resolved here. */
+  keys?: KeyResolution;
   logger?: Logger;
   /** TLS when rules/gatehouse.yaml configures none (the demo's self-signed certificate). */
   defaultTls?: TlsSettings;
@@ -63,7 +65,7 @@ export async function serve(opts: ServeOptions): Promise<RunningGatehouse> {
   const metrics = new Metrics();
   const audit: AuditSink = countedAudit(auditFile ?? loggerAudit(logger), metrics);
   const tempState = opts.stateDir ? undefined : mkdtempSync(join(tmpdir(), 'gatehouse-state-'));
-  const keys = resolveKeys({
+  const keys = opts.keys ?? resolveKeys({
     env: opts.env ?? process.env,
     rulesDir: opts.rulesDir,
     configuredKeyFile: rules.secrets.key_file,

@@ -42,7 +42,7 @@ REVOKE EXECUTE ON FUNCTION pg_catalog.pg_stat_get_activity(integer) FROM PUBLIC;
  * The querier account: SELECT on every table and view the seed made, in every schema it
  * made (and INSERT, UPDATE, DELETE when the connection sets allow_writes).
  */
-export function grantQuerier(database: string, writes = false, role = EMBEDDED_ROLES.querier): string {
+export function grantQuerier(database: string, writes = false, role: string = EMBEDDED_ROLES.querier): string {
   const privileges = writes ? 'SELECT, INSERT, UPDATE, DELETE' : 'SELECT';
   return `GRANT CONNECT ON DATABASE ${quoteIdent(database)} TO ${quoteIdent(role)};
 DO $grant$ DECLARE s text; BEGIN
@@ -57,7 +57,7 @@ END $grant$;`;
  * The topics account: SELECT only on the topics' base relations and only their allowed
  * fields and the fields their access filters read (column privileges).
  */
-export function grantTopics(database: string, topics: Iterable<Topic>, role = EMBEDDED_ROLES.topics): string {
+export function grantTopics(database: string, topics: Iterable<Topic>, role: string = EMBEDDED_ROLES.topics): string {
   const out = [`GRANT CONNECT ON DATABASE ${quoteIdent(database)} TO ${quoteIdent(role)};`];
   for (const t of topics) {
     const cols = [...new Set([...t.fields, ...t.access_filters.map((f) => f.field)])];

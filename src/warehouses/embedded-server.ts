@@ -391,14 +391,19 @@ export class EmbeddedServer {
     return { connection, host: this.host, port: this.port, database, user, password: () => password };
   }
 
-  /** Gatehouse's own SQL as the superuser (seed, accounts, catalog); throws on an error. */
-  async superuser(database: string, sql: string): Promise<void> {
+  /** A connection as the superuser, for Gatehouse's own SQL only; the caller closes it. */
+  async openSuperuser(database: string): Promise<UpstreamConnection> {
     if (!this.running) throw new GatehouseError('08001', `the embedded PostgreSQL of ${this.opts.name} is not running`);
-    const c = await UpstreamConnection.open(this.target(this.opts.name, database, SUPERUSER, this.password), [
+    return UpstreamConnection.open(this.target(this.opts.name, database, SUPERUSER, this.password), [
       ['user', SUPERUSER],
       ['database', database],
       ['application_name', 'gatehouse'],
     ]);
+  }
+
+  /** Gatehouse's own SQL as the superuser (seed, accounts, catalog); throws on an error. */
+  async superuser(database: string, sql: string): Promise<void> {
+    const c = await this.openSuperuser(database);
     try {
       await c.rows(sql);
     } finally {
