@@ -199,15 +199,20 @@ export class Gateway implements ConnectionHandler {
     return scramFlow(request, this.directory.scramCredentials(request.user));
   }
 
-  log(event: 'auth_failed' | 'protocol_error' | 'session_start' | 'session_end' | 'limit_reached', fields: Record<string, unknown>): void {
+  log(event: 'auth_failed' | 'auth_throttled' | 'protocol_error' | 'session_start' | 'session_end' | 'limit_reached', fields: Record<string, unknown>): void {
     if (event === 'protocol_error') this.logger.warn(fields, event);
     else if (event === 'limit_reached') {
       const org = typeof fields.user === 'string' ? this.directory.find(fields.user)?.org : undefined;
       this.limitReached({ org, connection: fields.database, ...fields }, fields.limit as LimitName, fields.value as number);
     }
-    else if (event === 'auth_failed') {
-      this.logger.info(fields, event);
-      this.audit.event(event, fields);
+    else if (event === 'auth_failed' || event === 'auth_throttled') {
+      // The record names the org of a name that is a user (the audit is the operators', and
+      // each org's records must be findable as its own); the client was told nothing of it.
+      const org = typeof fields.user === 'string' ? this.directory.find(fields.user)?.org : undefined;
+      const record = org ? { org, ...fields } : fields;
+      if (event === 'auth_throttled') this.logger.warn(record, event);
+      else this.logger.info(record, event);
+      this.audit.event(event, record);
     }
     // session_start/session_end: recorded by openSession and close, which know org, connection and level.
   }

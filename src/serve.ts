@@ -9,6 +9,7 @@ import { type AdminServer, startAdminServer } from './admin/server.ts';
 import { type AuditSink, countedAudit, fileAudit, loggerAudit } from './audit/audit.ts';
 import { loadRules } from './config/load.ts';
 import { Gateway } from './gateway.ts';
+import { SignInThrottle } from './limits/sign-in-throttle.ts';
 import { type KeyResolution, resolveKeys } from './secrets/resolve.ts';
 import { type WireServer, startWireServer } from './wire/server.ts';
 import { type TlsSettings, type WireTls, loadWireTls } from './wire/tls.ts';
@@ -45,6 +46,8 @@ export interface RunningGatehouse {
   tls: { mode: 'optional' | 'required'; certFile: string } | 'off';
   adminPort: number;
   gateway: Gateway;
+  /** Failed sign-ins per user and address (its size: tests check the memory bound). */
+  throttle: SignInThrottle;
   logger: Logger;
   /**
    * Graceful: stop accepting; idle sessions end now with 57P01, busy ones after their statement
@@ -75,6 +78,7 @@ export async function serve(opts: ServeOptions): Promise<RunningGatehouse> {
   if ('provider' in keys) logger.info({ key_source: keys.provider.source, key_ids: keys.provider.ids(), current_key: keys.provider.currentId }, 'master keys loaded');
   else if ('problem' in keys) logger.error({ err: keys.problem }, 'master keys not loaded: connections with stored credentials are refused');
   const gateway = new Gateway(rules, logger, audit, opts.stateDir ?? tempState!, keys);
+  const throttle = new SignInThrottle(rules.server.sign_in_throttle);
   metrics.watchPools(() => gateway.poolStats()); // issue 17: upstream pools on /metrics
   const host = opts.host ?? rules.server.host;
   // A start that fails part way (a port in use, a warehouse that does not come up)
@@ -95,6 +99,7 @@ export async function serve(opts: ServeOptions): Promise<RunningGatehouse> {
       idleInTransactionTimeoutMs: rules.server.idle_in_transaction_session_timeout,
       closeGraceMs: rules.server.shutdown_timeout,
       tls,
+      throttle,
     });
     const listening = wire;
     admin = await startAdminServer({
@@ -128,6 +133,7 @@ export async function serve(opts: ServeOptions): Promise<RunningGatehouse> {
     tls: tls ? { mode: tls.mode, certFile: tlsSettings!.cert_file } : 'off',
     adminPort: admin.port,
     gateway,
+    throttle,
     logger,
     hurry: () => listening.hurry(),
     close: async () => {

@@ -186,8 +186,27 @@ export interface ServerConfig {
   max_result_bytes: number;
   /** On SIGTERM/SIGINT: how long running statements may finish before every session is ended (57P01). */
   shutdown_timeout: number;
+  /** Failed sign-ins throttled per user and per address; connections still signing in capped per address. */
+  sign_in_throttle: SignInThrottleConfig;
   /** TLS for clients; absent: SSLRequest is answered 'N'. Paths are absolute once loaded (relative ones resolved against the rules directory). */
   tls?: ServerTls;
+}
+
+/** server.sign_in_throttle (docs/rules.md "Sign-in throttling"): counts, and durations in ms; a count of 0 turns that check off. */
+export interface SignInThrottleConfig {
+  /** Failed sign-ins of one user name (known or not) within failure_window before it is locked out (28P01). */
+  max_failures_per_user: number;
+  /** The same for one client address (an IPv6 address by its /64). */
+  max_failures_per_address: number;
+  /** Failures are forgotten after this long without a new failure (or the end of a lockout). */
+  failure_window: number;
+  /** The first lockout; it doubles with each further failure, up to max_lockout. */
+  lockout: number;
+  max_lockout: number;
+  /** Connections of one address not signed in yet (53300 past it). */
+  max_pending_per_address: number;
+  /** Users and addresses remembered, each: the least recently seen are forgotten first. */
+  max_tracked: number;
 }
 
 export interface ServerTls {

@@ -47,6 +47,20 @@ export const serverFileSchema = z
         max_result_rows: countLimit.default(0),
         max_result_bytes: countLimit.default(0),
         shutdown_timeout: durationMs.default(30_000),
+        // Failed sign-ins, throttled per user and per client address (src/limits/sign-in-throttle.ts, docs/rules.md).
+        sign_in_throttle: z
+          .object({
+            max_failures_per_user: countLimit.default(5),
+            max_failures_per_address: countLimit.default(50),
+            failure_window: durationMs.refine((ms) => ms > 0, 'must be more than 0').default(900_000),
+            lockout: durationMs.refine((ms) => ms > 0, 'must be more than 0').default(10_000),
+            max_lockout: durationMs.refine((ms) => ms > 0, 'must be more than 0').default(900_000),
+            max_pending_per_address: countLimit.default(256),
+            max_tracked: z.number().int().min(1).default(100_000),
+          })
+          .strict()
+          .refine((t) => t.max_lockout >= t.lockout, { message: 'max_lockout must be at least lockout', path: ['max_lockout'] })
+          .prefault({}),
         // TLS for clients (docs/rules.md "TLS"); paths are relative to the rules directory.
         tls: z
           .object({

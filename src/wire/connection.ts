@@ -18,9 +18,10 @@ import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import { GatehouseError, asClientError, isGatehouseError } from '../errors.ts';
 import { administratorShutdown, idleInTransactionTimeout, idleSessionTimeout } from '../limits/limits.ts';
+import type { SignInAttempt, SignInThrottle, ThrottleRefusal } from '../limits/sign-in-throttle.ts';
 import type { AuthFlow, AuthRequest, AuthResponse, AuthStep, Identity } from '../identity/flow.ts';
 import type { TxStatus } from '../warehouses/types.ts';
-import { FrontendDecoder, decodeCleartextPassword, decodeSASLInitialResponse, decodeSASLResponse } from './decode.ts';
+import { FrontendDecoder, MAX_AUTH_MESSAGE_BYTES, decodeCleartextPassword, decodeSASLInitialResponse, decodeSASLResponse } from './decode.ts';
 import * as enc from './encode.ts';
 import type { ConnectionHandler, ServerSession, StartupInfo } from './handler.ts';
 import type { FrontendMessage, StartupMessage } from './messages.ts';
@@ -97,6 +98,8 @@ export interface ConnectionContext {
   idleInTransactionTimeoutMs?: number;
   /** The server's certificate (rules/gatehouse.yaml server.tls): SSLRequest is answered 'S'; absent: 'N'. */
   tls?: WireTls;
+  /** Failed sign-ins per user and address, and connections still signing in per address (src/limits/sign-in-throttle.ts). */
+  throttle?: SignInThrottle;
 }
 
 const asFatal = (e: GatehouseError): GatehouseError =>
@@ -127,6 +130,10 @@ export class WireConnection {
   private idleTimer: NodeJS.Timeout | undefined;
   private teardownPromise: Promise<void> | undefined;
   private readonly remoteAddress: string;
+  /** This connection's place among its address's connections still signing in (the throttle). */
+  private unfinished: { release: () => void } | undefined;
+  /** The sign-in under way, counted by the throttle until it ends one way or another. */
+  private attempt: SignInAttempt | undefined;
   /** Resolves once the connection is fully closed (socket and session). */
   readonly finished: Promise<void>;
   private resolveFinished!: () => void;
@@ -137,7 +144,9 @@ export class WireConnection {
   ) {
     this.socket = socket;
     this.remoteAddress = socket.remoteAddress ?? 'unknown';
-    this.decoder = new FrontendDecoder({ maxMessageBytes: ctx.maxMessageBytes });
+    // Until signed in, messages are small (PostgreSQL's PG_MAX_AUTH_TOKEN_LENGTH): an unauthenticated
+    // peer cannot make Gatehouse hold megabytes; raised to maxMessageBytes at sign-in.
+    this.decoder = new FrontendDecoder({ maxMessageBytes: Math.min(ctx.maxMessageBytes, MAX_AUTH_MESSAGE_BYTES) });
     this.sink = this.sinkOn(socket);
     this.finished = new Promise((r) => (this.resolveFinished = r));
     socket.setNoDelay(true);
@@ -166,6 +175,21 @@ export class WireConnection {
       this.fatal(new GatehouseError('57014', 'canceling authentication due to timeout', { severity: 'FATAL' }));
     }, ctx.authTimeoutMs);
     this.authTimer.unref();
+    const admitted = ctx.throttle?.connected(this.remoteAddress);
+    if (admitted && 'refusal' in admitted) {
+      // At once, before reading a byte, as PostgreSQL answers when it cannot start a backend:
+      // the flood's sockets are closed rather than held until authentication_timeout.
+      this.throttled(admitted.refusal, undefined);
+      return;
+    }
+    this.unfinished = admitted;
+  }
+
+  /** The throttle refused this connection or its sign-in: audited (user as typed, address, counts), then FATAL. */
+  private throttled(refusal: ThrottleRefusal, user: string | undefined): void {
+    const { error, ...counts } = refusal;
+    this.guard('throttle log', () => this.ctx.handler.log('auth_throttled', { user, remoteAddress: this.remoteAddress, ...counts }));
+    this.fatal(error);
   }
 
   private sinkOn(socket: Socket): SocketSink {
@@ -495,6 +519,13 @@ export class WireConnection {
       this.authFailed(startup, 'TLS required', '28000', 'Gatehouse requires an encrypted connection (TLS)', 'connect with sslmode=require (or verify-ca / verify-full with the server\'s CA)');
       return;
     }
+    const begun = this.ctx.throttle?.begin(user, this.remoteAddress);
+    if (begun && 'refusal' in begun) {
+      // Before the flow, so no password is asked for; the same for a name that exists or not.
+      this.throttled(begun.refusal, user);
+      return;
+    }
+    this.attempt = begun?.attempt;
     if (minor > 0 || unrecognized.length > 0) this.sink.send(enc.negotiateProtocolVersion(0, unrecognized));
     const flow = this.ctx.handler.signIn({
       user,
@@ -543,12 +574,17 @@ export class WireConnection {
         if (step.final) this.sink.send(enc.encode(step.final));
         // Authenticated: from here the handler's own timeouts (upstream connect) apply.
         clearTimeout(this.authTimer);
+        this.attempt?.succeeded();
+        this.unfinished?.release();
+        this.decoder.maxMessageBytes = this.ctx.maxMessageBytes;
         await this.openSession(st.startup, step.identity);
         return;
     }
   }
 
   private authFailed(startup: StartupInfo, reason: string, sqlstate: GatehouseError['sqlstate'], message: string, hint?: string): void {
+    // Every refusal of a begun attempt counts (a malformed answer too); a refusal before it (TLS required) has none.
+    this.attempt?.failed();
     // Never the password, the proof, the token or the SCRAM messages.
     this.ctx.handler.log('auth_failed', {
       user: startup.user,
@@ -791,6 +827,9 @@ export class WireConnection {
     if (this.teardownPromise) return;
     this.state = { kind: 'Closed' };
     clearTimeout(this.authTimer);
+    // A sign-in that ended without a verdict (the client left, the timeout) counts as no failure.
+    this.attempt?.abandoned();
+    this.unfinished?.release();
     clearTimeout(this.idleTimer);
     this.sink.uncork();
     this.socket.end();

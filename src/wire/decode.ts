@@ -17,6 +17,11 @@ import {
 export const DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
 /** PostgreSQL's MAX_STARTUP_PACKET_LENGTH: startup packets are small, whatever maxMessageBytes says. */
 export const MAX_STARTUP_PACKET_BYTES = 10_000;
+/**
+ * The largest message before sign-in (a password, a token, a SASL answer): PostgreSQL's
+ * PG_MAX_AUTH_TOKEN_LENGTH, room for any identity provider's token.
+ */
+export const MAX_AUTH_MESSAGE_BYTES = 65_535;
 
 const fatal = (message: string) => new GatehouseError('08P01', message, { severity: 'FATAL' });
 
@@ -85,7 +90,8 @@ export class FrontendDecoder {
   private total = 0;
   /** Startup packets carry no type byte; the first StartupMessage switches to typed messages. */
   private phase: 'startup' | 'typed' = 'startup';
-  private readonly maxMessageBytes: number;
+  /** Set lower until sign-in (MAX_AUTH_MESSAGE_BYTES), then to the server's max_message_bytes. */
+  maxMessageBytes: number;
 
   constructor(opts: DecoderOptions = {}) {
     this.maxMessageBytes = opts.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;

@@ -54,5 +54,5 @@ export interface ConnectionHandler {
   /** After authentication, as the identity the flow established: open the session, or throw a GatehouseError (3D000, 42501, 08001) sent as FATAL. */
   openSession(startup: StartupInfo, identity: Identity): Promise<ServerSession>;
   /** Structured log of connection-level events (auth failures, protocol errors, a timeout that ended the connection: `limit`). */
-  log(event: 'auth_failed' | 'protocol_error' | 'session_start' | 'session_end' | 'limit_reached', fields: Record<string, unknown>): void;
+  log(event: 'auth_failed' | 'auth_throttled' | 'protocol_error' | 'session_start' | 'session_end' | 'limit_reached', fields: Record<string, unknown>): void;
 }

@@ -6,6 +6,7 @@ import pino, { type Logger } from 'pino';
 import { BackendKeys, WireConnection } from './connection.ts';
 import { DEFAULT_MAX_MESSAGE_BYTES } from './decode.ts';
 import type { ConnectionHandler } from './handler.ts';
+import type { SignInThrottle } from '../limits/sign-in-throttle.ts';
 import type { WireTls } from './tls.ts';
 
 export interface WireServerOptions {
@@ -25,6 +26,8 @@ export interface WireServerOptions {
   idleInTransactionTimeoutMs?: number;
   /** TLS for clients (loadWireTls): SSLRequest answered 'S'; absent: 'N'. */
   tls?: WireTls;
+  /** Failed sign-ins throttled per user and address (src/limits/sign-in-throttle.ts); absent: none. */
+  throttle?: SignInThrottle;
 }
 
 export interface WireServer {
@@ -53,6 +56,7 @@ export async function startWireServer(opts: WireServerOptions): Promise<WireServ
     idleSessionTimeoutMs: opts.idleSessionTimeoutMs,
     idleInTransactionTimeoutMs: opts.idleInTransactionTimeoutMs,
     tls: opts.tls,
+    throttle: opts.throttle,
   };
 
   const server = net.createServer((socket) => {
