@@ -9,7 +9,8 @@ import { GatehouseError } from './errors.ts';
 import { type CatalogHost, TopicCatalog } from './catalog/catalog.ts';
 import { Directory } from './identity/directory.ts';
 import type { AuthFlow, Identity, SignInRequest } from './identity/flow.ts';
-import { scramFlow } from './identity/scram-flow.ts';
+import { OidcVerifier } from './identity/oidc.ts';
+import { SignInFlows } from './identity/sign-in.ts';
 import { type LimitName, SessionCounter, statementLimits } from './limits/limits.ts';
 import { withStatementDeadline } from './limits/statement-deadline.ts';
 import { sessionPolicy } from './policy/session.ts';
@@ -35,6 +36,8 @@ export { SERVER_VERSION };
 
 export class Gateway implements ConnectionHandler {
   private readonly directory: Directory;
+  /** Which sign-in flow a name gets (SCRAM, a token as password, OAUTHBEARER): identity/sign-in.ts. */
+  private readonly signInFlows: SignInFlows;
   private readonly warehouses = new Map<string, Warehouse>();
   /** Warehouses whose start() failed with 08001: retried when a session needs one. */
   private readonly unverified = new Set<string>();
@@ -60,6 +63,7 @@ export class Gateway implements ConnectionHandler {
     private readonly keys?: KeyResolution,
   ) {
     this.directory = new Directory(rules);
+    this.signInFlows = new SignInFlows(rules, this.directory, new OidcVerifier(rules.orgs.values(), { logger }));
     this.sessions = new SessionCounter(rules.server, rules.orgs);
   }
 
@@ -194,9 +198,9 @@ export class Gateway implements ConnectionHandler {
     return { server: new EmbeddedServer({ dir, name: `the topic catalog of connection "${conn.name}" of ${org.name}`, logger: this.logger }), owned: true };
   }
 
-  /** SCRAM-SHA-256 against the verifiers in org.yaml (the one method so far). */
+  /** SCRAM-SHA-256 against the verifiers in org.yaml, or a token of the org's identity provider (identity/sign-in.ts). */
   signIn(request: SignInRequest): AuthFlow {
-    return scramFlow(request, this.directory.scramCredentials(request.user));
+    return this.signInFlows.flow(request);
   }
 
   log(event: 'auth_failed' | 'auth_throttled' | 'protocol_error' | 'session_start' | 'session_end' | 'limit_reached', fields: Record<string, unknown>): void {

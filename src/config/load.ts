@@ -85,6 +85,7 @@ export function loadRules(dir: string): Rules {
       name: orgDoc.name,
       dir: orgDir,
       limits: orgDoc.limits,
+      ...(orgDoc.identity_provider ? { identity_provider: orgDoc.identity_provider } : {}),
       groups: orgDoc.groups,
       users: new Map(),
       connections: new Map(),
@@ -176,6 +177,16 @@ export function loadRules(dir: string): Rules {
       });
     }
     orgs.set(org.name, org);
+  }
+
+  // A token's issuer names its org: two orgs trusting one issuer would make that ambiguous.
+  const issuers = new Map<string, string>();
+  for (const org of orgs.values()) {
+    const issuer = org.identity_provider?.issuer;
+    if (!issuer) continue;
+    const other = issuers.get(issuer);
+    if (other) problems.push({ file: rel(join(org.dir, 'org.yaml')), path: 'identity_provider.issuer', reason: `issuer ${issuer} is already the identity provider of org ${other}: each org needs its own issuer` });
+    else issuers.set(issuer, org.name);
   }
 
   if (orgs.size === 0 && problems.length === 0) {

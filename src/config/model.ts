@@ -150,10 +150,28 @@ export interface OrgLimits {
   max_result_bytes?: number;
 }
 
+/** org.yaml `identity_provider`: the org's OpenID Connect provider (src/identity/oidc.ts). */
+export interface IdentityProvider {
+  /** Exactly the `iss` its tokens carry; unique across orgs (a token's issuer names its org). */
+  issuer: string;
+  audience: string;
+  /** Absent: `jwks_uri` of `<issuer>/.well-known/openid-configuration`. */
+  jwks_uri?: string;
+  email_claim: string;
+  groups_claim?: string;
+  /** claim -> attribute name. */
+  attribute_claims: Record<string, string>;
+  /** A verified person not in `users`: a member with no grants of their own (allow), or refused (deny). */
+  default_membership: 'allow' | 'deny';
+  /** ms: a token with a key id not in the cached keys refetches them at most this often (rotation). */
+  jwks_refresh_cooldown: number;
+}
+
 export interface Org {
   name: string;
   dir: string;
   limits: OrgLimits;
+  identity_provider?: IdentityProvider;
   users: Map<string, User>;
   groups: string[];
   connections: Map<string, Connection>;

@@ -85,9 +85,48 @@ export const serverFileSchema = z
   })
   .strict();
 
+/**
+ * An identity provider URL: https, or plain http to a loopback host only (a provider on the
+ * same machine, as in tests); anything else could be answered by someone on the network path.
+ */
+export const providerUrl = z.string().refine(isProviderUrl, 'must be an https URL (http only to a loopback host: 127.0.0.1, ::1, localhost)');
+export function isProviderUrl(value: string): boolean {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return false;
+  }
+  if (url.username || url.password || url.hash) return false;
+  if (url.protocol === 'https:') return true;
+  const host = url.hostname.replace(/^\[|\]$/g, '');
+  return url.protocol === 'http:' && (host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host));
+}
+
+/** The org's OpenID Connect provider: whose tokens sign its people in (src/identity/oidc.ts, docs/rules.md). */
+const identityProvider = z
+  .object({
+    /** Exactly the `iss` of its tokens (and the discovery document's `issuer`). */
+    issuer: providerUrl,
+    /** The `aud` its tokens must carry for Gatehouse. */
+    audience: z.string().min(1),
+    /** Where its signing keys are; absent: the discovery document's jwks_uri. */
+    jwks_uri: providerUrl.optional(),
+    email_claim: z.string().min(1).default('email'),
+    groups_claim: z.string().min(1).optional(),
+    /** claim -> attribute name. */
+    attribute_claims: z.record(z.string().min(1), identifier).default({}),
+    /** A verified person not listed in users: a member with no grants of their own (allow), or refused (deny). */
+    default_membership: z.enum(['allow', 'deny']),
+    /** A token whose key id is not in the cached keys refetches them at most this often. */
+    jwks_refresh_cooldown: durationMs.default(30_000),
+  })
+  .strict();
+
 export const orgFileSchema = z
   .object({
     name: identifier,
+    identity_provider: identityProvider.optional(),
     // The org's own limits: each replaces the server-wide one (gatehouse.yaml) for this org.
     limits: z
       .object({

@@ -7,8 +7,12 @@ import type { GatehouseError } from '../errors.ts';
 import type { Attributes } from '../config/model.ts';
 import type { BackendMessage, CleartextPassword, SASLInitialResponse, SASLResponse } from '../wire/messages.ts';
 
-/** How a person proved who they are (audited with the session). */
-export type SignInMethod = 'scram';
+/**
+ * How a person proved who they are (audited with the session): SCRAM against org.yaml's
+ * verifier, or a token of the org's identity provider as the cleartext password (over TLS)
+ * or through SASL OAUTHBEARER (src/identity/token-flow.ts, oauthbearer-flow.ts).
+ */
+export type SignInMethod = 'scram' | 'oidc-password' | 'oauthbearer';
 
 /** Who signed in: their org's membership, as the org's rules (or, later, its identity provider) say. */
 export interface Identity {
