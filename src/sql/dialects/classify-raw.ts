@@ -99,9 +99,10 @@ const SHOW_KEYWORDS: Record<RawDialect, ReadonlySet<string>> = {
 const SHOW_CREATE = new Set(['table', 'view']);
 
 // Session variables a querier may SET (SESSION only; never sql_mode, character sets, or
-// anything that changes how the server reads text Gatehouse classified).
+// anything that changes how the server reads text Gatehouse classified; never time_zone, which
+// the connector pins to UTC so timestamps read as it maps them, and which closes the connection).
 const SET_VARIABLES: ReadonlySet<string> = new Set([
-  'time_zone', 'group_concat_max_len', 'sql_select_limit', 'div_precision_increment', 'lc_time_names', 'default_week_format',
+  'group_concat_max_len', 'sql_select_limit', 'div_precision_increment', 'lc_time_names', 'default_week_format',
 ]);
 
 // Statement types node-sql-parser names, as the refusal says them.
