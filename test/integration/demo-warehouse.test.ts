@@ -67,7 +67,7 @@ function allText(dir: string): string {
 const regions = async (gh: GatehouseProcess, user: string) => {
   const r = await asUser(gh, user, 'SELECT region, count(*)::int AS n FROM orders GROUP BY region ORDER BY region');
   if (!r.rows) throw new Error(`${user}: ${r.code} ${r.message}`);
-  return Object.fromEntries(r.rows.map((row) => [row.region, row.n]));
+  return Object.fromEntries(r.rows.map((row) => [row.region, Number(row.n)]));
 };
 
 describe('npm start -- --warehouse postgres://...', () => {
