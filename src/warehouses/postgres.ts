@@ -75,6 +75,11 @@ export interface UpstreamTarget {
 /** The pinned lexing settings PostgreSQL reports in ParameterStatus (backslash_quote is not reported). */
 const PINNED_REPORTED = new Map(PINNED_LEXING.filter(([k]) => k !== 'backslash_quote'));
 
+/** application_name `gatehouse:<email>` (PostgreSQL keeps its first 63 bytes). */
+export function personAppName(email: string): string {
+  return `gatehouse:${email.replace(/\0/g, '')}`;
+}
+
 /** The startup parameters Gatehouse sends: the allowlisted client ones, plus read-only when asked. */
 export function upstreamStartupParams(target: UpstreamTarget, opts: WarehouseSessionOptions): [string, string][] {
   const out: [string, string][] = [
@@ -961,6 +966,9 @@ export class PostgresWarehouse implements Warehouse {
    */
   async openSession(opts: WarehouseSessionOptions): Promise<WarehouseSession> {
     const mode = this.poolSettings.mode;
+    // The warehouse's own views (pg_stat_activity, log_line_prefix %a) name the person behind
+    // the session. Not under transaction pooling, where one upstream serves many people in turn.
+    if (opts.user !== undefined && mode !== 'transaction') opts = { ...opts, params: { ...opts.params, application_name: personAppName(opts.user) } };
     if (mode === 'none') return new PostgresSession(await this.open(opts), undefined, opts.resultLimit);
     const pool = this.poolFor(opts.account ?? 'querier');
     const key = poolKey(opts.readOnly, opts.params);
