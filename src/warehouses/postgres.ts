@@ -275,7 +275,8 @@ export class UpstreamConnection {
           const plus = this.tlsServerEndPoint !== undefined && mechanisms.includes(SCRAM_PLUS_MECHANISM);
           if (!plus && !mechanisms.includes(SCRAM_MECHANISM))
             throw new Error(`the warehouse offers only SASL mechanisms ${mechanisms.join(', ')}`);
-          scram.client = scramClient(needPassword(), plus ? { tlsServerEndPoint: this.tlsServerEndPoint! } : undefined);
+          const unoffered = this.encrypted && !mechanisms.includes(SCRAM_PLUS_MECHANISM);
+          scram.client = scramClient(needPassword(), plus ? { tlsServerEndPoint: this.tlsServerEndPoint! } : unoffered ? 'not offered' : undefined);
           this.channelBound = plus;
           const data = Buffer.from(scram.client.clientFirst);
           const len = Buffer.alloc(4);
