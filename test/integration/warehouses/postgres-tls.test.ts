@@ -72,6 +72,18 @@ describe('postgres connector: TLS to the warehouse', () => {
     }
   });
 
+  it('a result of many TLS records arrives whole (messages cut across records)', async () => {
+    const c = await open('127.0.0.1', tlsCluster!.port, { mode: 'verify-full', caFile: pki.caCert });
+    try {
+      const r = await c.rows("SELECT g, repeat(md5(g::text), 40) FROM generate_series(1, 20000) g");
+      expect(r.rows.length).toBe(20000);
+      expect(r.rows[19999]).toEqual(['20000', expect.stringMatching(/^[0-9a-f]{1280}$/)]);
+      expect(r.rows.every((row, i) => row[0] === String(i + 1))).toBe(true);
+    } finally {
+      await c.close();
+    }
+  });
+
   it('a host name the certificate does not hold is refused (08001), and verify-ca accepts it', async () => {
     const err = await refusal(open('127.0.0.2', tlsCluster!.port, { mode: 'verify-full', caFile: pki.caCert }));
     expect(err.sqlstate).toBe('08001');

@@ -95,6 +95,10 @@ describe('query_topics: catalog queries go to the topic catalog', () => {
     const priv = sqlOf(await decide(bob, "SELECT relname FROM pg_class WHERE has_table_privilege(current_user, oid, 'SELECT')"));
     expect(priv).toMatch(/has_table_privilege\(current_user, oid, 'SELECT'\)/);
     expect(priv).not.toContain('bob@acme.example');
+    // Texts of one shape keep their own constants (decisions shared by shape never carry a catalog statement).
+    for (const rel of ['orders', 'customers']) {
+      expect(sqlOf(await decide(bob, `SELECT relname, current_user FROM pg_class WHERE relname = '${rel}'`))).toBe(`SELECT relname, ${email} AS "current_user" FROM pg_class WHERE relname = '${rel}'`);
+    }
     // Without such a call the client's text runs as written.
     expect(sqlOf(await decide(bob, 'SELECT  version()'))).toBe('SELECT  version()');
   });
