@@ -2,7 +2,10 @@
 // test's own with ssl=on and a certificate from a CA the test makes (test/helpers/tls.ts),
 // listening on 127.0.0.1 (a name in the certificate) and 127.0.0.2 (not in it), and a second
 // cluster without ssl. No silent skip: a cluster that cannot start fails beforeAll.
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Connection, PostgresConnection } from '../../../src/config/model.ts';
 import { GatehouseError } from '../../../src/errors.ts';
@@ -10,6 +13,7 @@ import type { UpstreamTls } from '../../../src/warehouses/pg-tls.ts';
 import { PostgresWarehouse, UpstreamConnection } from '../../../src/warehouses/postgres.ts';
 import { CollectingSink } from '../../helpers/collecting-sink.ts';
 import { type ScramCluster, startScramCluster } from '../../helpers/scram-cluster.ts';
+import { DEMO_RULES, asUser, pgClient, startGatehouse } from '../../helpers/gatehouse.ts';
 import { type TestPki, makeTestPki } from '../../helpers/tls.ts';
 
 let pki: TestPki;
@@ -185,4 +189,52 @@ describe('postgres connector: TLS to the warehouse', () => {
     const refused = new PostgresWarehouse({ ...conn, target: { ...target, tls: { mode: 'verify-full', ca_file: pki.otherCaCert } } });
     await expect(refused.start()).rejects.toMatchObject({ sqlstate: '08001', message: expect.stringContaining('certificate did not verify') });
   });
+
+  it('through Gatehouse: a connection file with tls and a relative ca_file; carol\'s session is encrypted and named for her; the wrong CA is 08001', async () => {
+    process.env.GH_TLS_READER = PASSWORD;
+    const rulesWith = (ca: string) => {
+      const dir = mkdtempSync(join(tmpdir(), 'gatehouse-rules-pgtls-'));
+      cpSync(DEMO_RULES, dir, { recursive: true });
+      mkdirSync(join(dir, 'tls'));
+      writeFileSync(join(dir, 'tls/warehouse-ca.pem'), readFileSync(ca));
+      writeFileSync(
+        join(dir, 'acme/connections/tlswh.yaml'),
+        `kind: postgres\nhost: 127.0.0.1\nport: ${tlsCluster!.port}\ndatabase: postgres\nuser: reader\npassword_env: GH_TLS_READER\ntls:\n  mode: verify-full\n  ca_file: tls/warehouse-ca.pem\npermissions:\n  default: no_access\n  groups:\n    analysts: querier\n`,
+      );
+      return dir;
+    };
+    const gh = await startGatehouse(rulesWith(pki.caCert));
+    try {
+      const c = await pgClient(gh, 'carol@acme.example', { database: 'tlswh' });
+      try {
+        // pg_stat_* are not readable through Gatehouse: the warehouse's superuser looks.
+        const pid = (await c.query('SELECT pg_backend_pid() AS pid')).rows[0].pid;
+        const seen = tlsCluster!.psql('postgres', `SELECT s.ssl, a.application_name FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE pid = ${Number(pid)}`).trim();
+        expect(seen).toBe('t|gatehouse:carol@acme.example');
+      } finally {
+        await c.end();
+      }
+    } finally {
+      await gh.close();
+    }
+    const wrong = await startGatehouse(rulesWith(pki.otherCaCert));
+    try {
+      const got = await pgClient(wrong, 'carol@acme.example', { database: 'tlswh' }).then(
+        async (c) => {
+          try {
+            await c.query('SELECT 1');
+            return { code: 'none', message: '' };
+          } finally {
+            await c.end().catch(() => {});
+          }
+        },
+        (e: { code?: string; message: string }) => ({ code: e.code, message: e.message }),
+      );
+      expect(got).toEqual({ code: '08001', message: 'could not connect to warehouse of connection "tlswh": its TLS certificate did not verify' });
+      // The other connections serve.
+      expect((await asUser(wrong, 'carol@acme.example', 'SELECT 1 AS one')).rows).toEqual([{ one: 1 }]);
+    } finally {
+      await wrong.close();
+    }
+  }, 60_000);
 });
