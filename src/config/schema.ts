@@ -179,6 +179,15 @@ const common = {
   pool_wait_timeout: durationMs.default(30_000),
 };
 
+// TLS to the warehouse: verify-full off loopback and none on it unless set (src/warehouses/warehouse-tls.ts).
+const warehouseTls = z
+  .object({
+    mode: z.enum(['disable', 'require', 'verify-ca', 'verify-full']).optional(),
+    ca_file: z.string().optional(),
+  })
+  .strict()
+  .optional();
+
 export const connectionFileSchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('embedded'), seed: z.array(z.string()).default([]), ...common }).strict(),
   z
@@ -196,6 +205,7 @@ export const connectionFileSchema = z.discriminatedUnion('kind', [
       ...topicsPasswordFields,
       topics_statement_timeout: duration.optional(),
       topics_idle_in_transaction_session_timeout: duration.optional(),
+      tls: warehouseTls,
       ...common,
     })
     .strict()
@@ -214,14 +224,7 @@ export const connectionFileSchema = z.discriminatedUnion('kind', [
       ...topicsPasswordFields,
       // Accept a topics account with more than SELECT on the topics' fields, logged.
       allow_topics_privileges: z.boolean().default(false),
-      // TLS: verify-full off loopback and none on it unless set (src/warehouses/mysql.ts).
-      tls: z
-        .object({
-          mode: z.enum(['disable', 'require', 'verify-ca', 'verify-full']).optional(),
-          ca_file: z.string().optional(),
-        })
-        .strict()
-        .optional(),
+      tls: warehouseTls,
       ...common,
     })
     .strict()

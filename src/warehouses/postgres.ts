@@ -5,7 +5,7 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Connection, PostgresConnection, Topic } from '../config/model.ts';
 import { GatehouseError } from '../errors.ts';
-import { scramClient, SCRAM_MECHANISM } from '../identity/scram.ts';
+import { scramClient, SCRAM_MECHANISM, SCRAM_PLUS_MECHANISM } from '../identity/scram.ts';
 import type { ExtendedStep } from '../wire/messages.ts';
 import { type FieldDescription, type ResultSink, whenWritable } from '../wire/sink.ts';
 import {
@@ -48,6 +48,7 @@ import { DEFAULT_POOL, type PoolStats, UpstreamPool, poolKey } from './pool.ts';
 import { TransactionSession } from './transaction-pool.ts';
 import { type PasswordSource, credentialProblem, passwordSource } from './credentials.ts';
 import type { KeyResolution } from '../secrets/resolve.ts';
+import { type UpstreamTls, openUpstreamSocket, postgresTls } from './pg-tls.ts';
 
 /** Client startup parameters that may reach the warehouse (DESIGN 3: never `options`). */
 
@@ -67,10 +68,17 @@ export interface UpstreamTarget {
   password?: PasswordSource;
   /** Settings this account's sessions start with (the topics account: its timeouts). */
   settings?: [string, string][];
+  /** TLS to the warehouse (pg-tls.ts); absent: plaintext (the embedded warehouse's own server). */
+  tls?: UpstreamTls;
 }
 
 /** The pinned lexing settings PostgreSQL reports in ParameterStatus (backslash_quote is not reported). */
 const PINNED_REPORTED = new Map(PINNED_LEXING.filter(([k]) => k !== 'backslash_quote'));
+
+/** application_name `gatehouse:<email>` (PostgreSQL keeps its first 63 bytes). */
+export function personAppName(email: string): string {
+  return `gatehouse:${email.replace(/\0/g, '')}`;
+}
 
 /** The startup parameters Gatehouse sends: the allowlisted client ones, plus read-only when asked. */
 export function upstreamStartupParams(target: UpstreamTarget, opts: WarehouseSessionOptions): [string, string][] {
@@ -177,6 +185,13 @@ export class UpstreamConnection {
    */
   injected?: { parse: boolean[]; close: boolean[] };
 
+  /** The session runs over TLS (pg-tls.ts). */
+  encrypted = false;
+  /** The sign-in used SCRAM-SHA-256-PLUS: the password proof is bound to the warehouse's certificate. */
+  channelBound = false;
+  /** tls-server-end-point of the warehouse's certificate, for SCRAM-SHA-256-PLUS. */
+  private tlsServerEndPoint?: Buffer;
+
   private constructor(private readonly target: UpstreamTarget) {}
 
   /**
@@ -212,28 +227,16 @@ export class UpstreamConnection {
     });
   }
 
-  private connect(): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const s = net.connect({ host: this.target.host, port: this.target.port });
-      this.socket = s;
-      s.setNoDelay(true);
-      s.setKeepAlive(true, 30_000);
-      const timer = setTimeout(() => {
-        s.destroy();
-        reject(new Error(`timed out after ${CONNECT_TIMEOUT_MS} ms connecting to ${this.target.host}:${this.target.port}`));
-      }, CONNECT_TIMEOUT_MS);
-      s.once('connect', () => {
-        clearTimeout(timer);
-        resolve();
-      });
-      s.on('error', (err) => {
-        clearTimeout(timer);
-        reject(err);
-        this.lost(err.message);
-      });
-      s.on('close', () => this.lost('the warehouse closed the connection'));
-      s.on('data', (chunk: Buffer) => this.onData(chunk));
-    });
+  /** TCP, and TLS as the target says (pg-tls.ts); then the socket feeds the framer. */
+  private async connect(): Promise<void> {
+    const { socket: s, tlsServerEndPoint, encrypted } = await openUpstreamSocket(this.target, CONNECT_TIMEOUT_MS);
+    this.socket = s;
+    this.encrypted = encrypted;
+    this.tlsServerEndPoint = tlsServerEndPoint;
+    s.on('error', (err) => this.lost(err.message));
+    s.on('close', () => this.lost('the warehouse closed the connection'));
+    s.on('data', (chunk: Buffer) => this.onData(chunk));
+    s.resume();
   }
 
   private next(): Promise<Message> {
@@ -268,13 +271,17 @@ export class UpstreamConnection {
           this.send(frame(0x70, cstring(`md5${md5hex(Buffer.concat([Buffer.from(inner), salt]))}`)));
         } else if (code === 10) {
           const mechanisms = body.subarray(4).toString('utf8').split('\0').filter(Boolean);
-          if (!mechanisms.includes(SCRAM_MECHANISM))
+          // Over TLS, channel binding when offered: the proof then holds only on a channel that ends at the certificate seen.
+          const plus = this.tlsServerEndPoint !== undefined && mechanisms.includes(SCRAM_PLUS_MECHANISM);
+          if (!plus && !mechanisms.includes(SCRAM_MECHANISM))
             throw new Error(`the warehouse offers only SASL mechanisms ${mechanisms.join(', ')}`);
-          scram.client = scramClient(needPassword());
+          const unoffered = this.encrypted && !mechanisms.includes(SCRAM_PLUS_MECHANISM);
+          scram.client = scramClient(needPassword(), plus ? { tlsServerEndPoint: this.tlsServerEndPoint! } : unoffered ? 'not offered' : undefined);
+          this.channelBound = plus;
           const data = Buffer.from(scram.client.clientFirst);
           const len = Buffer.alloc(4);
           len.writeInt32BE(data.length);
-          this.send(frame(0x70, Buffer.concat([cstring(SCRAM_MECHANISM), len, data])));
+          this.send(frame(0x70, Buffer.concat([cstring(plus ? SCRAM_PLUS_MECHANISM : SCRAM_MECHANISM), len, data])));
         } else if (code === 11) {
           if (!scram.client) throw new Error('unexpected SASLContinue');
           const r = scram.client.respond(body.subarray(4).toString('utf8'));
@@ -625,18 +632,23 @@ export class UpstreamConnection {
   cancel(reason?: GatehouseError): Promise<void> {
     const key = this.backendKey;
     if (!key) return Promise.resolve();
-    const sent = new Promise<void>((resolve) => {
-      const s = net.connect({ host: this.target.host, port: this.target.port });
-      const body = Buffer.alloc(12 + key.secret.length);
-      body.writeInt32BE(body.length, 0);
-      body.writeInt32BE(CANCEL_REQUEST_CODE, 4);
-      body.writeInt32BE(key.pid, 8);
-      key.secret.copy(body, 12);
-      s.once('connect', () => s.end(body));
-      s.once('error', () => resolve());
-      s.once('close', () => resolve());
-      s.setTimeout(CONNECT_TIMEOUT_MS, () => s.destroy());
-    });
+    const body = Buffer.alloc(12 + key.secret.length);
+    body.writeInt32BE(body.length, 0);
+    body.writeInt32BE(CANCEL_REQUEST_CODE, 4);
+    body.writeInt32BE(key.pid, 8);
+    key.secret.copy(body, 12);
+    // Over TLS like the session (the backend key is a credential to cancel with); a failure is a cancel that did not happen.
+    const sent = openUpstreamSocket(this.target, CONNECT_TIMEOUT_MS).then(
+      ({ socket: s }) =>
+        new Promise<void>((resolve) => {
+          s.once('error', () => resolve());
+          s.once('close', () => resolve());
+          s.setTimeout(CONNECT_TIMEOUT_MS, () => s.destroy());
+          s.resume();
+          s.end(body);
+        }),
+      () => undefined,
+    );
     if (reason && this.running && !this.running.done) {
       this.running.cancelAs = reason;
       this.running.cancelling = sent;
@@ -852,6 +864,7 @@ export class PostgresWarehouse implements Warehouse {
       database: t.database,
       user: t.user,
       password: passwordSource(conn, { sealed: t.password, env: t.password_env }, keys),
+      tls: postgresTls(t.host, t.tls),
     };
     const topicsTarget: UpstreamTarget | undefined =
       accounts?.topics ??
@@ -954,6 +967,9 @@ export class PostgresWarehouse implements Warehouse {
    */
   async openSession(opts: WarehouseSessionOptions): Promise<WarehouseSession> {
     const mode = this.poolSettings.mode;
+    // The warehouse's own views (pg_stat_activity, log_line_prefix %a) name the person behind
+    // the session. Not under transaction pooling, where one upstream serves many people in turn.
+    if (opts.user !== undefined && mode !== 'transaction') opts = { ...opts, params: { ...opts.params, application_name: personAppName(opts.user) } };
     if (mode === 'none') return new PostgresSession(await this.open(opts), undefined, opts.resultLimit);
     const pool = this.poolFor(opts.account ?? 'querier');
     const key = poolKey(opts.readOnly, opts.params);
