@@ -17,10 +17,10 @@
 //   each holds a socket and a timer until authentication_timeout.
 import { createHash } from 'node:crypto';
 import { isIPv6 } from 'node:net';
-import { LRUCache } from 'lru-cache';
 import type { SignInThrottleConfig } from '../config/model.ts';
 import { GatehouseError } from '../errors.ts';
 import { normalizeUserName } from '../identity/directory.ts';
+import { RecentMap } from './recent-map.ts';
 
 /** What the throttle remembers of one user name or address. */
 interface Tally {
@@ -54,8 +54,8 @@ export interface SignInAttempt {
 }
 
 export class SignInThrottle {
-  private readonly users: LRUCache<string, Tally>;
-  private readonly addresses: LRUCache<string, Tally>;
+  private readonly users: RecentMap<string, Tally>;
+  private readonly addresses: RecentMap<string, Tally>;
   /** Connections not signed in yet, per address: bounded by the open sockets, so no LRU. */
   private readonly unfinished = new Map<string, number>();
 
@@ -63,8 +63,8 @@ export class SignInThrottle {
     private readonly settings: SignInThrottleConfig,
     private readonly now: () => number = () => performance.now(),
   ) {
-    this.users = new LRUCache({ max: settings.max_tracked });
-    this.addresses = new LRUCache({ max: settings.max_tracked });
+    this.users = new RecentMap(settings.max_tracked);
+    this.addresses = new RecentMap(settings.max_tracked);
   }
 
   /** Entries held: the memory the throttle uses is proportional to these. */
@@ -165,7 +165,7 @@ export class SignInThrottle {
   }
 
   /** The tally for a key (made if new), its failures forgotten once the window has passed quietly. */
-  private tally(table: LRUCache<string, Tally>, key: string, t: number): Tally {
+  private tally(table: RecentMap<string, Tally>, key: string, t: number): Tally {
     let e = table.get(key);
     if (!e) {
       e = { failures: 0, lastFailureAt: 0, lockedUntil: 0, pending: 0 };
@@ -201,11 +201,11 @@ export class SignInThrottle {
   }
 
   /** An entry that remembers nothing (no failure, nothing running) is not kept. */
-  private drop(table: LRUCache<string, Tally>, key: string, e: Tally): void {
+  private drop(table: RecentMap<string, Tally>, key: string, e: Tally): void {
     if (e.failures === 0 && e.pending === 0 && table.peek(key) === e) table.delete(key);
   }
 
-  private keep(table: LRUCache<string, Tally>, key: string, e: Tally): void {
+  private keep(table: RecentMap<string, Tally>, key: string, e: Tally): void {
     const current = table.peek(key);
     if (current === e) table.get(key); // most recently used
     else if (!current) table.set(key, e);
