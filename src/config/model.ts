@@ -230,6 +230,12 @@ export interface SignInThrottleConfig {
   max_lockout: number;
   /** Connections of one address not signed in yet (53300 past it). */
   max_pending_per_address: number;
+  /**
+   * Sign-ins of one user name under way at once while it has no failure on record: above a BI
+   * server's or a pool's start-up burst, and the most guesses a parallel burst gets before its
+   * first failure is counted (after one, the failures left are the budget).
+   */
+  max_signing_in_per_user: number;
   /** Users and addresses remembered, each: the least recently seen are forgotten first. */
   max_tracked: number;
 }

@@ -56,6 +56,7 @@ export const serverFileSchema = z
             lockout: durationMs.refine((ms) => ms > 0, 'must be more than 0').default(10_000),
             max_lockout: durationMs.refine((ms) => ms > 0, 'must be more than 0').default(900_000),
             max_pending_per_address: countLimit.default(256),
+            max_signing_in_per_user: z.number().int().min(1).default(256),
             max_tracked: z.number().int().min(1).default(100_000),
           })
           .strict()
