@@ -204,6 +204,12 @@ export interface ServerConfig {
   max_result_bytes: number;
   /** On SIGTERM/SIGINT: how long running statements may finish before every session is ended (57P01). */
   shutdown_timeout: number;
+  /**
+   * Over TLS, once some org has an identity_provider: `password` asks every name for a password
+   * (an IdP token, or an org.yaml password checked against its verifier; every client can send
+   * one); `oauthbearer` offers every name SASL with SCRAM and OAUTHBEARER (libpq 18's OAuth).
+   */
+  token_sign_in: 'password' | 'oauthbearer';
   /** Failed sign-ins throttled per user and per address; connections still signing in capped per address. */
   sign_in_throttle: SignInThrottleConfig;
   /** TLS for clients; absent: SSLRequest is answered 'N'. Paths are absolute once loaded (relative ones resolved against the rules directory). */

@@ -47,6 +47,9 @@ export const serverFileSchema = z
         max_result_rows: countLimit.default(0),
         max_result_bytes: countLimit.default(0),
         shutdown_timeout: durationMs.default(30_000),
+        // How a token reaches Gatehouse over TLS once some org has an identity_provider (src/identity/sign-in.ts):
+        // every name is asked for a password (a token or an org.yaml password), or offered SASL (SCRAM and OAUTHBEARER).
+        token_sign_in: z.enum(['password', 'oauthbearer']).default('password'),
         // Failed sign-ins, throttled per user and per client address (src/limits/sign-in-throttle.ts, docs/rules.md).
         sign_in_throttle: z
           .object({
