@@ -165,6 +165,18 @@ export interface IdentityProvider {
   default_membership: 'allow' | 'deny';
   /** ms: a token with a key id not in the cached keys refetches them at most this often (rotation). */
   jwks_refresh_cooldown: number;
+  /** The public client `gatehouse login` signs people in with (src/login/); absent: not published. */
+  login?: LoginClient;
+}
+
+/** org.yaml `identity_provider.login`: the provider's public client for `gatehouse login`. */
+export interface LoginClient {
+  client_id: string;
+  scopes: string[];
+  /** RFC 8707 resource indicator, sent on every request when set. */
+  resource?: string;
+  /** Allowlisted extra authorization request parameters (prompt, access_type, hd, domain_hint, acr_values, max_age, ui_locales). */
+  authorization_params: Partial<Record<string, string>>;
 }
 
 export interface Org {

@@ -106,6 +106,26 @@ export function isProviderUrl(value: string): boolean {
   return url.protocol === 'http:' && (host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host));
 }
 
+/**
+ * What `gatehouse login` needs to sign a person in (src/login/): a public client registered at
+ * the provider for Gatehouse's command line (a native app: PKCE, a loopback redirect, no
+ * secret), published unauthenticated by the admin endpoint's /login/v1/orgs/<org>.
+ */
+const loginClient = z
+  .object({
+    client_id: z.string().min(1),
+    /** Asked for at sign-in; offline_access is what gets a refresh token from most providers. */
+    scopes: z.array(z.string().regex(/^[\x21\x23-\x5b\x5d-\x7e]+$/, 'must be an OAuth scope token')).min(1).default(['openid', 'email', 'offline_access']),
+    /** RFC 8707 resource indicator sent with every request (providers that issue an access token per resource). */
+    resource: z.string().url().optional(),
+    /**
+     * Extra authorization request parameters some providers need (Google: access_type offline);
+     * an allowlist, so nothing here can replace the redirect, the state or the PKCE challenge.
+     */
+    authorization_params: z.partialRecord(z.enum(['prompt', 'access_type', 'hd', 'domain_hint', 'acr_values', 'max_age', 'ui_locales']), z.string().min(1)).default({}),
+  })
+  .strict();
+
 /** The org's OpenID Connect provider: whose tokens sign its people in (src/identity/oidc.ts, docs/rules.md). */
 const identityProvider = z
   .object({
@@ -123,6 +143,8 @@ const identityProvider = z
     default_membership: z.enum(['allow', 'deny']),
     /** A token whose key id is not in the cached keys refetches them at most this often. */
     jwks_refresh_cooldown: durationMs.default(30_000),
+    /** `gatehouse login` for this org: absent, the admin endpoint publishes nothing for it. */
+    login: loginClient.optional(),
   })
   .strict();
 
