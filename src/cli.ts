@@ -363,7 +363,8 @@ async function loginCommand(args: string[]): Promise<number> {
       for (const f of failed) console.error(`gatehouse login: ${f.org} at ${f.server}: ${f.error.message}${f.error.hint ? `\n  hint: ${f.error.hint}` : ''}`);
       return failed.length ? 1 : 0;
     }
-    const pgPort = values['pg-port'] === undefined ? undefined : portOption(values['pg-port'], '--pg-port', 'unused');
+    const pgPort = values['pg-port'] === undefined ? undefined : Number(values['pg-port']);
+    if (pgPort !== undefined && !(/^\d+$/.test(values['pg-port']!) && pgPort >= 1 && pgPort <= 65535)) throw new LoginError(`--pg-port must be a port number from 1 to 65535, not '${values['pg-port']}'`);
     const timeout = values.timeout === undefined ? undefined : Number(values.timeout);
     if (timeout !== undefined && !(timeout > 0)) throw new LoginError(`--timeout must be a number of seconds, not '${values.timeout}'`);
     const r = await login(

@@ -28,8 +28,9 @@ export function startAdminServer(opts: { host: string; port: number; metrics: Me
         res.writeHead(200, { 'content-type': opts.metrics.registry.contentType }).end(await opts.metrics.registry.metrics());
       } else if (req.method === 'GET' && req.url?.startsWith(LOGIN_PATH)) {
         // One answer for an org that does not exist and one that publishes no login.
-        const org = decodeURIComponent(req.url.slice(LOGIN_PATH.length).split('?')[0]).toLowerCase();
-        const doc = /^[a-z0-9_-]{1,63}$/.test(org) ? opts.login?.forOrg(org) : undefined;
+        // Org names are identifiers: anything else (an escape included) is no org, never decoded.
+        const org = req.url.slice(LOGIN_PATH.length).split('?')[0];
+        const doc = /^[A-Za-z_][A-Za-z0-9_$-]{0,62}$/.test(org) ? opts.login?.forOrg(org) : undefined;
         if (doc) json(res, 200, doc);
         else json(res, 404, { error: 'no gatehouse login for that org here', hint: 'check the org name; an org admin sets identity_provider.login in its org.yaml' });
       } else if (req.method === 'GET' && req.url === DEFAULT_LOGIN_PATH) {

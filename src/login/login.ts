@@ -185,9 +185,9 @@ export function resolveTarget(opts: Pick<LoginOptions, 'target' | 'server'>, env
     const url = new URL(target);
     const segments = url.pathname.split('/').filter(Boolean);
     if (segments.length > 1) throw new LoginError(`${target}: expected https://HOST[:PORT][/ORG]`);
-    return { server: checkServer(url.origin), org: segments[0]?.toLowerCase() };
+    return { server: checkServer(url.origin), org: segments[0] };
   }
-  const org = target?.toLowerCase();
+  const org = target;
   const server = opts.server ?? env.GATEHOUSE_SERVER ?? (org ? store.all().find((l) => l.document.org === org)?.server : undefined);
   if (!server) throw new LoginError(`which Gatehouse? ${org ? `no server is known for org ${org}` : 'no server given'}`, 'gatehouse login https://GATEHOUSE-HOST[:PORT]/ORG (the address your admin gave you), or --server URL, or GATEHOUSE_SERVER');
   return { server: checkServer(new URL(server).origin), org };

@@ -43,8 +43,14 @@ export class LoginStore {
 
   all(): SavedLogin[] {
     if (!existsSync(this.file)) return [];
-    const parsed = z.array(savedLoginSchema).safeParse(JSON.parse(readFileSync(this.file, 'utf8')));
-    // A file from another version or edited by hand: its sign-ins are forgotten, not guessed at.
+    // A file from another version, cut short or edited by hand: its sign-ins are forgotten, not guessed at.
+    let json: unknown;
+    try {
+      json = JSON.parse(readFileSync(this.file, 'utf8'));
+    } catch {
+      return [];
+    }
+    const parsed = z.array(savedLoginSchema).safeParse(json);
     return parsed.success ? parsed.data : [];
   }
 

@@ -75,7 +75,7 @@ describe('writePgpassEntry', () => {
 describe('gatehouse login TARGET', () => {
   const store = new LoginStore(mkdtempSync(join(tmpdir(), 'gh-store-')));
   it('a URL with the org as its path, an org with --server or GATEHOUSE_SERVER; https only but for loopback', () => {
-    expect(resolveTarget({ target: 'https://gh.example.com:8443/Acme' }, {}, store)).toEqual({ server: 'https://gh.example.com:8443', org: 'acme' });
+    expect(resolveTarget({ target: 'https://gh.example.com:8443/acme' }, {}, store)).toEqual({ server: 'https://gh.example.com:8443', org: 'acme' });
     expect(resolveTarget({ target: 'https://gh.example.com' }, {}, store)).toEqual({ server: 'https://gh.example.com', org: undefined });
     expect(resolveTarget({ target: 'acme', server: 'https://gh.example.com/' }, {}, store)).toEqual({ server: 'https://gh.example.com', org: 'acme' });
     expect(resolveTarget({ target: 'acme' }, { GATEHOUSE_SERVER: 'http://127.0.0.1:6480' }, store)).toEqual({ server: 'http://127.0.0.1:6480', org: 'acme' });
