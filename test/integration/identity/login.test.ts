@@ -7,7 +7,7 @@
 // a redirect with another state, a code redeemed without its PKCE verifier, denied consent,
 // a provider or a Gatehouse that is down.
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -192,11 +192,17 @@ describe('gatehouse login with the browser (authorization code + PKCE, loopback 
   const person = newHome();
   const pgpass = join(person.home, '.pgpass');
 
-  it('the CLI prints the URL, the person signs in and consents, and the token lands in ~/.pgpass (0600) beside the lines already there', async () => {
+  it('the CLI opens the browser with the system opener (and prints the URL), the person signs in and consents, and the token lands in ~/.pgpass (0600) beside the lines already there', async () => {
     const other = 'db.example.com:5432:*:someone:their\\:password';
     writeFileSync(pgpass, `# my databases\n${other}\n127.0.0.1:${gh.port}:*:${IVAN}:stale-token\n127.0.0.1:${gh.port}:otherdb:${IVAN}:kept\n`, { mode: 0o600 });
-    const run = runLoginCli([`${adminUrl}/acme`, '--no-browser'], person.env);
+    // The system opener (xdg-open here) is a stand-in that records the URL it was asked to open.
+    const bin = join(person.home, 'bin');
+    mkdirSync(bin);
+    const opened = join(person.home, 'opened-url');
+    writeFileSync(join(bin, 'xdg-open'), `#!/bin/sh\nprintf '%s' "$1" > '${opened}'\n`, { mode: 0o755 });
+    const run = runLoginCli([`${adminUrl}/acme`], { ...person.env, PATH: `${bin}:${process.env.PATH}` });
     const url = await run.url;
+    await waitFor(() => (existsSync(opened) && readFileSync(opened, 'utf8') === url ? true : undefined));
     expect(url).toMatch(/code_challenge_method=S256/);
     expect(new URL(url).searchParams.get('redirect_uri')).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/callback$/);
     const browser = await scriptedBrowser(url, { login: 'ivan' });
