@@ -23,6 +23,8 @@ export interface LoginIdp {
   issuer: string;
   /** Token endpoint requests so far, by grant_type. */
   grants: string[];
+  /** The next code exchange reaches the provider with another PKCE verifier (same length), as if it had been swapped on the way. */
+  swapNextVerifier(): void;
   close(): Promise<void>;
 }
 
@@ -35,6 +37,7 @@ export interface LoginIdpOptions {
 
 export async function startLoginIdp(people: Record<string, LoginPerson>, opts: LoginIdpOptions = {}): Promise<LoginIdp> {
   const grants: string[] = [];
+  let swapVerifier = false;
   let handler: http.RequestListener = (_req, res) => res.writeHead(503).end();
   const server = http.createServer((req, res) => {
     if (req.method === 'POST' && req.url === '/token') {
@@ -42,6 +45,10 @@ export async function startLoginIdp(people: Record<string, LoginPerson>, opts: L
       const chunks: Buffer[] = [];
       const push = req.push.bind(req);
       req.push = (chunk: Buffer | null, ...rest: unknown[]) => {
+        if (chunk && swapVerifier && chunk.includes('code_verifier=')) {
+          swapVerifier = false;
+          chunk = Buffer.from(chunk.toString().replace(/code_verifier=([^&]*)/, (_, v: string) => `code_verifier=${'A'.repeat(v.length)}`));
+        }
         if (chunk) chunks.push(Buffer.from(chunk));
         else grants.push(new URLSearchParams(Buffer.concat(chunks).toString()).get('grant_type') ?? '');
         return push(chunk, ...(rest as []));
@@ -104,6 +111,9 @@ export async function startLoginIdp(people: Record<string, LoginPerson>, opts: L
   return {
     issuer,
     grants,
+    swapNextVerifier: () => {
+      swapVerifier = true;
+    },
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();

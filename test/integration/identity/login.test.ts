@@ -395,6 +395,15 @@ describe('bad cases give clear errors', () => {
     expect('r' in out && out.r.email).toBe(IVAN);
   });
 
+  it('gatehouse login\'s own exchange reaching the provider with a wrong PKCE verifier: refused by the provider, and the login says the code was refused', async () => {
+    const { done, url } = start(`${adminUrl}/acme`);
+    acme.swapNextVerifier();
+    await scriptedBrowser(await url, { login: 'ivan' });
+    const out = await done;
+    expect('e' in out && out.e.message).toBe('the identity provider refused the sign-in code (invalid_grant: grant request is invalid)');
+    expect('e' in out && out.e.hint).toMatch(/run gatehouse login again/);
+  });
+
   it('a code already redeemed, replayed into another login: the provider refuses it, and gatehouse login says it refused the code', async () => {
     const { done, url } = start(`${adminUrl}/acme`);
     const auth = new URL(await url);
