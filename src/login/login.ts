@@ -16,7 +16,7 @@ import { LoginError } from './errors.ts';
 import { getJson, oauthError, postForm } from './http.ts';
 import { pgpassPath, writePgpassEntry } from './pgpass.ts';
 import { type ProviderEndpoints, providerEndpoints } from './provider.ts';
-import { configDir, LoginStore, loginKey, type SavedLogin } from './store.ts';
+import { configDir, LoginStore, loginKey } from './store.ts';
 import { acceptTokens, type SignedIn } from './tokens.ts';
 
 export interface LoginOptions {

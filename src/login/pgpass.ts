@@ -19,7 +19,7 @@ export function pgpassPath(env: NodeJS.ProcessEnv, home: string, platform: NodeJ
   return join(home, '.pgpass');
 }
 
-const escape = (field: string) => field.replace(/[\\:]/g, (c) => `\\${c}`);
+const escapeField = (field: string) => field.replace(/[\\:]/g, (c) => `\\${c}`);
 
 /** The first four fields of a line, unescaped (the password is never looked at); undefined for a comment or a short line. */
 function keyOf(line: string): string[] | undefined {
@@ -39,7 +39,7 @@ function keyOf(line: string): string[] | undefined {
 
 /** The file's text with this entry's line replaced in place (or appended); nothing else changes. */
 export function withEntry(existing: string, entry: PgpassEntry): string {
-  const line = [entry.host, String(entry.port), '*', entry.user, entry.password].map(escape).join(':');
+  const line = [entry.host, String(entry.port), '*', entry.user, entry.password].map(escapeField).join(':');
   const own = (l: string) => {
     const k = keyOf(l);
     return k !== undefined && k[0] === entry.host && k[1] === String(entry.port) && k[2] === '*' && k[3] === entry.user;

@@ -55,7 +55,7 @@ export async function acceptTokens(body: Record<string, unknown>, doc: LoginDocu
   const email = payload[doc.email_claim];
   if (typeof email !== 'string' || !email.includes('@')) throw new LoginError(`the token has no email in its ${doc.email_claim} claim`, 'tell your org admin: the login scopes must include email (or the provider must put the email in that claim)');
   const refresh = typeof body.refresh_token === 'string' ? body.refresh_token : undefined;
-  return { token, email: email.toLowerCase(), expiresAt: payload.exp!, ...(refresh ? { refreshToken: refresh } : {}) };
+  return { token, email: email.toLowerCase(), expiresAt: payload.exp as number, ...(refresh ? { refreshToken: refresh } : {}) };
 }
 
 /** jose's error as a fixed phrase (never its message: it can quote claims). */
