@@ -61,7 +61,9 @@ export async function login(opts: LoginOptions, io: LoginIo): Promise<LoginResul
   const doc = await fetchLoginDocument(server, org);
   if (doc.postgres.tls === 'off') throw new LoginError(`Gatehouse at ${server} serves no TLS, and accepts identity provider tokens over TLS only`, 'ask your Gatehouse admin to configure server.tls');
   if (doc.postgres.token_sign_in !== 'password') {
-    io.print(`note: this Gatehouse offers OAUTHBEARER (server.token_sign_in: oauthbearer): libpq before 18, JDBC and ODBC will not send the token from the password file there.\n`);
+    // There every client is offered SCRAM and OAUTHBEARER, never asked for a password: a token
+    // from the password file would feed a SCRAM proof and fail.
+    io.print(`note: this Gatehouse signs tokens in with OAUTHBEARER only (server.token_sign_in: oauthbearer), so psql will not sign in with the token written to the password file; PostgreSQL 18's libpq can use OAUTHBEARER itself (oauth_issuer=${doc.issuer} oauth_client_id=${doc.client_id}).\n`);
   }
   const host = opts.pgHost ?? new URL(server).hostname.replace(/^\[|\]$/g, '');
   const port = opts.pgPort ?? doc.postgres.port;
