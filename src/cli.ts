@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// gatehouse serve | check | explain | verifier | encrypt | rotate-keys
+// gatehouse serve | check | explain | verifier | encrypt | rotate-keys | login
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,6 +20,9 @@ import { ensureDemoCertificate } from './wire/demo-certificate.ts';
 import { type DemoWarehouse, WarehouseUrlError, loadDemoWarehouse } from './demo/warehouse.ts';
 import type { KeyResolution } from './secrets/resolve.ts';
 import pino from 'pino';
+import { systemOpener } from './login/browser-flow.ts';
+import { LoginError } from './login/errors.ts';
+import { type LoginResult, login, refreshSaved } from './login/login.ts';
 
 const projectDir = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const USAGE = `usage:
@@ -35,7 +38,13 @@ const USAGE = `usage:
   gatehouse verifier PASSWORD        print a SCRAM-SHA-256 verifier for org.yaml
   gatehouse encrypt --org ORG --connection NAME [--field ${SECRET_FIELDS.join('|')}] [--rules DIR]
                                      encrypt the secret read from stdin; prints the ciphertext for the connection file
-  gatehouse rotate-keys [DIR]        re-encrypt every ciphertext in DIR (rules/) to the current master key`;
+  gatehouse rotate-keys [DIR]        re-encrypt every ciphertext in DIR (rules/) to the current master key
+  gatehouse login https://GATEHOUSE[:PORT]/ORG | ORG [--server URL]
+                [--device] [--no-browser] [--fresh] [--pg-host H] [--pg-port P] [--timeout SECONDS]
+                                     sign in with your org's identity provider and write the token to your
+                                     password file (PGPASSFILE or ~/.pgpass) for psql; a saved sign-in is
+                                     refreshed without a browser (README "Signing in")
+  gatehouse login --refresh [TARGET] refresh saved sign-ins now (for cron); never opens a browser`;
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -50,6 +59,8 @@ async function main(argv: string[]): Promise<number> {
       return encryptCommand(rest);
     case 'rotate-keys':
       return rotateKeysCommand(rest);
+    case 'login':
+      return loginCommand(rest);
     case 'verifier': {
       if (!rest[0]) return usage();
       console.log(formatVerifier(makeVerifier(rest[0])));
@@ -322,6 +333,52 @@ async function rotateKeysCommand(args: string[]): Promise<number> {
   for (const r of report.unchanged) console.log(`unchanged ${r.file} ${r.field}: already on key ${report.current}`);
   console.log(`${report.rotated.length} ciphertext(s) re-encrypted to key ${report.current} in ${report.written.length} file(s); ${report.unchanged.length} already on it`);
   return 0;
+}
+
+async function loginCommand(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      server: { type: 'string' },
+      device: { type: 'boolean' },
+      'no-browser': { type: 'boolean' },
+      fresh: { type: 'boolean' },
+      refresh: { type: 'boolean' },
+      'pg-host': { type: 'string' },
+      'pg-port': { type: 'string' },
+      timeout: { type: 'string' },
+    },
+  });
+  if (positionals.length > 1) return usage();
+  const io = { env: process.env, print: (text: string) => process.stderr.write(`${text}\n`), openBrowser: systemOpener };
+  const report = (r: LoginResult) => {
+    const until = new Date(r.expiresAt * 1000).toISOString().replace(/\.\d+Z$/, 'Z');
+    console.log(`Signed in to ${r.org} as ${r.email}${r.how === 'refresh' ? ' (refreshed)' : ''}; the token is valid until ${until} and is in ${r.pgpass} for ${r.host}:${r.port}.`);
+  };
+  try {
+    if (values.refresh) {
+      const { refreshed, failed } = await refreshSaved({ target: positionals[0], server: values.server }, io);
+      refreshed.forEach(report);
+      for (const f of failed) console.error(`gatehouse login: ${f.org} at ${f.server}: ${f.error.message}${f.error.hint ? `\n  hint: ${f.error.hint}` : ''}`);
+      return failed.length ? 1 : 0;
+    }
+    const pgPort = values['pg-port'] === undefined ? undefined : Number(values['pg-port']);
+    if (pgPort !== undefined && !(/^\d+$/.test(values['pg-port']!) && pgPort >= 1 && pgPort <= 65535)) throw new LoginError(`--pg-port must be a port number from 1 to 65535, not '${values['pg-port']}'`);
+    const timeout = values.timeout === undefined ? undefined : Number(values.timeout);
+    if (timeout !== undefined && !(timeout > 0)) throw new LoginError(`--timeout must be a number of seconds, not '${values.timeout}'`);
+    const r = await login(
+      { target: positionals[0], server: values.server, device: values.device, noBrowser: values['no-browser'], fresh: values.fresh, pgHost: values['pg-host'], pgPort, timeoutMs: timeout === undefined ? undefined : timeout * 1000 },
+      io,
+    );
+    report(r);
+    console.log(`Connect with: psql "host=${r.host} port=${r.port} dbname=CONNECTION user=${r.email} sslmode=require"`);
+    return 0;
+  } catch (e) {
+    if (!(e instanceof LoginError)) throw e;
+    console.error(`gatehouse login: ${e.message}${e.hint ? `\n  hint: ${e.hint}` : ''}`);
+    return 1;
+  }
 }
 
 main(process.argv.slice(2)).then(

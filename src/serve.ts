@@ -8,6 +8,7 @@ import { Metrics } from './admin/metrics.ts';
 import { type AdminServer, startAdminServer } from './admin/server.ts';
 import { type AuditSink, countedAudit, fileAudit, loggerAudit } from './audit/audit.ts';
 import { loadRules } from './config/load.ts';
+import { loginDocument, publishingOrgs } from './login/document.ts';
 import { Gateway } from './gateway.ts';
 import { SignInThrottle } from './limits/sign-in-throttle.ts';
 import { type KeyResolution, resolveKeys } from './secrets/resolve.ts';
@@ -106,6 +107,14 @@ export async function serve(opts: ServeOptions): Promise<RunningGatehouse> {
       host,
       port: opts.adminPort ?? rules.server.admin_port,
       metrics,
+      // gatehouse login finds the org's provider and this port here (src/login/document.ts).
+      login: {
+        forOrg: (org) => loginDocument(rules, org, { port: listening.port, tls: tls ? tls.mode : 'off' }),
+        onlyOne: () => {
+          const orgs = publishingOrgs(rules);
+          return orgs.length === 1 ? loginDocument(rules, orgs[0], { port: listening.port, tls: tls ? tls.mode : 'off' }) : undefined;
+        },
+      },
       health: () => ({
         ...(shuttingDown ? { status: 'shutting_down' } : {}),
         policy_version: rules.version,

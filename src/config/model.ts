@@ -172,6 +172,18 @@ export interface IdentityProvider {
   default_membership: 'allow' | 'deny';
   /** ms: a token with a key id not in the cached keys refetches them at most this often (rotation). */
   jwks_refresh_cooldown: number;
+  /** The public client `gatehouse login` signs people in with (src/login/); absent: not published. */
+  login?: LoginClient;
+}
+
+/** org.yaml `identity_provider.login`: the provider's public client for `gatehouse login`. */
+export interface LoginClient {
+  client_id: string;
+  scopes: string[];
+  /** RFC 8707 resource indicator, sent on every request when set. */
+  resource?: string;
+  /** Allowlisted extra authorization request parameters (prompt, access_type, hd, domain_hint, acr_values, max_age, ui_locales). */
+  authorization_params: Partial<Record<string, string>>;
 }
 
 export interface Org {
@@ -211,6 +223,12 @@ export interface ServerConfig {
   max_result_bytes: number;
   /** On SIGTERM/SIGINT: how long running statements may finish before every session is ended (57P01). */
   shutdown_timeout: number;
+  /**
+   * Over TLS, once some org has an identity_provider: `password` asks every name for a password
+   * (an IdP token, or an org.yaml password checked against its verifier; every client can send
+   * one); `oauthbearer` offers every name SASL with SCRAM and OAUTHBEARER (libpq 18's OAuth).
+   */
+  token_sign_in: 'password' | 'oauthbearer';
   /** Failed sign-ins throttled per user and per address; connections still signing in capped per address. */
   sign_in_throttle: SignInThrottleConfig;
   /** TLS for clients; absent: SSLRequest is answered 'N'. Paths are absolute once loaded (relative ones resolved against the rules directory). */

@@ -47,6 +47,9 @@ export const serverFileSchema = z
         max_result_rows: countLimit.default(0),
         max_result_bytes: countLimit.default(0),
         shutdown_timeout: durationMs.default(30_000),
+        // How a token reaches Gatehouse over TLS once some org has an identity_provider (src/identity/sign-in.ts):
+        // every name is asked for a password (a token or an org.yaml password), or offered SASL (SCRAM and OAUTHBEARER).
+        token_sign_in: z.enum(['password', 'oauthbearer']).default('password'),
         // Failed sign-ins, throttled per user and per client address (src/limits/sign-in-throttle.ts, docs/rules.md).
         sign_in_throttle: z
           .object({
@@ -104,6 +107,26 @@ export function isProviderUrl(value: string): boolean {
   return url.protocol === 'http:' && (host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host));
 }
 
+/**
+ * What `gatehouse login` needs to sign a person in (src/login/): a public client registered at
+ * the provider for Gatehouse's command line (a native app: PKCE, a loopback redirect, no
+ * secret), published unauthenticated by the admin endpoint's /login/v1/orgs/<org>.
+ */
+const loginClient = z
+  .object({
+    client_id: z.string().min(1),
+    /** Asked for at sign-in; offline_access is what gets a refresh token from most providers. */
+    scopes: z.array(z.string().regex(/^[\x21\x23-\x5b\x5d-\x7e]+$/, 'must be an OAuth scope token')).min(1).default(['openid', 'email', 'offline_access']),
+    /** RFC 8707 resource indicator sent with every request (providers that issue an access token per resource). */
+    resource: z.string().url().optional(),
+    /**
+     * Extra authorization request parameters some providers need (Google: access_type offline);
+     * an allowlist, so nothing here can replace the redirect, the state or the PKCE challenge.
+     */
+    authorization_params: z.partialRecord(z.enum(['prompt', 'access_type', 'hd', 'domain_hint', 'acr_values', 'max_age', 'ui_locales']), z.string().min(1)).default({}),
+  })
+  .strict();
+
 /** The org's OpenID Connect provider: whose tokens sign its people in (src/identity/oidc.ts, docs/rules.md). */
 const identityProvider = z
   .object({
@@ -121,6 +144,8 @@ const identityProvider = z
     default_membership: z.enum(['allow', 'deny']),
     /** A token whose key id is not in the cached keys refetches them at most this often. */
     jwks_refresh_cooldown: durationMs.default(30_000),
+    /** `gatehouse login` for this org: absent, the admin endpoint publishes nothing for it. */
+    login: loginClient.optional(),
   })
   .strict();
 

@@ -46,6 +46,13 @@ export class Directory {
     return this.rules.users.get(normalizeUserName(name));
   }
 
+  /** The orgs that list people of this email domain (OAUTHBEARER's provider discovery: by domain, never by name). */
+  orgsOfDomain(domain: string): string[] {
+    const orgs = new Set<string>();
+    for (const user of this.rules.users.values()) if (user.email.endsWith(`@${domain}`)) orgs.add(user.org);
+    return [...orgs];
+  }
+
   /** Unknown users, and users without a verifier, get a mock that no password matches. */
   verifierFor(name: string): { verifier: ScramVerifier; known: boolean } {
     const key = normalizeUserName(name);

@@ -9,10 +9,12 @@ import type { BackendMessage, CleartextPassword, SASLInitialResponse, SASLRespon
 
 /**
  * How a person proved who they are (audited with the session): SCRAM against org.yaml's
- * verifier, or a token of the org's identity provider as the cleartext password (over TLS)
- * or through SASL OAUTHBEARER (src/identity/token-flow.ts, oauthbearer-flow.ts).
+ * verifier, a password in clear over TLS checked against that verifier (`password`: when
+ * every name is asked for a password or token, token-flow.ts), or a token of the org's
+ * identity provider as the cleartext password (over TLS) or through SASL OAUTHBEARER
+ * (src/identity/token-flow.ts, oauthbearer-flow.ts).
  */
-export type SignInMethod = 'scram' | 'oidc-password' | 'oauthbearer';
+export type SignInMethod = 'scram' | 'password' | 'oidc-password' | 'oauthbearer';
 
 /** Who signed in: their org's membership, as the org's rules (or, later, its identity provider) say. */
 export interface Identity {

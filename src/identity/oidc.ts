@@ -5,7 +5,7 @@
 // algorithms. What comes out is plain data (the org whose provider issued it, the email,
 // the mapped groups and attributes); who that makes the person is token-identity.ts's call.
 // No token, and nothing cut from one, goes into a reason, a log line or an error.
-import { createRemoteJWKSet, decodeJwt, errors as joseErrors, type JWTPayload, jwtVerify } from 'jose';
+import { createRemoteJWKSet, decodeJwt, decodeProtectedHeader, errors as joseErrors, type JWTPayload, jwtVerify } from 'jose';
 import type { Logger } from 'pino';
 import type { Attributes, IdentityProvider, Org } from '../config/model.ts';
 import { isProviderUrl } from '../config/schema.ts';
@@ -45,6 +45,21 @@ export type TokenCheck = { ok: true; token: VerifiedToken } | ({ ok: false } & T
 /** Looks like a compact JWS (three base64url parts): a password that does not is never sent to jose. */
 export function looksLikeJwt(value: string): boolean {
   return value.length <= MAX_TOKEN_CHARS && /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/.test(value);
+}
+
+/**
+ * A compact JWS whose header and payload decode as JSON objects: such a password is taken for
+ * a token. Anything else (a password with two dots in it too) is a password.
+ */
+export function parsesAsJwt(value: string): boolean {
+  if (!looksLikeJwt(value)) return false;
+  try {
+    decodeProtectedHeader(value);
+    decodeJwt(value);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 interface ProviderState {

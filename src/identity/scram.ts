@@ -35,6 +35,16 @@ export function makeVerifier(password: string, iterations = 4096, salt = randomB
   return { iterations, salt, storedKey, serverKey };
 }
 
+/**
+ * A password typed in clear (a PasswordMessage over TLS) checked against a SCRAM verifier:
+ * the same derivation the client does in SCRAM, so org.yaml keeps verifiers, never passwords,
+ * and a mock verifier costs the same PBKDF2 as a real one.
+ */
+export function passwordMatches(password: string, v: ScramVerifier): boolean {
+  const { storedKey } = keysFromSalted(saltedPassword(password, v.salt, v.iterations));
+  return storedKey.length === v.storedKey.length && timingSafeEqual(storedKey, v.storedKey);
+}
+
 /** The RFC 5803 text form PostgreSQL stores in pg_authid and rules/ stores in org.yaml. */
 export function formatVerifier(v: ScramVerifier): string {
   return `${SCRAM_MECHANISM}$${v.iterations}:${v.salt.toString('base64')}$${v.storedKey.toString('base64')}:${v.serverKey.toString('base64')}`;

@@ -33,18 +33,21 @@ let acme: TestIdp;
 let globex: TestIdp;
 let gh: RunningGatehouse;
 let port: number;
+/** The same rules with server.token_sign_in: oauthbearer (SASL with SCRAM and OAUTHBEARER for every name over TLS). */
+let ghSasl: RunningGatehouse;
 let auditPath: string;
+let saslAuditPath: string;
 const logLines: string[] = [];
 /** Every token and password a test sent: none may appear in a log line, an audit record or an error. */
 const secrets = new Set<string>();
 const errorTexts: string[] = [];
 
-function rulesWithProviders(): string {
+function rulesWithProviders(tokenSignIn: 'password' | 'oauthbearer'): string {
   const dir = tlsRulesDir(pki, 'optional');
   // These tests fail many sign-ins for the same people on purpose: the throttle (its own tests
   // in throttle.test.ts) must not answer in the tokens' place.
   const serverYaml = join(dir, 'gatehouse.yaml');
-  writeFileSync(serverYaml, `${readFileSync(serverYaml, 'utf8').trimEnd()}\n  sign_in_throttle:\n    max_failures_per_user: 10000\n    max_failures_per_address: 10000\n`);
+  writeFileSync(serverYaml, `${readFileSync(serverYaml, 'utf8').trimEnd()}\n  sign_in_throttle:\n    max_failures_per_user: 10000\n    max_failures_per_address: 10000\n  token_sign_in: ${tokenSignIn}\n`);
   const acmeOrg = join(dir, 'acme/org.yaml');
   writeFileSync(
     acmeOrg,
@@ -94,21 +97,24 @@ beforeAll(async () => {
       done();
     },
   });
-  gh = await serve({ rulesDir: rulesWithProviders(), host: '127.0.0.1', port: 0, adminPort: 0, auditPath, logger: pino({ level: 'debug' }, logs) });
+  saslAuditPath = join(mkdtempSync(join(tmpdir(), 'gatehouse-oidc-audit-')), 'audit.jsonl');
+  gh = await serve({ rulesDir: rulesWithProviders('password'), host: '127.0.0.1', port: 0, adminPort: 0, auditPath, logger: pino({ level: 'debug' }, logs) });
   port = gh.port;
+  ghSasl = await serve({ rulesDir: rulesWithProviders('oauthbearer'), host: '127.0.0.1', port: 0, adminPort: 0, auditPath: saslAuditPath, logger: pino({ level: 'debug' }, logs) });
 }, 180_000);
 
 afterAll(async () => {
   await gh?.close();
+  await ghSasl?.close();
   await acme?.close();
   await globex?.close();
 });
 
 async function audit(type: string): Promise<Record<string, unknown>[]> {
   await new Promise((r) => setTimeout(r, 150)); // the file audit writes behind by 20 ms
-  if (!existsSync(auditPath)) return [];
-  return readFileSync(auditPath, 'utf8')
-    .split('\n')
+  return [auditPath, saslAuditPath]
+    .filter((f) => existsSync(f))
+    .flatMap((f) => readFileSync(f, 'utf8').split('\n'))
     .filter(Boolean)
     .map((l) => JSON.parse(l) as Record<string, unknown>)
     .filter((r) => r.type === type);
@@ -123,9 +129,9 @@ interface Outcome {
 }
 
 /** The pg driver with the token as the password; over TLS unless `plaintext`. */
-async function viaPg(user: string, password: string, opts: { plaintext?: boolean; app?: string } = {}): Promise<Outcome> {
+async function viaPg(user: string, password: string, opts: { plaintext?: boolean; app?: string; port?: number } = {}): Promise<Outcome> {
   secrets.add(password);
-  const c = new pg.Client({ host: '127.0.0.1', port, user, password, database: 'warehouse', ssl: opts.plaintext ? false : { ca: readFileSync(pki.caCert) }, application_name: opts.app });
+  const c = new pg.Client({ host: '127.0.0.1', port: opts.port ?? port, user, password, database: 'warehouse', ssl: opts.plaintext ? false : { ca: readFileSync(pki.caCert) }, application_name: opts.app });
   c.on('error', () => {});
   try {
     await c.connect();
@@ -270,9 +276,17 @@ describe('a token as the password, over TLS', () => {
     expect((await lastFailure(IVAN))?.reason).toBe("token of org globex's provider for a user of another org");
   });
 
-  it('a name with a SCRAM verifier is offered SASL, so a token typed as its password is only ever a wrong SCRAM password (28P01)', async () => {
+  it('a name with a SCRAM verifier is asked for a password like everyone: another org\'s token for it is refused as a token', async () => {
     const fromAcme = await acme.token('hank', ACME_AUD);
-    expect(await viaPg('hank@globex.example', fromAcme)).toMatchObject({ code: '28P01' });
+    expect(await viaPg('hank@globex.example', fromAcme)).toMatchObject({ code: '28000', message: 'identity provider token rejected for user "hank@globex.example"' });
+    expect((await lastFailure('hank@globex.example'))?.reason).toBe("token of org acme's provider for a user of another org");
+  });
+
+  it('token_sign_in oauthbearer: a token typed as the password runs SCRAM, so it is only ever a wrong SCRAM password (28P01), for every name', async () => {
+    for (const [client, user] of [['hank', 'hank@globex.example'], ['zoe', ZOE]]) {
+      const token = await acme.token(client, ACME_AUD);
+      expect(await viaPg(user, token, { port: ghSasl.port })).toMatchObject({ code: '28P01', message: `password authentication failed for user "${user}"` });
+    }
   });
 
   it('default_membership deny: a verified person globex does not list is refused, naming the org and what to do', async () => {
@@ -288,17 +302,24 @@ describe('a token as the password, over TLS', () => {
     expect((await lastFailure('uma@acme.example'))?.reason).toBe('token email is not verified (email_verified is false)');
   });
 
-  it('a password that is not a JWT: 28000 with the hint that this user signs in with a token', async () => {
-    const r = await viaPg(IVAN, 'correct horse battery staple');
-    expect(r).toMatchObject({ code: '28000', message: `password authentication failed for user "${IVAN}"` });
-    expect(r.hint).toMatch(/token from the organization's identity provider/);
-    expect((await lastFailure(IVAN))?.reason).toBe('password is not a JWT');
+  it('a password that is not a JWT: 28P01 in the same words for a name without a password, a name with one and an unknown name', async () => {
+    const outcomes = [];
+    for (const user of [IVAN, BOB, 'nobody@acme.example']) {
+      const r = await viaPg(user, 'correct horse battery staple');
+      outcomes.push({ ...r, message: r.message?.replace(user, '<user>') });
+    }
+    expect(outcomes[0]).toMatchObject({ code: '28P01', message: 'password authentication failed for user "<user>"' });
+    expect(outcomes[0].hint).toMatch(/token from your organization's identity provider as the password/);
+    expect(outcomes[1]).toEqual(outcomes[0]);
+    expect(outcomes[2]).toEqual(outcomes[0]);
+    expect((await lastFailure(IVAN))?.reason).toBe('password is not a JWT, and the name has no password in org.yaml');
+    expect((await lastFailure(BOB))?.reason).toBe('wrong password');
   });
 
-  it('a 40 KB password: too long to be a token, refused 28000', async () => {
+  it('a 40 KB password: too long to be a token, a wrong password (28P01)', async () => {
     const long = `eyJ${'A'.repeat(40 * 1024)}`;
-    expect(await viaPg(IVAN, long)).toMatchObject({ code: '28000', message: `password authentication failed for user "${IVAN}"` });
-    expect((await lastFailure(IVAN))?.reason).toBe(`password of ${long.length} characters is too long to be a token`);
+    expect(await viaPg(IVAN, long)).toMatchObject({ code: '28P01', message: `password authentication failed for user "${IVAN}"` });
+    expect((await lastFailure(IVAN))?.reason).toBe('password is not a JWT, and the name has no password in org.yaml');
   });
 
   it('a 1 MB password: a clear refusal, and Gatehouse keeps serving', async () => {
@@ -309,8 +330,11 @@ describe('a token as the password, over TLS', () => {
     expect(await viaPg(IVAN, await acme.token('ivan', ACME_AUD))).toEqual({ regions: 'APAC' });
   });
 
-  it('SCRAM users are unchanged over TLS: bob with the demo password', async () => {
-    expect(await viaPg(BOB, DEMO_PASSWORD)).toEqual({ regions: 'EMEA' });
+  it('org.yaml passwords still work over TLS: bob with the demo password (checked against his SCRAM verifier), and with SCRAM where token_sign_in is oauthbearer', async () => {
+    expect(await viaPg(BOB, DEMO_PASSWORD, { app: 'bob-password' })).toEqual({ regions: 'EMEA' });
+    expect((await audit('session_start')).find((x) => x.application_name === 'bob-password')).toMatchObject({ user: BOB, sign_in: 'password', tls: true });
+    expect(await viaPg(BOB, DEMO_PASSWORD, { app: 'bob-scram', port: ghSasl.port })).toEqual({ regions: 'EMEA' });
+    expect((await audit('session_start')).find((x) => x.application_name === 'bob-scram')).toMatchObject({ user: BOB, sign_in: 'scram', tls: true });
   });
 
   it('the provider rotates its key: a token with the new kid makes Gatehouse refetch the keys and succeed', async () => {
@@ -326,18 +350,21 @@ describe('a token as the password, over TLS', () => {
 });
 
 describe('tokens over plaintext', () => {
-  it('the pg driver without TLS: refused 28000 with the hint to use sslmode=require, before any password is asked for', async () => {
+  it('the pg driver without TLS: SCRAM, never a cleartext request, so the token never travels in clear; refused 28P01 with the hint to use sslmode=require', async () => {
     const token = await acme.token('ivan', ACME_AUD);
     const r = await viaPg(IVAN, token, { plaintext: true });
-    expect(r).toMatchObject({ code: '28000', message: `user "${IVAN}" signs in with an identity provider token, which Gatehouse accepts over TLS only` });
-    expect(r.hint).toMatch(/sslmode=require/);
-    expect((await lastFailure(IVAN))).toMatchObject({ reason: 'token sign-in over plaintext refused', tls: false });
+    expect(r).toMatchObject({ code: '28P01', message: `password authentication failed for user "${IVAN}"` });
+    expect(r.hint).toMatch(/accepted over TLS only: connect with sslmode=require/);
+    expect((await lastFailure(IVAN))).toMatchObject({ reason: 'unknown user', tls: false });
+    // A listed name with a password gets the same words.
+    const bob = await viaPg(BOB, 'not-his-password', { plaintext: true });
+    expect({ ...bob, message: bob.message?.replace(BOB, IVAN) }).toEqual(r);
   });
 
   it('psql sslmode=disable: the same refusal', async () => {
     const r = await psql(IVAN, await acme.token('ivan', ACME_AUD), 'disable');
     expect(r.code).not.toBe(0);
-    expect(r.stderr).toMatch(/accepts over TLS only/);
+    expect(r.stderr).toMatch(/accepted over TLS only/);
     expect(r.stderr).toMatch(/sslmode=require/);
   });
 
@@ -404,7 +431,7 @@ function saslInitial(mechanism: string, data: string): Buffer {
 }
 
 async function oauthSession(user: string) {
-  const s = await tlsSocket(port, { negotiation: 'postgres', ca: readFileSync(pki.caCert) });
+  const s = await tlsSocket(ghSasl.port, { negotiation: 'postgres', ca: readFileSync(pki.caCert) });
   const frames = reader(s);
   s.write(startupMessage({ user, database: 'warehouse', application_name: `oauth-${user}` }));
   const first = await frames.next();
@@ -414,11 +441,31 @@ async function oauthSession(user: string) {
 }
 
 describe('SASL OAUTHBEARER (RFC 7628), raw client over TLS', () => {
-  it('offered beside SCRAM to a name with a verifier; a valid token signs bob in with no SASLFinal, and the session is governed as bob', async () => {
+  it('the same mechanisms for every name: listed with a password, listed without, known only to the provider, unknown', async () => {
+    for (const user of [BOB, IVAN, ZOE, 'nobody@nowhere.example']) {
+      const { s, mechanisms } = await oauthSession(user);
+      expect(mechanisms).toEqual(['SCRAM-SHA-256-PLUS', 'SCRAM-SHA-256', 'OAUTHBEARER']);
+      s.destroy();
+    }
+  });
+
+  it('a person who exists only at acme\'s provider (zoe) signs in with OAUTHBEARER: acme\'s default membership', async () => {
+    const token = await acme.token('zoe', ACME_AUD);
+    secrets.add(token);
+    const { s, frames } = await oauthSession(ZOE);
+    s.write(saslInitial('OAUTHBEARER', `n,,\x01auth=Bearer ${token}\x01\x01`));
+    const ok = await frames.next();
+    expect([ok.type, ok.body.readInt32BE(0)]).toEqual([MSG.Authentication, 0]);
+    s.destroy();
+    await new Promise((r) => setTimeout(r, 100));
+    const start = (await audit('session_start')).find((x) => x.application_name === `oauth-${ZOE}`);
+    expect(start).toMatchObject({ user: ZOE, org: 'acme', sign_in: 'oauthbearer', level: 'query_topics' });
+  });
+
+  it('a valid token signs bob in with no SASLFinal, and the session is governed as bob', async () => {
     const token = await acme.token('bob', ACME_AUD);
     secrets.add(token);
-    const { s, frames, mechanisms } = await oauthSession(BOB);
-    expect(mechanisms).toEqual(['SCRAM-SHA-256-PLUS', 'SCRAM-SHA-256', 'OAUTHBEARER']);
+    const { s, frames } = await oauthSession(BOB);
     s.write(saslInitial('OAUTHBEARER', `n,,\x01auth=Bearer ${token}\x01\x01`));
     const ok = await frames.next();
     expect([ok.type, ok.body.readInt32BE(0)]).toEqual([MSG.Authentication, 0]);
@@ -502,7 +549,7 @@ describe('SASL OAUTHBEARER (RFC 7628), raw client over TLS', () => {
 describe('no token in any log, audit record or error', () => {
   it('none of the tokens or passwords sent above appears anywhere Gatehouse wrote', async () => {
     await new Promise((r) => setTimeout(r, 200));
-    const written = [readFileSync(auditPath, 'utf8'), logLines.join(''), errorTexts.join('\n')];
+    const written = [readFileSync(auditPath, 'utf8'), readFileSync(saslAuditPath, 'utf8'), logLines.join(''), errorTexts.join('\n')];
     expect(secrets.size).toBeGreaterThan(15);
     for (const secret of secrets) {
       // The whole secret, and its signature part alone (a JWT's header is not secret, and is shared by many tokens).

@@ -10,10 +10,10 @@ import { isProviderUrl } from '../../../src/config/schema.ts';
 import { Directory } from '../../../src/identity/directory.ts';
 import type { AuthResponse, SignInChannel } from '../../../src/identity/flow.ts';
 import { bearerToken, oauthBearerFlow, parseInitialResponse } from '../../../src/identity/oauthbearer-flow.ts';
-import { looksLikeJwt, OidcVerifier } from '../../../src/identity/oidc.ts';
+import { looksLikeJwt, OidcVerifier, parsesAsJwt } from '../../../src/identity/oidc.ts';
 import { SignInFlows } from '../../../src/identity/sign-in.ts';
 import { tokenIdentity } from '../../../src/identity/token-identity.ts';
-import { tokenPasswordFlow } from '../../../src/identity/token-flow.ts';
+import { tokenOrPasswordFlow } from '../../../src/identity/token-flow.ts';
 
 const DEMO = resolve(import.meta.dirname, '../../../rules');
 const PROVIDER = `identity_provider:
@@ -136,23 +136,84 @@ describe('tokenIdentity', () => {
   });
 });
 
-describe('which flow a name gets', () => {
-  const rules = loadRules(rulesWith(PROVIDER));
-  const flows = new SignInFlows(rules, new Directory(rules), new OidcVerifier(rules.orgs.values()));
+describe('which flow a name gets: the same for every name (listed with a password, listed without, unknown)', () => {
+  const NAMES = ['bob@acme.example', 'ivan@acme.example', 'nobody@acme.example', 'nobody@nowhere.example'];
+  const flowsOf = (serverExtra = '') => {
+    const dir = rulesWith(`${PROVIDER}`);
+    // ivan is listed without a password (a person who exists in org.yaml only for attributes).
+    const orgFile = join(dir, 'acme', 'org.yaml');
+    writeFileSync(orgFile, readFileSync(orgFile, 'utf8').replace('identity_provider:', '  - email: ivan@acme.example\n    attributes: { region: APAC }\nidentity_provider:'));
+    if (serverExtra) writeFileSync(join(dir, 'gatehouse.yaml'), `${readFileSync(join(dir, 'gatehouse.yaml'), 'utf8').replace(/^server:\n/m, `server:\n${serverExtra}`)}`);
+    const rules = loadRules(dir);
+    return { rules, flows: new SignInFlows(rules, new Directory(rules), new OidcVerifier(rules.orgs.values())) };
+  };
   const tls: SignInChannel = { tls: true, tlsServerEndPoint: Buffer.alloc(32), remoteAddress: 'x' };
   const plain: SignInChannel = { tls: false, remoteAddress: 'x' };
-  const first = (user: string, channel: SignInChannel) => flows.flow({ user, database: 'warehouse', channel }).start();
 
-  it('TLS: SCRAM and OAUTHBEARER for a name with a verifier, a cleartext token request for any other', () => {
-    expect(first('bob@acme.example', tls)).toEqual({ type: 'AuthenticationSASL', mechanisms: ['SCRAM-SHA-256-PLUS', 'SCRAM-SHA-256', 'OAUTHBEARER'] });
-    expect(first('nobody@acme.example', tls)).toEqual({ type: 'AuthenticationCleartextPassword' });
+  it('token_sign_in password (the default), TLS: a cleartext request for every name', () => {
+    const { rules, flows } = flowsOf();
+    expect(rules.server.token_sign_in).toBe('password');
+    for (const user of NAMES) expect(flows.flow({ user, database: 'warehouse', channel: tls }).start()).toEqual({ type: 'AuthenticationCleartextPassword' });
   });
 
-  it('plaintext: never a cleartext request, never OAUTHBEARER; a tokens-only name is refused at its first answer', async () => {
-    expect(first('bob@acme.example', plain)).toEqual({ type: 'AuthenticationSASL', mechanisms: ['SCRAM-SHA-256'] });
-    const f = flows.flow({ user: 'nobody@acme.example', database: 'warehouse', channel: plain });
-    expect(f.start()).toEqual({ type: 'AuthenticationSASL', mechanisms: ['SCRAM-SHA-256'] });
-    expect(await f.onMessage({ type: 'SASLInitialResponse', mechanism: 'SCRAM-SHA-256', data: Buffer.from('n,,n=,r=abc') })).toMatchObject({ kind: 'fail', error: { sqlstate: '28000', hint: expect.stringContaining('sslmode=require') } });
+  it('token_sign_in password: an org.yaml password still signs its user in (method password); a wrong one, or any for a name without one, fails in the same words', async () => {
+    const { flows } = flowsOf();
+    const answer = (user: string, password: string) => flows.flow({ user, database: 'warehouse', channel: tls }).onMessage({ type: 'CleartextPassword', password });
+    expect(await answer('bob@acme.example', 'gatehouse-demo')).toMatchObject({ kind: 'done', identity: { email: 'bob@acme.example', org: 'acme', method: 'password' } });
+    const failures = [];
+    for (const user of NAMES) {
+      const step = await answer(user, 'wrong.password');
+      expect(step.kind).toBe('fail');
+      if (step.kind === 'fail') failures.push({ code: step.error.sqlstate, message: step.error.message.replace(user, '<user>'), hint: step.error.hint });
+    }
+    expect(new Set(failures.map((f) => JSON.stringify(f))).size).toBe(1);
+    expect(failures[0]).toMatchObject({ code: '28P01', message: 'password authentication failed for user "<user>"' });
+  });
+
+  it('token_sign_in oauthbearer, TLS: SCRAM(-PLUS) and OAUTHBEARER for every name; the discovery issuer is the only provider, whoever asks', async () => {
+    const { rules, flows } = flowsOf('  token_sign_in: oauthbearer\n');
+    expect(rules.server.token_sign_in).toBe('oauthbearer');
+    for (const user of NAMES) {
+      const f = flows.flow({ user, database: 'warehouse', channel: tls });
+      expect(f.start()).toEqual({ type: 'AuthenticationSASL', mechanisms: ['SCRAM-SHA-256-PLUS', 'SCRAM-SHA-256', 'OAUTHBEARER'] });
+      const step = await f.onMessage({ type: 'SASLInitialResponse', mechanism: 'OAUTHBEARER', data: Buffer.from('n,,\x01auth=\x01\x01') });
+      expect(step).toEqual({ kind: 'continue', send: { type: 'AuthenticationSASLContinue', data: JSON.stringify({ status: 'invalid_token', 'openid-configuration': 'https://login.acme.example/.well-known/openid-configuration', scope: 'openid email' }) } });
+    }
+  });
+
+  it('plaintext: SCRAM for every name (never a cleartext request, never OAUTHBEARER); the failure is the same for all, with the hint that tokens need TLS', async () => {
+    const { flows } = flowsOf();
+    const failures = [];
+    for (const user of NAMES) {
+      const f = flows.flow({ user, database: 'warehouse', channel: plain });
+      expect(f.start()).toEqual({ type: 'AuthenticationSASL', mechanisms: ['SCRAM-SHA-256'] });
+      const cont = await f.onMessage({ type: 'SASLInitialResponse', mechanism: 'SCRAM-SHA-256', data: Buffer.from('n,,n=,r=abc') });
+      expect(cont.kind).toBe('continue');
+      const r = cont.kind === 'continue' && cont.send.type === 'AuthenticationSASLContinue' ? /r=([^,]+)/.exec(cont.send.data)![1] : '';
+      const step = await f.onMessage({ type: 'SASLResponse', data: Buffer.from(`c=biws,r=${r},p=${Buffer.alloc(32, 7).toString('base64')}`) });
+      if (step.kind === 'fail') failures.push({ code: step.error.sqlstate, message: step.error.message.replace(user, '<user>'), hint: step.error.hint });
+    }
+    expect(failures).toHaveLength(NAMES.length);
+    expect(new Set(failures.map((f) => JSON.stringify(f))).size).toBe(1);
+    expect(failures[0]).toMatchObject({ code: '28P01', hint: expect.stringContaining('sslmode=require') });
+  });
+
+  it('several providers: OAUTHBEARER discovery names the provider of the org listing the email domain, or none', async () => {
+    const dir = rulesWith(PROVIDER, PROVIDER.replace('https://login.acme.example', 'https://login.globex.example').replace('attribute_claims: { region: region }', 'attribute_claims: {}'));
+    writeFileSync(join(dir, 'gatehouse.yaml'), readFileSync(join(dir, 'gatehouse.yaml'), 'utf8').replace(/^server:\n/m, 'server:\n  token_sign_in: oauthbearer\n'));
+    const rules = loadRules(dir);
+    const flows = new SignInFlows(rules, new Directory(rules), new OidcVerifier(rules.orgs.values()));
+    const discovery = async (user: string) => {
+      const f = flows.flow({ user, database: 'warehouse', channel: tls });
+      f.start();
+      const step = await f.onMessage({ type: 'SASLInitialResponse', mechanism: 'OAUTHBEARER', data: Buffer.from('n,,\x01auth=\x01\x01') });
+      return step.kind === 'continue' && step.send.type === 'AuthenticationSASLContinue' ? JSON.parse(step.send.data)['openid-configuration'] : 'no continue';
+    };
+    // A listed name and an unknown one of the same domain get the same answer.
+    expect(await discovery('hank@globex.example')).toBe('https://login.globex.example/.well-known/openid-configuration');
+    expect(await discovery('nobody@globex.example')).toBe('https://login.globex.example/.well-known/openid-configuration');
+    expect(await discovery('bob@acme.example')).toBe('https://login.acme.example/.well-known/openid-configuration');
+    expect(await discovery('someone@elsewhere.example')).toBeUndefined();
   });
 
   it('without any provider: SCRAM for everyone, as before', () => {
@@ -161,18 +222,23 @@ describe('which flow a name gets', () => {
     expect(plainFlows.flow({ user: 'nobody@acme.example', database: 'w', channel: tls }).start()).toEqual({ type: 'AuthenticationSASL', mechanisms: ['SCRAM-SHA-256-PLUS', 'SCRAM-SHA-256'] });
   });
 
-  it('the token flow itself refuses a plaintext channel and anything but one PasswordMessage', async () => {
+  it('the password flow itself refuses a plaintext channel and anything but one PasswordMessage', async () => {
     const never = { signIn: () => Promise.reject(new Error('must not be called')) };
-    const overPlain = tokenPasswordFlow({ user: 'x@acme.example', database: 'w', channel: plain }, never);
+    const demo = loadRules(DEMO);
+    const creds = new Directory(demo).scramCredentials('x@acme.example');
+    const overPlain = tokenOrPasswordFlow({ user: 'x@acme.example', database: 'w', channel: plain }, never, creds);
     expect(await overPlain.onMessage({ type: 'CleartextPassword', password: 'a.b.c' })).toMatchObject({ kind: 'fail', error: { sqlstate: '28000' } });
-    const wrong = tokenPasswordFlow({ user: 'x@acme.example', database: 'w', channel: tls }, never);
+    const wrong = tokenOrPasswordFlow({ user: 'x@acme.example', database: 'w', channel: tls }, never, creds);
     expect(await wrong.onMessage({ type: 'SASLResponse', data: Buffer.alloc(0) } as AuthResponse)).toMatchObject({ kind: 'fail', error: { sqlstate: '08P01' } });
   });
 
-  it('a token-looking password is three base64url parts and at most 16 KiB', () => {
+  it('a token-looking password is three base64url parts of at most 16 KiB whose header and payload are JSON', () => {
     expect(looksLikeJwt('eyJ.eyJ.sig')).toBe(true);
     expect(looksLikeJwt('correct horse')).toBe(false);
     expect(looksLikeJwt('a.b')).toBe(false);
     expect(looksLikeJwt(`a.${'b'.repeat(17000)}.c`)).toBe(false);
+    const b64 = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
+    expect(parsesAsJwt(`${b64({ alg: 'RS256' })}.${b64({ sub: 'x' })}.c2ln`)).toBe(true);
+    expect(parsesAsJwt('my.pass.word')).toBe(false);
   });
 });
