@@ -62,4 +62,12 @@ describe('files under .gatehouse/', () => {
     expect(mode(state)).toBe(0o700);
     expect(mode(path)).toBe(0o600);
   });
+
+  it('refuses a shared directory (sticky bit, like /tmp) instead of narrowing it', () => {
+    const shared = mkdtempSync(join(tmpdir(), 'gh-shared-'));
+    chmodSync(shared, 0o1777);
+    expect(() => fileAudit(join(shared, 'audit.jsonl'))).toThrow(/shared directory \(sticky bit/);
+    expect(mode(shared)).toBe(0o777);
+    expect(statSync(shared).mode & 0o1000).toBe(0o1000);
+  });
 });
