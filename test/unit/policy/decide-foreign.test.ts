@@ -1,4 +1,4 @@
-// decide() on a mysql connection (policy/decide-foreign.ts): Query Topics users' PostgreSQL
+// decide() on a mysql connection (the one planning path of policy/decide.ts with the MySQL dialect; row-statements.ts): Query Topics users' PostgreSQL
 // written by the MySQL emitter, queriers' MySQL classified and forwarded unchanged, session
 // statements answered by Gatehouse or written as MySQL's transactions, the cache keyed by
 // dialect, flavor and the topics' column types.
