@@ -214,7 +214,7 @@ type BoundSecrets<T> = { [K in keyof T]: T[K] extends { ciphertext: string } | u
  * account, which reads more than the topics, would serve governed sessions.
  */
 function topicsAccountProblem(c: Connection, topics: string[]): string | undefined {
-  if ((c.target.kind !== 'postgres' && c.target.kind !== 'mysql') || c.target.topics_user) return undefined;
+  if (c.target.kind === 'embedded' || c.target.topics_user) return undefined;
   const grants = [c.permissions.default, ...Object.values(c.permissions.groups), ...Object.values(c.permissions.users)];
   if (topics.length === 0 && !grants.includes('query_topics')) return undefined;
   const why = topics.length ? `connection has topics (${topics.join(', ')})` : 'connection grants query_topics';

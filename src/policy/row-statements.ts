@@ -13,7 +13,7 @@ import type { EmulatedSession } from '../warehouses/types.ts';
 import { type AstNode, type ParsedStatement, nodeType } from '../sql/parse.ts';
 import { refuse } from '../sql/refusal.ts';
 import { statementName } from '../sql/scope.ts';
-import { asksReadWrite, containsNode, setsReadOnlyOn } from '../sql/classify.ts';
+import { asksReadWrite, containsNode, kindOf, setsReadOnlyOn } from '../sql/classify.ts';
 import { SETTING_ALLOWLIST, SHOW_ONLY_SETTINGS } from '../sql/functions.ts';
 import { changesLexing, writeSessionStatement } from '../sql/session-statement.ts';
 import { quoteIdent } from '../sql/dialects/mysql-text.ts';
@@ -69,6 +69,13 @@ export function planRowTopicStatement(ctx: DecisionContext, st: ParsedStatement)
 export function planRowRawStatement(ctx: DecisionContext, st: ParsedStatement): Planned {
   const session = sessionStatement(ctx, st, false);
   if (session) return session;
+  const kind = kindOf(st.stmt);
+  if (kind === 'write' || kind === 'ddl') {
+    // What PostgreSQL's parser reads as a write or DDL is refused as one (42501), whether or
+    // not the warehouse dialect's classifier can parse it (Snowflake's cannot read DELETE).
+    const engine = ctx.connection.dialect === 'snowflake' ? 'Snowflake' : ctx.connection.flavor === 'mysql' ? 'MySQL' : 'MariaDB';
+    refuse('raw_sql.denied', '42501', `${statementName(nodeType(st.stmt))} is not permitted: raw SQL on ${engine} connections through Gatehouse is read-only`);
+  }
   if (nodeType(st.stmt) === 'SelectStmt') {
     const catalog = planCatalogQuery(ctx, st.stmt, st.text, 'warehouse_sql');
     if (catalog) return { statement: catalog, topics: [] };

@@ -16,6 +16,10 @@ import type { TxStatus } from './types.ts';
 export interface Credentials {
   user: string;
   password?: string;
+  /** Snowflake: the role the session takes, and key-pair sign-in (a PEM private key, its passphrase if encrypted). */
+  role?: string;
+  privateKey?: string;
+  privateKeyPassphrase?: string;
 }
 
 /**

@@ -796,16 +796,18 @@ export function retypeFields(fields: FieldDescription[], columns: EmittedColumn[
   if (!columns || columns.length !== fields.length) return { fields, convert: [] };
   const convert: number[] = [];
   const out = fields.map((f, i) => {
-    if (columns[i]?.type !== 'bool' || f.typeOid === OID.bool) return f;
+    // The name PostgreSQL gives the column: Snowflake upper-cases the names it was sent quoted in upper case.
+    const named = columns[i].name === f.name ? f : { ...f, name: columns[i].name };
+    if (columns[i]?.type !== 'bool' || f.typeOid === OID.bool) return named;
     convert.push(i);
-    return { ...f, typeOid: OID.bool, typeSize: 1, typeModifier: -1 };
+    return { ...named, typeOid: OID.bool, typeSize: 1, typeModifier: -1 };
   });
   return { fields: out, convert };
 }
 
-/** A connector's results with boolean columns retyped (retypeFields); unchanged without emitter columns. */
+/** A connector's results with the emitter's column names and boolean columns (retypeFields); unchanged without emitter columns. */
 function retyped(stream: ResultStream, columns: EmittedColumn[] | undefined): ResultStream {
-  if (!columns?.some((c) => c.type === 'bool')) return stream;
+  if (!columns?.length) return stream;
   let convert: number[] = [];
   const it: ResultStream = {
     async next() {

@@ -1,0 +1,205 @@
+// End to end on a snowflake connection: Gatehouse (in process, free ports) in front of the
+// project's fake Snowflake (test/helpers/snowflake-server.ts: the real snowflake-sdk's REST
+// protocol, SQL run on the local PostgreSQL), acme's `warehouse` connection of kind snowflake
+// with sealed credentials (the querier's password, the topics account's key pair), real clients
+// (psql, node-postgres) as bob (query_topics: the topic rewrite written by the Snowflake emitter)
+// and carol (querier: raw Snowflake SQL classified read-only and passed through unchanged).
+// What the fake cannot prove (Snowflake's own optimizer, its privileges, its identifier folding
+// of raw SQL) is listed in README, "Warehouses".
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import pino from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type RunningGatehouse, serve } from '../../src/serve.ts';
+import { sealSecret } from '../../src/secrets/envelope.ts';
+import { memoryKeyProvider } from '../../src/secrets/keys.ts';
+import { DEMO_RULES, pgClient, psql } from '../helpers/gatehouse.ts';
+import { type FakeSnowflake, SNOWFLAKE_DOMAINS_SQL, startFakeSnowflake } from '../helpers/snowflake-server.ts';
+import { PG, requirePostgres } from '../helpers/servers.ts';
+
+const DB = 'gatehouse_snowflake_e2e';
+const READER_PW = `sf-${randomBytes(9).toString('base64url')}`;
+const topicsKeys = generateKeyPairSync('rsa', { modulusLength: 2048 });
+const TOPICS_KEY = topicsKeys.privateKey.export({ format: 'pem', type: 'pkcs8' }).toString();
+const MASTER = randomBytes(32);
+const keys = memoryKeyProvider('test', [['k1', MASTER]]);
+const env = { GATEHOUSE_MASTER_KEYS: `k1:${MASTER.toString('base64')}` };
+
+let fake: FakeSnowflake;
+let gh: RunningGatehouse;
+let rulesDir = '';
+let stateDir = '';
+const logs: string[] = [];
+
+function connectionYaml(name: string, password: string, topicsKey?: string): string {
+  return `kind: snowflake
+account: gh-test
+user: GH_READER
+role: READER
+warehouse: WH
+database: GH
+schema: PUBLIC
+password: ${password}
+${topicsKey ? `topics_user: GH_TOPICS\ntopics_private_key: ${topicsKey}\n` : ''}access_url: ${fake.url}
+permissions:
+  default: no_access
+  groups:
+${topicsKey ? '    sales-emea: query_topics\n    sales-leads: query_topics\n' : ''}    analysts: querier
+`;
+}
+
+beforeAll(async () => {
+  await requirePostgres();
+  const admin = new pg.Client(PG);
+  await admin.connect();
+  await admin.query(`DROP DATABASE IF EXISTS ${DB} WITH (FORCE)`);
+  await admin.query(`CREATE DATABASE ${DB}`);
+  await admin.end();
+  const db = new pg.Client({ ...PG, database: DB });
+  await db.connect();
+  await db.query(SNOWFLAKE_DOMAINS_SQL);
+  // Quoted upper-case names: what an unquoted CREATE TABLE makes on Snowflake.
+  await db.query(`CREATE TABLE "PUBLIC"."ORDERS" ("ID" int, "CUSTOMER_ID" int, "REGION" text, "AMOUNT" numeric(12,2), "STATUS" text, "ORDERED_AT" timestamp);
+    INSERT INTO "PUBLIC"."ORDERS" SELECT g, 1 + g % 30, (ARRAY['EMEA','APAC','AMER'])[1 + g % 3], g * 10.5, CASE WHEN g % 4 = 0 THEN 'open' ELSE 'paid' END, '2024-03-01 12:00'::timestamp + g * interval '1 hour' FROM generate_series(1, 90) g;
+    CREATE TABLE "PUBLIC"."CUSTOMERS" ("ID" int, "NAME" text, "EMAIL" text, "REGION" text, "CREATED_AT" timestamp);
+    INSERT INTO "PUBLIC"."CUSTOMERS" SELECT g, 'Customer ' || g, 'c' || g || '@example.com', (ARRAY['EMEA','APAC','AMER'])[1 + g % 3], '2024-01-01'::timestamp + g * interval '1 day' FROM generate_series(1, 30) g;
+    CREATE TABLE "PUBLIC"."EMPLOYEES" ("ID" int, "NAME" text, "SALARY" numeric(10,2));
+    INSERT INTO "PUBLIC"."EMPLOYEES" SELECT g, 'Employee ' || g, 1000 + g * 100.25 FROM generate_series(1, 10) g;`);
+  await db.end();
+  fake = await startFakeSnowflake({
+    pg: { ...PG, database: DB },
+    users: {
+      gh_reader: { password: READER_PW },
+      gh_topics: { publicKeyPem: topicsKeys.publicKey.export({ format: 'pem', type: 'spki' }).toString() },
+    },
+  });
+
+  const bind = (connection: string, field: string) => ({ org: 'acme', connection, field });
+  const password = sealSecret(READER_PW, bind('warehouse', 'password'), keys);
+  const topicsKey = sealSecret(TOPICS_KEY, bind('warehouse', 'topics_private_key'), keys);
+  rulesDir = mkdtempSync(join(tmpdir(), 'gatehouse-snowflake-rules-'));
+  cpSync(DEMO_RULES, rulesDir, { recursive: true });
+  rmSync(join(rulesDir, 'globex'), { recursive: true, force: true });
+  writeFileSync(join(rulesDir, 'acme/connections/warehouse.yaml'), connectionYaml('warehouse', password, topicsKey));
+  // warehouse's ciphertext copied to another connection: bound to "warehouse", it does not open here.
+  writeFileSync(join(rulesDir, 'acme/connections/moved.yaml'), connectionYaml('moved', password));
+  stateDir = mkdtempSync(join(tmpdir(), 'gatehouse-snowflake-state-'));
+  const logger = pino({ level: 'debug' }, { write: (s: string) => void logs.push(s) });
+  gh = await serve({ rulesDir, host: '127.0.0.1', port: 0, adminPort: 0, logger, auditPath: join(stateDir, 'audit.jsonl'), stateDir, env });
+}, 120_000);
+
+afterAll(async () => {
+  await gh?.close();
+  await fake?.close();
+  for (const d of [rulesDir, stateDir]) if (d) rmSync(d, { recursive: true, force: true });
+});
+
+/** The expected rows of a topic query, read from PostgreSQL directly. */
+async function direct(sql: string): Promise<Record<string, unknown>[]> {
+  const c = new pg.Client({ ...PG, database: DB });
+  await c.connect();
+  try {
+    return (await c.query(sql)).rows;
+  } finally {
+    await c.end();
+  }
+}
+
+describe('bob (query_topics) on a snowflake connection', () => {
+  it('gets the topic rows of his region only, with PostgreSQL column names, through node-postgres', async () => {
+    const c = await pgClient(gh, 'bob@acme.example');
+    try {
+      const r = await c.query('SELECT id, region, amount FROM orders WHERE amount > 100 ORDER BY id');
+      expect(r.fields.map((f) => f.name)).toEqual(['id', 'region', 'amount']);
+      const expected = await direct(`SELECT "ID" AS id, "REGION" AS region, "AMOUNT"::text AS amount FROM "PUBLIC"."ORDERS" WHERE "REGION" = 'EMEA' AND "AMOUNT" > 100 ORDER BY "ID"`);
+      expect(expected.length).toBeGreaterThan(5);
+      expect(r.rows.map((row) => ({ id: Number(row.id), region: row.region, amount: String(row.amount) }))).toEqual(expected.map((e) => ({ ...e, id: Number(e.id) })));
+    } finally {
+      await c.end();
+    }
+    // What Snowflake got: the Snowflake emitter's text (quoted upper-case names, the row filter inside), tagged with bob.
+    const sent = fake.queries.filter((q) => q.queryTag === 'gatehouse:bob@acme.example' && q.sqlText.includes('"ORDERS"'));
+    expect(sent.length).toBeGreaterThan(0);
+    expect(sent.at(-1)!.sqlText).toMatch(/FROM \(SELECT .* FROM "PUBLIC"\."ORDERS" WHERE \("REGION" = 'EMEA'\)\) AS "ORDERS"/);
+    expect(sent.at(-1)!.user.toLowerCase()).toBe('gh_topics');
+  });
+
+  it('counts through psql, and a field outside the topic is refused by policy (42501) before Snowflake sees it', async () => {
+    const r = await psql(gh, 'bob@acme.example', 'SELECT count(*) FROM customers');
+    expect(r.stderr).toBe('');
+    const [{ n }] = await direct(`SELECT count(*)::int AS n FROM "PUBLIC"."CUSTOMERS" WHERE "REGION" = 'EMEA'`);
+    expect(Number(r.stdout.trim())).toBe(n);
+    const before = fake.queries.length;
+    const refused = await psql(gh, 'bob@acme.example', 'SELECT email FROM customers');
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toMatch(/column "email" is not a field of topic customers/);
+    expect(fake.queries.slice(before).some((q) => /EMAIL/.test(q.sqlText))).toBe(false);
+  });
+
+  it('a construct the Snowflake emitter cannot write with the same meaning is refused with 0A000', async () => {
+    const c = await pgClient(gh, 'bob@acme.example');
+    try {
+      const err = await c.query('SELECT id / 2 FROM orders').catch((e) => e);
+      expect(err.code).toBe('0A000');
+      expect(err.message).toMatch(/Snowflake/);
+    } finally {
+      await c.end();
+    }
+  });
+});
+
+describe('carol (querier) on a snowflake connection', () => {
+  it('runs raw Snowflake SQL, passed through unchanged and tagged with her', async () => {
+    const sql = 'SELECT "ID", "NAME", "SALARY" FROM "PUBLIC"."EMPLOYEES" WHERE "ID" <= 3 ORDER BY "ID"';
+    const r = await psql(gh, 'carol@acme.example', sql);
+    expect(r.stderr).toBe('');
+    expect(r.stdout.trim().split('\n')).toEqual(['1|Employee 1|1100.25', '2|Employee 2|1200.50', '3|Employee 3|1300.75']);
+    const sent = fake.queries.filter((q) => q.sqlText === sql);
+    expect(sent.length).toBe(1);
+    expect(sent[0].queryTag).toBe('gatehouse:carol@acme.example');
+    expect(sent[0].user.toLowerCase()).toBe('gh_reader');
+  });
+
+  it('writes are refused by policy (42501) and never reach Snowflake', async () => {
+    const before = fake.queries.length;
+    for (const sql of ['DELETE FROM "PUBLIC"."EMPLOYEES"', 'INSERT INTO "PUBLIC"."EMPLOYEES" VALUES (99, \'x\', 1)', 'DROP TABLE "PUBLIC"."EMPLOYEES"']) {
+      const c = await pgClient(gh, 'carol@acme.example');
+      try {
+        const err = await c.query(sql).catch((e) => e);
+        expect(err.code, sql).toBe('42501');
+      } finally {
+        await c.end();
+      }
+    }
+    expect(fake.queries.slice(before).some((q) => /DELETE|INSERT|DROP/i.test(q.sqlText))).toBe(false);
+    expect(await direct('SELECT count(*)::int AS n FROM "PUBLIC"."EMPLOYEES"')).toEqual([{ n: 10 }]);
+  });
+
+  it('a Snowflake error reaches the client with a SQLSTATE, and the session goes on', async () => {
+    const c = await pgClient(gh, 'carol@acme.example');
+    try {
+      const err = await c.query('SELECT "NOPE" FROM "PUBLIC"."EMPLOYEES"').catch((e) => e);
+      expect(err.code).toMatch(/^42/);
+      expect((await c.query('SELECT COUNT(*) AS "n" FROM "PUBLIC"."EMPLOYEES"')).rows.map((r) => Number(r.n))).toEqual([10]);
+    } finally {
+      await c.end();
+    }
+  });
+});
+
+describe('stored credentials on a snowflake connection', () => {
+  it('a ciphertext moved to another connection refuses that connection alone (08001), naming it and not the secret', async () => {
+    const r = await psql(gh, 'carol@acme.example', 'SELECT 1', { database: 'moved' });
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/connection "moved" of org acme is refused: its stored password cannot be decrypted/);
+    const ok = await psql(gh, 'carol@acme.example', 'SELECT COUNT(*) FROM "PUBLIC"."EMPLOYEES"');
+    expect(ok.stdout.trim()).toBe('10');
+    // Neither secret was ever written anywhere Gatehouse writes.
+    const all = logs.join('\n') + r.stderr;
+    expect(all).not.toContain(READER_PW);
+    expect(all).not.toContain(TOPICS_KEY.split('\n')[1]);
+  });
+});
