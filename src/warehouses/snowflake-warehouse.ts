@@ -22,6 +22,7 @@ import type {
 } from './connector.ts';
 import { credentialProblem, type PasswordSource, passwordSource } from './credentials.ts';
 import { RowWarehouse, type SqlRenderer } from './row-warehouse.ts';
+import type { EmittedSql } from './connector.ts';
 import { connectSnowflake, type SnowflakeConnection as SdkSession, type SnowflakeCredentials } from './snowflake.ts';
 import type { TxStatus } from './types.ts';
 import { snowflakeIdent } from '../sql/dialects/snowflake.ts';
@@ -191,19 +192,24 @@ export class SnowflakeSession implements ConnectorSession {
   }
 
   /**
-   * Snowflake describes a statement only by compiling it (the SDK's describeOnly), which the
-   * project's fake Snowflake does not serve: a statement is described by running it with no
-   * rows wanted is not possible in general either, so the extended protocol's Describe of a
-   * statement is refused on this connection for now. A portal's Describe after its Bind runs
-   * the statement (row-session.ts) and needs none.
+   * A statement compiled by Snowflake without running it (the SDK's describeOnly): its result
+   * columns. Parameter types are left unknown (the client binds text; Snowflake converts).
    */
-  async describe(_sql: string): Promise<Description | { error: ConnectorError }> {
-    return {
-      error: {
-        sqlstate: '0A000',
-        message: 'describing a statement before it runs is not supported on snowflake connections yet; send the statement with its parameters in one exchange (or with the simple protocol)',
-      },
-    };
+  async describe(sql: string): Promise<Description | { error: ConnectorError }> {
+    const fields: FieldDescription[] = [];
+    this.running = true;
+    try {
+      const out = await this.sdk.execute(
+        sql,
+        [],
+        { onColumns: (f) => void fields.push(...f), onRow: () => true, resume: async () => undefined },
+        { describeOnly: true, queryTag: this.queryTag },
+      );
+      if ('error' in out) return { error: { sqlstate: out.error.sqlstate, message: out.error.message } };
+      return { paramTypes: [], fields };
+    } finally {
+      this.running = false;
+    }
   }
 
   async cancel(): Promise<void> {
@@ -277,7 +283,7 @@ export class SnowflakeWarehouse extends RowWarehouse {
         querier: signIn(t.user, t.role, querier),
         ...(t.topics_user ? { topics: signIn(t.topics_user, t.topics_role, topicsAccount) } : {}),
       },
-      { logger, render, topics },
+      { logger, render: render ?? snowflakeRender, topics },
     );
     this.target = t;
     this.secrets = [...Object.values(querier), ...Object.values(topicsAccount)];
@@ -344,3 +350,45 @@ const PG_TYPE_NAMES: Record<number, string> = {
   1700: 'numeric',
   3802: 'jsonb',
 };
+
+/**
+ * A decided statement as Snowflake gets it. The emitter's text carries its `?` order; a
+ * querier's own text is sent unchanged, its numbered binds (`:1`, `:2`: the form Snowflake's
+ * classifier reads) standing for the client's parameters $1, $2... by number.
+ */
+export function snowflakeRender(statement: { sql: string; params?: number[] }): EmittedSql {
+  if (statement.params) return { sql: statement.sql, params: statement.params };
+  const n = highestNumberedBind(statement.sql);
+  return { sql: statement.sql, params: Array.from({ length: n }, (_, i) => i + 1) };
+}
+
+/** The highest `:n` bind outside string literals ('...', $$...$$), quoted names and comments. */
+export function highestNumberedBind(sql: string): number {
+  let max = 0;
+  let i = 0;
+  const skipTo = (end: string, from: number) => {
+    const j = sql.indexOf(end, from);
+    return j < 0 ? sql.length : j + end.length;
+  };
+  while (i < sql.length) {
+    const c = sql[i];
+    if (c === "'") {
+      // Snowflake's strings read backslash escapes and '' as a quote.
+      i++;
+      while (i < sql.length && sql[i] !== "'") i += sql[i] === '\\' ? 2 : 1;
+      i++;
+      if (sql[i] === "'") continue;
+    } else if (c === '"') i = skipTo('"', i + 1);
+    else if (c === '$' && sql[i + 1] === '$') i = skipTo('$$', i + 2);
+    else if (c === '-' && sql[i + 1] === '-') i = skipTo('\n', i + 2);
+    else if (c === '/' && sql[i + 1] === '/') i = skipTo('\n', i + 2);
+    else if (c === '/' && sql[i + 1] === '*') i = skipTo('*/', i + 2);
+    else if (c === ':' && sql[i + 1] === ':') i += 2;
+    else if (c === ':' && /[0-9]/.test(sql[i + 1] ?? '')) {
+      const m = /^[0-9]+/.exec(sql.slice(i + 1))!;
+      max = Math.max(max, Number(m[0]));
+      i += 1 + m[0].length;
+    } else i++;
+  }
+  return max;
+}

@@ -68,6 +68,8 @@ export interface ExecuteOptions {
    * statement Gatehouse decided (the dialect emitter's columnNames), since Snowflake upper-cases.
    */
   columnNames?: string[];
+  /** Compile only (the SDK's describeOnly): the result's columns, no rows, nothing run. */
+  describeOnly?: boolean;
 }
 
 export type ExecuteOutcome =
@@ -188,6 +190,7 @@ class Session implements SnowflakeConnection {
           // JSON and binary as text; dates and timestamps come as dates with their nanoseconds.
           fetchAsString: ['Number', 'Boolean', 'JSON', 'Buffer'],
           parameters: opts.queryTag !== undefined ? { QUERY_TAG: opts.queryTag } : undefined,
+          ...(opts.describeOnly ? { describeOnly: true } : {}),
           complete: (err: unknown, done: SdkStatement) => (err ? reject(err) : resolve(done)),
         });
         this.current = s;
@@ -212,6 +215,7 @@ class Session implements SnowflakeConnection {
           format: 0 as const,
         })),
       );
+      if (opts.describeOnly) return { rowCount: 0, command: 'DESCRIBE' };
       let rowCount = 0;
       const stream = stmt.streamRows();
       // for await pulls one row at a time: while we wait on resume(), the SDK's stream fills to its

@@ -26,7 +26,10 @@
 // (see SNOWFLAKE_DOMAINS_SQL): timestamp_ntz, timestamp_ltz, timestamp_tz, variant, number.
 // A column of such a domain is reported with the Snowflake type of the domain's name.
 //
-// Not served (and so not tested): multi-statement, PUT/GET and stage binding, describeOnly,
+// describeOnly is answered with the columns of the statement run under LIMIT 0 with NULL binds
+// (PostgreSQL infers each parameter's type from where it stands; one it cannot is an error).
+//
+// Not served (and so not tested): multi-statement, PUT/GET and stage binding,
 // asyncExec, requestId de-duplication of retried requests, Arrow results, server-side cursors
 // (a result is materialised before its first byte is sent), OAuth/SSO/MFA.
 import { createHash, createPublicKey, randomUUID, verify as verifySignature } from 'node:crypto';
@@ -313,6 +316,18 @@ export async function startFakeSnowflake(opts: FakeSnowflakeOptions): Promise<Fa
     }
   }
 
+  /** describeOnly: the statement's columns, from running it under LIMIT 0 with every bind NULL. */
+  async function describeQuery(session: Session, queryId: string, sqlText: string): Promise<QueryResult> {
+    const text = rewriteBinds(sqlText);
+    const count = Math.max(0, ...[...text.matchAll(/\$(\d+)/g)].map((m) => Number(m[1])));
+    try {
+      const res = await session.client.query({ text: `SELECT * FROM (${text}) AS gh_describe LIMIT 0`, values: Array(count).fill(null), rowMode: 'array' });
+      return encodeResult(session, queryId, res);
+    } catch (e) {
+      return { body: errorBody(e as Error & { code?: string }, queryId), chunks: [] };
+    }
+  }
+
   function encodeResult(session: Session, queryId: string, res: pg.QueryResult): QueryResult {
     const command = res.command?.toUpperCase() ?? 'SELECT';
     const dml: Record<string, [number, string]> = { INSERT: [0x3100, 'number of rows inserted'], UPDATE: [0x3200, 'number of rows updated'], DELETE: [0x3300, 'number of rows deleted'] };
@@ -455,7 +470,8 @@ export async function startFakeSnowflake(opts: FakeSnowflakeOptions): Promise<Fa
       queries.push(rec);
       const q: RunningQuery = { session: s, requestId, queryId, done: undefined as never };
       const prior = s.queue;
-      q.done = prior.then(() => runQuery(s, queryId, sqlText, bindings)).then((r) => {
+      const describeOnly = body.describeOnly === true;
+      q.done = prior.then(() => (describeOnly ? describeQuery(s, queryId, sqlText) : runQuery(s, queryId, sqlText, bindings))).then((r) => {
         q.result = r;
         if (r.chunks.length > 0) chunkStore.set(queryId, r.chunks);
         return r;

@@ -139,6 +139,24 @@ describe('bob (query_topics) on a snowflake connection', () => {
     expect(fake.queries.slice(before).some((q) => /EMAIL/.test(q.sqlText))).toBe(false);
   });
 
+  it('binds node-postgres parameters ($1 written as ? for Snowflake), and a hidden row stays hidden whatever the parameter', async () => {
+    const c = await pgClient(gh, 'bob@acme.example');
+    try {
+      for (let i = 0; i < 2; i++) {
+        const r = await c.query({ name: 'by_id', text: 'SELECT id, status FROM orders WHERE id = $1' }, [3]);
+        expect(r.fields.map((f) => f.name)).toEqual(['id', 'status']);
+        expect(r.rows.map((row) => Number(row.id))).toEqual([3]);
+      }
+      // Order 4 is APAC: not bob's.
+      expect((await c.query('SELECT id FROM orders WHERE id = $1', [4])).rows).toEqual([]);
+    } finally {
+      await c.end();
+    }
+    const sent = fake.queries.filter((q) => q.queryTag === 'gatehouse:bob@acme.example' && q.bindings.length === 1);
+    expect(sent.map((q) => q.bindings[0])).toEqual(expect.arrayContaining(['3', '4']));
+    expect(sent.every((q) => /"ID" = \?/.test(q.sqlText))).toBe(true);
+  });
+
   it('a construct the Snowflake emitter cannot write with the same meaning is refused with 0A000', async () => {
     const c = await pgClient(gh, 'bob@acme.example');
     try {
@@ -161,6 +179,16 @@ describe('carol (querier) on a snowflake connection', () => {
     expect(sent.length).toBe(1);
     expect(sent[0].queryTag).toBe('gatehouse:carol@acme.example');
     expect(sent[0].user.toLowerCase()).toBe('gh_reader');
+  });
+
+  it("binds node-postgres parameters to Snowflake's own numbered binds (:1) in raw SQL", async () => {
+    const c = await pgClient(gh, 'carol@acme.example');
+    try {
+      const r = await c.query('SELECT "NAME" AS "name" FROM "PUBLIC"."EMPLOYEES" WHERE "ID" = :1 AND "NAME" <> \':2\'', [2]);
+      expect(r.rows).toEqual([{ name: 'Employee 2' }]);
+    } finally {
+      await c.end();
+    }
   });
 
   it('writes are refused by policy (42501) and never reach Snowflake', async () => {
