@@ -315,7 +315,7 @@ export class RowSession implements WarehouseSession {
   private cancelAs?: GatehouseError;
   private closed = false;
 
-  /** PostgreSQL's settings of this session (SET/SHOW/RESET answered by Gatehouse: decide-foreign.ts). */
+  /** PostgreSQL's settings of this session (SET/SHOW/RESET answered by Gatehouse: policy/row-statements.ts). */
   private readonly pgSettings: EmulatedSettings;
 
   constructor(
