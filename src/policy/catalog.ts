@@ -92,9 +92,16 @@ const POSTGRES_CATALOG_FUNCTIONS: ReadonlySet<string> = new Set([
   'has_table_privilege', 'has_schema_privilege', 'has_database_privilege', 'current_setting', 'current_database',
 ]);
 
-function postgresOnlyFunction(names: string[]): boolean {
-  const name = names.at(-1) ?? '';
-  return names.at(-2) === 'pg_catalog' || name.startsWith('pg_') || POSTGRES_CATALOG_FUNCTIONS.has(name);
+/**
+ * `written`: whether the text names pg_catalog at all. PostgreSQL's grammar names some calls
+ * pg_catalog.<name> itself (JSON_OBJECT('a', 1), EXTRACT, TRIM...), and MySQL and Snowflake have
+ * functions of those names: a pg_catalog the author did not write is not PostgreSQL's catalog.
+ */
+function postgresOnlyFunction(written: boolean): (names: string[]) => boolean {
+  return (names) => {
+    const name = names.at(-1) ?? '';
+    return (written && names.at(-2) === 'pg_catalog') || name.startsWith('pg_') || POSTGRES_CATALOG_FUNCTIONS.has(name);
+  };
 }
 
 /**
@@ -113,7 +120,7 @@ export type CatalogRoute = 'topics' | 'warehouse_sql';
  */
 export function planCatalogQuery(ctx: DecisionContext, stmt: AstNode, text: string, route: CatalogRoute = 'topics'): PlannedStatement | undefined {
   const rel = relationNames(stmt, ctx.topics);
-  if (route === 'warehouse_sql' && !rel.catalog.some((n) => !n.startsWith('information_schema.')) && !callsCatalog(stmt, postgresOnlyFunction)) return undefined;
+  if (route === 'warehouse_sql' && !rel.catalog.some((n) => !n.startsWith('information_schema.')) && !callsCatalog(stmt, postgresOnlyFunction(/pg_catalog/i.test(text)))) return undefined;
   if (rel.catalog.length === 0 && (rel.other.length > 0 || !callsCatalog(stmt, notTopicFunction))) return undefined;
   if (rel.other.length > 0) {
     refuse(

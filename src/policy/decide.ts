@@ -296,7 +296,7 @@ async function decideUncached(ctx: DecisionContext, sql: string, constants?: rea
       if (lexing) refuse('lexing_setting', '42501', lexing, { hint: 'remove this SET; Gatehouse keeps the warehouse session on the settings it parses with' });
       if (ctx.level === 'query_topics') planned.push(planTopicStatement(ctx, dialect, st, constants));
       else if (dialect.name === 'postgres') planned.push(planRawStatement(ctx, parsed, st, constants));
-      else planned.push(planRowRawStatement(ctx, st));
+      else planned.push(planRowRawStatement(ctx, parsed, st));
     }
     return finish(ctx, planned);
   } catch (e) {

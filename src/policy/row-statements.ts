@@ -10,13 +10,14 @@
 //   SQL PREPARE are refused (0A000), catalog queries run on the topic catalog.
 import type { DecisionContext, PlannedStatement } from './decision.ts';
 import type { EmulatedSession } from '../warehouses/types.ts';
-import { type AstNode, type ParsedStatement, nodeType } from '../sql/parse.ts';
+import { type AstNode, type ParsedStatement, type ParsedText, nodeType } from '../sql/parse.ts';
 import { refuse } from '../sql/refusal.ts';
 import { statementName } from '../sql/scope.ts';
 import { asksReadWrite, containsNode, kindOf, setsReadOnlyOn } from '../sql/classify.ts';
 import { SETTING_ALLOWLIST, SHOW_ONLY_SETTINGS } from '../sql/functions.ts';
 import { changesLexing, writeSessionStatement } from '../sql/session-statement.ts';
 import { quoteIdent } from '../sql/dialects/mysql-text.ts';
+import { countPlaceholders, numberedBinds } from '../sql/dialects/placeholders.ts';
 import { type RawDialect, type RawKind, classifyRawSql } from '../sql/dialects/classify-raw.ts';
 import { planCatalogQuery, relationNames } from './catalog.ts';
 import { type Planned, notForTopicUsers } from './planned.ts';
@@ -66,7 +67,7 @@ export function planRowTopicStatement(ctx: DecisionContext, st: ParsedStatement)
  * answer when it is a session statement or a PostgreSQL catalog query, else the statement's
  * own text in the warehouse's dialect.
  */
-export function planRowRawStatement(ctx: DecisionContext, st: ParsedStatement): Planned {
+export function planRowRawStatement(ctx: DecisionContext, parsed: ParsedText, st: ParsedStatement): Planned {
   const session = sessionStatement(ctx, st, false);
   if (session) return session;
   const kind = kindOf(st.stmt);
@@ -85,11 +86,71 @@ export function planRowRawStatement(ctx: DecisionContext, st: ParsedStatement): 
     notOnWarehouse(ctx, `reading topics as ${ctx.connection.topicsSchema}.<topic> (${topicsSchema})`, 'query the warehouse tables directly (your level reads them), or sign in as a query_topics user');
   }
   if (containsNode(st.stmt, PARAM_REF)) {
-    // pgjdbc and node-postgres write $1 for their parameters; MySQL and Snowflake read ? (and `$1` otherwise or not at all).
-    notOnWarehouse(ctx, 'PostgreSQL parameters ($1) in raw SQL', `raw SQL goes to the warehouse as written: write ${ENGINE_NAMES[engineOf(ctx)]}'s placeholders (?), or send the values in the text`);
+    // pgjdbc and node-postgres write $1 for their parameters; MySQL reads ?, Snowflake :1.
+    const written = withWarehousePlaceholders(ctx, parsed, st);
+    const planned = planRowRawText(ctx, written.sql);
+    if (planned.statement.action === 'forward') planned.statement.params = written.params;
+    return planned;
   }
   return planRowRawText(ctx, st.text);
 }
+
+/**
+ * A querier's text with PostgreSQL's parameters ($n, where PostgreSQL's parser read them)
+ * written as the warehouse's own placeholders: `?` on MySQL (bound in order), `:n` on
+ * Snowflake (bound by number). Only when the warehouse's own reading of the text finds no
+ * placeholder before and exactly the ones written after, in the same order: a text MySQL or
+ * Snowflake reads differently from PostgreSQL (a `$1` PostgreSQL sees outside a string and
+ * the warehouse inside one) is refused, never bound.
+ */
+function withWarehousePlaceholders(ctx: DecisionContext, parsed: ParsedText, st: ParsedStatement): { sql: string; params: number[] } {
+  const refs: { number: number; location: number }[] = [];
+  collectParamRefs(st.stmt, refs);
+  refs.sort((a, b) => a.location - b.location);
+  const bytes = parsed.bytes.subarray(st.byteStart, st.byteEnd);
+  const snowflake = ctx.connection.dialect === 'snowflake';
+  const parts: Buffer[] = [];
+  let at = 0;
+  for (const r of refs) {
+    const off = r.location - st.byteStart;
+    const written = `$${r.number}`;
+    if (off < at || bytes.toString('utf8', off, off + written.length) !== written || /[0-9]/.test(String.fromCharCode(bytes[off + written.length] ?? 0))) {
+      return cannotBind(ctx);
+    }
+    parts.push(bytes.subarray(at, off), Buffer.from(snowflake ? `:${r.number}` : '?'));
+    at = off + written.length;
+  }
+  parts.push(bytes.subarray(at));
+  const sql = Buffer.concat(parts).toString('utf8').trim();
+  const numbers = refs.map((r) => r.number);
+  if (snowflake) {
+    if (numberedBinds(st.text).length > 0 || numberedBinds(sql).join(',') !== numbers.join(',')) return cannotBind(ctx);
+    return { sql, params: Array.from({ length: Math.max(...numbers) }, (_, i) => i + 1) };
+  }
+  if (countPlaceholders(st.text) > 0 || countPlaceholders(sql) !== refs.length) return cannotBind(ctx);
+  return { sql, params: numbers };
+}
+
+function collectParamRefs(node: unknown, out: { number: number; location: number }[]): void {
+  if (Array.isArray(node)) {
+    for (const n of node) collectParamRefs(n, out);
+    return;
+  }
+  if (!node || typeof node !== 'object') return;
+  const p = (node as AstNode).ParamRef as AstNode | undefined;
+  if (p) out.push({ number: Number(p.number ?? 0), location: Number(p.location ?? -1) });
+  for (const v of Object.values(node as object)) collectParamRefs(v, out);
+}
+
+function cannotBind(ctx: DecisionContext): never {
+  const own = ctx.connection.dialect === 'snowflake' ? ':1' : '?';
+  return notOnWarehouse(
+    ctx,
+    'PostgreSQL parameters ($1) where the warehouse reads this text differently',
+    `raw SQL goes to the warehouse as written: write ${ENGINE_NAMES[engineOf(ctx)]}'s placeholders (${own}) or plain $1 outside quotes and comments`,
+  );
+}
+
 
 const PARAM_REF = new Set(['ParamRef']);
 

@@ -14,6 +14,9 @@ import { OID } from './mysql-types.ts';
 import type { EmulatedSession, PlannedParse, ResultLimit, RunOutcome, TxStatus, UpstreamError, WarehouseSession, WarehouseStatement } from './types.ts';
 import type { EmittedColumn } from '../sql/dialects/types.ts';
 import { EmulatedSettings, showColumn } from './pg-settings.ts';
+import { countPlaceholders } from '../sql/dialects/placeholders.ts';
+
+export { countPlaceholders };
 
 /** How long a drain wait checks whether its client has gone. */
 const CLIENT_GONE_POLL_MS = 200;
@@ -32,29 +35,6 @@ export function passthroughRender(statement: { sql: string; params?: number[] })
   return { sql: statement.sql, params: Array.from({ length: n }, (_, i) => i + 1) };
 }
 
-/** `?` placeholders of MySQL text (NO_BACKSLASH_ESCAPES, no ANSI_QUOTES: '...' and "..." are strings, `...` names). */
-export function countPlaceholders(sql: string): number {
-  let n = 0;
-  for (let i = 0; i < sql.length; i++) {
-    const c = sql[i];
-    if (c === "'" || c === '"' || c === '`') {
-      // A quote doubled inside is one quote character.
-      for (i++; i < sql.length; i++) {
-        if (sql[i] === c) {
-          if (sql[i + 1] === c) i++;
-          else break;
-        }
-      }
-    } else if (c === '#' || (c === '-' && sql[i + 1] === '-' && (i + 2 >= sql.length || sql.charCodeAt(i + 2) <= 0x20))) {
-      while (i < sql.length && sql[i] !== '\n') i++;
-    } else if (c === '/' && sql[i + 1] === '*' && sql[i + 2] !== '!' && !(sql[i + 2] === 'M' && sql[i + 3] === '!')) {
-      // An executable comment (/*! ... */, /*M! ... */) is code to the server: read on into it.
-      const end = sql.indexOf('*/', i + 2);
-      i = end < 0 ? sql.length : end + 1;
-    } else if (c === '?') n++;
-  }
-  return n;
-}
 
 export interface RowSessionSettings {
   render: (statement: WarehouseStatement | { sql: string }) => EmittedSql;

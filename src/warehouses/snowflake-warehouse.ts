@@ -26,6 +26,7 @@ import type { EmittedSql } from './connector.ts';
 import { connectSnowflake, type SnowflakeConnection as SdkSession, type SnowflakeCredentials } from './snowflake.ts';
 import type { TxStatus } from './types.ts';
 import { snowflakeIdent } from '../sql/dialects/snowflake.ts';
+import { numberedBinds } from '../sql/dialects/placeholders.ts';
 
 /** Where a Snowflake account is, apart from who signs in. */
 export interface SnowflakeTarget {
@@ -358,37 +359,7 @@ const PG_TYPE_NAMES: Record<number, string> = {
  */
 export function snowflakeRender(statement: { sql: string; params?: number[] }): EmittedSql {
   if (statement.params) return { sql: statement.sql, params: statement.params };
-  const n = highestNumberedBind(statement.sql);
+  const n = Math.max(0, ...numberedBinds(statement.sql));
   return { sql: statement.sql, params: Array.from({ length: n }, (_, i) => i + 1) };
 }
 
-/** The highest `:n` bind outside string literals ('...', $$...$$), quoted names and comments. */
-export function highestNumberedBind(sql: string): number {
-  let max = 0;
-  let i = 0;
-  const skipTo = (end: string, from: number) => {
-    const j = sql.indexOf(end, from);
-    return j < 0 ? sql.length : j + end.length;
-  };
-  while (i < sql.length) {
-    const c = sql[i];
-    if (c === "'") {
-      // Snowflake's strings read backslash escapes and '' as a quote.
-      i++;
-      while (i < sql.length && sql[i] !== "'") i += sql[i] === '\\' ? 2 : 1;
-      i++;
-      if (sql[i] === "'") continue;
-    } else if (c === '"') i = skipTo('"', i + 1);
-    else if (c === '$' && sql[i + 1] === '$') i = skipTo('$$', i + 2);
-    else if (c === '-' && sql[i + 1] === '-') i = skipTo('\n', i + 2);
-    else if (c === '/' && sql[i + 1] === '/') i = skipTo('\n', i + 2);
-    else if (c === '/' && sql[i + 1] === '*') i = skipTo('*/', i + 2);
-    else if (c === ':' && sql[i + 1] === ':') i += 2;
-    else if (c === ':' && /[0-9]/.test(sql[i + 1] ?? '')) {
-      const m = /^[0-9]+/.exec(sql.slice(i + 1))!;
-      max = Math.max(max, Number(m[0]));
-      i += 1 + m[0].length;
-    } else i++;
-  }
-  return max;
-}

@@ -181,11 +181,15 @@ describe('carol (querier) on a snowflake connection', () => {
     expect(sent[0].user.toLowerCase()).toBe('gh_reader');
   });
 
-  it("binds node-postgres parameters to Snowflake's own numbered binds (:1) in raw SQL", async () => {
+  it("binds node-postgres parameters to Snowflake's own numbered binds (:1) in raw SQL, and $n written as :n", async () => {
     const c = await pgClient(gh, 'carol@acme.example');
     try {
       const r = await c.query('SELECT "NAME" AS "name" FROM "PUBLIC"."EMPLOYEES" WHERE "ID" = :1 AND "NAME" <> \':2\'', [2]);
       expect(r.rows).toEqual([{ name: 'Employee 2' }]);
+      // PostgreSQL's $n (what pgjdbc and node-postgres write) is written as Snowflake's :n.
+      const p = await c.query('SELECT "NAME" AS "name" FROM "PUBLIC"."EMPLOYEES" WHERE "ID" = $1 OR "ID" = $2 ORDER BY "ID"', [3, 4]);
+      expect(p.rows).toEqual([{ name: 'Employee 3' }, { name: 'Employee 4' }]);
+      expect(fake.queries.some((q) => q.sqlText === 'SELECT "NAME" AS "name" FROM "PUBLIC"."EMPLOYEES" WHERE "ID" = :1 OR "ID" = :2 ORDER BY "ID"')).toBe(true);
     } finally {
       await c.end();
     }

@@ -1,7 +1,10 @@
 // A querier's Snowflake text and the client's parameters: numbered binds (:n) found as
 // Snowflake reads the text, never inside literals, quoted names or comments.
 import { describe, expect, it } from 'vitest';
-import { highestNumberedBind, snowflakeRender } from '../../../src/warehouses/snowflake-warehouse.ts';
+import { snowflakeRender } from '../../../src/warehouses/snowflake-warehouse.ts';
+import { numberedBinds } from '../../../src/sql/dialects/placeholders.ts';
+
+const highestNumberedBind = (sql: string) => Math.max(0, ...numberedBinds(sql));
 
 describe('snowflakeRender', () => {
   it('maps :n binds by number and leaves the text unchanged', () => {
