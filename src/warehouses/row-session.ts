@@ -778,6 +778,11 @@ export function retypeFields(fields: FieldDescription[], columns: EmittedColumn[
   const out = fields.map((f, i) => {
     // The name PostgreSQL gives the column: Snowflake upper-cases the names it was sent quoted in upper case.
     const named = columns[i].name === f.name ? f : { ...f, name: columns[i].name };
+    const oid = columns[i].oid;
+    if (oid !== undefined && oid !== f.typeOid && (f.typeOid === OID.int8 || f.typeOid === OID.int4 || f.typeOid === OID.int2)) {
+      // A cast to int4 or int2 (count(*)::int): PostgreSQL's type, the warehouse's digits.
+      return { ...named, typeOid: oid, typeSize: oid === OID.int2 ? 2 : 4, typeModifier: -1 };
+    }
     if (columns[i]?.type !== 'bool' || f.typeOid === OID.bool) return named;
     convert.push(i);
     return { ...named, typeOid: OID.bool, typeSize: 1, typeModifier: -1 };

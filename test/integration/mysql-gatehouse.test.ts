@@ -259,6 +259,18 @@ describe('a query_topics user on a mysql connection', () => {
       await c.end();
     }
   });
+
+  it('count(*)::int is int4 as on PostgreSQL (MySQL answers BIGINT), over both protocols; count(*) stays int8', async () => {
+    const c = await pgClient(gh, 'bob@acme.example');
+    try {
+      for (const r of [await c.query('SELECT count(*)::int AS n, count(*) AS m FROM orders'), await c.query({ text: 'SELECT count(*)::int AS n, count(*) AS m FROM orders WHERE id > $1', values: [0] })]) {
+        expect(r.fields.map((f) => f.dataTypeID)).toEqual([23, 20]);
+        expect(r.rows).toEqual([{ n: 33, m: '33' }]);
+      }
+    } finally {
+      await c.end();
+    }
+  });
 });
 
 describe('a multi-statement simple Query on a mysql connection', () => {

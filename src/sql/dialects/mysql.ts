@@ -282,7 +282,8 @@ export class MysqlWriter implements ExprWriter {
       const type = e.type === 'untyped' ? 'text' : e.type;
       parts.push(`${e.sql} AS ${this.ident(name)}`);
       names.push(name);
-      columns?.push({ name, type });
+      const oid = castOid(rt.val);
+      columns?.push({ name, type, ...(oid ? { oid } : {}) });
     });
     return { sql: parts.join(', '), columns, names };
   }
@@ -814,4 +815,13 @@ function unqualify(node: unknown, schema: string): void {
   const rv = (node as AstNode).RangeVar as AstNode | undefined;
   if (rv && rv.schemaname === schema && !rv.catalogname) delete rv.schemaname;
   for (const v of Object.values(node as object)) unqualify(v, schema);
+}
+
+/** PostgreSQL's int2 and int4: a select-list cast to them is typed so (MySQL's integers are BIGINT). */
+const CAST_OIDS: Record<string, number> = { int4: 23, integer: 23, int: 23, int2: 21, smallint: 21 };
+
+function castOid(val: AstNode | undefined): number | undefined {
+  const tn = val?.TypeCast?.typeName as AstNode | undefined;
+  if (!tn || tn.arrayBounds) return undefined;
+  return CAST_OIDS[baseName(tn.names) ?? ''];
 }

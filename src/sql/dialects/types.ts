@@ -30,6 +30,11 @@ export interface EmittedColumn {
   name: string;
   /** The column's PostgreSQL type where the emitter knows it: a connector uses it to type 1/0 as a boolean. */
   type?: SqlType;
+  /**
+   * The PostgreSQL type OID the client must see where the SQL type group is not enough: a
+   * select-list cast to int4 (21: int2) is int4 on PostgreSQL, while MySQL answers BIGINT.
+   */
+  oid?: number;
 }
 
 export interface EmittedSql {
