@@ -86,7 +86,8 @@ export interface SnowflakeConnection {
   kind: 'snowflake';
   account: string;
   user: string;
-  role?: string;
+  /** The role each session takes: required, since least privilege is checked on it (SHOW GRANTS TO ROLE). */
+  role: string;
   warehouse: string;
   database: string;
   schema: string;
@@ -99,7 +100,10 @@ export interface SnowflakeConnection {
   /** A querier role that administers the account (ACCOUNTADMIN...) is refused at load unless this is set. */
   allow_superuser: boolean;
   topics_user?: string;
+  /** Required with topics_user. */
   topics_role?: string;
+  /** A topics role with more than SELECT on the topics' tables is refused at load unless this is set. */
+  allow_topics_privileges: boolean;
   topics_password?: SealedSecret;
   topics_password_env?: string;
   topics_private_key?: SealedSecret;

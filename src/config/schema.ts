@@ -234,7 +234,8 @@ export const connectionFileSchema = z.discriminatedUnion('kind', [
       /** Account identifier: orgname-accountname or a locator (xy12345.eu-west-1). */
       account: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'must be a Snowflake account identifier'),
       user: z.string().min(1),
-      role: snowflakeName.optional(),
+      // Least privilege is checked on this role at start (SHOW GRANTS TO ROLE).
+      role: snowflakeName,
       warehouse: snowflakeName,
       database: snowflakeName,
       schema: snowflakeName.default('PUBLIC'),
@@ -247,6 +248,8 @@ export const connectionFileSchema = z.discriminatedUnion('kind', [
       topics_role: snowflakeName.optional(),
       ...topicsPasswordFields,
       ...topicsPrivateKeyFields,
+      // Accept a topics role with more than SELECT on the topics' tables, logged.
+      allow_topics_privileges: z.boolean().default(false),
       /**
        * Advanced, for tests: the URL every SDK request goes to instead of
        * https://<account>.snowflakecomputing.com. Gatehouse's own suite points it at its fake
@@ -272,6 +275,9 @@ function oneSnowflakeCredential(c: Record<string, unknown>, ctx: z.RefinementCtx
     ctx.addIssue({ code: 'custom', path: ['password'], message: 'give exactly one credential for user: password, password_env, private_key or private_key_env' });
   }
   const topics = given('topics_');
+  if (c.topics_user !== undefined && c.topics_role === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['topics_role'], message: 'topics_user needs topics_role: the role its sessions take, checked for least privilege at start' });
+  }
   if (c.topics_user !== undefined ? topics.length !== 1 : topics.length !== 0) {
     ctx.addIssue({
       code: 'custom',

@@ -26,6 +26,7 @@ import type { EmittedSql } from './connector.ts';
 import { connectSnowflake, type SnowflakeConnection as SdkSession, type SnowflakeCredentials } from './snowflake.ts';
 import type { TxStatus } from './types.ts';
 import { snowflakeIdent } from '../sql/dialects/snowflake.ts';
+import { type GrantProblem, type SnowflakeGrant, parseGrantRows, querierGrantProblems, topicsGrantProblems } from './snowflake-accounts.ts';
 import { numberedBinds } from '../sql/dialects/placeholders.ts';
 
 /** Where a Snowflake account is, apart from who signs in. */
@@ -299,23 +300,55 @@ export class SnowflakeWarehouse extends RowWarehouse {
     return undefined;
   }
 
-  /** Each account signs in; a querier role that administers the account is refused unless allowed. */
+  /**
+   * Least privilege (DESIGN 3): each account signs in, and its role's grants (SHOW GRANTS TO
+   * ROLE, granted roles followed) are judged by snowflake-accounts.ts; a role that administers
+   * the account is refused by name. Refused at load with every reason unless the connection
+   * file allows it (allow_superuser, allow_topics_privileges).
+   */
   async start(): Promise<void> {
     const t = this.target;
-    const role = t.role?.replace(/^"|"$/g, '').toUpperCase();
-    if (role && ADMIN_ROLES.has(role)) {
-      const what = `the role ${role} of connection "${this.conn.name}" administers the Snowflake account`;
-      if (!t.allow_superuser) {
-        throw new GatehouseError('42501', `${what}: Gatehouse refuses a warehouse account with more than it needs`, {
-          hint: 'give the connection a role with SELECT on the tables it serves, or set allow_superuser: true in the connection file',
-        });
+    await this.checkAccount('querier', t.role, (grants) => querierGrantProblems(grants, { allowWrites: this.conn.allow_writes }));
+    if (t.topics_user) await this.checkAccount('topics', t.topics_role!, (grants) => topicsGrantProblems(grants, this.topics, t.database));
+  }
+
+  private async checkAccount(account: 'querier' | 'topics', role: string, judge: (grants: SnowflakeGrant[]) => GrantProblem[]): Promise<void> {
+    const t = this.target;
+    const user = account === 'topics' ? t.topics_user! : t.user;
+    const session = await this.openChecked(account);
+    const problems: GrantProblem[] = [];
+    try {
+      const seen = new Set<string>();
+      const pending = [role.startsWith('"') ? role.slice(1, -1) : role.toUpperCase()];
+      while (pending.length > 0 && seen.size < 64) {
+        const r = pending.shift()!;
+        if (seen.has(r)) continue;
+        seen.add(r);
+        if (ADMIN_ROLES.has(r)) problems.push({ phrase: `has the role ${r}, which administers the account` });
+        const { fields, rows } = await collect(session, `SHOW GRANTS TO ROLE ${snowflakeIdent(r)}`);
+        const parsed = parseGrantRows(fields, rows);
+        problems.push(...judge(parsed.grants));
+        pending.push(...parsed.roles);
       }
-      this.logger?.warn({ connection: this.conn.name, org: this.conn.org, role }, `${what}; allowed by the connection file`);
-    }
-    for (const account of t.topics_user ? (['querier', 'topics'] as const) : (['querier'] as const)) {
-      const session = await this.openChecked(account);
+    } catch (e) {
+      if (e instanceof GatehouseError) throw e;
+      throw new GatehouseError('08001', `could not check the ${account} account of connection "${this.conn.name}"`, { detail: (e as Error).message });
+    } finally {
       await session.close();
     }
+    if (problems.length === 0) return;
+    const what = `warehouse ${account === 'topics' ? 'topics account' : 'account'} "${user}" (role ${role}) of connection "${this.conn.name}" ${problems.map((p) => p.phrase).join('; ')}`;
+    const allowed = account === 'topics' ? t.allow_topics_privileges : t.allow_superuser;
+    if (allowed) {
+      this.logger?.warn({ connection: this.conn.name, org: this.conn.org, account, problems: problems.map((p) => p.phrase) }, `${what}; allowed by the connection file`);
+      return;
+    }
+    throw new GatehouseError('42501', `${what}: Gatehouse refuses a warehouse account with more than it needs`, {
+      hint:
+        account === 'topics'
+          ? 'grant the topics role USAGE on the warehouse, database and schema and SELECT on the topics\' tables (or views of their fields) only, or set allow_topics_privileges: true in the connection file'
+          : 'give the role USAGE on the warehouse, database and schema and SELECT on the tables it serves (INSERT, UPDATE, DELETE, TRUNCATE with allow_writes), or set allow_superuser: true in the connection file',
+    });
   }
 
   /** Column name (as the rules name it: Snowflake's upper case folded) -> PostgreSQL type name of a table. */
@@ -363,3 +396,14 @@ export function snowflakeRender(statement: { sql: string; params?: number[] }): 
   return { sql: statement.sql, params: Array.from({ length: n }, (_, i) => i + 1) };
 }
 
+
+/** Runs one statement of Gatehouse's own and collects its rows; a warehouse error is thrown. */
+async function collect(session: ConnectorSession, sql: string): Promise<{ fields: string[]; rows: (string | null)[][] }> {
+  const out: { fields: string[]; rows: (string | null)[][] } = { fields: [], rows: [] };
+  for await (const e of session.execute(sql, [])) {
+    if (e.type === 'columns') out.fields = e.fields.map((f) => f.name.toLowerCase());
+    else if (e.type === 'rows') out.rows.push(...e.rows);
+    else if (e.type === 'error') throw new Error(`${e.error.message} (SQLSTATE ${e.error.sqlstate})`);
+  }
+  return out;
+}

@@ -55,6 +55,19 @@ export interface FakeSnowflakeOptions {
   inlineRows?: number;
   /** Rows per chunk. */
   chunkRows?: number;
+  /**
+   * What `SHOW GRANTS TO ROLE <name>` answers, per role (upper case): the privileges the
+   * role holds, as Snowflake lists them (granted_on TABLE names are DATABASE.SCHEMA.TABLE).
+   * The fake does not enforce them: it only reports them (Gatehouse's least-privilege check).
+   */
+  grants?: Record<string, FakeGrant[]>;
+}
+
+export interface FakeGrant {
+  privilege: string;
+  granted_on: string;
+  name: string;
+  grant_option?: boolean;
 }
 
 export interface RecordedQuery {
@@ -286,6 +299,25 @@ export async function startFakeSnowflake(opts: FakeSnowflakeOptions): Promise<Fa
   async function runQuery(session: Session, queryId: string, sqlText: string, bindings: Array<string | null>): Promise<QueryResult> {
     // ALTER SESSION SET/UNSET <parameter> is answered by the fake (PostgreSQL has none of Snowflake's
     // parameters): QUERY_TAG is recorded, the output formats are echoed back so the SDK applies them.
+    const show = /^\s*show\s+grants\s+to\s+role\s+(?:"([^"]+)"|([A-Za-z_][A-Za-z0-9_$]*))\s*;?\s*$/i.exec(sqlText);
+    if (show) {
+      const role = show[1] ?? show[2]!.toUpperCase();
+      const cols = ['created_on', 'privilege', 'granted_on', 'name', 'granted_to', 'grantee_name', 'grant_option', 'granted_by'];
+      const rows = (opts.grants?.[role] ?? []).map((g) => ['2024-01-01 00:00:00.000 +0000', g.privilege, g.granted_on, g.name, 'ROLE', role, String(Boolean(g.grant_option)), 'ACCOUNTADMIN']);
+      return {
+        body: {
+          success: true,
+          data: dataFor(session, queryId, {
+            rowtype: cols.map((name) => ({ name, type: 'text', nullable: true, length: 16777216, byteLength: 16777216, precision: null, scale: null })),
+            rowset: rows,
+            total: rows.length,
+            returned: rows.length,
+            statementTypeId: 0x1000,
+          }),
+        },
+        chunks: [],
+      };
+    }
     const set = /^\s*alter\s+session\s+set\s+([a-z_]+)\s*=\s*'((?:[^'\\]|''|\\.)*)'\s*;?\s*$/i.exec(sqlText);
     const unset = /^\s*alter\s+session\s+unset\s+([a-z_]+)\s*;?\s*$/i.exec(sqlText);
     if (set || unset) {

@@ -29,21 +29,27 @@ const keys = memoryKeyProvider('test', [['k1', MASTER]]);
 const env = { GATEHOUSE_MASTER_KEYS: `k1:${MASTER.toString('base64')}` };
 
 let fake: FakeSnowflake;
+const usage = [
+  { privilege: 'USAGE', granted_on: 'WAREHOUSE', name: 'WH' },
+  { privilege: 'USAGE', granted_on: 'DATABASE', name: 'GH' },
+  { privilege: 'USAGE', granted_on: 'SCHEMA', name: 'GH.PUBLIC' },
+];
 let gh: RunningGatehouse;
 let rulesDir = '';
 let stateDir = '';
 const logs: string[] = [];
 
-function connectionYaml(name: string, password: string, topicsKey?: string): string {
-  return `kind: snowflake
+function connectionYaml(name: string, password: string, topicsKey?: string, roles = { querier: 'READER', topics: 'TOPICS' }): string {
+  return `# ${name}
+kind: snowflake
 account: gh-test
 user: GH_READER
-role: READER
+role: ${roles.querier}
 warehouse: WH
 database: GH
 schema: PUBLIC
 password: ${password}
-${topicsKey ? `topics_user: GH_TOPICS\ntopics_private_key: ${topicsKey}\n` : ''}access_url: ${fake.url}
+${topicsKey ? `topics_user: GH_TOPICS\ntopics_role: ${roles.topics}\ntopics_private_key: ${topicsKey}\n` : ''}access_url: ${fake.url}
 permissions:
   default: no_access
   groups:
@@ -74,6 +80,14 @@ beforeAll(async () => {
     users: {
       gh_reader: { password: READER_PW },
       gh_topics: { publicKeyPem: topicsKeys.publicKey.export({ format: 'pem', type: 'spki' }).toString() },
+    },
+    // What each role holds (the fake reports them to SHOW GRANTS; it does not enforce them).
+    grants: {
+      READER: [...usage, ...['ORDERS', 'CUSTOMERS', 'EMPLOYEES'].map((t) => ({ privilege: 'SELECT', granted_on: 'TABLE', name: `GH.PUBLIC.${t}` }))],
+      TOPICS: [...usage, ...['ORDERS', 'CUSTOMERS'].map((t) => ({ privilege: 'SELECT', granted_on: 'TABLE', name: `GH.PUBLIC.${t}` }))],
+      POWER: [...usage, { privilege: 'INSERT', granted_on: 'TABLE', name: 'GH.PUBLIC.EMPLOYEES' }, { privilege: 'USAGE', granted_on: 'ROLE', name: 'SYSADMIN' }],
+      SYSADMIN: [{ privilege: 'CREATE DATABASE', granted_on: 'ACCOUNT', name: 'GH_TEST' }],
+      WIDE: [...usage, { privilege: 'SELECT', granted_on: 'TABLE', name: 'GH.PUBLIC.ORDERS' }, { privilege: 'SELECT', granted_on: 'TABLE', name: 'GH.PUBLIC.EMPLOYEES' }],
     },
   });
 
@@ -233,5 +247,45 @@ describe('stored credentials on a snowflake connection', () => {
     const all = logs.join('\n') + r.stderr;
     expect(all).not.toContain(READER_PW);
     expect(all).not.toContain(TOPICS_KEY.split('\n')[1]);
+  });
+});
+
+describe('least privilege on a snowflake connection, checked at load', () => {
+  async function startWith(roles: { querier: string; topics: string }): Promise<string> {
+    const dir = mkdtempSync(join(tmpdir(), 'gatehouse-snowflake-rules-'));
+    try {
+      cpSync(DEMO_RULES, dir, { recursive: true });
+      rmSync(join(dir, 'globex'), { recursive: true, force: true });
+      const bind = (field: string) => ({ org: 'acme', connection: 'warehouse', field });
+      writeFileSync(
+        join(dir, 'acme/connections/warehouse.yaml'),
+        connectionYaml('warehouse', sealSecret(READER_PW, bind('password'), keys), sealSecret(TOPICS_KEY, bind('topics_private_key'), keys), roles),
+      );
+      const other = await serve({ rulesDir: dir, host: '127.0.0.1', port: 0, adminPort: 0, logger: pino({ level: 'silent' }), stateDir, env });
+      await other.close();
+      return 'started';
+    } catch (e) {
+      return (e as Error).message;
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  it('the roles of the running connection hold only what their levels need (it started above); the grants were read', () => {
+    expect(fake.queries.filter((q) => /^SHOW GRANTS TO ROLE/.test(q.sqlText)).map((q) => q.sqlText)).toEqual(
+      expect.arrayContaining(['SHOW GRANTS TO ROLE "READER"', 'SHOW GRANTS TO ROLE "TOPICS"']),
+    );
+  });
+
+  it('a querier role that can write, or holds an administering role, refuses the start with every reason', async () => {
+    const message = await startWith({ querier: 'POWER', topics: 'TOPICS' });
+    expect(message).toMatch(/warehouse account "GH_READER" \(role POWER\) of connection "warehouse" holds INSERT on table GH\.PUBLIC\.EMPLOYEES/);
+    expect(message).toMatch(/has the role SYSADMIN, which administers the account/);
+    expect(message).toMatch(/holds CREATE DATABASE on account GH_TEST/);
+  });
+
+  it("a topics role that reads more than the topics' tables refuses the start", async () => {
+    const message = await startWith({ querier: 'READER', topics: 'WIDE' });
+    expect(message).toMatch(/topics account "GH_TOPICS" \(role WIDE\) of connection "warehouse" holds SELECT on table GH\.PUBLIC\.EMPLOYEES/);
   });
 });
