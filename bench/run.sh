@@ -10,7 +10,8 @@
 #      BENCH_SCALE   (10)   pgbench scale for `pgbench -i` (only when the database is (re)built)
 #      BENCH_WORKLOADS      space-separated subset of:
 #                           select topic select_connect tpcb stream bad_client many_clients
-#      BENCH_TARGETS        space-separated subset of: direct pgb_session pgb_txn gatehouse
+#      BENCH_TARGETS        space-separated subset of: direct pgb_session pgb_txn node_floor gatehouse
+#                           (node_floor: bench/node-floor.mjs, Node relaying bytes; select workload only)
 #      BENCH_MODES ("simple extended prepared")   pgbench -M modes of the select workload
 #      BENCH_CLIENT_COUNTS ("1 16")               client counts of the select workload
 #      BENCH_TOPIC_CLIENTS (16)  BENCH_CONNECT_CLIENTS (4)  BENCH_CLIENTS (4, tpcb-like)
@@ -21,6 +22,7 @@
 #      BENCH_PGHOST/BENCH_PGPORT/BENCH_PGSUPERUSER (127.0.0.1/5432/postgres): the PostgreSQL to set up
 #      BENCH_RESULTS (bench/results/latest.md)   where the report is written
 #      BENCH_KEEP_WORK=1    keep the temporary work directory (logs, rules, audit, pgbench logs)
+#      BENCH_BUILD=0        use dist/ as it is (default: npm run build first)
 #
 # What it touches on PostgreSQL: database gatehouse_bench and the login roles
 # gatehouse_bench_reader, gatehouse_bench_writer and gatehouse_bench_topics (created if missing), nothing else.
@@ -33,7 +35,7 @@ THREADS="${BENCH_THREADS:-2}"
 WARMUP="${BENCH_WARMUP:-3}"
 SCALE="${BENCH_SCALE:-10}"
 WORKLOADS="${BENCH_WORKLOADS:-select topic select_connect tpcb stream bad_client many_clients}"
-TARGETS="${BENCH_TARGETS:-direct pgb_session pgb_txn gatehouse}"
+TARGETS="${BENCH_TARGETS:-direct pgb_session pgb_txn node_floor gatehouse}"
 MODES="${BENCH_MODES:-simple extended prepared}"
 CLIENT_COUNTS="${BENCH_CLIENT_COUNTS:-1 16}"
 TOPIC_CLIENTS="${BENCH_TOPIC_CLIENTS:-16}"
@@ -195,6 +197,7 @@ INI
     chmod 644 "$WORK/pgbouncer/"*
   fi
   "$PGB_BIN" "${PGB_ARGS[@]}" "$WORK/pgbouncer/pgbouncer.ini" >"$WORK/pgbouncer.log" 2>&1 &
+  PGB_PID=$!
   PIDS+=($!)
   if wait_port 127.0.0.1 "$PGB_PORT" pgbouncer "$!"; then
     PGB_OK=1
@@ -295,9 +298,14 @@ REWRITTEN="$(cd "$REPO" && node "$REPO/bin/gatehouse.js" explain --rules "$RULES
 say "Gatehouse rewrites the topic query as:"
 printf '%s\n' "$REWRITTEN" | sed 's/^/[bench]   /' >&2
 # Gatehouse runs with its own working directory so its audit log (.gatehouse/audit.jsonl) stays in $WORK.
-# A compiled build (npm run build -> dist/) is used when present; otherwise bin/gatehouse.js, which
-# compiles src/ through tsx at start-up. The report says which. The node process is Gatehouse itself
-# (exec), so $GH_PID is the pid whose /proc/<pid>/stat and status the runs read.
+# Gatehouse runs compiled, as in production: the script builds dist/ first (npm run build, about
+# 20 s), so a stale or missing build is never what gets measured. If the build fails it falls back
+# to bin/gatehouse.js, which compiles src/ through tsx at start-up. The report says which. The node
+# process is Gatehouse itself (exec), so $GH_PID is the pid whose /proc/<pid>/stat and status the runs read.
+if [[ "${BENCH_BUILD:-1}" == 1 ]]; then
+  say "building dist/ (npm run build)"
+  (cd "$REPO" && npm run build >"$WORK/build.log" 2>&1) || { loud "npm run build failed (see $WORK/build.log): running through tsx"; rm -rf "$REPO/dist"; }
+fi
 GH_ENTRY=""
 for f in "$REPO/dist/cli.js" "$REPO/dist/src/cli.js"; do [[ -f "$f" ]] && { GH_ENTRY="$f"; break; }; done
 if [[ -n "$GH_ENTRY" ]]; then GH_HOW="compiled build: node ${GH_ENTRY#"$REPO/"}"; else GH_ENTRY="$REPO/bin/gatehouse.js"; GH_HOW="bin/gatehouse.js (src/ compiled by tsx at start-up; no dist/ build found)"; fi
@@ -311,6 +319,16 @@ if ! wait_port 127.0.0.1 "$GH_PORT" gatehouse "$GH_PID"; then
   die "Gatehouse did not start (log above)"
 fi
 say "Gatehouse on 127.0.0.1:$GH_PORT (admin $GH_ADMIN_PORT, pid $GH_PID, $GH_HOW), rules in $RULES"
+
+# The Node floor (bench/node-floor.mjs): bytes relayed between pgbench and PostgreSQL by Node's net
+# module with nothing read, decided or audited. What any Node proxy pays per statement for its
+# sockets, so the report can say how much of Gatehouse's cost is Node's I/O and how much is Gatehouse.
+FLOOR_PORT="$(free_port)"
+node "$REPO/bench/node-floor.mjs" "$FLOOR_PORT" "$PGH" "$PGP" >"$WORK/node-floor.log" 2>&1 &
+FLOOR_PID=$!
+PIDS+=("$FLOOR_PID")
+wait_port 127.0.0.1 "$FLOOR_PORT" node-floor "$FLOOR_PID" || die "the Node floor relay did not start"
+
 
 # ---------------------------------------------------------------- workloads
 # Topic workload. Through Gatehouse the statement names the topic and is rewritten to the
@@ -334,6 +352,7 @@ endpoint() {
     direct)      [[ "$w" == tpcb ]] && echo "$PGH $PGP $DB $WRITER" || echo "$PGH $PGP $DB $READER" ;;
     pgb_session) [[ "$w" == tpcb ]] && echo "127.0.0.1 $PGB_PORT bench_session $WRITER" || echo "127.0.0.1 $PGB_PORT bench_session $READER" ;;
     pgb_txn)     [[ "$w" == tpcb ]] && echo "127.0.0.1 $PGB_PORT bench_txn $WRITER" || echo "127.0.0.1 $PGB_PORT bench_txn $READER" ;;
+    node_floor)  echo "127.0.0.1 $FLOOR_PORT $DB $READER" ;;
     gatehouse)
       case "$w" in
         tpcb)  echo "127.0.0.1 $GH_PORT pgbench_rw bench@bench.example" ;;
@@ -352,7 +371,10 @@ enabled_target() { # target: asked for in BENCH_TARGETS and available
 
 # Gatehouse's own process, from /proc: CPU ticks (utime + stime, all threads) and memory (kB).
 CLK_TCK="$(getconf CLK_TCK)"
-gh_cpu_ticks() { awk '{print $14 + $15}' "/proc/$GH_PID/stat" 2>/dev/null || echo ""; }
+gh_cpu_ticks() { cpu_ticks "$GH_PID"; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo ""; }
+# The process a target's statements pass through (its CPU per statement is reported): none for direct.
+target_pid() { case "$1" in gatehouse) echo "$GH_PID" ;; node_floor) echo "$FLOOR_PID" ;; pgb_*) echo "${PGB_PID:-}" ;; esac; }
 gh_kb() { awk -v k="$1:" '$1 == k {print $2}' "/proc/$GH_PID/status" 2>/dev/null || true; }
 HWM_RESET=1
 # Writing 5 to clear_refs resets VmHWM to the current RSS (Linux >= 4.0; needs to own the process),
@@ -390,9 +412,12 @@ measure() { # key target workload clients [pgbench args...]: warm-up, then one m
   mkdir -p "$WORK/latency"
   if (( WARMUP > 0 )); then pgb "$t" "$w" "$c" "$WARMUP" "$log.warmup" "$@" || true; fi
   say "${key//|/ } ($*): $SECONDS_PER_RUN s, $c clients"
-  if [[ "$t" == gatehouse ]]; then gh_reset_hwm; cpu0="$(gh_cpu_ticks)"; fi
+  local pid; pid="$(target_pid "$t")"
+  [[ "$t" == gatehouse ]] && gh_reset_hwm
+  [[ -n "$pid" ]] && cpu0="$(cpu_ticks "$pid")"
   pgb "$t" "$w" "$c" "$SECONDS_PER_RUN" "$log" -l --log-prefix="$prefix" "$@" || rc=$?
-  if [[ "$t" == gatehouse ]]; then cpu1="$(gh_cpu_ticks)"; RSS[$key]="$(gh_kb VmHWM)"; fi
+  [[ -n "$pid" ]] && cpu1="$(cpu_ticks "$pid")"
+  [[ "$t" == gatehouse ]] && RSS[$key]="$(gh_kb VmHWM)"
   tps="$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$log" | head -1)"
   lat="$(sed -n 's/^latency average = \([0-9.]*\) ms.*/\1/p' "$log" | head -1)"
   xacts="$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$log" | head -1)"
@@ -411,7 +436,7 @@ measure() { # key target workload clients [pgbench args...]: warm-up, then one m
     CPU[$key]="$(awk "BEGIN{printf \"%.0f\", ($cpu1 - $cpu0) / $CLK_TCK * 1e6 / ($xacts * $STMTS_PER_XACT)}")"
   fi
   [[ "${BENCH_KEEP_WORK:-0}" == 1 ]] || rm -f "$prefix".*
-  [[ -n "$tps" ]] && say "  tps $tps, p50 ${P50[$key]} ms, p99 ${P99[$key]} ms${CPU[$key]:+, Gatehouse ${CPU[$key]} us CPU/statement, VmHWM $(mb "${RSS[$key]}") MB}"
+  [[ -n "$tps" ]] && say "  tps $tps, p50 ${P50[$key]} ms, p99 ${P99[$key]} ms${CPU[$key]:+, ${CPU[$key]} us CPU/statement in the proxy}${RSS[$key]:+, VmHWM $(mb "${RSS[$key]}") MB}"
   return 0
 }
 
@@ -428,7 +453,7 @@ for w in $WORKLOADS; do
       for m in $MODES; do
         for c in $CLIENT_COUNTS; do
           row="select|$m|$c"; ROWS+=("$row")
-          for t in direct pgb_session pgb_txn gatehouse; do
+          for t in direct pgb_session pgb_txn node_floor gatehouse; do
             enabled_target "$t" || continue
             if [[ "$t" == pgb_txn && "$m" == prepared ]]; then
               SKIP[$row|$t]="not run: PgBouncer 1.18 does not keep prepared statements in transaction pooling"
@@ -619,6 +644,21 @@ mkdir -p "$(dirname "$RESULTS")"
     if [[ "$row" == bad_client* ]]; then label="select-only, $(cut -d'|' -f2 <<<"$row") the bad client | simple | $BAD_CLIENTS"; else label="$(wlabel "$row")"; fi
     echo "| $label | ${XACTS[$k]:-?} | ${CPU[$k]:-?} us | $(mb "${RSS[$k]:-}") MB |"
   done
+  if [[ -n "${TPS[select|simple|1|node_floor]:-}${TPS[select|simple|16|node_floor]:-}${TPS[select|extended|1|node_floor]:-}" ]]; then
+    echo
+    echo "## The proxies' CPU per statement, and the Node floor"
+    echo
+    echo "CPU of the proxy's process (utime + stime over the run / statements) and its TPS. The Node floor is bench/node-floor.mjs: Node's net module relaying the bytes with nothing read, decided or audited, i.e. what any proxy written on Node pays for its sockets. Gatehouse's own work is its CPU minus the floor's."
+    echo
+    echo "| workload | mode | clients | PgBouncer session | PgBouncer transaction | Node floor | Gatehouse | Gatehouse - floor |"
+    echo "|---|---|---|---|---|---|---|---|"
+    for row in "${ROWS[@]}"; do
+      [[ "$row" == select\|* && -n "${TPS[$row|node_floor]:-}" ]] || continue
+      pc() { [[ -n "${CPU[$row|$1]:-}" ]] && echo "${CPU[$row|$1]} us ($(int "${TPS[$row|$1]:-}") tps)" || echo "-"; }
+      diff=""; [[ -n "${CPU[$row|gatehouse]:-}" && -n "${CPU[$row|node_floor]:-}" ]] && diff="$(( CPU[$row|gatehouse] - CPU[$row|node_floor] )) us"
+      echo "| $(wlabel "$row") | $(pc pgb_session) | $(pc pgb_txn) | $(pc node_floor) | $(pc gatehouse) | ${diff:--} |"
+    done
+  fi
   if [[ " $WORKLOADS " == *" stream "* ]]; then
     echo
     echo "## Streaming read"

@@ -1,5 +1,6 @@
 // One audit record per statement, auth attempt and session event (DESIGN section 3).
 // Never a credential: records carry SQL text and decisions, not passwords or proofs.
+import { hash } from 'node:crypto';
 import { write, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
@@ -15,7 +16,6 @@ export interface StatementRecord {
   client_address: string;
   application_name?: string;
   statement: string;
-  fingerprint: string;
   decision: 'allowed' | 'rewritten' | 'refused' | 'answered' | 'empty';
   rule: string;
   policy_version: string;
@@ -39,8 +39,48 @@ export type AuditEvent = 'auth_failed' | 'auth_throttled' | 'session_start' | 's
 
 /** Lines are written at most this long after the statement they record... */
 const AUDIT_FLUSH_MS = 20;
-/** ...or as soon as this many bytes are waiting. */
-const AUDIT_FLUSH_BYTES = 256 * 1024;
+/** ...or as soon as this many records are waiting. */
+const AUDIT_FLUSH_RECORDS = 2048;
+
+/**
+ * The statement's fingerprint in the trail: the first 16 hex digits of its text's SHA-256, so
+ * one statement can be found across sessions without comparing texts. Computed when the
+ * record is written, off the statement's path.
+ */
+export function statementFingerprint(statement: string): string {
+  return hash('sha256', statement, 'hex').slice(0, 16);
+}
+
+/** A statement record's fields in the order its line gives them (the fingerprint follows the text). */
+const STATEMENT_FIELDS = [
+  'org', 'user', 'connection', 'level', 'client_address', 'application_name', 'decision', 'rule', 'policy_version',
+  'topics', 'sent_sql', 'sqlstate', 'reason', 'duration_ms', 'upstream_error',
+] as const satisfies readonly (keyof StatementRecord)[];
+/** Fails to compile when StatementRecord gains a field the line would leave out. */
+type UnwrittenField = Exclude<keyof StatementRecord, (typeof STATEMENT_FIELDS)[number] | 'statement'>;
+const everyFieldWritten: [UnwrittenField] extends [never] ? true : UnwrittenField = true;
+void everyFieldWritten;
+
+/** A record as one JSON line: its time, its type, then its fields (a statement's fingerprint after its text). */
+function auditLine(r: Waiting): string {
+  const time = new Date(r.time).toISOString();
+  if (r.type !== 'statement') return `${JSON.stringify({ time, type: r.type, ...r.fields })}\n`;
+  // Field by field, without copying the record into a new object first.
+  const record = r.fields as StatementRecord;
+  let line = `{"time":"${time}","type":"statement","statement":${JSON.stringify(record.statement)},"fingerprint":"${statementFingerprint(record.statement)}"`;
+  for (const k of STATEMENT_FIELDS) {
+    const v = record[k];
+    if (v !== undefined) line += `,"${k}":${JSON.stringify(v)}`;
+  }
+  return `${line}}\n`;
+}
+
+/** A record waiting for its batch: the time it was made, kept as a number until the line is written. */
+interface Waiting {
+  time: number;
+  type: 'statement' | AuditEvent;
+  fields: Record<string, unknown> | StatementRecord;
+}
 
 /**
  * The audit trail as JSON lines: the file 0600 in a 0700 directory (private-files.ts).
@@ -56,8 +96,10 @@ export function fileAudit(path: string): AuditSink & { flush(): void } {
 }
 
 class AuditFile implements AuditSink {
-  private waiting: string[] = [];
-  private waitingBytes = 0;
+  /** Records not yet turned into lines: serializing and hashing happen in the batch, not on the statement's path. */
+  private waiting: Waiting[] = [];
+  /** Lines of a write that failed, kept in order for the next try. */
+  private unwritten: string[] = [];
   private writing = false;
   private timer: NodeJS.Timeout | undefined;
   private failed: Error | undefined;
@@ -65,11 +107,11 @@ class AuditFile implements AuditSink {
   constructor(private readonly fd: number) {}
 
   statement(record: StatementRecord): void {
-    this.append({ type: 'statement', ...record });
+    this.append({ time: Date.now(), type: 'statement', fields: record });
   }
 
   event(kind: AuditEvent, fields: Record<string, unknown>): void {
-    this.append({ type: kind, ...fields });
+    this.append({ time: Date.now(), type: kind, fields });
   }
 
   failure(): GatehouseError | undefined {
@@ -80,12 +122,9 @@ class AuditFile implements AuditSink {
     });
   }
 
-  private append(entry: Record<string, unknown>): void {
-    const line = `${JSON.stringify({ time: new Date().toISOString(), ...entry })}\n`;
-    this.waiting.push(line);
-    this.waitingBytes += line.length;
-    if (this.waitingBytes >= AUDIT_FLUSH_BYTES) this.writeSoon(0);
-    else this.writeSoon(AUDIT_FLUSH_MS);
+  private append(record: Waiting): void {
+    this.waiting.push(record);
+    this.writeSoon(this.waiting.length >= AUDIT_FLUSH_RECORDS ? 0 : AUDIT_FLUSH_MS);
   }
 
   private writeSoon(ms: number): void {
@@ -103,34 +142,36 @@ class AuditFile implements AuditSink {
     }
   }
 
-  private async write(): Promise<void> {
-    if (this.writing || this.waiting.length === 0) return;
-    this.writing = true;
-    const lines = this.waiting;
+  /** Every waiting record as lines, after the lines of a write that failed: in the order they were made. */
+  private takeLines(): string[] {
+    const lines = this.unwritten;
+    for (const r of this.waiting) lines.push(auditLine(r));
+    this.unwritten = [];
     this.waiting = [];
-    this.waitingBytes = 0;
-    const buf = Buffer.from(lines.join(''));
+    return lines;
+  }
+
+  private async write(): Promise<void> {
+    if (this.writing || (this.waiting.length === 0 && this.unwritten.length === 0)) return;
+    this.writing = true;
+    const lines = this.takeLines();
     try {
-      await writeAll(this.fd, buf);
+      await writeAll(this.fd, Buffer.from(lines.join('')));
       this.failed = undefined;
     } catch (e) {
       // Keep the lines (first, in order) and try again: nothing is dropped.
       this.failed = e as Error;
-      this.waiting = [...lines, ...this.waiting];
-      this.waitingBytes += buf.length;
+      this.unwritten = lines;
     } finally {
       this.writing = false;
     }
-    if (this.waiting.length > 0) this.writeSoon(this.failed ? 1000 : AUDIT_FLUSH_MS);
+    if (this.waiting.length > 0 || this.unwritten.length > 0) this.writeSoon(this.failed ? 1000 : AUDIT_FLUSH_MS);
   }
 
   flush(): void {
     clearTimeout(this.timer);
     this.timer = undefined;
-    if (this.waiting.length === 0) return;
-    const buf = Buffer.from(this.waiting.join(''));
-    this.waiting = [];
-    this.waitingBytes = 0;
+    const buf = Buffer.from(this.takeLines().join(''));
     let off = 0;
     while (off < buf.length) off += writeSync(this.fd, buf, off, buf.length - off);
   }
@@ -148,7 +189,7 @@ async function writeAll(fd: number, buf: Buffer): Promise<void> {
 
 export function loggerAudit(logger: Logger): AuditSink {
   return {
-    statement: (record) => logger.info({ type: 'statement', ...record }, 'audit'),
+    statement: (record) => logger.info({ type: 'statement', ...record, fingerprint: statementFingerprint(record.statement) }, 'audit'),
     event: (kind, fields) => logger.info({ type: kind, ...fields }, 'audit'),
   };
 }
@@ -158,8 +199,7 @@ export function countedAudit(inner: AuditSink, metrics: Metrics): AuditSink {
   return {
     failure: () => inner.failure?.(),
     statement(record) {
-      metrics.statements.inc({ org: record.org, decision: record.decision });
-      metrics.statementSeconds.observe({ org: record.org }, record.duration_ms / 1000);
+      metrics.countStatement(record.org, record.decision, record.duration_ms / 1000);
       inner.statement(record);
     },
     event(kind, fields) {

@@ -123,6 +123,8 @@ export function loadRules(dir: string): Rules {
         if (!org.users.has(u.toLowerCase())) problems.push({ file: rel(file), path: `permissions.users.${u}`, reason: `unknown user ${u}` });
       }
       const { allow_writes, topics_schema, permissions, statement_timeout, pooling, pool_size, pool_idle_timeout, pool_wait_timeout, ...target } = c;
+      // The warehouse's CA file, like server.tls's files, relative to the rules directory.
+      if ((target.kind === 'postgres' || target.kind === 'mysql') && target.tls?.ca_file) target.tls = { ...target.tls, ca_file: resolve(dir, target.tls.ca_file) };
       const connection: Connection = {
         name,
         org: org.name,

@@ -55,6 +55,13 @@ export interface PostgresConnection {
   /** statement_timeout and idle_in_transaction_session_timeout of query_topics sessions ('30s'; default in postgres.ts). */
   topics_statement_timeout?: string;
   topics_idle_in_transaction_session_timeout?: string;
+  /** Default: verify-full off loopback, disable on it (src/warehouses/pg-tls.ts). */
+  tls?: WarehouseTls;
+}
+/** TLS to a warehouse. `ca_file`: the CA (PEM) that signed the server's certificate; absent: Node's bundled CAs. */
+export interface WarehouseTls {
+  mode?: 'disable' | 'require' | 'verify-ca' | 'verify-full';
+  ca_file?: string;
 }
 /** A MySQL or MariaDB warehouse (src/warehouses/mysql.ts). */
 export interface MysqlConnection {
@@ -75,7 +82,7 @@ export interface MysqlConnection {
   /** A topics account with more than the topics' fields is refused at load unless this is set. */
   allow_topics_privileges: boolean;
   /** Default: verify-full off loopback, disable on it. `ca_file`: the CA that signed the server's certificate. */
-  tls?: { mode?: 'disable' | 'require' | 'verify-ca' | 'verify-full'; ca_file?: string };
+  tls?: WarehouseTls;
 }
 /**
  * A Snowflake account (src/warehouses/snowflake-warehouse.ts, through snowflake-sdk). Each
@@ -259,6 +266,12 @@ export interface SignInThrottleConfig {
   max_lockout: number;
   /** Connections of one address not signed in yet (53300 past it). */
   max_pending_per_address: number;
+  /**
+   * Sign-ins of one user name under way at once while it has no failure on record: above a BI
+   * server's or a pool's start-up burst, and the most guesses a parallel burst gets before its
+   * first failure is counted (after one, the failures left are the budget).
+   */
+  max_signing_in_per_user: number;
   /** Users and addresses remembered, each: the least recently seen are forgotten first. */
   max_tracked: number;
 }

@@ -56,6 +56,7 @@ export const serverFileSchema = z
             lockout: durationMs.refine((ms) => ms > 0, 'must be more than 0').default(10_000),
             max_lockout: durationMs.refine((ms) => ms > 0, 'must be more than 0').default(900_000),
             max_pending_per_address: countLimit.default(256),
+            max_signing_in_per_user: z.number().int().min(1).default(256),
             max_tracked: z.number().int().min(1).default(100_000),
           })
           .strict()
@@ -179,6 +180,15 @@ const common = {
   pool_wait_timeout: durationMs.default(30_000),
 };
 
+// TLS to the warehouse: verify-full off loopback and none on it unless set (src/warehouses/warehouse-tls.ts).
+const warehouseTls = z
+  .object({
+    mode: z.enum(['disable', 'require', 'verify-ca', 'verify-full']).optional(),
+    ca_file: z.string().optional(),
+  })
+  .strict()
+  .optional();
+
 const snowflakeName = z.string().regex(/^("[^"]+"|[A-Za-z_][A-Za-z0-9_$]*)$/, 'must be a Snowflake identifier (quoted for exact case)');
 
 export const connectionFileSchema = z.discriminatedUnion('kind', [
@@ -198,6 +208,7 @@ export const connectionFileSchema = z.discriminatedUnion('kind', [
       ...topicsPasswordFields,
       topics_statement_timeout: duration.optional(),
       topics_idle_in_transaction_session_timeout: duration.optional(),
+      tls: warehouseTls,
       ...common,
     })
     .strict()
@@ -216,14 +227,7 @@ export const connectionFileSchema = z.discriminatedUnion('kind', [
       ...topicsPasswordFields,
       // Accept a topics account with more than SELECT on the topics' fields, logged.
       allow_topics_privileges: z.boolean().default(false),
-      // TLS: verify-full off loopback and none on it unless set (src/warehouses/mysql.ts).
-      tls: z
-        .object({
-          mode: z.enum(['disable', 'require', 'verify-ca', 'verify-full']).optional(),
-          ca_file: z.string().optional(),
-        })
-        .strict()
-        .optional(),
+      tls: warehouseTls,
       ...common,
     })
     .strict()

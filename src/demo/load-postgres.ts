@@ -11,6 +11,7 @@ import type { Logger } from 'pino';
 import { GatehouseError } from '../errors.ts';
 import { quoteIdent } from '../sql/deparse.ts';
 import { createLoginRole, grantQuerier, grantTopics, lockDownDatabase } from '../warehouses/accounts.ts';
+import { postgresTls } from '../warehouses/pg-tls.ts';
 import { UpstreamConnection, sqlLiteral } from '../warehouses/postgres.ts';
 import { PINNED_LEXING } from '../warehouses/types.ts';
 import { DEMO_MARKER, type DemoLoad, type DemoPasswords, newPassword, scrub, setupError } from './types.ts';
@@ -20,7 +21,8 @@ import type { WarehouseUrl } from './warehouse-url.ts';
 async function connect(url: WarehouseUrl, database: string): Promise<UpstreamConnection> {
   const password = url.password;
   return UpstreamConnection.open(
-    { connection: `--warehouse ${url.redacted}`, host: url.host, port: url.port, database, user: url.user, password: password === undefined ? undefined : () => password },
+    // As the connector: TLS verified off loopback (pg-tls.ts).
+    { connection: `--warehouse ${url.redacted}`, host: url.host, port: url.port, database, user: url.user, password: password === undefined ? undefined : () => password, tls: postgresTls(url.host) },
     [['user', url.user], ['database', database], ['application_name', 'gatehouse demo set-up'], ...PINNED_LEXING.map(([k, v]): [string, string] => [k, v])],
   );
 }

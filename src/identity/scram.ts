@@ -163,13 +163,16 @@ export interface ScramClient {
 
 /**
  * The client side. With `tlsServerEndPoint` it runs SCRAM-SHA-256-PLUS, binding the exchange to
- * the certificate it saw (the tests' raw clients; Gatehouse signs in upstream without).
+ * the certificate it saw (Gatehouse signing in upstream over TLS, the tests' raw clients).
  */
-export function scramClient(password: string, binding?: { tlsServerEndPoint: Buffer }): ScramClient {
+export function scramClient(password: string, binding?: { tlsServerEndPoint: Buffer } | 'not offered'): ScramClient {
   const clientNonce = randomBytes(18).toString('base64');
   const clientFirstBare = `n=*,r=${clientNonce}`;
-  const gs2Header = binding ? `p=${TLS_SERVER_END_POINT},,` : 'n,,';
-  const channelBinding = Buffer.concat([Buffer.from(gs2Header), binding?.tlsServerEndPoint ?? Buffer.alloc(0)]).toString('base64');
+  // 'not offered': over TLS, but the server's offer had no -PLUS. 'y' tells a server that does
+  // support channel binding that its offer was cut on the way (RFC 5802 section 6).
+  const endPoint = binding === 'not offered' ? undefined : binding?.tlsServerEndPoint;
+  const gs2Header = binding === 'not offered' ? 'y,,' : endPoint ? `p=${TLS_SERVER_END_POINT},,` : 'n,,';
+  const channelBinding = Buffer.concat([Buffer.from(gs2Header), endPoint ?? Buffer.alloc(0)]).toString('base64');
   return {
     clientFirst: `${gs2Header}${clientFirstBare}`,
     respond(serverFirst: string) {

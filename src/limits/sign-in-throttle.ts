@@ -17,10 +17,10 @@
 //   each holds a socket and a timer until authentication_timeout.
 import { createHash } from 'node:crypto';
 import { isIPv6 } from 'node:net';
-import { LRUCache } from 'lru-cache';
 import type { SignInThrottleConfig } from '../config/model.ts';
 import { GatehouseError } from '../errors.ts';
 import { normalizeUserName } from '../identity/directory.ts';
+import { RecentMap } from './recent-map.ts';
 
 /** What the throttle remembers of one user name or address. */
 interface Tally {
@@ -34,7 +34,7 @@ interface Tally {
 /** Why a connection or an attempt was refused, for the client (error) and the audit (the rest). */
 export interface ThrottleRefusal {
   error: GatehouseError;
-  limit: 'sign_in_failures' | 'max_pending_per_address';
+  limit: 'sign_in_failures' | 'max_pending_per_address' | 'max_signing_in_per_user';
   /** Which tally refused (audit only: the client is never told). */
   by: ('user' | 'address')[];
   user_failures?: number;
@@ -54,8 +54,8 @@ export interface SignInAttempt {
 }
 
 export class SignInThrottle {
-  private readonly users: LRUCache<string, Tally>;
-  private readonly addresses: LRUCache<string, Tally>;
+  private readonly users: RecentMap<string, Tally>;
+  private readonly addresses: RecentMap<string, Tally>;
   /** Connections not signed in yet, per address: bounded by the open sockets, so no LRU. */
   private readonly unfinished = new Map<string, number>();
 
@@ -63,8 +63,8 @@ export class SignInThrottle {
     private readonly settings: SignInThrottleConfig,
     private readonly now: () => number = () => performance.now(),
   ) {
-    this.users = new LRUCache({ max: settings.max_tracked });
-    this.addresses = new LRUCache({ max: settings.max_tracked });
+    this.users = new RecentMap(settings.max_tracked);
+    this.addresses = new RecentMap(settings.max_tracked);
   }
 
   /** Entries held: the memory the throttle uses is proportional to these. */
@@ -114,17 +114,35 @@ export class SignInThrottle {
     const addrKey = addressKey(address);
     const u = this.tally(this.users, userKey, t);
     const a = this.tally(this.addresses, addrKey, t);
-    const userWait = this.wait(u, s.max_failures_per_user, t, CLEAN_USER_CONCURRENCY);
+    const userWait = this.wait(u, s.max_failures_per_user, t, s.max_signing_in_per_user);
     // A clean address is bounded by max_pending_per_address instead (an office behind one NAT).
     const addrWait = this.wait(a, s.max_failures_per_address, t, Number.POSITIVE_INFINITY);
     if (userWait !== undefined || addrWait !== undefined) {
       this.drop(this.users, userKey, u);
       this.drop(this.addresses, addrKey, a);
       const seconds = Math.max(1, Math.ceil(Math.max(userWait ?? 0, addrWait ?? 0) / 1000));
+      const by = [...(userWait !== undefined ? ['user' as const] : []), ...(addrWait !== undefined ? ['address' as const] : [])];
+      // Nothing failed yet: only too many sign-ins of one user name at once (a pool opening
+      // more connections than max_signing_in_per_user together). Said as it is, 53300, not as failures.
+      const busy = u.failures === 0 && a.failures === 0 && t >= u.lockedUntil && t >= a.lockedUntil;
+      if (busy) {
+        return {
+          refusal: {
+            limit: 'max_signing_in_per_user',
+            by,
+            pending: u.pending,
+            retry_after_seconds: seconds,
+            error: new GatehouseError('53300', `too many sign-ins under way at once for this user; try again in ${seconds} second${seconds === 1 ? '' : 's'}`, {
+              severity: 'FATAL',
+              hint: 'open fewer connections at once, or an administrator can raise server.sign_in_throttle.max_signing_in_per_user in rules/gatehouse.yaml',
+            }),
+          },
+        };
+      }
       return {
         refusal: {
           limit: 'sign_in_failures',
-          by: [...(userWait !== undefined ? ['user' as const] : []), ...(addrWait !== undefined ? ['address' as const] : [])],
+          by,
           user_failures: u.failures,
           address_failures: a.failures,
           retry_after_seconds: seconds,
@@ -165,7 +183,7 @@ export class SignInThrottle {
   }
 
   /** The tally for a key (made if new), its failures forgotten once the window has passed quietly. */
-  private tally(table: LRUCache<string, Tally>, key: string, t: number): Tally {
+  private tally(table: RecentMap<string, Tally>, key: string, t: number): Tally {
     let e = table.get(key);
     if (!e) {
       e = { failures: 0, lastFailureAt: 0, lockedUntil: 0, pending: 0 };
@@ -201,11 +219,11 @@ export class SignInThrottle {
   }
 
   /** An entry that remembers nothing (no failure, nothing running) is not kept. */
-  private drop(table: LRUCache<string, Tally>, key: string, e: Tally): void {
+  private drop(table: RecentMap<string, Tally>, key: string, e: Tally): void {
     if (e.failures === 0 && e.pending === 0 && table.peek(key) === e) table.delete(key);
   }
 
-  private keep(table: LRUCache<string, Tally>, key: string, e: Tally): void {
+  private keep(table: RecentMap<string, Tally>, key: string, e: Tally): void {
     const current = table.peek(key);
     if (current === e) table.get(key); // most recently used
     else if (!current) table.set(key, e);
@@ -218,13 +236,6 @@ export class SignInThrottle {
     }
   }
 }
-
-/**
- * Attempts at once for a user name with no failure on record: above the pools BI tools open
- * at start (Metabase 15, HikariCP 10) and max_sessions_per_user's default (20), and the most
- * guesses a burst of parallel connections gets before the first failure is counted.
- */
-const CLEAN_USER_CONCURRENCY = 32;
 
 const hashKey = (s: string) => createHash('sha256').update(s).digest('base64');
 

@@ -9,7 +9,9 @@
 // denylists hold there (pg_stats, dblink, pg_read_file...): the catalog database has
 // nothing to hide. A statement that reads both catalog relations and topics is refused
 // (0A000): the two live in different databases. Anything else takes the topic path.
-import type { AstNode } from '../sql/parse.ts';
+import { deparseFaithfully, sameTree } from '../sql/deparse.ts';
+import { substitutePersonIdentity } from '../sql/identity.ts';
+import { type AstNode, parseSqlSync } from '../sql/parse.ts';
 import { refuse } from '../sql/refusal.ts';
 import { Walker } from '../sql/scope.ts';
 import { TOPIC_FUNCTION_ALLOWLIST } from '../sql/functions.ts';
@@ -132,6 +134,40 @@ export function planCatalogQuery(ctx: DecisionContext, stmt: AstNode, text: stri
   }
   // Denied relations (pg_stats) and functions, nested statements: refused as everywhere.
   new Walker(ctx, 'catalog').visit(stmt, undefined);
-  // The client's own text: nothing in it is rewritten, and a deparse could change a name.
-  return { action: 'catalog', kind: 'select', statement: { sql: text, kind: 'select', returnsRows: true } };
+  // The client's own text: nothing in it is rewritten, and a deparse could change a name;
+  // unless it asks who is asking (below).
+  return { action: 'catalog', kind: 'select', statement: { sql: personalized(ctx, stmt, text) ?? text, kind: 'select', returnsRows: true } };
+}
+
+/**
+ * The catalog's session runs as its own role (gatehouse_catalog), which CURRENT_USER and its
+ * kin would show: a statement naming them is written with the person's email in their place
+ * (sql/identity.ts), as the topic path answers them, and only such a statement is deparsed,
+ * proved to read back as the tree decided. A catalog query inside DECLARE or PREPARE is sent
+ * as the client wrote it (decide.ts), so there it is refused instead (0A000).
+ */
+function personalized(ctx: DecisionContext, stmt: AstNode, text: string): string | undefined {
+  const shown = structuredClone(stmt);
+  if (!substitutePersonIdentity(shown, ctx.user)) return undefined;
+  const reparse = (sql: string): AstNode | undefined => {
+    try {
+      const parsed = parseSqlSync(sql).statements;
+      return parsed.length === 1 ? parsed[0].stmt : undefined;
+    } catch {
+      return undefined;
+    }
+  };
+  const own = reparse(text);
+  if (!own || !sameTree(own, stmt)) {
+    refuse('query_topics.catalog_identity', '0A000', `a cursor or prepared statement over the catalog cannot ask for the session's user (current_user, session_user, user, current_role) on connection ${ctx.connection.name}`, {
+      hint: 'run that catalog query directly, or ask for current_user in its own statement',
+    });
+  }
+  const sql = deparseFaithfully(shown, reparse);
+  if (sql === undefined) {
+    refuse('query_topics.catalog_identity', '0A000', `Gatehouse cannot write this catalog query with your identity in place of current_user on connection ${ctx.connection.name}`, {
+      hint: 'ask for current_user in its own statement',
+    });
+  }
+  return sql;
 }

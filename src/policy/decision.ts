@@ -1,19 +1,8 @@
 import type { GatehouseError } from '../errors.ts';
 import type { Attributes, Level } from '../config/model.ts';
-import type { WarehouseStatement } from '../warehouses/types.ts';
+import type { StatementKind, WarehouseStatement } from '../warehouses/types.ts';
 
-export type StatementKind =
-  | 'select' // SELECT, VALUES, TABLE, WITH ... SELECT
-  | 'explain'
-  | 'copy_out'
-  | 'set'
-  | 'show'
-  | 'reset'
-  | 'transaction' // BEGIN, COMMIT, ROLLBACK, SAVEPOINT...
-  | 'discard'
-  | 'write' // DML
-  | 'ddl'
-  | 'other';
+export type { StatementKind } from '../warehouses/types.ts';
 
 /**
  * What policy needs to know of the session: plain data, no sockets. Never changed once made

@@ -73,3 +73,60 @@ export function substituteSessionIdentity(tree: AstNode, id: SessionIdentity): v
   };
   visit(tree);
 }
+
+/** Functions whose first argument names a role of the server: a person's email there would name no role. */
+const ROLE_ARGUMENT = /^(has_[a-z_]+_privilege|pg_has_role)$/;
+const PERSON_COLUMNS = new Set(['current_user', 'current_role', 'user', 'session_user']);
+
+/**
+ * The topic catalog's answer to who is asking (policy/catalog.ts): CURRENT_USER, SESSION_USER,
+ * USER, CURRENT_ROLE, "current_user"(), "session_user"() and getpgusername() become the
+ * person's email, in place, as on the topic path. A direct argument of a privilege function
+ * (`has_table_privilege(current_user, ...)`) stays: there it names the role whose privileges
+ * decide what the catalog shows, not a value shown. True when anything was replaced.
+ */
+export function substitutePersonIdentity(tree: AstNode, user: string): boolean {
+  let replaced = false;
+  const id: SessionIdentity = { user, database: '' };
+  const personValue = (node: AstNode): { value: string; column: string } | undefined => {
+    const names: string[] | undefined = node.FuncCall && !node.FuncCall.args?.length ? (node.FuncCall.funcname ?? []).map((n: AstNode) => n.String?.sval) : undefined;
+    if (names && names[names.length - 1] === 'getpgusername' && (names.length === 1 || (names.length === 2 && names[0] === 'pg_catalog'))) {
+      return { value: user, column: 'getpgusername' };
+    }
+    const hit = identityValue(node, id);
+    return hit && PERSON_COLUMNS.has(hit.column) ? hit : undefined;
+  };
+  const visit = (node: unknown): void => {
+    if (Array.isArray(node)) {
+      for (const n of node) visit(n);
+      return;
+    }
+    if (!node || typeof node !== 'object') return;
+    const obj = node as AstNode;
+    if (obj.ResTarget?.val && !obj.ResTarget.name) {
+      const hit = personValue(obj.ResTarget.val);
+      if (hit) obj.ResTarget.name = hit.column;
+    }
+    const hit = personValue(obj);
+    if (hit) {
+      for (const k of Object.keys(obj)) delete obj[k];
+      Object.assign(obj, nameConst(hit.value));
+      replaced = true;
+      return;
+    }
+    const fc = obj.FuncCall;
+    const fname: string | undefined = fc?.funcname?.[fc.funcname.length - 1]?.String?.sval;
+    if (fc && fname && ROLE_ARGUMENT.test(fname)) {
+      for (const [k, v] of Object.entries(fc)) {
+        if (k !== 'args') visit(v);
+      }
+      for (const arg of fc.args ?? []) {
+        if (!personValue(arg)) visit(arg);
+      }
+      return;
+    }
+    for (const v of Object.values(obj)) if (v && typeof v === 'object') visit(v);
+  };
+  visit(tree);
+  return replaced;
+}

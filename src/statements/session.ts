@@ -2,7 +2,6 @@
 // whichever protocol carried it: size check, decide() (pure, in policy/), and
 // PostgreSQL's aborted-transaction rule for statements Gatehouse refused. The simple
 // protocol's path is simple.ts, the extended protocol's extended.ts; both start here.
-import { createHash } from 'node:crypto';
 import type { AuditSink, StatementRecord } from '../audit/audit.ts';
 import { GatehouseError, asClientError } from '../errors.ts';
 import type { Decision, DecisionContext, PlannedStatement } from '../policy/decision.ts';
@@ -209,7 +208,8 @@ export function auditRefusal(s: StatementSession, what: string, rule: string, er
 
 export function auditRecord(s: StatementSession, sql: string, d: Decision): StatementRecord {
   const ctx = s.decision;
-  const base = {
+  // Built whole in one literal (no spreads): this runs for every statement.
+  const record: StatementRecord = {
     org: ctx.org,
     user: ctx.user,
     connection: ctx.connection.name,
@@ -217,24 +217,26 @@ export function auditRecord(s: StatementSession, sql: string, d: Decision): Stat
     client_address: s.clientAddress,
     application_name: s.applicationName,
     statement: sql,
-    fingerprint: createHash('sha256').update(sql).digest('hex').slice(0, 16),
+    decision: 'refused',
+    rule: d.outcome === 'empty' ? 'empty' : d.rule,
     policy_version: s.policyVersion,
+    topics: [],
     duration_ms: 0,
   };
   if (d.outcome === 'refuse') {
-    return { ...base, decision: 'refused', rule: d.rule, topics: [], sqlstate: d.error.sqlstate, reason: d.error.message };
+    record.sqlstate = d.error.sqlstate;
+    record.reason = d.error.message;
+  } else if (d.outcome === 'empty') {
+    record.decision = 'empty';
+  } else {
+    // A session statement Gatehouse answered itself (a mysql connection's SET/SHOW) was never sent.
+    const sent: string[] = [];
+    for (const st of d.statements) if (st.action === 'forward' && !st.emulated) sent.push(st.sql);
+    record.decision = d.topics.length ? 'rewritten' : sent.length < d.statements.length ? 'answered' : 'allowed';
+    record.topics = d.topics;
+    record.sent_sql = sent;
   }
-  if (d.outcome === 'empty') return { ...base, decision: 'empty', rule: 'empty', topics: [] };
-  // A session statement Gatehouse answered itself (a mysql connection's SET/SHOW) was never sent.
-  const forwarded = d.statements.flatMap((st) => (st.action === 'forward' && !st.emulated ? [st] : []));
-  const answered = forwarded.length < d.statements.length;
-  return {
-    ...base,
-    decision: d.topics.length ? 'rewritten' : answered ? 'answered' : 'allowed',
-    rule: d.rule,
-    topics: d.topics,
-    sent_sql: forwarded.map((st) => st.sql),
-  };
+  return record;
 }
 
 export const elapsedMs = (started: number): number => Math.round((performance.now() - started) * 1000) / 1000;

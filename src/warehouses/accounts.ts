@@ -5,9 +5,11 @@
 // {querier, topics} targets and open each session as the account named here.
 import type { Level, Topic } from '../config/model.ts';
 import { quoteIdent } from '../sql/deparse.ts';
-import type { UpstreamTarget } from './postgres.ts';
+import type { UpstreamTarget } from './pg-connection.ts';
+import type { WarehouseAccount } from './types.ts';
 
-export type WarehouseAccount = 'querier' | 'topics';
+export type { WarehouseAccount } from './types.ts';
+
 export type WarehouseAccounts = Record<WarehouseAccount, UpstreamTarget>;
 
 /** query_topics sessions read through the topics account; queriers and connection admins through the querier account. */

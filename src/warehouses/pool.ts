@@ -14,7 +14,7 @@
 // as before pooling) and `size` caps what is kept idle.
 import type { PoolSettings } from '../config/model.ts';
 import { GatehouseError } from '../errors.ts';
-import type { UpstreamConnection } from './postgres.ts';
+import type { UpstreamConnection } from './pg-connection.ts';
 
 /** What the pool needs of a connection: a postgres UpstreamConnection or a connector session (connector.ts). */
 export interface PooledConnection {

@@ -22,7 +22,7 @@ import { parseSqlSync } from '../sql/parse.ts';
 import type { ExtendedStep } from '../wire/messages.ts';
 import type { ResultSink } from '../wire/sink.ts';
 import type { UpstreamPool } from './pool.ts';
-import { PostgresSession, type UpstreamConnection } from './postgres.ts';
+import { PostgresSession, type UpstreamConnection } from './pg-connection.ts';
 import type { ResultLimit, RunOutcome, TxStatus, WarehouseSession, WarehouseStatement } from './types.ts';
 
 /** A client's prepared statement: what it asked to prepare, and the name it has upstream. */

@@ -2,11 +2,27 @@ import type { GatehouseError } from '../errors.ts';
 import type { ExtendedStep, Parse } from '../wire/messages.ts';
 import type { EmittedColumn } from '../sql/dialects/types.ts';
 import type { ResultSink } from '../wire/sink.ts';
-import type { StatementKind } from '../policy/decision.ts';
-import type { WarehouseAccount } from './accounts.ts';
+import type { TxStatus } from '../wire/messages.ts';
 
-/** PostgreSQL ReadyForQuery transaction status. */
-export type TxStatus = 'I' | 'T' | 'E';
+/** PostgreSQL ReadyForQuery transaction status (defined with the wire messages, below this layer). */
+export type { TxStatus } from '../wire/messages.ts';
+
+/** What a statement is, as policy classified it (the warehouse and the audit use it too). */
+export type StatementKind =
+  | 'select' // SELECT, VALUES, TABLE, WITH ... SELECT
+  | 'explain'
+  | 'copy_out'
+  | 'set'
+  | 'show'
+  | 'reset'
+  | 'transaction' // BEGIN, COMMIT, ROLLBACK, SAVEPOINT...
+  | 'discard'
+  | 'write' // DML
+  | 'ddl'
+  | 'other';
+
+/** The warehouse account a session runs as: queriers' raw SQL, or the topics account (least privilege). */
+export type WarehouseAccount = 'querier' | 'topics';
 
 /** One statement the policy allowed, as it will be sent to the warehouse. */
 export interface WarehouseStatement {

@@ -2,8 +2,10 @@
 // (protocol-message-formats.html). decode.ts produces FrontendMessage values,
 // encode.ts turns BackendMessage values into bytes; nothing else touches bytes.
 import type { GatehouseError } from '../errors.ts';
-import type { TxStatus } from '../warehouses/types.ts';
 import type { FieldDescription } from './sink.ts';
+
+/** ReadyForQuery's transaction status: idle, in a transaction, in a failed transaction. */
+export type TxStatus = 'I' | 'T' | 'E';
 
 // ---- frontend: the untyped packets of the startup phase (no type byte) ----
 

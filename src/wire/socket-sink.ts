@@ -1,14 +1,21 @@
-// ResultSink over a client socket. Writes are corked until the end of the event-loop
-// turn (or ReadyForQuery) so a burst of small messages (DataRow per row, then the
-// statement's end) leaves in one syscall; a write returns socket.write's answer so
-// producers stop at the socket's high-water mark.
+// ResultSink over a client socket. Bytes are gathered until ReadyForQuery (or the end of
+// the event-loop turn, or 64 KiB) and leave in one write of one buffer: a statement's
+// answer and its ReadyForQuery are one system call, without the stream's cork/writev
+// machinery. A write returns whether the socket can take more, so producers stop at the
+// socket's high-water mark.
 import type { Socket } from 'node:net';
 import type { GatehouseError } from '../errors.ts';
 import * as enc from './encode.ts';
 import { type CopyInUpstream, type FieldDescription, type ResultSink, whenWritable } from './sink.ts';
 
+/** Gathered bytes are written once they reach this size, so a long result streams in 64 KiB writes. */
+const GATHER_BYTES = 64 * 1024;
+
 export class SocketSink implements ResultSink {
-  private corked = false;
+  private gathered: Buffer[] = [];
+  private gatheredBytes = 0;
+  /** A flush at the end of this event-loop turn is scheduled. */
+  private flushScheduled = false;
   private gone = false;
 
   constructor(
@@ -26,27 +33,38 @@ export class SocketSink implements ResultSink {
     return this.gone || this.socket.destroyed || !this.socket.writable;
   }
 
-  /** Writes framed backend bytes; false means "behind: await drain()" (or closed). */
+  /**
+   * Gathers framed backend bytes (the caller must not change them afterwards); false means
+   * "behind: await drain()" (or closed).
+   */
   send(bytes: Buffer): boolean {
     if (this.closed) return false;
-    if (!this.corked) {
-      this.corked = true;
-      this.socket.cork();
+    this.gathered.push(bytes);
+    this.gatheredBytes += bytes.length;
+    if (this.gatheredBytes >= GATHER_BYTES) return this.uncork();
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
       // After this turn's I/O callbacks and promise jobs: a statement's rows, its
       // CommandComplete and the ReadyForQuery the connection writes after awaiting it leave
       // in one write (the connection also flushes at ReadyForQuery, as PostgreSQL does).
-      setImmediate(this.uncorkLater);
+      setImmediate(this.flushLater);
     }
-    return this.socket.write(bytes);
+    return !this.socket.writableNeedDrain;
   }
 
-  private readonly uncorkLater = () => this.uncork();
+  private readonly flushLater = () => {
+    this.flushScheduled = false;
+    this.uncork();
+  };
 
-  /** Flushes whatever is corked now. */
-  uncork(): void {
-    if (!this.corked) return;
-    this.corked = false;
-    this.socket.uncork();
+  /** Writes whatever is gathered now, as one buffer; false means the socket is behind. */
+  uncork(): boolean {
+    if (this.gathered.length === 0) return !this.socket.writableNeedDrain;
+    const bytes = this.gathered.length === 1 ? this.gathered[0] : Buffer.concat(this.gathered, this.gatheredBytes);
+    this.gathered = [];
+    this.gatheredBytes = 0;
+    if (this.closed) return false;
+    return this.socket.write(bytes);
   }
 
   relay(framedMessages: Buffer): boolean {
@@ -93,7 +111,7 @@ export class SocketSink implements ResultSink {
 
   /** Resolves when the socket can take more, or at once if it already can or the client has gone. */
   drain(): Promise<void> {
-    // Corked bytes never drain: flush them before waiting.
+    // Gathered bytes never drain: write them before waiting.
     this.uncork();
     return this.closed ? Promise.resolve() : whenWritable(this.socket);
   }

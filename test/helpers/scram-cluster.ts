@@ -3,7 +3,7 @@
 // the cluster runs as the `postgres` OS user when the tests run as root. No silent skip: a
 // cluster that cannot start fails the caller's beforeAll.
 import { execFileSync } from 'node:child_process';
-import { chownSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chownSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -33,11 +33,18 @@ function freePort(): Promise<number> {
   });
 }
 
+export interface ClusterOptions {
+  /** Serve TLS (ssl=on) with this certificate and key (PEM files, copied into the data directory). */
+  ssl?: { certFile: string; keyFile: string };
+  /** listen_addresses (default 127.0.0.1). */
+  listen?: string;
+}
+
 /**
  * Starts a cluster on a free port of 127.0.0.1. `hba`: pg_hba.conf's host lines (the Unix
  * socket is trusted for the superuser); by default every TCP sign-in is scram-sha-256.
  */
-export async function startScramCluster(hba: string[] = ['host all all 127.0.0.1/32 scram-sha-256']): Promise<ScramCluster> {
+export async function startScramCluster(hba: string[] = ['host all all 127.0.0.1/32 scram-sha-256'], opts: ClusterOptions = {}): Promise<ScramCluster> {
   const dir = mkdtempSync(path.join(tmpdir(), 'gatehouse-scram-'));
   if (asPostgres) chownSync(dir, Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).trim()), 0);
   const port = await freePort();
@@ -53,7 +60,17 @@ export async function startScramCluster(hba: string[] = ['host all all 127.0.0.1
   try {
     sh('initdb', ['-D', `${dir}/data`, '-U', 'postgres', '-A', 'trust', '--no-sync']);
     writeFileSync(`${dir}/data/pg_hba.conf`, ['local all all trust', ...hba, ''].join('\n'));
-    sh('pg_ctl', ['-D', `${dir}/data`, '-l', `${dir}/log`, '-w', '-o', `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off`, 'start']);
+    let ssl = '';
+    if (opts.ssl) {
+      // The server reads its key only if the key is its own and 0600.
+      const owner = asPostgres ? Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).trim()) : process.getuid!();
+      for (const [from, to] of [[opts.ssl.certFile, 'server.crt'], [opts.ssl.keyFile, 'server.key']]) {
+        writeFileSync(`${dir}/data/${to}`, readFileSync(from), { mode: 0o600 });
+        chownSync(`${dir}/data/${to}`, owner, 0);
+      }
+      ssl = ' -c ssl=on -c ssl_cert_file=server.crt -c ssl_key_file=server.key';
+    }
+    sh('pg_ctl', ['-D', `${dir}/data`, '-l', `${dir}/log`, '-w', '-o', `-p ${port} -k ${dir} -c listen_addresses=${opts.listen ?? '127.0.0.1'} -c fsync=off${ssl}`, 'start']);
   } catch (e) {
     stop();
     throw e;

@@ -101,6 +101,15 @@ describe.each(warehouses)('the catalog bob sees, on %s', (name, rulesFor) => {
     expect(r.rows).toEqual([{ n: 2 }]);
   });
 
+  it("current_user beside a catalog function is bob, not the catalog's role; privilege checks still run", async () => {
+    const r = await asUser(gh, BOB, 'SELECT version() AS v, current_user, session_user, "current_user"() AS fn');
+    expect(r.rows).toEqual([{ v: expect.stringMatching(/^PostgreSQL /), current_user: BOB, session_user: BOB, fn: BOB }]);
+    const own = await asUser(gh, BOB, 'SELECT count(*)::int AS n FROM pg_roles WHERE rolname = current_user');
+    expect(own.rows).toEqual([{ n: 0 }]);
+    const priv = await asUser(gh, BOB, "SELECT relname FROM pg_class WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace AND has_table_privilege(current_user, oid, 'SELECT') ORDER BY 1");
+    expect(priv.rows).toEqual([{ relname: 'customers' }, { relname: 'orders' }]);
+  });
+
   it('a statement joining catalog relations and topics is 0A000; pg_stats stays refused', async () => {
     const mix = await asUser(gh, BOB, 'SELECT c.relname, o.id FROM pg_catalog.pg_class c JOIN orders o ON true');
     expect(mix.code).toBe('0A000');

@@ -16,6 +16,7 @@ import { createAcmeWarehouse, psqlAdmin, requirePostgres } from '../helpers/serv
 const DB = 'gatehouse_pool_test';
 const CAROL = 'carol@acme.example'; // querier: raw SQL, read-only
 const BOB = 'bob@acme.example'; // query_topics
+const ALICE = 'alice@acme.example'; // org admin: the querier account too
 
 function poolOf(gh: RunningGatehouse, account: string): PoolStats {
   const p = gh.gateway.poolStats().find((s) => s.account === account);
@@ -143,18 +144,19 @@ describe('session pooling (the default)', () => {
     }
   });
 
-  it("application_name is each session's own on a reused upstream", async () => {
+  it("application_name is each session's own person on a reused upstream (gatehouse:<email>, whatever the client named)", async () => {
     await parked(gh, 'querier');
     const a = new pg.Client({ host: '127.0.0.1', port: gh.port, user: CAROL, password: 'gatehouse-demo', database: 'warehouse', application_name: 'first-app' });
     await a.connect();
     const pid = await one(a, 'SELECT pg_backend_pid()');
-    expect(await one(a, 'SHOW application_name')).toBe('first-app');
+    expect(await one(a, 'SHOW application_name')).toBe(`gatehouse:${CAROL}`);
     await a.end();
     await parked(gh, 'querier');
-    const b = new pg.Client({ host: '127.0.0.1', port: gh.port, user: CAROL, password: 'gatehouse-demo', database: 'warehouse', application_name: 'second-app' });
+    const b = new pg.Client({ host: '127.0.0.1', port: gh.port, user: ALICE, password: 'gatehouse-demo', database: 'warehouse', application_name: 'second-app' });
     await b.connect();
     expect(await one(b, 'SELECT pg_backend_pid()')).toBe(pid);
-    expect(await one(b, 'SHOW application_name')).toBe('second-app');
+    expect(await one(b, 'SHOW application_name')).toBe(`gatehouse:${ALICE}`);
+    expect(psqlAdmin(DB, `SELECT application_name FROM pg_stat_activity WHERE pid = ${pid}`).trim()).toBe(`gatehouse:${ALICE}`);
     await b.end();
   });
 

@@ -1,5 +1,6 @@
 // The audit file writes records in batches and never drops one: in order, all of them,
 // and when the file cannot be written it says so (58030) and keeps what waits.
+import { createHash } from 'node:crypto';
 import { closeSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,7 +9,7 @@ import { type StatementRecord, fileAudit } from '../../../src/audit/audit.ts';
 
 const record = (n: number): StatementRecord => ({
   org: 'acme', user: 'bob@acme.example', connection: 'warehouse', level: 'query_topics', client_address: '127.0.0.1',
-  statement: `SELECT ${n}`, fingerprint: 'f', decision: 'allowed', rule: 'r', policy_version: 'v', topics: [], duration_ms: 1,
+  statement: `SELECT ${n}`, decision: 'allowed', rule: 'r', policy_version: 'v', topics: [], duration_ms: 1,
 });
 
 const lines = (path: string) => readFileSync(path, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
@@ -23,6 +24,9 @@ describe('fileAudit', () => {
     const all = lines(path);
     expect(all.slice(0, 20_000).map((l) => l.statement)).toEqual(Array.from({ length: 20_000 }, (_, i) => `SELECT ${i}`));
     expect(all[0]).toMatchObject({ type: 'statement', user: 'bob@acme.example', level: 'query_topics' });
+    // The fingerprint is made when the line is written: the text's SHA-256, first 16 hex digits.
+    expect(all[0].fingerprint).toBe(createHash('sha256').update('SELECT 0').digest('hex').slice(0, 16));
+    expect(all[1].fingerprint).not.toBe(all[0].fingerprint);
     expect(Date.parse(all[0].time)).not.toBeNaN();
     expect(all[20_000]).toMatchObject({ type: 'session_end', org: 'acme' });
     expect(audit.failure?.()).toBeUndefined();
@@ -44,6 +48,22 @@ describe('fileAudit', () => {
     audit.statement(record(1));
     await vi.waitFor(() => expect(audit.failure?.()?.sqlstate).toBe('58030'));
     expect(audit.failure?.()?.message).toBe('the audit trail cannot be written, so Gatehouse runs no statements');
-    expect((audit as unknown as { waiting: string[] }).waiting).toHaveLength(1);
+    expect((audit as unknown as { unwritten: string[] }).unwritten).toHaveLength(1);
+    // Its retries must not land in a later test's file, which may reuse the closed descriptor's number.
+    (audit as unknown as { fd: number }).fd = 1_000_000;
+  });
+
+  it('a failed write is retried with the records made meanwhile, in order, none twice', async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'gh-audit-')), 'audit.jsonl');
+    const audit = fileAudit(path) as unknown as { fd: number; statement(r: StatementRecord): void; failure(): unknown };
+    const fd = audit.fd;
+    // Swap in a closed descriptor so the first write fails, then give the real one back.
+    audit.fd = 1_000_000;
+    audit.statement(record(1));
+    await vi.waitFor(() => expect(audit.failure()).toBeDefined());
+    audit.statement(record(2));
+    audit.fd = fd;
+    await vi.waitFor(() => expect(lines(path).map((l) => l.statement)).toEqual(['SELECT 1', 'SELECT 2']), { timeout: 5000 });
+    expect(audit.failure()).toBeUndefined();
   });
 });

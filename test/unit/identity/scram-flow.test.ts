@@ -23,9 +23,10 @@ function flowFor(channel: SignInChannel, known = true) {
 }
 
 /** Runs the exchange as a client would: SASLInitialResponse, then the proof; the flow's last step. */
-async function exchange(channel: SignInChannel, opts: { mechanism?: string; password?: string; clientBinding?: Buffer; known?: boolean } = {}): Promise<AuthStep> {
+async function exchange(channel: SignInChannel, opts: { mechanism?: string; password?: string; clientBinding?: Buffer | 'not offered'; known?: boolean } = {}): Promise<AuthStep> {
   const flow = flowFor(channel, opts.known ?? true);
-  const client = scramClient(opts.password ?? PASSWORD, opts.clientBinding ? { tlsServerEndPoint: opts.clientBinding } : undefined);
+  const binding = opts.clientBinding === 'not offered' ? opts.clientBinding : opts.clientBinding ? { tlsServerEndPoint: opts.clientBinding } : undefined;
+  const client = scramClient(opts.password ?? PASSWORD, binding);
   const first = await flow.onMessage(initial(opts.mechanism ?? 'SCRAM-SHA-256', client.clientFirst));
   if (first.kind !== 'continue' || first.send.type !== 'AuthenticationSASLContinue') return first;
   return flow.onMessage(response(client.respond(first.send.data).clientFinal));
@@ -47,6 +48,13 @@ describe('scramFlow', () => {
 
   it('SCRAM-SHA-256 without binding over TLS (gs2 n: a client that does not do channel binding)', async () => {
     expect((await exchange(overTls)).kind).toBe('done');
+  });
+
+  it("a client over TLS whose offer lacked -PLUS says 'y': accepted where binding is not offered, a downgrade where it was", async () => {
+    expect(scramClient(PASSWORD, 'not offered').clientFirst).toMatch(/^y,,n=\*,r=/);
+    expect((await exchange(plain, { clientBinding: 'not offered' })).kind).toBe('done');
+    expect((await exchange({ tls: true, remoteAddress: '127.0.0.1' }, { clientBinding: 'not offered' })).kind).toBe('done');
+    expect(await exchange(overTls, { clientBinding: 'not offered' })).toMatchObject({ kind: 'fail' });
   });
 
   it('SCRAM-SHA-256-PLUS with the certificate hash Gatehouse presented', async () => {

@@ -12,6 +12,7 @@ const settings = (over: Partial<SignInThrottleConfig> = {}): SignInThrottleConfi
   lockout: 1000,
   max_lockout: 8000,
   max_pending_per_address: 4,
+  max_signing_in_per_user: 32,
   max_tracked: 1000,
   ...over,
 });
@@ -116,7 +117,16 @@ describe('per user', () => {
     const c = clocked({ max_failures_per_address: 0 });
     const pool: SignInAttempt[] = [];
     for (let i = 0; i < 32; i++) pool.push(c.attempt('bob'));
-    expect(c.refusal('bob')).toBeDefined();
+    // Nothing failed: the refusal says what it is (too many at once, 53300), not failed sign-ins.
+    expect(c.refusal('bob')).toMatchObject({
+      limit: 'max_signing_in_per_user',
+      pending: 32,
+      error: { sqlstate: '53300', message: expect.stringMatching(/^too many sign-ins under way at once for this user/) },
+    });
+    expect(c.refusal('bob')?.error.hint).toContain('max_signing_in_per_user');
+    // After a failure the failures left are the budget, and the refusal is about failures.
+    pool.pop()?.failed();
+    expect(c.refusal('bob')).toMatchObject({ limit: 'sign_in_failures', error: { sqlstate: '28P01' } });
     for (const a of pool) a.succeeded();
     expect(c.refusal('bob')).toBeUndefined();
   });
@@ -197,6 +207,7 @@ it('gatehouse.yaml defaults: 5 per user, 50 per address, 15 min window, 10 s dou
     lockout: 10_000,
     max_lockout: 900_000,
     max_pending_per_address: 256,
+    max_signing_in_per_user: 256,
     max_tracked: 100_000,
   });
   expect(serverFileSchema.parse({ server: { sign_in_throttle: { failure_window: '5min', lockout: '2s' } } }).server.sign_in_throttle).toMatchObject({ failure_window: 300_000, lockout: 2000 });

@@ -80,6 +80,36 @@ describe('query_topics: catalog queries go to the topic catalog', () => {
     expect(route(await decide(bob, 'SELECT * FROM pg_toast.pg_toast_1'))).toMatchObject({ sqlstate: '42501' });
   });
 
+  it("who is asking, in a catalog query, is the person, not the catalog's role (current_user and its kin)", async () => {
+    const sqlOf = (d: Decision) => (d.outcome === 'run' && d.statements[0].action === 'catalog' ? d.statements[0].statement.sql : JSON.stringify(d));
+    const mixed = await decide(bob, 'SELECT version(), current_user, session_user, user, current_role');
+    expect(route(mixed)).toEqual(['catalog']);
+    const sql = sqlOf(mixed);
+    // Each becomes the email as a name constant, under the column name PostgreSQL would give it.
+    const email = "CAST('bob@acme.example' AS pg_catalog.name)";
+    for (const col of ['current_user', 'session_user', 'user', 'current_role']) expect(sql).toContain(`${email} AS "${col}"`);
+    expect(sql.replace(/"[^"]*"/g, '')).not.toMatch(/current_user|session_user|current_role|\buser\b/);
+    expect(sqlOf(await decide(bob, 'SELECT relname, "current_user"(), pg_catalog.getpgusername() FROM pg_class'))).toContain(`${email} AS "current_user", ${email} AS getpgusername`);
+    expect(sqlOf(await decide(bob, 'SELECT rolname FROM pg_roles WHERE rolname = current_user'))).toContain(`rolname = ${email}`);
+    // A privilege function's role argument stays: it names the role whose privileges the catalog shows.
+    const priv = sqlOf(await decide(bob, "SELECT relname FROM pg_class WHERE has_table_privilege(current_user, oid, 'SELECT')"));
+    expect(priv).toMatch(/has_table_privilege\(current_user, oid, 'SELECT'\)/);
+    expect(priv).not.toContain('bob@acme.example');
+    // Texts of one shape keep their own constants (decisions shared by shape never carry a catalog statement).
+    for (const rel of ['orders', 'customers']) {
+      expect(sqlOf(await decide(bob, `SELECT relname, current_user FROM pg_class WHERE relname = '${rel}'`))).toBe(`SELECT relname, ${email} AS "current_user" FROM pg_class WHERE relname = '${rel}'`);
+    }
+    // Without such a call the client's text runs as written.
+    expect(sqlOf(await decide(bob, 'SELECT  version()'))).toBe('SELECT  version()');
+  });
+
+  it('a cursor or prepared statement over a catalog query that asks for current_user is refused (0A000)', async () => {
+    for (const sql of ['BEGIN; DECLARE c CURSOR FOR SELECT version(), current_user; COMMIT', 'PREPARE p AS SELECT relname, current_user FROM pg_class']) {
+      expect(route(await decide(bob, sql)), sql).toMatchObject({ sqlstate: '0A000', rule: 'query_topics.catalog_identity' });
+    }
+    expect(route(await decide(bob, 'PREPARE p AS SELECT relname FROM pg_class'))).toEqual(['catalog']);
+  });
+
   it('queriers keep running catalog queries on the warehouse', async () => {
     expect(route(await decide(carol, 'SELECT relname FROM pg_catalog.pg_class'))).toEqual(['warehouse']);
     expect(route(await decide(carol, 'SELECT version()'))).toEqual(['warehouse']);

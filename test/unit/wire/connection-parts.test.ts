@@ -76,9 +76,11 @@ describe('SocketSink', () => {
     const sink = new SocketSink(server);
     while (sink.dataRow(['y'.repeat(10_000)]));
     const d = sink.drain();
+    // Listen first: the close may come before drain() resolves.
+    const serverClosed = new Promise((r) => server.once('close', r));
     client.destroy();
     await d;
-    await new Promise((r) => server.once('close', r));
+    await serverClosed;
     expect(sink.closed).toBe(true);
     expect(sink.dataRow(['z'])).toBe(false);
     await sink.drain();
