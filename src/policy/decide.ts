@@ -9,7 +9,7 @@
 // by barriers, on a warehouse that does not read PostgreSQL classified in its own dialect
 // (row-statements.ts).
 import { LRUCache } from 'lru-cache';
-import { GatehouseError } from '../errors.ts';
+import { GatehouseError, isGatehouseError } from '../errors.ts';
 import type { Decision, DecisionContext, PlannedStatement } from './decision.ts';
 import { type ParsedStatement, type ParsedText, type AstNode, nodeType, parseSql, parseSqlSync } from '../sql/parse.ts';
 import { Refusal, refuse } from '../sql/refusal.ts';
@@ -29,7 +29,6 @@ import type { SqlDialect } from '../sql/dialects/types.ts';
 import { postgresDialect } from '../sql/dialects/postgres.ts';
 import { createMysqlDialect } from '../sql/dialects/mysql.ts';
 import { snowflakeDialect } from '../sql/dialects/snowflake.ts';
-import { isGatehouseError } from '../errors.ts';
 
 /**
  * Decisions by (context, text), bounded by count and by memory: a key holds the statement's

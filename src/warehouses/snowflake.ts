@@ -3,8 +3,9 @@
 // mapped to SQLSTATEs with the warehouse's own message, QUERY_TAG `gatehouse:<email>` on every
 // statement so Snowflake's query history and cost reports show the person.
 //
-// The interface here is deliberately small and local (SnowflakeConnector below): the shared row
-// connector (warehouses/connector.ts) is being written in parallel; merging aligns the two.
+// This module is the SDK session (push-based: handlers per row); snowflake-warehouse.ts wraps it
+// in the connector interface every row warehouse implements (warehouses/connector.ts: rows
+// pulled at the client's pace) and serves it through row-warehouse.ts like mysql's.
 //
 // Loading the SDK has side effects this module controls:
 // - SNOWFLAKE_DISABLE_PLATFORM_DETECTION=true is set BEFORE the SDK is imported: at import it
