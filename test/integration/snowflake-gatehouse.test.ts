@@ -171,6 +171,14 @@ describe('bob (query_topics) on a snowflake connection', () => {
     expect(sent.every((q) => /"ID" = \?/.test(q.sqlText))).toBe(true);
   });
 
+  it("psql's \\d lists the topic with its fields and the types read from Snowflake (the topic catalog)", async () => {
+    const r = await psql(gh, 'bob@acme.example', '\\d orders');
+    expect(r.stderr).toBe('');
+    const lines = r.stdout.trim().split('\n');
+    expect(lines.map((l) => l.split('|')[0])).toEqual(['id', 'customer_id', 'region', 'amount', 'status', 'ordered_at']);
+    expect(lines.find((l) => l.startsWith('amount|'))).toMatch(/^amount\|numeric/);
+  });
+
   it('a construct the Snowflake emitter cannot write with the same meaning is refused with 0A000', async () => {
     const c = await pgClient(gh, 'bob@acme.example');
     try {
