@@ -324,8 +324,8 @@ export class Gateway implements ConnectionHandler {
       }
     }
     this.record('session_start', { ...fields, level_source: source, application_name: startup.params.application_name, sign_in: user.method, tls: startup.tls });
-    // A mysql warehouse has no pg_catalog: every level's catalog queries (psql \d, pgjdbc's metadata) go to the topic catalog.
-    const catalog = context.level === 'query_topics' || context.connection.dialect === 'mysql' ? this.catalogFor(org, conn, params, startupSets) : undefined;
+    // A mysql or snowflake warehouse has no pg_catalog: every level's catalog queries (psql \d, pgjdbc's metadata) go to the topic catalog.
+    const catalog = context.level === 'query_topics' || (context.connection.dialect ?? 'postgres') !== 'postgres' ? this.catalogFor(org, conn, params, startupSets) : undefined;
 
     const session: StatementSession = {
       decision: context,
@@ -339,8 +339,8 @@ export class Gateway implements ConnectionHandler {
       onRefusal: (rule, error) => this.logger.info({ ...fields, rule, sqlstate: error.sqlstate, reason: error.message }, 'refused'),
       state: newStatementState(),
       // Issue 17: under transaction pooling, session state (SET, LISTEN, WITH HOLD...) is refused.
-      // A mysql connection is session-pooled whatever its file says (row-warehouse.ts): nothing to refuse.
-      sessionStateRefusal: conn.pool?.mode === 'transaction' && conn.target.kind !== 'mysql' ? (sql) => sessionStateRefusal(conn.name, sql) : undefined,
+      // A mysql or snowflake connection is session-pooled whatever its file says (row-warehouse.ts): nothing to refuse.
+      sessionStateRefusal: conn.pool?.mode === 'transaction' && (conn.target.kind === 'postgres' || conn.target.kind === 'embedded') ? (sql) => sessionStateRefusal(conn.name, sql) : undefined,
     };
     // The startup options' SETs ran on the warehouse: audited like the statements they stand for.
     for (const st of startupSets) {

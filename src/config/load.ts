@@ -124,7 +124,7 @@ export function loadRules(dir: string): Rules {
       }
       const { allow_writes, topics_schema, permissions, statement_timeout, pooling, pool_size, pool_idle_timeout, pool_wait_timeout, ...target } = c;
       // The warehouse's CA file, like server.tls's files, relative to the rules directory.
-      if (target.kind !== 'embedded' && target.tls?.ca_file) target.tls = { ...target.tls, ca_file: resolve(dir, target.tls.ca_file) };
+      if ((target.kind === 'postgres' || target.kind === 'mysql') && target.tls?.ca_file) target.tls = { ...target.tls, ca_file: resolve(dir, target.tls.ca_file) };
       const connection: Connection = {
         name,
         org: org.name,
@@ -216,7 +216,7 @@ type BoundSecrets<T> = { [K in keyof T]: T[K] extends { ciphertext: string } | u
  * account, which reads more than the topics, would serve governed sessions.
  */
 function topicsAccountProblem(c: Connection, topics: string[]): string | undefined {
-  if ((c.target.kind !== 'postgres' && c.target.kind !== 'mysql') || c.target.topics_user) return undefined;
+  if (c.target.kind === 'embedded' || c.target.topics_user) return undefined;
   const grants = [c.permissions.default, ...Object.values(c.permissions.groups), ...Object.values(c.permissions.users)];
   if (topics.length === 0 && !grants.includes('query_topics')) return undefined;
   const why = topics.length ? `connection has topics (${topics.join(', ')})` : 'connection grants query_topics';

@@ -84,7 +84,43 @@ export interface MysqlConnection {
   /** Default: verify-full off loopback, disable on it. `ca_file`: the CA that signed the server's certificate. */
   tls?: WarehouseTls;
 }
-export type ConnectionTarget = EmbeddedConnection | PostgresConnection | MysqlConnection;
+/**
+ * A Snowflake account (src/warehouses/snowflake-warehouse.ts, through snowflake-sdk). Each
+ * account signs in with a password or a key pair, encrypted and bound like a postgres
+ * connection's password (opened only by the connector, per sign-in), or from the environment.
+ */
+export interface SnowflakeConnection {
+  kind: 'snowflake';
+  account: string;
+  user: string;
+  /** The role each session takes: required, since least privilege is checked on it (SHOW GRANTS TO ROLE). */
+  role: string;
+  warehouse: string;
+  database: string;
+  schema: string;
+  password?: SealedSecret;
+  password_env?: string;
+  private_key?: SealedSecret;
+  private_key_env?: string;
+  private_key_passphrase?: SealedSecret;
+  private_key_passphrase_env?: string;
+  /** A querier role that administers the account (ACCOUNTADMIN...) is refused at load unless this is set. */
+  allow_superuser: boolean;
+  topics_user?: string;
+  /** Required with topics_user. */
+  topics_role?: string;
+  /** A topics role with more than SELECT on the topics' tables is refused at load unless this is set. */
+  allow_topics_privileges: boolean;
+  topics_password?: SealedSecret;
+  topics_password_env?: string;
+  topics_private_key?: SealedSecret;
+  topics_private_key_env?: string;
+  topics_private_key_passphrase?: SealedSecret;
+  topics_private_key_passphrase_env?: string;
+  /** Tests only: where the SDK's requests go instead of https://<account>.snowflakecomputing.com (http:// on loopback only). */
+  access_url?: string;
+}
+export type ConnectionTarget = EmbeddedConnection | PostgresConnection | MysqlConnection | SnowflakeConnection;
 
 /**
  * How a connection's upstream connections are shared (src/warehouses/pool.ts). session: a

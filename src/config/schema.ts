@@ -2,7 +2,7 @@
 // an invalid file is refused with its path and the reason.
 import { z } from 'zod';
 import { LEVELS } from './model.ts';
-import { oneSourcePerSecret, passwordFields, topicsPasswordFields } from './secret-fields.ts';
+import { oneSourcePerSecret, passwordFields, privateKeyFields, topicsPasswordFields, topicsPrivateKeyFields } from './secret-fields.ts';
 
 const level = z.enum(LEVELS);
 const identifier = z.string().regex(/^[A-Za-z_][A-Za-z0-9_$-]*$/, 'must be a plain identifier');
@@ -214,6 +214,8 @@ const warehouseTls = z
   .strict()
   .optional();
 
+const snowflakeName = z.string().regex(/^("[^"]+"|[A-Za-z_][A-Za-z0-9_$]*)$/, 'must be a Snowflake identifier (quoted for exact case)');
+
 export const connectionFileSchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('embedded'), seed: z.array(z.string()).default([]), ...common }).strict(),
   z
@@ -255,7 +257,64 @@ export const connectionFileSchema = z.discriminatedUnion('kind', [
     })
     .strict()
     .superRefine(oneSourcePerSecret),
+  z
+    .object({
+      kind: z.literal('snowflake'),
+      /** Account identifier: orgname-accountname or a locator (xy12345.eu-west-1). */
+      account: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'must be a Snowflake account identifier'),
+      user: z.string().min(1),
+      // Least privilege is checked on this role at start (SHOW GRANTS TO ROLE).
+      role: snowflakeName,
+      warehouse: snowflakeName,
+      database: snowflakeName,
+      schema: snowflakeName.default('PUBLIC'),
+      // One credential per account: a password or a key-pair private key, each encrypted or from the environment.
+      ...passwordFields,
+      ...privateKeyFields,
+      // Accept a querier role that administers the account (ACCOUNTADMIN, SECURITYADMIN, SYSADMIN, ORGADMIN), logged.
+      allow_superuser: z.boolean().default(false),
+      topics_user: z.string().min(1).optional(),
+      topics_role: snowflakeName.optional(),
+      ...topicsPasswordFields,
+      ...topicsPrivateKeyFields,
+      // Accept a topics role with more than SELECT on the topics' tables, logged.
+      allow_topics_privileges: z.boolean().default(false),
+      /**
+       * Advanced, for tests: the URL every SDK request goes to instead of
+       * https://<account>.snowflakecomputing.com. Gatehouse's own suite points it at its fake
+       * Snowflake; http:// means no TLS at all, so it is refused off loopback.
+       */
+      access_url: z
+        .string()
+        .url()
+        .refine((u) => /^https:\/\//.test(u) || /^http:\/\/(127\.\d+\.\d+\.\d+|localhost|\[::1\])(:\d+)?(\/|$)/.test(u), 'http:// is allowed only on loopback')
+        .optional(),
+      ...common,
+    })
+    .strict()
+    .superRefine(oneSourcePerSecret)
+    .superRefine(oneSnowflakeCredential),
 ]);
+
+/** Each Snowflake account signs in one way: a password or a private key, never both, never neither. */
+function oneSnowflakeCredential(c: Record<string, unknown>, ctx: z.RefinementCtx): void {
+  const given = (prefix: string) => ['password', 'password_env', 'private_key', 'private_key_env'].filter((f) => c[`${prefix}${f}`] !== undefined);
+  const querier = given('');
+  if (querier.length !== 1) {
+    ctx.addIssue({ code: 'custom', path: ['password'], message: 'give exactly one credential for user: password, password_env, private_key or private_key_env' });
+  }
+  const topics = given('topics_');
+  if (c.topics_user !== undefined && c.topics_role === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['topics_role'], message: 'topics_user needs topics_role: the role its sessions take, checked for least privilege at start' });
+  }
+  if (c.topics_user !== undefined ? topics.length !== 1 : topics.length !== 0) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['topics_password'],
+      message: 'with topics_user, give exactly one credential for it (topics_password, topics_password_env, topics_private_key or topics_private_key_env); without it, none',
+    });
+  }
+}
 
 export const topicFileSchema = z
   .object({

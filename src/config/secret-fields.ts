@@ -32,8 +32,31 @@ export const topicsPasswordFields = {
   topics_password_env: z.string().min(1).optional(),
 };
 
+/** A Snowflake key-pair sign-in (SNOWFLAKE_JWT): the PEM private key, and its passphrase if the key is encrypted. */
+export const privateKeyFields = {
+  private_key: ciphertextField('private_key').optional(),
+  private_key_env: z.string().min(1).optional(),
+  private_key_passphrase: ciphertextField('private_key_passphrase').optional(),
+  private_key_passphrase_env: z.string().min(1).optional(),
+};
+
+/** The topics account's private key, the same ways. */
+export const topicsPrivateKeyFields = {
+  topics_private_key: ciphertextField('topics_private_key').optional(),
+  topics_private_key_env: z.string().min(1).optional(),
+  topics_private_key_passphrase: ciphertextField('topics_private_key_passphrase').optional(),
+  topics_private_key_passphrase_env: z.string().min(1).optional(),
+};
+
 /** Every secret field of every connection kind (`gatehouse encrypt --field`); a kind with new ones adds them here. */
-export const SECRET_FIELDS = ['password', 'topics_password'] as const;
+export const SECRET_FIELDS = [
+  'password',
+  'topics_password',
+  'private_key',
+  'private_key_passphrase',
+  'topics_private_key',
+  'topics_private_key_passphrase',
+] as const;
 
 /** The refinement each kind adds: a secret comes from one place, never two. */
 export function oneSourcePerSecret(c: Record<string, unknown>, ctx: z.RefinementCtx): void {

@@ -59,8 +59,8 @@ export function relationNames(stmt: AstNode, topics: ReadonlyMap<string, unknown
   return out;
 }
 
-/** A function or a reg* cast that only the catalog answers: not on the topic allowlist. */
-function callsCatalogFunctions(stmt: AstNode): boolean {
+/** Whether a call (its qualified name) or a reg* cast anywhere in the statement satisfies `catalogCall`. */
+function callsCatalog(stmt: AstNode, catalogCall: (names: string[]) => boolean): boolean {
   let found = false;
   const walk = (node: unknown): void => {
     if (found || !node || typeof node !== 'object') return;
@@ -70,9 +70,7 @@ function callsCatalogFunctions(stmt: AstNode): boolean {
     }
     for (const [key, val] of Object.entries(node as AstNode)) {
       if (key === 'FuncCall') {
-        const names: string[] = (val.funcname ?? []).map((n: AstNode) => n.String?.sval ?? '');
-        const schema = names.length > 1 ? names[names.length - 2] : undefined;
-        if ((schema && schema !== 'pg_catalog') || !TOPIC_FUNCTION_ALLOWLIST.has(names[names.length - 1] ?? '')) found = true;
+        if (catalogCall((val.funcname ?? []).map((n: AstNode) => n.String?.sval ?? ''))) found = true;
       } else if (key === 'TypeCast') {
         const names: string[] = (val.typeName?.names ?? []).map((n: AstNode) => n.String?.sval ?? '');
         if (/^reg[a-z]+$/.test(names[names.length - 1] ?? '')) found = true;
@@ -84,13 +82,48 @@ function callsCatalogFunctions(stmt: AstNode): boolean {
   return found;
 }
 
+/** Topic path: a function not on the topic allowlist (or qualified by a schema other than pg_catalog) only the catalog answers. */
+function notTopicFunction(names: string[]): boolean {
+  const schema = names.length > 1 ? names[names.length - 2] : undefined;
+  return Boolean(schema && schema !== 'pg_catalog') || !TOPIC_FUNCTION_ALLOWLIST.has(names[names.length - 1] ?? '');
+}
+
+/** Names a querier's text could only mean on PostgreSQL: pg_catalog functions, pg_*, and these. */
+const POSTGRES_CATALOG_FUNCTIONS: ReadonlySet<string> = new Set([
+  'current_schema', 'current_schemas', 'format_type', 'obj_description', 'col_description', 'shobj_description',
+  'has_table_privilege', 'has_schema_privilege', 'has_database_privilege', 'current_setting', 'current_database',
+]);
+
+/**
+ * `written`: whether the text names pg_catalog at all. PostgreSQL's grammar names some calls
+ * pg_catalog.<name> itself (JSON_OBJECT('a', 1), EXTRACT, TRIM...), and MySQL and Snowflake have
+ * functions of those names: a pg_catalog the author did not write is not PostgreSQL's catalog.
+ */
+function postgresOnlyFunction(written: boolean): (names: string[]) => boolean {
+  return (names) => {
+    const name = names.at(-1) ?? '';
+    return (written && names.at(-2) === 'pg_catalog') || name.startsWith('pg_') || POSTGRES_CATALOG_FUNCTIONS.has(name);
+  };
+}
+
+/**
+ * Who wrote the statement, and so which of its SELECTs the topic catalog answers:
+ * - 'topics': a Query Topics user's PostgreSQL (the rule at the top of this file);
+ * - 'warehouse_sql': a querier on a warehouse that does not read PostgreSQL (mysql,
+ *   snowflake), whose SQL is the warehouse's own: only what could mean PostgreSQL's catalog
+ *   (pg_catalog relations, PostgreSQL's catalog functions, reg* casts) goes to the catalog;
+ *   information_schema and every other function are the warehouse's.
+ */
+export type CatalogRoute = 'topics' | 'warehouse_sql';
+
 /**
  * The plan of a catalog query (one SELECT statement, wrapped node), or undefined when
  * it is not one. Refuses (0A000) a statement that mixes catalog relations and topics.
  */
-export function planCatalogQuery(ctx: DecisionContext, stmt: AstNode, text: string): PlannedStatement | undefined {
+export function planCatalogQuery(ctx: DecisionContext, stmt: AstNode, text: string, route: CatalogRoute = 'topics'): PlannedStatement | undefined {
   const rel = relationNames(stmt, ctx.topics);
-  if (rel.catalog.length === 0 && (rel.other.length > 0 || !callsCatalogFunctions(stmt))) return undefined;
+  if (route === 'warehouse_sql' && !rel.catalog.some((n) => !n.startsWith('information_schema.')) && !callsCatalog(stmt, postgresOnlyFunction(/pg_catalog/i.test(text)))) return undefined;
+  if (rel.catalog.length === 0 && (rel.other.length > 0 || !callsCatalog(stmt, notTopicFunction))) return undefined;
   if (rel.other.length > 0) {
     refuse(
       'query_topics.catalog_mix',

@@ -1,24 +1,34 @@
 // decide(): the whole policy decision for one simple-Query text, pure (no I/O).
 // Parse (42601 on failure), then decide every statement before any runs: one refusal
 // refuses all (DESIGN 3, fail closed). Query Topics users get the topic rewrite on the
-// AST; queriers and connection admins get their own text, read-only unless the
-// connection allows writes, with topics-schema references replaced by barriers.
+// AST, whatever the warehouse: one planning path makes the plan (the rewritten tree, its
+// parameters, the topics used) and the connection's SqlDialect (src/sql/dialects) writes it
+// as the warehouse's text, owning the barrier and pushdown rules of its engine; the dialect
+// is part of every cache key. Queriers and connection admins get their own text, read-only
+// unless the connection allows writes: on PostgreSQL with topics-schema references replaced
+// by barriers, on a warehouse that does not read PostgreSQL classified in its own dialect
+// (row-statements.ts).
 import { LRUCache } from 'lru-cache';
-import { GatehouseError } from '../errors.ts';
+import { GatehouseError, isGatehouseError } from '../errors.ts';
 import type { Decision, DecisionContext, PlannedStatement } from './decision.ts';
 import { type ParsedStatement, type ParsedText, type AstNode, nodeType, parseSql, parseSqlSync } from '../sql/parse.ts';
 import { Refusal, refuse } from '../sql/refusal.ts';
 import { Walker, statementName } from '../sql/scope.ts';
 import { asksReadWrite, catalogWriteTarget, copyOptions, factsOf, kindOf, returnsRows, sessionNamesOf, sessionReadOnly, setsReadOnlyOn } from '../sql/classify.ts';
 import { SETTING_ALLOWLIST, SHOW_ONLY_SETTINGS } from '../sql/functions.ts';
-import { deparseFaithfully, deparseOneLine, deparsePretty, quoteIdent, sameTree } from '../sql/deparse.ts';
+import { deparseOneLine, deparsePretty, quoteIdent, sameTree } from '../sql/deparse.ts';
 import { applySplices } from '../sql/splice.ts';
 import { planCatalogQuery } from './catalog.ts';
 import { checkTopicQuery } from '../sql/allowlist.ts';
 import { changesLexing, safeLiteral, writeSessionStatement } from '../sql/session-statement.ts';
 import { substituteSessionIdentity } from '../sql/identity.ts';
 import { type ConstantClass, type NormalizedText, type Template, fill, normalizeConstants, templateOf } from '../sql/normalize.ts';
-import { clearForeignDecisionCache, decideForeign } from './decide-foreign.ts';
+import { planRowRawStatement, planRowRawText, planRowTopicStatement } from './row-statements.ts';
+import { type Planned, notForTopicUsers } from './planned.ts';
+import type { SqlDialect } from '../sql/dialects/types.ts';
+import { postgresDialect } from '../sql/dialects/postgres.ts';
+import { createMysqlDialect } from '../sql/dialects/mysql.ts';
+import { snowflakeDialect } from '../sql/dialects/snowflake.ts';
 
 /**
  * Decisions by (context, text), bounded by count and by memory: a key holds the statement's
@@ -52,22 +62,63 @@ interface SharedDecision {
 export function clearDecisionCache(): void {
   cache.clear();
   sharedCache.clear();
-  clearForeignDecisionCache();
 }
 
-/** Sessions never change their DecisionContext (a new one comes with new rules): its key is made once. */
+function idOf(o: object): number {
+  let id = topicMapIds.get(o);
+  if (id === undefined) {
+    id = nextTopicMapId++;
+    topicMapIds.set(o, id);
+  }
+  return id;
+}
+
+/**
+ * The context as the caches see it, the warehouse's dialect first. A PostgreSQL session never
+ * changes its DecisionContext (a new one comes with new rules): its key is made once. On a
+ * warehouse that does not read PostgreSQL the emitter also depends on what is learned from the
+ * warehouse after the context was made (the server's flavor, each topic's column types,
+ * replaced whole when read: gateway.ts), so the key is made each time, with those in it: a
+ * decision made before they were known (refused: unknown types) is not served after.
+ */
 function contextKey(ctx: DecisionContext): string {
   const known = contextKeys.get(ctx);
   if (known !== undefined) return known;
-  let id = topicMapIds.get(ctx.topics);
-  if (id === undefined) {
-    id = nextTopicMapId++;
-    topicMapIds.set(ctx.topics, id);
-  }
   const attrs = Object.keys(ctx.attributes).sort().map((k) => [k, ctx.attributes[k]]);
-  const key = JSON.stringify([ctx.org, ctx.user, ctx.level, attrs, ctx.connection, id]);
+  const dialect = ctx.connection.dialect ?? 'postgres';
+  if (dialect !== 'postgres') {
+    const types = [...ctx.topics.values()].map((t) => (t.columnTypes ? idOf(t.columnTypes) : 0));
+    return JSON.stringify([dialect, ctx.connection.flavor ?? '', ctx.org, ctx.user, ctx.level, attrs, ctx.connection, idOf(ctx.topics), types]);
+  }
+  const key = JSON.stringify([dialect, ctx.org, ctx.user, ctx.level, attrs, ctx.connection, idOf(ctx.topics)]);
   contextKeys.set(ctx, key);
   return key;
+}
+
+/**
+ * The connection's dialect. MySQL's emitter knows each topic's base table's column types
+ * (from the warehouse at start) and writes collations by the flavor; a base table in schema
+ * `public` (the rules' default) is the connection's database, written unqualified.
+ */
+export function dialectFor(ctx: DecisionContext): SqlDialect {
+  switch (ctx.connection.dialect) {
+    case 'mysql':
+      return createMysqlDialect({
+        flavor: ctx.connection.flavor ?? 'mariadb',
+        defaultSchema: 'public',
+        columnTypes: (schema, table) => {
+          for (const topic of ctx.topics.values()) {
+            if (topic.base.table !== table) continue;
+            if ((schema ?? 'public') === topic.base.schema) return topic.columnTypes;
+          }
+          return undefined;
+        },
+      });
+    case 'snowflake':
+      return snowflakeDialect;
+    default:
+      return postgresDialect;
+  }
 }
 
 const CLASS_CODES: Record<ConstantClass, string> = { string: 's', int: 'i', numeric: 'n' };
@@ -97,8 +148,6 @@ export function sharing(ctx: DecisionContext, sql: string): 'shared' | 'exact' |
 }
 
 export async function decide(ctx: DecisionContext, sql: string): Promise<Decision> {
-  // A warehouse that does not read PostgreSQL: its own path (dialect emitter, raw MySQL SQL), its own cache.
-  if (ctx.connection.dialect === 'mysql') return decideForeign(ctx, sql);
   const ctxKey = contextKey(ctx);
   const key = `${ctxKey}\u0000${sql}`;
   // A text seen before (a dashboard's refresh) needs no scan; a shared shape's texts are not kept here.
@@ -220,60 +269,73 @@ async function decideUncached(ctx: DecisionContext, sql: string, constants?: rea
   if (ctx.level === 'no_access') {
     return refusal('level.no_access', new GatehouseError('42501', `${ctx.user} has no access to connection ${ctx.connection.name}`));
   }
+  const dialect = dialectFor(ctx);
   let parsed: ParsedText;
   try {
     parsed = await parseSql(sql);
   } catch (e) {
-    if (e instanceof GatehouseError) return refusal('parse_error', e);
-    throw e;
+    if (!(e instanceof GatehouseError)) throw e;
+    // A querier's text that PostgreSQL's parser cannot read may be the warehouse's own SQL.
+    if (dialect.name === 'postgres' || ctx.level === 'query_topics') return refusal('parse_error', e);
+    try {
+      return finish(ctx, [planRowRawText(ctx, sql)]);
+    } catch (r) {
+      if (r instanceof Refusal) return refusal(r.rule, r.error);
+      throw r;
+    }
   }
   if (parsed.statements.length === 0) return { outcome: 'empty' };
   try {
-    const statements: PlannedStatement[] = [];
-    const topics = new Set<string>();
+    const planned: Planned[] = [];
     for (const st of parsed.statements) {
       if (constants && (!SHAREABLE_STATEMENTS.has(nodeType(st.stmt)) || placeholderInSqlSyntaxCall(st.stmt))) {
         return refusal('not_shared', new GatehouseError('0A000', 'not a statement that shares decisions'));
       }
       const lexing = changesLexing(st.stmt as never);
       if (lexing) refuse('lexing_setting', '42501', lexing, { hint: 'remove this SET; Gatehouse keeps the warehouse session on the settings it parses with' });
-      const planned = ctx.level === 'query_topics' ? planTopicStatement(ctx, st, constants) : planRawStatement(ctx, parsed, st, constants);
-      for (const t of planned.topics) topics.add(t);
-      statements.push(planned.statement);
+      if (ctx.level === 'query_topics') planned.push(planTopicStatement(ctx, dialect, st, constants));
+      else if (dialect.name === 'postgres') planned.push(planRawStatement(ctx, parsed, st, constants));
+      else planned.push(planRowRawStatement(ctx, parsed, st));
     }
-    const catalog = statements.some((s) => s.action === 'catalog');
-    const rule = topics.size > 0 ? 'topic_rewrite' : catalog ? 'query_topics.catalog' : ctx.level === 'query_topics' ? 'query_topics.session' : 'raw_sql';
-    return { outcome: 'run', statements, rule, topics: [...topics].sort() };
+    return finish(ctx, planned);
   } catch (e) {
     if (e instanceof Refusal) return refusal(e.rule, e.error);
     throw e;
   }
 }
 
+function finish(ctx: DecisionContext, planned: Planned[]): Decision {
+  const topics = [...new Set(planned.flatMap((p) => p.topics))].sort();
+  const statements = planned.map((p) => p.statement);
+  const catalog = statements.some((s) => s.action === 'catalog');
+  const rule =
+    topics.length > 0
+      ? 'topic_rewrite'
+      : catalog
+        ? 'query_topics.catalog'
+        : ctx.level === 'query_topics'
+          ? 'query_topics.session'
+          : planned.some((p) => p.raw)
+            ? 'raw_sql'
+            : 'session';
+  return { outcome: 'run', statements, rule, topics };
+}
+
 function refusal(rule: string, error: GatehouseError): Decision {
   return { outcome: 'refuse', error, rule };
 }
 
-interface Planned {
-  statement: PlannedStatement;
-  topics: string[];
-}
-
-function topicList(ctx: DecisionContext): string {
-  return [...ctx.topics.keys()].sort().join(', ');
-}
-
-function notForTopicUsers(ctx: DecisionContext, what: string): never {
-  refuse(
-    'query_topics.statement_kind',
-    '42501',
-    `${what} is not permitted for query_topics users on connection ${ctx.connection.name}; query a topic: ${topicList(ctx)}`,
-  );
-}
 
 // ---------------------------------------------------------------- Query Topics users
 
-function planTopicStatement(ctx: DecisionContext, st: ParsedStatement, constants?: readonly ConstantClass[]): Planned {
+/**
+ * A Query Topics user's statement. Queries (SELECT, EXPLAIN) take one path on every warehouse:
+ * the allowlist, the rewrite (planTopicQuery), then the dialect writes the plan. The session
+ * statements, COPY, cursors and SQL PREPARE that PostgreSQL reads are written for PostgreSQL
+ * here, and for a warehouse that does not read it by row-statements.ts (answered by Gatehouse,
+ * written in the engine's syntax, or refused).
+ */
+function planTopicStatement(ctx: DecisionContext, dialect: SqlDialect, st: ParsedStatement, constants?: readonly ConstantClass[]): Planned {
   const stmt = st.stmt;
   const t = nodeType(stmt);
   const body = stmt[t] as AstNode;
@@ -283,8 +345,11 @@ function planTopicStatement(ctx: DecisionContext, st: ParsedStatement, constants
       if (body.lockingClause?.length) notForTopicUsers(ctx, 'SELECT FOR UPDATE/SHARE');
       const catalog = planCatalogQuery(ctx, stmt, st.text);
       if (catalog) return { statement: catalog, topics: [] };
-      const topics = rewriteTopicQuery(ctx, stmt, constants);
-      return { statement: { action: 'forward', sql: faithfulSql(stmt), kind: 'select', returnsRows: true, topics }, topics };
+      const plan = planTopicQuery(ctx, dialect, stmt, constants);
+      const emitted = emit(dialect, plan.ast);
+      // PostgreSQL text keeps the client's $n: no placeholder order, no result columns to carry.
+      const written = dialect.name === 'postgres' ? {} : { params: emitted.params, ...(emitted.columns ? { columns: emitted.columns } : {}) };
+      return { statement: { action: 'forward', sql: emitted.sql, ...written, kind: 'select', returnsRows: true, topics: plan.topics }, topics: plan.topics };
     }
     case 'ExplainStmt': {
       // Answered by Gatehouse with the rewritten SQL: the warehouse's plan prints estimates
@@ -292,12 +357,23 @@ function planTopicStatement(ctx: DecisionContext, st: ParsedStatement, constants
       const q = body.query as AstNode;
       if (nodeType(q) !== 'SelectStmt') notForTopicUsers(ctx, `EXPLAIN ${statementName(nodeType(q))}`);
       if (q.SelectStmt.intoClause || q.SelectStmt.lockingClause?.length) notForTopicUsers(ctx, 'EXPLAIN of SELECT INTO or FOR UPDATE');
-      const topics = rewriteTopicQuery(ctx, q);
-      return {
-        statement: { action: 'answer', kind: 'explain', column: 'QUERY PLAN', rows: deparsePretty(q).split('\n'), tag: 'EXPLAIN' },
-        topics,
-      };
+      const plan = planTopicQuery(ctx, dialect, q);
+      // On PostgreSQL the tree pretty-printed; elsewhere the text the warehouse would get.
+      const rows = dialect.name === 'postgres' ? deparsePretty(plan.ast).split('\n') : [emit(dialect, plan.ast).sql];
+      return { statement: { action: 'answer', kind: 'explain', column: 'QUERY PLAN', rows, tag: 'EXPLAIN' }, topics: plan.topics };
     }
+    default:
+      if (dialect.name !== 'postgres') return planRowTopicStatement(ctx, st);
+      return planPostgresTopicStatement(ctx, st);
+  }
+}
+
+/** The session statements, COPY, cursors and SQL PREPARE of a Query Topics user on PostgreSQL. */
+function planPostgresTopicStatement(ctx: DecisionContext, st: ParsedStatement): Planned {
+  const stmt = st.stmt;
+  const t = nodeType(stmt);
+  const body = stmt[t] as AstNode;
+  switch (t) {
     case 'CopyStmt': {
       if (body.is_program || body.filename) {
         refuse('denied_statement', '42501', 'COPY to or from a program or server file is not permitted through Gatehouse');
@@ -559,33 +635,46 @@ function forwardAsWritten(st: ParsedStatement, kind: PlannedStatement['kind']): 
   return { statement: { action: 'forward', sql: writeSessionStatement(st.stmt as never), kind, returnsRows: false, topics: [] }, topics: [] };
 }
 
-/** The rewritten tree as text, refused (0A000) unless the text parses back to the same tree. */
+/** The rewritten tree as PostgreSQL text, refused (0A000) unless the text parses back to the same tree. */
 function faithfulSql(stmt: AstNode): string {
-  const sql = deparseFaithfully(stmt, (text) => {
-    try {
-      const [again] = parseSqlSync(text).statements;
-      return again?.stmt;
-    } catch {
-      return undefined;
-    }
-  });
-  if (sql === undefined) {
-    refuse('unsupported', '0A000', 'Gatehouse cannot write this statement back exactly as it read it (a construct its SQL writer does not render faithfully); rewrite the query more plainly');
-  }
-  return sql;
+  return emit(postgresDialect, stmt).sql;
 }
 
 /**
- * A Query Topics user's query: proved by the allowlist (every node known and checked), then
- * rewritten: session identity answered by Gatehouse, topics into their barrier subqueries.
- * Returns the topics used.
+ * A Query Topics user's query as a plan, whatever the warehouse: the rewritten tree (the
+ * client's $n parameters, or a shared decision's constants as $n, stand in it as written)
+ * and the topics it reads. What a dialect writes as text.
  */
-function rewriteTopicQuery(ctx: DecisionContext, query: AstNode, constants?: readonly ConstantClass[]): string[] {
+export interface TopicPlan {
+  ast: AstNode;
+  topics: string[];
+}
+
+/**
+ * Proved by the allowlist (every node known and checked), then rewritten in place: session
+ * identity answered by Gatehouse, topics into their barrier subqueries, a user's condition
+ * copied inside a barrier only where the dialect's pushdown rule allows it.
+ */
+export function planTopicQuery(ctx: DecisionContext, dialect: SqlDialect, query: AstNode, constants?: readonly ConstantClass[]): TopicPlan {
+  return { ast: query, topics: rewriteTopicQuery(ctx, query, constants, dialect) };
+}
+
+function rewriteTopicQuery(ctx: DecisionContext, query: AstNode, constants?: readonly ConstantClass[], dialect: SqlDialect = postgresDialect): string[] {
   checkTopicQuery({ connection: ctx.connection.name, topicsSchema: ctx.connection.topicsSchema, topics: ctx.topics }, query as never);
   substituteSessionIdentity(query, { user: ctx.user, database: ctx.connection.name });
-  const w = new Walker(ctx, 'topics', constants);
+  const w = new Walker(ctx, 'topics', constants, dialect.pushdownClass);
   w.visit(query, undefined);
   return [...w.topicsUsed].sort();
+}
+
+/** A plan written by the dialect; what it cannot write with the same meaning is refused (0A000), never guessed. */
+function emit(dialect: SqlDialect, ast: AstNode): ReturnType<SqlDialect['emit']> {
+  try {
+    return dialect.emit(ast);
+  } catch (e) {
+    if (isGatehouseError(e)) refuse(dialect.name === 'postgres' ? 'unsupported' : 'dialect.unsupported', e.sqlstate, e.message, e.hint ? { hint: e.hint } : {});
+    throw e;
+  }
 }
 
 // ---------------------------------------------------------------- queriers and connection admins
@@ -597,7 +686,7 @@ function planRawStatement(ctx: DecisionContext, parsed: ParsedText, st: ParsedSt
   const facts = factsOf(stmt);
   if (facts.denied) refuse('denied_statement', '42501', facts.denied);
   if (t === 'VariableSetStmt' && body.kind === 'VAR_SET_MULTI' && body.name === 'SESSION CHARACTERISTICS' && asksReadWrite(body.args) && !ctx.connection.allowWrites) {
-    return sessionStaysReadOnly(ctx, stmt);
+    return { ...sessionStaysReadOnly(ctx, stmt), raw: true };
   }
   const catalogWrite = catalogWriteTarget(stmt);
   if (catalogWrite) refuse('denied_statement', '42501', `writes to PostgreSQL's catalog (${catalogWrite}) are not permitted through Gatehouse, whatever the connection allows`);
@@ -622,5 +711,5 @@ function planRawStatement(ctx: DecisionContext, parsed: ParsedText, st: ParsedSt
       : `SELECT ${body.attlist?.length ? body.attlist.map((c: AstNode) => quoteIdent(c.String.sval)).join(', ') : '*'} FROM ${[body.relation.schemaname, body.relation.relname].filter(Boolean).map((n: string) => quoteIdent(n)).join('.')}`;
     statement.copyOut = { query, format: opts.format, header: opts.header, ...(opts.delimiter !== undefined ? { delimiter: opts.delimiter } : {}) };
   }
-  return { statement, topics };
+  return { statement, topics, raw: true };
 }

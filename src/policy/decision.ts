@@ -14,11 +14,11 @@ export interface DecisionContext {
   level: Level;
   attributes: Attributes;
   /**
-   * `dialect`: the SQL the warehouse reads (absent: postgres); a mysql connection is decided by
-   * policy/decide-foreign.ts. `flavor`: MariaDB or MySQL, from the server's version once the
+   * `dialect`: the SQL the warehouse reads (absent: postgres): the SqlDialect that writes a
+   * Query Topics user's plan, and what queriers write (policy/row-statements.ts). `flavor`: MariaDB or MySQL, from the server's version once the
    * warehouse answered (absent: mariadb); the emitter writes collations by it.
    */
-  connection: { name: string; allowWrites: boolean; topicsSchema: string; dialect?: 'postgres' | 'mysql'; flavor?: 'mariadb' | 'mysql' };
+  connection: { name: string; allowWrites: boolean; topicsSchema: string; dialect?: 'postgres' | 'mysql' | 'snowflake'; flavor?: 'mariadb' | 'mysql' };
   /** Topics of this connection, by name. */
   topics: Map<string, import('../config/model.ts').Topic>;
 }

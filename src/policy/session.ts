@@ -67,7 +67,7 @@ export function sessionPolicy(org: Org, user: User, connectionName: string): Ses
         name: connection.name,
         allowWrites: connection.allow_writes,
         topicsSchema: connection.topics_schema,
-        ...(connection.target.kind === 'mysql' ? { dialect: 'mysql' as const } : {}),
+        ...(connection.target.kind === 'mysql' || connection.target.kind === 'snowflake' ? { dialect: connection.target.kind } : {}),
       },
       topics: topicsFor(org, connection.name),
     },

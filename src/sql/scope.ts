@@ -11,6 +11,7 @@ import type { DecisionContext } from '../policy/decision.ts';
 import type { AstNode } from './parse.ts';
 import { refuse } from './refusal.ts';
 import { WRITE_FUNCTIONS, deniedRelation, isDeniedForQueryTopics, isDeniedFunction } from './functions.ts';
+import type { PushdownClass } from './dialects/types.ts';
 import { type TopicInfo, addCondition, derivedSelect, pushableCopy } from './topic.ts';
 import type { ConstantClass } from './normalize.ts';
 
@@ -54,6 +55,8 @@ export class Walker {
     readonly mode: WalkMode,
     /** A shared decision's placeholders $1..$n, by class (sql/normalize.ts): pushed down as the literals they stand for. */
     readonly constants?: readonly ConstantClass[],
+    /** The warehouse dialect's pushdown rule (SqlDialect.pushdownClass); absent: PostgreSQL's. */
+    readonly pushdownClass?: (columnType: string) => PushdownClass | undefined,
   ) {}
 
   private topicList(): string {
@@ -316,7 +319,7 @@ export class Walker {
         return col && item.topic!.fields.includes(col) ? col : undefined;
       };
       for (const c of conjuncts) {
-        const copy = pushableCopy(c, item.topic, resolve, this.constants);
+        const copy = pushableCopy(c, item.topic, resolve, this.constants, this.pushdownClass);
         if (copy) addCondition(item.inner, copy);
       }
     }

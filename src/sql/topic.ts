@@ -7,6 +7,7 @@ import type { Attributes, Topic } from '../config/model.ts';
 import type { AstNode } from './parse.ts';
 import { refuse } from './refusal.ts';
 import type { ConstantClass } from './normalize.ts';
+import type { PushdownClass } from './dialects/types.ts';
 
 /** A topic as decide() sees it: the server may add column types read from the warehouse catalog. */
 export type TopicInfo = Topic & { columnTypes?: Record<string, string> };
@@ -70,13 +71,18 @@ export function addCondition(sel: AstNode, cond: AstNode): void {
 // Types whose comparison operators (= <> < > <= >=) are leakproof in PostgreSQL
 // (pg_proc.proleakproof). numeric, float and json ones are not: a failing numeric
 // comparison could report a hidden value.
-const LEAKPROOF_TYPES: Record<string, 'int' | 'text' | 'other' | 'bool'> = {
+const LEAKPROOF_TYPES: Record<string, PushdownClass> = {
   int2: 'int', int4: 'int', int8: 'int', smallint: 'int', integer: 'int', bigint: 'int', oid: 'int',
   text: 'text', varchar: 'text', 'character varying': 'text', bpchar: 'text', character: 'text', name: 'text',
   date: 'other', timestamp: 'other', 'timestamp without time zone': 'other', timestamptz: 'other',
   'timestamp with time zone': 'other', uuid: 'other', bool: 'bool', boolean: 'bool',
 };
 const PUSHABLE_OPS = new Set(['=', '<>', '!=', '<', '>', '<=', '>=']);
+
+/** PostgreSQL's pushdown rule (the default of a Walker): the leakproof comparison operators of the type. */
+export function postgresPushdownClass(columnType: string): PushdownClass | undefined {
+  return LEAKPROOF_TYPES[columnType.toLowerCase()];
+}
 
 /**
  * If `expr` is `<column> op <literal>` (either side) with a leakproof operator for the
@@ -88,6 +94,7 @@ export function pushableCopy(
   topic: TopicInfo,
   resolve: (ref: AstNode) => string | undefined,
   constants?: readonly ConstantClass[],
+  classOf: (columnType: string) => PushdownClass | undefined = postgresPushdownClass,
 ): AstNode | undefined {
   const a = expr.A_Expr;
   if (!a || a.kind !== 'AEXPR_OP' || a.name?.length !== 1) return undefined;
@@ -101,7 +108,7 @@ export function pushableCopy(
   const col = resolve(a[colSide]);
   if (!col) return undefined;
   const type = topic.columnTypes?.[col]?.toLowerCase();
-  const cls = type ? LEAKPROOF_TYPES[type] : undefined;
+  const cls = type ? classOf(type) : undefined;
   if (!cls) return undefined;
   if (lit.isnull) return undefined;
   // The literal's own type decides the operator: 5.5 against an int column is a numeric

@@ -1,5 +1,5 @@
 // The connector interface every warehouse that does not speak PostgreSQL implements (MySQL
-// and MariaDB here; Snowflake next). Plain data in and out: SQL text and parameter values
+// and MariaDB: mysql.ts; Snowflake: snowflake-warehouse.ts). Plain data in and out: SQL text and parameter values
 // in; column types (as PostgreSQL FieldDescriptions), rows as PostgreSQL text values and
 // errors as values with a SQLSTATE out. row-session.ts turns a connector session into a
 // WarehouseSession (PostgreSQL's simple and extended protocols); row-warehouse.ts pools
@@ -16,6 +16,10 @@ import type { TxStatus } from './types.ts';
 export interface Credentials {
   user: string;
   password?: string;
+  /** Snowflake: the role the session takes, and key-pair sign-in (a PEM private key, its passphrase if encrypted). */
+  role?: string;
+  privateKey?: string;
+  privateKeyPassphrase?: string;
 }
 
 /**

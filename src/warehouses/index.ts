@@ -5,11 +5,13 @@ import type { KeyResolution } from '../secrets/resolve.ts';
 import { type EmbeddedOptions, EmbeddedWarehouse } from './embedded.ts';
 import { MysqlWarehouse } from './mysql.ts';
 import { PostgresWarehouse } from './postgres.ts';
+import { SnowflakeWarehouse } from './snowflake-warehouse.ts';
 import type { Warehouse } from './types.ts';
 
 export { EmbeddedWarehouse } from './embedded.ts';
 export { PostgresWarehouse } from './postgres.ts';
 export { MysqlWarehouse } from './mysql.ts';
+export { SnowflakeWarehouse } from './snowflake-warehouse.ts';
 
 /** A warehouse that can also report a relation's column types (both connectors here can). */
 export interface DescribableWarehouse extends Warehouse {
@@ -30,5 +32,7 @@ export function createWarehouse(conn: Connection, orgDir: string, opts: Warehous
       return new PostgresWarehouse(conn, logger, [...opts.topics.values()], undefined, undefined, opts.keys);
     case 'mysql':
       return new MysqlWarehouse(conn, logger, [...opts.topics.values()], undefined, opts.keys);
+    case 'snowflake':
+      return new SnowflakeWarehouse(conn, logger, [...opts.topics.values()], undefined, opts.keys);
   }
 }

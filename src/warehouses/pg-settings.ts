@@ -1,7 +1,7 @@
 // PostgreSQL's session settings, kept by Gatehouse for a warehouse that has none (row-session.ts
 // on a mysql connection). Clients send SET/SHOW/RESET of them at connect and around queries
 // (pgjdbc's extra_float_digits and application_name, SQLAlchemy's `show standard_conforming_strings`
-// and `show transaction isolation level`); policy decides which (decide-foreign.ts) and which
+// and `show transaction isolation level`); policy decides which (policy/row-statements.ts) and which
 // values, and this module answers them per session. Nothing here reaches the warehouse.
 import type { EmulatedSession } from './types.ts';
 

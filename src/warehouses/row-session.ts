@@ -14,6 +14,9 @@ import { OID } from './mysql-types.ts';
 import type { EmulatedSession, PlannedParse, ResultLimit, RunOutcome, TxStatus, UpstreamError, WarehouseSession, WarehouseStatement } from './types.ts';
 import type { EmittedColumn } from '../sql/dialects/types.ts';
 import { EmulatedSettings, showColumn } from './pg-settings.ts';
+import { countPlaceholders } from '../sql/dialects/placeholders.ts';
+
+export { countPlaceholders };
 
 /** How long a drain wait checks whether its client has gone. */
 const CLIENT_GONE_POLL_MS = 200;
@@ -32,29 +35,6 @@ export function passthroughRender(statement: { sql: string; params?: number[] })
   return { sql: statement.sql, params: Array.from({ length: n }, (_, i) => i + 1) };
 }
 
-/** `?` placeholders of MySQL text (NO_BACKSLASH_ESCAPES, no ANSI_QUOTES: '...' and "..." are strings, `...` names). */
-export function countPlaceholders(sql: string): number {
-  let n = 0;
-  for (let i = 0; i < sql.length; i++) {
-    const c = sql[i];
-    if (c === "'" || c === '"' || c === '`') {
-      // A quote doubled inside is one quote character.
-      for (i++; i < sql.length; i++) {
-        if (sql[i] === c) {
-          if (sql[i + 1] === c) i++;
-          else break;
-        }
-      }
-    } else if (c === '#' || (c === '-' && sql[i + 1] === '-' && (i + 2 >= sql.length || sql.charCodeAt(i + 2) <= 0x20))) {
-      while (i < sql.length && sql[i] !== '\n') i++;
-    } else if (c === '/' && sql[i + 1] === '*' && sql[i + 2] !== '!' && !(sql[i + 2] === 'M' && sql[i + 3] === '!')) {
-      // An executable comment (/*! ... */, /*M! ... */) is code to the server: read on into it.
-      const end = sql.indexOf('*/', i + 2);
-      i = end < 0 ? sql.length : end + 1;
-    } else if (c === '?') n++;
-  }
-  return n;
-}
 
 export interface RowSessionSettings {
   render: (statement: WarehouseStatement | { sql: string }) => EmittedSql;
@@ -315,7 +295,7 @@ export class RowSession implements WarehouseSession {
   private cancelAs?: GatehouseError;
   private closed = false;
 
-  /** PostgreSQL's settings of this session (SET/SHOW/RESET answered by Gatehouse: decide-foreign.ts). */
+  /** PostgreSQL's settings of this session (SET/SHOW/RESET answered by Gatehouse: policy/row-statements.ts). */
   private readonly pgSettings: EmulatedSettings;
 
   constructor(
@@ -796,16 +776,23 @@ export function retypeFields(fields: FieldDescription[], columns: EmittedColumn[
   if (!columns || columns.length !== fields.length) return { fields, convert: [] };
   const convert: number[] = [];
   const out = fields.map((f, i) => {
-    if (columns[i]?.type !== 'bool' || f.typeOid === OID.bool) return f;
+    // The name PostgreSQL gives the column: Snowflake upper-cases the names it was sent quoted in upper case.
+    const named = columns[i].name === f.name ? f : { ...f, name: columns[i].name };
+    const oid = columns[i].oid;
+    if (oid !== undefined && oid !== f.typeOid && (f.typeOid === OID.int8 || f.typeOid === OID.int4 || f.typeOid === OID.int2)) {
+      // A cast to int4 or int2 (count(*)::int): PostgreSQL's type, the warehouse's digits.
+      return { ...named, typeOid: oid, typeSize: oid === OID.int2 ? 2 : 4, typeModifier: -1 };
+    }
+    if (columns[i]?.type !== 'bool' || f.typeOid === OID.bool) return named;
     convert.push(i);
-    return { ...f, typeOid: OID.bool, typeSize: 1, typeModifier: -1 };
+    return { ...named, typeOid: OID.bool, typeSize: 1, typeModifier: -1 };
   });
   return { fields: out, convert };
 }
 
-/** A connector's results with boolean columns retyped (retypeFields); unchanged without emitter columns. */
+/** A connector's results with the emitter's column names and boolean columns (retypeFields); unchanged without emitter columns. */
 function retyped(stream: ResultStream, columns: EmittedColumn[] | undefined): ResultStream {
-  if (!columns?.some((c) => c.type === 'bool')) return stream;
+  if (!columns?.length) return stream;
   let convert: number[] = [];
   const it: ResultStream = {
     async next() {

@@ -1,6 +1,6 @@
 // A Warehouse made of a connector (connector.ts): its sessions pooled per (connection,
 // account) as pool.ts pools PostgreSQL's, each served to a client through a RowSession
-// (row-session.ts). The connector kinds (mysql.ts; Snowflake next) extend it with their
+// (row-session.ts). The connector kinds (mysql.ts, snowflake-warehouse.ts) extend it with their
 // least-privilege check (start) and the catalog's describeRelation.
 import type { Logger } from 'pino';
 import type { Connection, PoolSettings, Topic } from '../config/model.ts';

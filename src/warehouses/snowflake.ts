@@ -3,8 +3,9 @@
 // mapped to SQLSTATEs with the warehouse's own message, QUERY_TAG `gatehouse:<email>` on every
 // statement so Snowflake's query history and cost reports show the person.
 //
-// The interface here is deliberately small and local (SnowflakeConnector below): the shared row
-// connector (warehouses/connector.ts) is being written in parallel; merging aligns the two.
+// This module is the SDK session (push-based: handlers per row); snowflake-warehouse.ts wraps it
+// in the connector interface every row warehouse implements (warehouses/connector.ts: rows
+// pulled at the client's pace) and serves it through row-warehouse.ts like mysql's.
 //
 // Loading the SDK has side effects this module controls:
 // - SNOWFLAKE_DISABLE_PLATFORM_DETECTION=true is set BEFORE the SDK is imported: at import it
@@ -68,6 +69,8 @@ export interface ExecuteOptions {
    * statement Gatehouse decided (the dialect emitter's columnNames), since Snowflake upper-cases.
    */
   columnNames?: string[];
+  /** Compile only (the SDK's describeOnly): the result's columns, no rows, nothing run. */
+  describeOnly?: boolean;
 }
 
 export type ExecuteOutcome =
@@ -188,6 +191,7 @@ class Session implements SnowflakeConnection {
           // JSON and binary as text; dates and timestamps come as dates with their nanoseconds.
           fetchAsString: ['Number', 'Boolean', 'JSON', 'Buffer'],
           parameters: opts.queryTag !== undefined ? { QUERY_TAG: opts.queryTag } : undefined,
+          ...(opts.describeOnly ? { describeOnly: true } : {}),
           complete: (err: unknown, done: SdkStatement) => (err ? reject(err) : resolve(done)),
         });
         this.current = s;
@@ -212,6 +216,7 @@ class Session implements SnowflakeConnection {
           format: 0 as const,
         })),
       );
+      if (opts.describeOnly) return { rowCount: 0, command: 'DESCRIBE' };
       let rowCount = 0;
       const stream = stmt.streamRows();
       // for await pulls one row at a time: while we wait on resume(), the SDK's stream fills to its

@@ -26,7 +26,10 @@
 // (see SNOWFLAKE_DOMAINS_SQL): timestamp_ntz, timestamp_ltz, timestamp_tz, variant, number.
 // A column of such a domain is reported with the Snowflake type of the domain's name.
 //
-// Not served (and so not tested): multi-statement, PUT/GET and stage binding, describeOnly,
+// describeOnly is answered with the columns of the statement run under LIMIT 0 with NULL binds
+// (PostgreSQL infers each parameter's type from where it stands; one it cannot is an error).
+//
+// Not served (and so not tested): multi-statement, PUT/GET and stage binding,
 // asyncExec, requestId de-duplication of retried requests, Arrow results, server-side cursors
 // (a result is materialised before its first byte is sent), OAuth/SSO/MFA.
 import { createHash, createPublicKey, randomUUID, verify as verifySignature } from 'node:crypto';
@@ -52,6 +55,19 @@ export interface FakeSnowflakeOptions {
   inlineRows?: number;
   /** Rows per chunk. */
   chunkRows?: number;
+  /**
+   * What `SHOW GRANTS TO ROLE <name>` answers, per role (upper case): the privileges the
+   * role holds, as Snowflake lists them (granted_on TABLE names are DATABASE.SCHEMA.TABLE).
+   * The fake does not enforce them: it only reports them (Gatehouse's least-privilege check).
+   */
+  grants?: Record<string, FakeGrant[]>;
+}
+
+export interface FakeGrant {
+  privilege: string;
+  granted_on: string;
+  name: string;
+  grant_option?: boolean;
 }
 
 export interface RecordedQuery {
@@ -283,6 +299,25 @@ export async function startFakeSnowflake(opts: FakeSnowflakeOptions): Promise<Fa
   async function runQuery(session: Session, queryId: string, sqlText: string, bindings: Array<string | null>): Promise<QueryResult> {
     // ALTER SESSION SET/UNSET <parameter> is answered by the fake (PostgreSQL has none of Snowflake's
     // parameters): QUERY_TAG is recorded, the output formats are echoed back so the SDK applies them.
+    const show = /^\s*show\s+grants\s+to\s+role\s+(?:"([^"]+)"|([A-Za-z_][A-Za-z0-9_$]*))\s*;?\s*$/i.exec(sqlText);
+    if (show) {
+      const role = show[1] ?? show[2]!.toUpperCase();
+      const cols = ['created_on', 'privilege', 'granted_on', 'name', 'granted_to', 'grantee_name', 'grant_option', 'granted_by'];
+      const rows = (opts.grants?.[role] ?? []).map((g) => ['2024-01-01 00:00:00.000 +0000', g.privilege, g.granted_on, g.name, 'ROLE', role, String(Boolean(g.grant_option)), 'ACCOUNTADMIN']);
+      return {
+        body: {
+          success: true,
+          data: dataFor(session, queryId, {
+            rowtype: cols.map((name) => ({ name, type: 'text', nullable: true, length: 16777216, byteLength: 16777216, precision: null, scale: null })),
+            rowset: rows,
+            total: rows.length,
+            returned: rows.length,
+            statementTypeId: 0x1000,
+          }),
+        },
+        chunks: [],
+      };
+    }
     const set = /^\s*alter\s+session\s+set\s+([a-z_]+)\s*=\s*'((?:[^'\\]|''|\\.)*)'\s*;?\s*$/i.exec(sqlText);
     const unset = /^\s*alter\s+session\s+unset\s+([a-z_]+)\s*;?\s*$/i.exec(sqlText);
     if (set || unset) {
@@ -307,6 +342,18 @@ export async function startFakeSnowflake(opts: FakeSnowflakeOptions): Promise<Fa
     }
     try {
       const res = await session.client.query({ text: rewriteBinds(sqlText), values: bindings, rowMode: 'array' });
+      return encodeResult(session, queryId, res);
+    } catch (e) {
+      return { body: errorBody(e as Error & { code?: string }, queryId), chunks: [] };
+    }
+  }
+
+  /** describeOnly: the statement's columns, from running it under LIMIT 0 with every bind NULL. */
+  async function describeQuery(session: Session, queryId: string, sqlText: string): Promise<QueryResult> {
+    const text = rewriteBinds(sqlText);
+    const count = Math.max(0, ...[...text.matchAll(/\$(\d+)/g)].map((m) => Number(m[1])));
+    try {
+      const res = await session.client.query({ text: `SELECT * FROM (${text}) AS gh_describe LIMIT 0`, values: Array(count).fill(null), rowMode: 'array' });
       return encodeResult(session, queryId, res);
     } catch (e) {
       return { body: errorBody(e as Error & { code?: string }, queryId), chunks: [] };
@@ -455,7 +502,8 @@ export async function startFakeSnowflake(opts: FakeSnowflakeOptions): Promise<Fa
       queries.push(rec);
       const q: RunningQuery = { session: s, requestId, queryId, done: undefined as never };
       const prior = s.queue;
-      q.done = prior.then(() => runQuery(s, queryId, sqlText, bindings)).then((r) => {
+      const describeOnly = body.describeOnly === true;
+      q.done = prior.then(() => (describeOnly ? describeQuery(s, queryId, sqlText) : runQuery(s, queryId, sqlText, bindings))).then((r) => {
         q.result = r;
         if (r.chunks.length > 0) chunkStore.set(queryId, r.chunks);
         return r;

@@ -141,12 +141,24 @@ describe('a querier on a mysql connection', () => {
     }
   });
 
-  it('parameters written $n (what PostgreSQL drivers send) are not converted: 0A000 with a hint naming ?', async () => {
+  it("a FROM-less call of a function PostgreSQL also has (JSON_OBJECT) runs on MySQL, not on the topic catalog", async () => {
     const c = await pgClient(gh, 'carol@acme.example');
     try {
-      const err = await c.query('SELECT name FROM employees WHERE id = $1', [2]).catch((e) => e);
+      const r = await c.query("SELECT JSON_OBJECT('a', 1) AS j");
+      expect(JSON.parse(String(r.rows[0].j))).toEqual({ a: 1 });
+    } finally {
+      await c.end();
+    }
+  });
+
+  it('parameters written $n (what PostgreSQL drivers send) are bound as MySQL placeholders', async () => {
+    const c = await pgClient(gh, 'carol@acme.example');
+    try {
+      expect((await c.query('SELECT name FROM employees WHERE id = $1 OR id = $2 ORDER BY id', [2, '3'])).rows).toEqual([{ name: 'Employee 2' }, { name: 'Employee 3' }]);
+      // A value is a value: quotes and SQL in it change nothing.
+      expect((await c.query('SELECT name FROM employees WHERE name = $1', ["x' OR '1'='1"])).rows).toEqual([]);
+      const err = await c.query('SELECT 1 #$1', [2]).catch((e) => e);
       expect(err.code).toBe('0A000');
-      expect(err.hint).toMatch(/MySQL's placeholders \(\?\)/);
       expect((await c.query('SELECT 1 AS one')).rows).toEqual([{ one: 1 }]);
     } finally {
       await c.end();
@@ -243,6 +255,18 @@ describe('a query_topics user on a mysql connection', () => {
     try {
       expect((await c.query({ text: 'SELECT id FROM orders WHERE id = $1', values: [3] })).rows).toEqual([{ id: 3 }]);
       expect((await c.query({ text: 'SELECT id FROM orders WHERE id = $1', values: [1] })).rows).toEqual([]);
+    } finally {
+      await c.end();
+    }
+  });
+
+  it('count(*)::int is int4 as on PostgreSQL (MySQL answers BIGINT), over both protocols; count(*) stays int8', async () => {
+    const c = await pgClient(gh, 'bob@acme.example');
+    try {
+      for (const r of [await c.query('SELECT count(*)::int AS n, count(*) AS m FROM orders'), await c.query({ text: 'SELECT count(*)::int AS n, count(*) AS m FROM orders WHERE id > $1', values: [0] })]) {
+        expect(r.fields.map((f) => f.dataTypeID)).toEqual([23, 20]);
+        expect(r.rows).toEqual([{ n: 33, m: '33' }]);
+      }
     } finally {
       await c.end();
     }

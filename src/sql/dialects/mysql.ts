@@ -11,6 +11,7 @@
 // well). A warehouse table may be read only inside such a derived table.
 import type { AstNode } from '../parse.ts';
 import { GatehouseError } from '../../errors.ts';
+import { postgresPushdownClass } from '../topic.ts';
 import { baseName, outputName, sqlTypeOf } from './columns.ts';
 import { TEXT_COLLATION, type MysqlFlavor } from './mysql-session.ts';
 import { type ColumnTypes, Scope } from './mysql-scope.ts';
@@ -29,6 +30,11 @@ export interface MysqlDialectOptions {
    * columns must be read with PostgreSQL's collation.
    */
   columnTypes?: (schema: string | undefined, table: string) => Record<string, string> | undefined;
+  /**
+   * The schema that stands for the connection's own database (the rules' default, `public`):
+   * a table in it is written unqualified, so it resolves in the session's database.
+   */
+  defaultSchema?: string;
 }
 
 /** The largest LIMIT: "all rows", and a fence MySQL/MariaDB do not merge or push into. */
@@ -276,7 +282,8 @@ export class MysqlWriter implements ExprWriter {
       const type = e.type === 'untyped' ? 'text' : e.type;
       parts.push(`${e.sql} AS ${this.ident(name)}`);
       names.push(name);
-      columns?.push({ name, type });
+      const oid = castOid(rt.val);
+      columns?.push({ name, type, ...(oid ? { oid } : {}) });
     });
     return { sql: parts.join(', '), columns, names };
   }
@@ -778,7 +785,13 @@ function columnRefs(node: unknown, out: string[] = []): string[] {
 export function createMysqlDialect(opts: MysqlDialectOptions = {}): SqlDialect {
   return {
     name: 'mysql',
+    variant: opts.flavor ?? 'mariadb',
+    // Comparisons of integers, text (under the collation the emitter writes), dates and
+    // booleans with a constant raise no error on MySQL/MariaDB whatever the row: the same
+    // columns as PostgreSQL's leakproof operators may be compared inside the LIMIT fence.
+    pushdownClass: postgresPushdownClass,
     emit(stmt: AstNode): EmittedSql {
+      if (opts.defaultSchema !== undefined) unqualify(stmt, opts.defaultSchema);
       const w = new MysqlWriter(opts);
       const { sql, columns } = w.statement(stmt);
       const params: number[] = [];
@@ -790,4 +803,25 @@ export function createMysqlDialect(opts: MysqlDialectOptions = {}): SqlDialect {
       return { sql: text, params, columns };
     },
   };
+}
+
+/** Drops `schema` from every table name qualified by it (MysqlDialectOptions.defaultSchema). */
+function unqualify(node: unknown, schema: string): void {
+  if (Array.isArray(node)) {
+    for (const n of node) unqualify(n, schema);
+    return;
+  }
+  if (!node || typeof node !== 'object') return;
+  const rv = (node as AstNode).RangeVar as AstNode | undefined;
+  if (rv && rv.schemaname === schema && !rv.catalogname) delete rv.schemaname;
+  for (const v of Object.values(node as object)) unqualify(v, schema);
+}
+
+/** PostgreSQL's int2 and int4: a select-list cast to them is typed so (MySQL's integers are BIGINT). */
+const CAST_OIDS: Record<string, number> = { int4: 23, integer: 23, int: 23, int2: 21, smallint: 21 };
+
+function castOid(val: AstNode | undefined): number | undefined {
+  const tn = val?.TypeCast?.typeName as AstNode | undefined;
+  if (!tn || tn.arrayBounds) return undefined;
+  return CAST_OIDS[baseName(tn.names) ?? ''];
 }

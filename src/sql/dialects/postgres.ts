@@ -4,6 +4,7 @@ import { deparseFaithfully } from '../deparse.ts';
 import { parseSqlSync, type AstNode } from '../parse.ts';
 import type { EmittedSql, SqlDialect } from './types.ts';
 import { GatehouseError } from '../../errors.ts';
+import { postgresPushdownClass } from '../topic.ts';
 
 function reparse(text: string): AstNode | undefined {
   try {
@@ -25,4 +26,7 @@ export const postgresDialect: SqlDialect = {
     }
     return { sql, params: [] };
   },
+  // The barrier is OFFSET 0 (sql/topic.ts), which PostgreSQL's planner neither flattens nor
+  // pushes into; Gatehouse copies a condition inside only through a leakproof operator.
+  pushdownClass: postgresPushdownClass,
 };

@@ -53,6 +53,7 @@
 // the same as the PostgreSQL statement on the same rows.
 import { GatehouseError } from '../../errors.ts';
 import type { AstNode } from '../parse.ts';
+import type { EmittedSql as DialectEmittedSql, SqlDialect } from './types.ts';
 
 export interface EmittedSql {
   sql: string;
@@ -554,3 +555,18 @@ function figureColname(n: AstNode): string {
       return '?column?';
   }
 }
+
+/**
+ * The Snowflake dialect as the decision path uses it (types.ts). No pushdown: Snowflake's
+ * optimizer moves filters across a derived table whatever Gatehouse writes (see the header),
+ * so the emitter's strict mode outside the fences is the rule, and a copied condition would
+ * add nothing.
+ */
+export const snowflakeDialect: SqlDialect = {
+  name: 'snowflake',
+  emit(stmt: AstNode): DialectEmittedSql {
+    const out = emitSnowflake(stmt);
+    return { sql: out.sql, params: out.params, ...(out.columnNames ? { columns: out.columnNames.map((name) => ({ name })) } : {}) };
+  },
+  pushdownClass: () => undefined,
+};

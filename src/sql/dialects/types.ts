@@ -30,6 +30,11 @@ export interface EmittedColumn {
   name: string;
   /** The column's PostgreSQL type where the emitter knows it: a connector uses it to type 1/0 as a boolean. */
   type?: SqlType;
+  /**
+   * The PostgreSQL type OID the client must see where the SQL type group is not enough: a
+   * select-list cast to int4 (21: int2) is int4 on PostgreSQL, while MySQL answers BIGINT.
+   */
+  oid?: number;
 }
 
 export interface EmittedSql {
@@ -40,10 +45,28 @@ export interface EmittedSql {
   columns?: EmittedColumn[];
 }
 
+/**
+ * How a comparison of a topic column of some type with a constant may be copied inside the
+ * topic's barrier (DESIGN 3: only where the engine cannot raise an error from a hidden value):
+ * the class decides which constants qualify (sql/topic.ts pushableCopy).
+ */
+export type PushdownClass = 'int' | 'text' | 'bool' | 'other';
+
 export interface SqlDialect {
   name: DialectName;
+  /**
+   * What distinguishes two dialects of the same name in a decision cache key (the MySQL
+   * emitter writes collations by the server's flavor); absent: the name says it all.
+   */
+  variant?: string;
   /** Writes a RawStmt's stmt (`{ SelectStmt: ... }`); throws an Unsupported GatehouseError (0A000). */
   emit(stmt: AstNode): EmittedSql;
+  /**
+   * The barrier's pushdown rule: the class of a column type (a PostgreSQL type name, as the
+   * warehouse's catalog reported it) whose comparisons with a constant may run inside the
+   * barrier, or undefined: never pushed.
+   */
+  pushdownClass(columnType: string): PushdownClass | undefined;
 }
 
 const ENGINE: Record<DialectName, string> = { postgres: 'PostgreSQL', mysql: 'MySQL', snowflake: 'Snowflake' };

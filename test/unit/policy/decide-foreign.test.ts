@@ -1,4 +1,4 @@
-// decide() on a mysql connection (policy/decide-foreign.ts): Query Topics users' PostgreSQL
+// decide() on a mysql connection (the one planning path of policy/decide.ts with the MySQL dialect; row-statements.ts): Query Topics users' PostgreSQL
 // written by the MySQL emitter, queriers' MySQL classified and forwarded unchanged, session
 // statements answered by Gatehouse or written as MySQL's transactions, the cache keyed by
 // dialect, flavor and the topics' column types.
@@ -159,6 +159,29 @@ describe('session statements on a mysql connection (every level)', () => {
 });
 
 describe('queriers on a mysql connection: MySQL SQL classified and forwarded unchanged', () => {
+  it("a FROM-less call of a function PostgreSQL's grammar qualifies itself (JSON_OBJECT) goes to MySQL, not the topic catalog", async () => {
+    const st = forwarded(await decide(carol, "SELECT JSON_OBJECT('a', 1) AS j"));
+    expect(st.sql).toBe("SELECT JSON_OBJECT('a', 1) AS j");
+    // Written by its author, pg_catalog is PostgreSQL's catalog.
+    expect(run(await decide(carol, "SELECT pg_catalog.json_object('{a,1}')"))[0].action).toBe('catalog');
+  });
+
+  it("binds PostgreSQL's $n (pgjdbc, node-postgres) as MySQL's ?, in the order MySQL reads them", async () => {
+    const st = forwarded(await decide(carol, "  SELECT name, '$1' AS s FROM employees WHERE id = $2 OR salary > $1 -- $3\n"));
+    expect(st.sql).toBe("SELECT name, '$1' AS s FROM employees WHERE id = ? OR salary > ? -- $3");
+    expect(st.params).toEqual([2, 1]);
+  });
+
+  it('refuses $n where MySQL reads the text differently from PostgreSQL, or next to a ? of its own (0A000)', async () => {
+    // `#` starts a comment in MySQL and is an operator in PostgreSQL: the $1 would vanish.
+    for (const sql of ['SELECT 1 #$1', "SELECT ?, $1"]) {
+      const r = refused(await decide(carol, sql));
+      expect(r.sqlstate, sql).toMatch(/^(0A000|42601|42501)$/);
+    }
+    const r = refused(await decide(carol, 'SELECT 1 #$1'));
+    expect(r.message).toMatch(/PostgreSQL parameters \(\$1\) where the warehouse reads this text differently/);
+  });
+
   it('MySQL-only syntax (backticks, LIMIT a,b) passes through as written', async () => {
     const text = 'SELECT `id`, name FROM employees ORDER BY id LIMIT 5, 10';
     const st = forwarded(await decide(carol, text));
