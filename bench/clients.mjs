@@ -131,9 +131,7 @@ async function bad() {
       await c.connect();
       // Stop reading, then send the query: the results pile up in the server's send path.
       c.connection.stream.pause();
-      c.query(`SELECT g, repeat('x', 100) FROM generate_series(1, ${summary.noread.rows}) g`).catch((e) =>
-        tally(summary.noread.errors, errKey(e)),
-      );
+      c.query(`SELECT g, repeat('x', 100) FROM generate_series(1, ${summary.noread.rows}) g`).catch((e) => tally(summary.noread.errors, errKey(e)));
       summary.noread.sent++;
     } catch (e) {
       tally(summary.noread.errors, errKey(e));

@@ -199,7 +199,9 @@ async function checkCommand(args: string[]): Promise<number> {
     console.log(`${r.ok ? 'ok  ' : 'FAIL'} ${r.test.file}: ${r.test.name}${r.ok ? '' : `\n       ${r.problem}`}`);
   }
   const failed = results.filter((r) => !r.ok).length;
-  console.log(`rules valid (${[...rules.orgs.keys()].join(', ')}; policy version ${rules.version}); ${results.length - failed} of ${results.length} policy tests pass`);
+  console.log(
+    `rules valid (${[...rules.orgs.keys()].join(', ')}; policy version ${rules.version}); ${results.length - failed} of ${results.length} policy tests pass`,
+  );
   return failed ? 1 : 0;
 }
 
@@ -222,9 +224,13 @@ async function explainCommand(args: string[]): Promise<number> {
     console.log('decision: empty statement');
     return 0;
   }
-  console.log(`decision: ${decision.topics.length ? 'rewritten' : 'allowed'} by ${decision.rule}${decision.topics.length ? ` (topics: ${decision.topics.join(', ')})` : ''}`);
+  console.log(
+    `decision: ${decision.topics.length ? 'rewritten' : 'allowed'} by ${decision.rule}${decision.topics.length ? ` (topics: ${decision.topics.join(', ')})` : ''}`,
+  );
   if (decision.topics.length) {
-    console.log('(offline: without the warehouse\'s column types, explain never copies a condition inside the barrier; the server does so for leakproof comparisons, to keep index scans)');
+    console.log(
+      "(offline: without the warehouse's column types, explain never copies a condition inside the barrier; the server does so for leakproof comparisons, to keep index scans)",
+    );
   }
   for (const st of decision.statements) {
     if (st.action === 'forward') console.log(`sent to the warehouse:\n  ${st.sql}`);
@@ -285,7 +291,9 @@ async function readSecret(): Promise<string> {
   }
   const chunks: Buffer[] = [];
   for await (const chunk of stdin) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+  return Buffer.concat(chunks)
+    .toString('utf8')
+    .replace(/\r?\n$/, '');
 }
 
 async function encryptCommand(args: string[]): Promise<number> {
@@ -331,7 +339,9 @@ async function rotateKeysCommand(args: string[]): Promise<number> {
   }
   for (const r of report.rotated) console.log(`rotated   ${r.file} ${r.field}: key ${r.from} -> ${report.current}`);
   for (const r of report.unchanged) console.log(`unchanged ${r.file} ${r.field}: already on key ${report.current}`);
-  console.log(`${report.rotated.length} ciphertext(s) re-encrypted to key ${report.current} in ${report.written.length} file(s); ${report.unchanged.length} already on it`);
+  console.log(
+    `${report.rotated.length} ciphertext(s) re-encrypted to key ${report.current} in ${report.written.length} file(s); ${report.unchanged.length} already on it`,
+  );
   return 0;
 }
 
@@ -354,7 +364,9 @@ async function loginCommand(args: string[]): Promise<number> {
   const io = { env: process.env, print: (text: string) => process.stderr.write(`${text}\n`), openBrowser: systemOpener };
   const report = (r: LoginResult) => {
     const until = new Date(r.expiresAt * 1000).toISOString().replace(/\.\d+Z$/, 'Z');
-    console.log(`Signed in to ${r.org} as ${r.email}${r.how === 'refresh' ? ' (refreshed)' : ''}; the token is valid until ${until} and is in ${r.pgpass} for ${r.host}:${r.port}.`);
+    console.log(
+      `Signed in to ${r.org} as ${r.email}${r.how === 'refresh' ? ' (refreshed)' : ''}; the token is valid until ${until} and is in ${r.pgpass} for ${r.host}:${r.port}.`,
+    );
   };
   try {
     if (values.refresh) {
@@ -364,11 +376,21 @@ async function loginCommand(args: string[]): Promise<number> {
       return failed.length ? 1 : 0;
     }
     const pgPort = values['pg-port'] === undefined ? undefined : Number(values['pg-port']);
-    if (pgPort !== undefined && !(/^\d+$/.test(values['pg-port']!) && pgPort >= 1 && pgPort <= 65535)) throw new LoginError(`--pg-port must be a port number from 1 to 65535, not '${values['pg-port']}'`);
+    if (pgPort !== undefined && !(/^\d+$/.test(values['pg-port']!) && pgPort >= 1 && pgPort <= 65535))
+      throw new LoginError(`--pg-port must be a port number from 1 to 65535, not '${values['pg-port']}'`);
     const timeout = values.timeout === undefined ? undefined : Number(values.timeout);
     if (timeout !== undefined && !(timeout > 0)) throw new LoginError(`--timeout must be a number of seconds, not '${values.timeout}'`);
     const r = await login(
-      { target: positionals[0], server: values.server, device: values.device, noBrowser: values['no-browser'], fresh: values.fresh, pgHost: values['pg-host'], pgPort, timeoutMs: timeout === undefined ? undefined : timeout * 1000 },
+      {
+        target: positionals[0],
+        server: values.server,
+        device: values.device,
+        noBrowser: values['no-browser'],
+        fresh: values.fresh,
+        pgHost: values['pg-host'],
+        pgPort,
+        timeoutMs: timeout === undefined ? undefined : timeout * 1000,
+      },
       io,
     );
     report(r);

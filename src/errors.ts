@@ -35,11 +35,7 @@ export class GatehouseError extends Error {
   readonly hint?: string;
   /** 1-based character position in the statement text, as ErrorResponse 'P' wants. */
   readonly position?: number;
-  constructor(
-    sqlstate: SqlState,
-    message: string,
-    opts: { severity?: Severity; detail?: string; hint?: string; position?: number } = {},
-  ) {
+  constructor(sqlstate: SqlState, message: string, opts: { severity?: Severity; detail?: string; hint?: string; position?: number } = {}) {
     super(message);
     this.name = 'GatehouseError';
     this.sqlstate = sqlstate;

@@ -208,8 +208,7 @@ export class Gateway implements ConnectionHandler {
     else if (event === 'limit_reached') {
       const org = typeof fields.user === 'string' ? this.directory.find(fields.user)?.org : undefined;
       this.limitReached({ org, connection: fields.database, ...fields }, fields.limit as LimitName, fields.value as number);
-    }
-    else if (event === 'auth_failed' || event === 'auth_throttled') {
+    } else if (event === 'auth_failed' || event === 'auth_throttled') {
       // The record names the org of a name that is a user (the audit is the operators', and
       // each org's records must be findable as its own); the client was told nothing of it.
       const org = typeof fields.user === 'string' ? this.directory.find(fields.user)?.org : undefined;
@@ -237,7 +236,7 @@ export class Gateway implements ConnectionHandler {
     const org = this.rules.orgs.get(user.org);
     if (!org) throw new GatehouseError('28000', `the organization of user "${user.email}" is not configured`, { severity: 'FATAL' });
     const base = { org: org.name, user: user.email, connection: startup.database, client: startup.remoteAddress };
-    let policy;
+    let policy: ReturnType<typeof sessionPolicy>;
     try {
       policy = sessionPolicy(org, user, startup.database);
     } catch (e) {
@@ -277,7 +276,10 @@ export class Gateway implements ConnectionHandler {
     const refusal = this.refused.get(key(org.name, conn.name));
     if (refusal) {
       // The reason (which key, altered or not) is for the administrator, in the log; the client learns which connection and what to do.
-      const e = new GatehouseError(refusal.sqlstate, refusal.message, { severity: 'FATAL', hint: 'an administrator finds the reason in the Gatehouse log (docs/security.md, "Stored credentials")' });
+      const e = new GatehouseError(refusal.sqlstate, refusal.message, {
+        severity: 'FATAL',
+        hint: 'an administrator finds the reason in the Gatehouse log (docs/security.md, "Stored credentials")',
+      });
       this.logger.info({ ...fields, sqlstate: e.sqlstate, reason: e.message }, 'refused');
       this.audit.event('session_start', { ...fields, refused: true, sqlstate: e.sqlstate, reason: e.message });
       throw e;
@@ -300,7 +302,7 @@ export class Gateway implements ConnectionHandler {
         return limits.resultError(which);
       },
     };
-    let upstream;
+    let upstream: WarehouseSession;
     try {
       if (this.unverified.has(key(org.name, conn.name))) await this.retryStart(org, conn, warehouse);
       // query_topics sessions run as the connection's topics account (least privilege per level).
@@ -323,9 +325,18 @@ export class Gateway implements ConnectionHandler {
         throw failure;
       }
     }
-    this.record('session_start', { ...fields, level_source: source, application_name: startup.params.application_name, sign_in: user.method, tls: startup.tls });
+    this.record('session_start', {
+      ...fields,
+      level_source: source,
+      application_name: startup.params.application_name,
+      sign_in: user.method,
+      tls: startup.tls,
+    });
     // A mysql or snowflake warehouse has no pg_catalog: every level's catalog queries (psql \d, pgjdbc's metadata) go to the topic catalog.
-    const catalog = context.level === 'query_topics' || (context.connection.dialect ?? 'postgres') !== 'postgres' ? this.catalogFor(org, conn, params, startupSets) : undefined;
+    const catalog =
+      context.level === 'query_topics' || (context.connection.dialect ?? 'postgres') !== 'postgres'
+        ? this.catalogFor(org, conn, params, startupSets)
+        : undefined;
 
     const session: StatementSession = {
       decision: context,
@@ -340,11 +351,15 @@ export class Gateway implements ConnectionHandler {
       state: newStatementState(),
       // Issue 17: under transaction pooling, session state (SET, LISTEN, WITH HOLD...) is refused.
       // A mysql or snowflake connection is session-pooled whatever its file says (row-warehouse.ts): nothing to refuse.
-      sessionStateRefusal: conn.pool?.mode === 'transaction' && (conn.target.kind === 'postgres' || conn.target.kind === 'embedded') ? (sql) => sessionStateRefusal(conn.name, sql) : undefined,
+      sessionStateRefusal:
+        conn.pool?.mode === 'transaction' && (conn.target.kind === 'postgres' || conn.target.kind === 'embedded')
+          ? (sql) => sessionStateRefusal(conn.name, sql)
+          : undefined,
     };
     // The startup options' SETs ran on the warehouse: audited like the statements they stand for.
     for (const st of startupSets) {
-      if (st.action === 'forward') session.audit.statement(auditRecord(session, st.sql, { outcome: 'run', statements: [st], rule: 'startup_option', topics: [] }));
+      if (st.action === 'forward')
+        session.audit.statement(auditRecord(session, st.sql, { outcome: 'run', statements: [st], rule: 'startup_option', topics: [] }));
     }
     let closed = false;
     const served: ServerSession = {
@@ -398,7 +413,11 @@ const setName = (sql: string) => /^SET ([a-z_][a-z0-9_$]*) TO /.exec(sql)?.[1];
  * startup when the warehouse rejects one (an unknown setting, a bad value), else undefined; the
  * values the warehouse reports back (ParameterStatus) land in `reported`.
  */
-async function applyStartupSettings(upstream: WarehouseSession, sets: PlannedStatement[], reported: Record<string, string>): Promise<GatehouseError | undefined> {
+async function applyStartupSettings(
+  upstream: WarehouseSession,
+  sets: PlannedStatement[],
+  reported: Record<string, string>,
+): Promise<GatehouseError | undefined> {
   let failure: GatehouseError | undefined;
   const forwarded = sets.flatMap((st) => (st.action === 'forward' ? [st] : []));
   // The warehouse keeps its ParameterStatus to itself: ask for the reported settings' values
@@ -432,7 +451,10 @@ async function applyStartupSettings(upstream: WarehouseSession, sets: PlannedSta
     },
   });
   try {
-    const { error } = await upstream.run([...forwarded, ...shown.map((n) => ({ sql: `SHOW ${n}`, kind: 'show' as const, returnsRows: true, emulated: { op: 'show' as const, name: n } }))], sink);
+    const { error } = await upstream.run(
+      [...forwarded, ...shown.map((n) => ({ sql: `SHOW ${n}`, kind: 'show' as const, returnsRows: true, emulated: { op: 'show' as const, name: n } }))],
+      sink,
+    );
     if (error) fail(error.message, `SQLSTATE ${error.sqlstate}`);
   } catch (e) {
     fail((e as Error).message);

@@ -69,14 +69,17 @@ export async function serve(opts: ServeOptions): Promise<RunningGatehouse> {
   const metrics = new Metrics();
   const audit: AuditSink = countedAudit(auditFile ?? loggerAudit(logger), metrics);
   const tempState = opts.stateDir ? undefined : mkdtempSync(join(tmpdir(), 'gatehouse-state-'));
-  const keys = opts.keys ?? resolveKeys({
-    env: opts.env ?? process.env,
-    rulesDir: opts.rulesDir,
-    configuredKeyFile: rules.secrets.key_file,
-    fallbackKeyFile: opts.demoKeyFile ? { path: opts.demoKeyFile, create: true } : undefined,
-  });
+  const keys =
+    opts.keys ??
+    resolveKeys({
+      env: opts.env ?? process.env,
+      rulesDir: opts.rulesDir,
+      configuredKeyFile: rules.secrets.key_file,
+      fallbackKeyFile: opts.demoKeyFile ? { path: opts.demoKeyFile, create: true } : undefined,
+    });
   // Which keys, never a key: the source and the ids.
-  if ('provider' in keys) logger.info({ key_source: keys.provider.source, key_ids: keys.provider.ids(), current_key: keys.provider.currentId }, 'master keys loaded');
+  if ('provider' in keys)
+    logger.info({ key_source: keys.provider.source, key_ids: keys.provider.ids(), current_key: keys.provider.currentId }, 'master keys loaded');
   else if ('problem' in keys) logger.error({ err: keys.problem }, 'master keys not loaded: connections with stored credentials are refused');
   const gateway = new Gateway(rules, logger, audit, opts.stateDir ?? tempState!, keys);
   const throttle = new SignInThrottle(rules.server.sign_in_throttle);
@@ -133,7 +136,14 @@ export async function serve(opts: ServeOptions): Promise<RunningGatehouse> {
   const listening = wire;
   // The real ports (a 0 asked for a free one): whoever started this process reads them here.
   logger.info(
-    { host, port, admin_port: admin.port, tls: tls ? { mode: tls.mode, cert_file: tlsSettings!.cert_file } : 'off', policy_version: rules.version, orgs: [...rules.orgs.keys()] },
+    {
+      host,
+      port,
+      admin_port: admin.port,
+      tls: tls ? { mode: tls.mode, cert_file: tlsSettings!.cert_file } : 'off',
+      policy_version: rules.version,
+      orgs: [...rules.orgs.keys()],
+    },
     'gatehouse listening',
   );
   return {

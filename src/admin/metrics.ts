@@ -40,7 +40,11 @@ export class Metrics {
     labelNames: ['limit'] as const,
     registers: [this.registry],
   });
-  readonly authFailures = new Counter({ name: 'gatehouse_auth_failures_total', help: 'Failed sign-ins (wrong password or unknown user)', registers: [this.registry] });
+  readonly authFailures = new Counter({
+    name: 'gatehouse_auth_failures_total',
+    help: 'Failed sign-ins (wrong password or unknown user)',
+    registers: [this.registry],
+  });
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'gatehouse_' });

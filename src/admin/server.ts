@@ -15,7 +15,13 @@ export interface AdminServer {
   close(): Promise<void>;
 }
 
-export function startAdminServer(opts: { host: string; port: number; metrics: Metrics; health: () => Record<string, unknown>; login?: LoginPublisher }): Promise<AdminServer> {
+export function startAdminServer(opts: {
+  host: string;
+  port: number;
+  metrics: Metrics;
+  health: () => Record<string, unknown>;
+  login?: LoginPublisher;
+}): Promise<AdminServer> {
   const json = (res: import('node:http').ServerResponse, status: number, body: unknown) =>
     res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(JSON.stringify(body));
   const server: Server = createServer(async (req, res) => {
@@ -32,13 +38,19 @@ export function startAdminServer(opts: { host: string; port: number; metrics: Me
         const org = req.url.slice(LOGIN_PATH.length).split('?')[0];
         const doc = /^[A-Za-z_][A-Za-z0-9_$-]{0,62}$/.test(org) ? opts.login?.forOrg(org) : undefined;
         if (doc) json(res, 200, doc);
-        else json(res, 404, { error: 'no gatehouse login for that org here', hint: 'check the org name; an org admin sets identity_provider.login in its org.yaml' });
+        else
+          json(res, 404, {
+            error: 'no gatehouse login for that org here',
+            hint: 'check the org name; an org admin sets identity_provider.login in its org.yaml',
+          });
       } else if (req.method === 'GET' && req.url === DEFAULT_LOGIN_PATH) {
         const doc = opts.login?.onlyOne();
         if (doc) json(res, 200, doc);
         else json(res, 404, { error: 'this Gatehouse has no single org to sign in to', hint: 'name your org: gatehouse login ORG --server URL, or URL/ORG' });
       } else {
-        res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'not found', endpoints: ['/healthz', '/metrics', `${LOGIN_PATH}<org>`] }));
+        res
+          .writeHead(404, { 'content-type': 'application/json' })
+          .end(JSON.stringify({ error: 'not found', endpoints: ['/healthz', '/metrics', `${LOGIN_PATH}<org>`] }));
       }
     } catch {
       res.writeHead(500).end();

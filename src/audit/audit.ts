@@ -53,8 +53,21 @@ export function statementFingerprint(statement: string): string {
 
 /** A statement record's fields in the order its line gives them (the fingerprint follows the text). */
 const STATEMENT_FIELDS = [
-  'org', 'user', 'connection', 'level', 'client_address', 'application_name', 'decision', 'rule', 'policy_version',
-  'topics', 'sent_sql', 'sqlstate', 'reason', 'duration_ms', 'upstream_error',
+  'org',
+  'user',
+  'connection',
+  'level',
+  'client_address',
+  'application_name',
+  'decision',
+  'rule',
+  'policy_version',
+  'topics',
+  'sent_sql',
+  'sqlstate',
+  'reason',
+  'duration_ms',
+  'upstream_error',
 ] as const satisfies readonly (keyof StatementRecord)[];
 /** Fails to compile when StatementRecord gains a field the line would leave out. */
 type UnwrittenField = Exclude<keyof StatementRecord, (typeof STATEMENT_FIELDS)[number] | 'statement'>;

@@ -88,11 +88,14 @@ export class TopicCatalog {
     await server.superuser('postgres', `DROP DATABASE IF EXISTS ${quoteIdent(db)}`);
     await server.superuser('postgres', `CREATE DATABASE ${quoteIdent(db)}`);
     await server.superuser('postgres', `DROP ROLE IF EXISTS ${quoteIdent(EMBEDDED_ROLES.catalog)};\n${createLoginRole(EMBEDDED_ROLES.catalog, password)}`);
-    await server.superuser(db, `${catalogSeed(this.topics.values())}
+    await server.superuser(
+      db,
+      `${catalogSeed(this.topics.values())}
 ${lockDownDatabase(db)}
 GRANT CONNECT ON DATABASE ${quoteIdent(db)} TO ${quoteIdent(EMBEDDED_ROLES.catalog)};
 -- The tables are empty; information_schema shows a role only what it holds a privilege on.
-GRANT SELECT ON ALL TABLES IN SCHEMA public TO ${quoteIdent(EMBEDDED_ROLES.catalog)};`);
+GRANT SELECT ON ALL TABLES IN SCHEMA public TO ${quoteIdent(EMBEDDED_ROLES.catalog)};`,
+    );
     // Catalog sessions are governed like topic sessions: the same timeouts, whatever account name they open under.
     const target = {
       ...server.target(this.connection.name, db, EMBEDDED_ROLES.catalog, password),
@@ -104,7 +107,10 @@ GRANT SELECT ON ALL TABLES IN SCHEMA public TO ${quoteIdent(EMBEDDED_ROLES.catal
     // Not pooled (issue 17 pools warehouse sessions): a catalog session opens on a Query Topics user's first catalog query.
     const wh = new PostgresWarehouse(this.connection, this.logger, [], { querier: target, topics: target }, { ...DEFAULT_POOL, mode: 'none' });
     this.startupMs = performance.now() - t0;
-    this.logger?.info({ org: this.connection.org, connection: this.connection.name, ms: Math.round(this.startupMs), topics: this.topics.size }, 'topic catalog started');
+    this.logger?.info(
+      { org: this.connection.org, connection: this.connection.name, ms: Math.round(this.startupMs), topics: this.topics.size },
+      'topic catalog started',
+    );
     return wh;
   }
 

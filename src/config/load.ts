@@ -70,7 +70,12 @@ export function loadRules(dir: string): Rules {
   const { server, secrets } = (existsSync(serverFile) ? read(serverFile, serverFileSchema) : undefined) ?? serverFileSchema.parse({});
   if (server.tls) {
     const at = (p: string) => resolve(dir, p);
-    server.tls = { ...server.tls, cert_file: at(server.tls.cert_file), key_file: at(server.tls.key_file), ...(server.tls.ca_file ? { ca_file: at(server.tls.ca_file) } : {}) };
+    server.tls = {
+      ...server.tls,
+      cert_file: at(server.tls.cert_file),
+      key_file: at(server.tls.key_file),
+      ...(server.tls.ca_file ? { ca_file: at(server.tls.ca_file) } : {}),
+    };
   }
 
   const orgs = new Map<string, Org>();
@@ -102,9 +107,7 @@ export function loadRules(dir: string): Rules {
         problems.push({ file: rel(orgFile), path: `users.${i}.email`, reason: `user ${email} already exists (in org ${users.get(email)!.org})` });
         return;
       }
-      const attributes = Object.fromEntries(
-        Object.entries(u.attributes).map(([k, v]) => [k, (Array.isArray(v) ? v : [v]).map(String)]),
-      );
+      const attributes = Object.fromEntries(Object.entries(u.attributes).map(([k, v]) => [k, (Array.isArray(v) ? v : [v]).map(String)]));
       const user: User = { email, org: org.name, role: u.role, groups: u.groups, attributes, scram: u.scram };
       org.users.set(email, user);
       users.set(email, user);
@@ -124,7 +127,8 @@ export function loadRules(dir: string): Rules {
       }
       const { allow_writes, topics_schema, permissions, statement_timeout, pooling, pool_size, pool_idle_timeout, pool_wait_timeout, ...target } = c;
       // The warehouse's CA file, like server.tls's files, relative to the rules directory.
-      if ((target.kind === 'postgres' || target.kind === 'mysql') && target.tls?.ca_file) target.tls = { ...target.tls, ca_file: resolve(dir, target.tls.ca_file) };
+      if ((target.kind === 'postgres' || target.kind === 'mysql') && target.tls?.ca_file)
+        target.tls = { ...target.tls, ca_file: resolve(dir, target.tls.ca_file) };
       const connection: Connection = {
         name,
         org: org.name,
@@ -165,7 +169,10 @@ export function loadRules(dir: string): Rules {
     }
 
     for (const [name, connection] of org.connections) {
-      const problem = topicsAccountProblem(connection, [...org.topics.values()].filter((t) => t.connection === name).map((t) => t.name));
+      const problem = topicsAccountProblem(
+        connection,
+        [...org.topics.values()].filter((t) => t.connection === name).map((t) => t.name),
+      );
       if (problem) problems.push({ file: rel(connectionFiles.get(name)!), path: 'topics_user', reason: problem });
     }
 
@@ -187,7 +194,12 @@ export function loadRules(dir: string): Rules {
     const issuer = org.identity_provider?.issuer;
     if (!issuer) continue;
     const other = issuers.get(issuer);
-    if (other) problems.push({ file: rel(join(org.dir, 'org.yaml')), path: 'identity_provider.issuer', reason: `issuer ${issuer} is already the identity provider of org ${other}: each org needs its own issuer` });
+    if (other)
+      problems.push({
+        file: rel(join(org.dir, 'org.yaml')),
+        path: 'identity_provider.issuer',
+        reason: `issuer ${issuer} is already the identity provider of org ${other}: each org needs its own issuer`,
+      });
     else issuers.set(issuer, org.name);
   }
 

@@ -9,7 +9,11 @@ const identifier = z.string().regex(/^[A-Za-z_][A-Za-z0-9_$-]*$/, 'must be a pla
 const email = z.string().regex(/^[^@\s]+@[^@\s]+$/, 'must be an email address');
 /** A PostgreSQL duration setting: milliseconds as a number, or digits and a unit ('30s', '5min'); 0 disables. */
 const duration = z.union([
-  z.number().int().min(0).transform((n) => `${n}ms`),
+  z
+    .number()
+    .int()
+    .min(0)
+    .transform((n) => `${n}ms`),
   z.string().regex(/^\d+(ms|s|min|h|d)$/, "must be a number of milliseconds or digits and a unit: ms, s, min, h, d (e.g. '30s')"),
 ]);
 /** A duration in milliseconds: a number of milliseconds, or digits and a unit ('30s', '5min'); 0 means none (off). */
@@ -34,8 +38,16 @@ export const serverFileSchema = z
         host: z.string().default('127.0.0.1'),
         port: z.number().int().min(0).max(65535).default(6432),
         admin_port: z.number().int().min(0).max(65535).default(6480),
-        max_statement_bytes: z.number().int().positive().default(1024 * 1024),
-        max_message_bytes: z.number().int().positive().default(16 * 1024 * 1024),
+        max_statement_bytes: z
+          .number()
+          .int()
+          .positive()
+          .default(1024 * 1024),
+        max_message_bytes: z
+          .number()
+          .int()
+          .positive()
+          .default(16 * 1024 * 1024),
         // Operating under load (docs/rules.md explains each default).
         max_sessions: z.number().int().positive().default(1000),
         max_sessions_per_org: z.number().int().positive().default(200),
@@ -116,14 +128,19 @@ const loginClient = z
   .object({
     client_id: z.string().min(1),
     /** Asked for at sign-in; offline_access is what gets a refresh token from most providers. */
-    scopes: z.array(z.string().regex(/^[\x21\x23-\x5b\x5d-\x7e]+$/, 'must be an OAuth scope token')).min(1).default(['openid', 'email', 'offline_access']),
+    scopes: z
+      .array(z.string().regex(/^[\x21\x23-\x5b\x5d-\x7e]+$/, 'must be an OAuth scope token'))
+      .min(1)
+      .default(['openid', 'email', 'offline_access']),
     /** RFC 8707 resource indicator sent with every request (providers that issue an access token per resource). */
     resource: z.string().url().optional(),
     /**
      * Extra authorization request parameters some providers need (Google: access_type offline);
      * an allowlist, so nothing here can replace the redirect, the state or the PKCE challenge.
      */
-    authorization_params: z.partialRecord(z.enum(['prompt', 'access_type', 'hd', 'domain_hint', 'acr_values', 'max_age', 'ui_locales']), z.string().min(1)).default({}),
+    authorization_params: z
+      .partialRecord(z.enum(['prompt', 'access_type', 'hd', 'domain_hint', 'acr_values', 'max_age', 'ui_locales']), z.string().min(1))
+      .default({}),
   })
   .strict();
 
@@ -301,17 +318,26 @@ function oneSnowflakeCredential(c: Record<string, unknown>, ctx: z.RefinementCtx
   const given = (prefix: string) => ['password', 'password_env', 'private_key', 'private_key_env'].filter((f) => c[`${prefix}${f}`] !== undefined);
   const querier = given('');
   if (querier.length !== 1) {
-    ctx.addIssue({ code: 'custom', path: ['password'], message: 'give exactly one credential for user: password, password_env, private_key or private_key_env' });
+    ctx.addIssue({
+      code: 'custom',
+      path: ['password'],
+      message: 'give exactly one credential for user: password, password_env, private_key or private_key_env',
+    });
   }
   const topics = given('topics_');
   if (c.topics_user !== undefined && c.topics_role === undefined) {
-    ctx.addIssue({ code: 'custom', path: ['topics_role'], message: 'topics_user needs topics_role: the role its sessions take, checked for least privilege at start' });
+    ctx.addIssue({
+      code: 'custom',
+      path: ['topics_role'],
+      message: 'topics_user needs topics_role: the role its sessions take, checked for least privilege at start',
+    });
   }
   if (c.topics_user !== undefined ? topics.length !== 1 : topics.length !== 0) {
     ctx.addIssue({
       code: 'custom',
       path: ['topics_password'],
-      message: 'with topics_user, give exactly one credential for it (topics_password, topics_password_env, topics_private_key or topics_private_key_env); without it, none',
+      message:
+        'with topics_user, give exactly one credential for it (topics_password, topics_password_env, topics_private_key or topics_private_key_env); without it, none',
     });
   }
 }

@@ -50,12 +50,15 @@ function mysqlFailure(url: WarehouseUrl, what: string, e: unknown): Error {
     return setupError(url, `${what} failed: the admin account lacks a privilege the demo needs`, {
       detail: err.message,
       sqlstate: '42501',
-      hint: 'the URL\'s account needs CREATE, DROP, SELECT, INSERT and GRANT OPTION on the demo databases, and CREATE USER (root has them)',
+      hint: "the URL's account needs CREATE, DROP, SELECT, INSERT and GRANT OPTION on the demo databases, and CREATE USER (root has them)",
     });
   }
   // A socket error (ECONNREFUSED, ETIMEDOUT, ENOTFOUND...) rather than the server's ER_ one.
   if (err.code && !err.code.startsWith('ER_') && !(err as { sqlState?: string }).sqlState) {
-    return setupError(url, `cannot reach MySQL at ${url.host}:${url.port}`, { detail: err.message || err.code, hint: 'is the server running and listening there?' });
+    return setupError(url, `cannot reach MySQL at ${url.host}:${url.port}`, {
+      detail: err.message || err.code,
+      hint: 'is the server running and listening there?',
+    });
   }
   return setupError(url, `${what} failed`, { detail: err.message });
 }
@@ -223,9 +226,23 @@ export async function loadMysql(url: WarehouseUrl, loads: DemoLoad[], stateDir: 
           logger?.warn({ org: l.org, table }, 'topic base relation not in the seed: not granted to the topics account');
           continue;
         }
-        await run(`granting ${l.topicsAccount} the topics' fields of ${table}`, `GRANT SELECT (${[...cols].map(quoteIdent).join(', ')}) ON ${db}.${quoteIdent(table)} TO ?@'%'`, [l.topicsAccount]);
+        await run(
+          `granting ${l.topicsAccount} the topics' fields of ${table}`,
+          `GRANT SELECT (${[...cols].map(quoteIdent).join(', ')}) ON ${db}.${quoteIdent(table)} TO ?@'%'`,
+          [l.topicsAccount],
+        );
       }
-      logger?.info({ org: l.org, connection: l.connection, database: l.database, accounts: [l.querierAccount, l.topicsAccount], rows, ms: Math.round(performance.now() - t0) }, 'demo database loaded');
+      logger?.info(
+        {
+          org: l.org,
+          connection: l.connection,
+          database: l.database,
+          accounts: [l.querierAccount, l.topicsAccount],
+          rows,
+          ms: Math.round(performance.now() - t0),
+        },
+        'demo database loaded',
+      );
       out.set(l.database, { ...pw, rows });
     }
   } finally {

@@ -22,7 +22,15 @@ async function connect(url: WarehouseUrl, database: string): Promise<UpstreamCon
   const password = url.password;
   return UpstreamConnection.open(
     // As the connector: TLS verified off loopback (pg-tls.ts).
-    { connection: `--warehouse ${url.redacted}`, host: url.host, port: url.port, database, user: url.user, password: password === undefined ? undefined : () => password, tls: postgresTls(url.host) },
+    {
+      connection: `--warehouse ${url.redacted}`,
+      host: url.host,
+      port: url.port,
+      database,
+      user: url.user,
+      password: password === undefined ? undefined : () => password,
+      tls: postgresTls(url.host),
+    },
     [['user', url.user], ['database', database], ['application_name', 'gatehouse demo set-up'], ...PINNED_LEXING.map(([k, v]): [string, string] => [k, v])],
   );
 }
@@ -65,7 +73,7 @@ async function step(url: WarehouseUrl, c: UpstreamConnection, what: string, sql:
     throw setupError(url, `${what} failed${denied ? ': the admin account lacks a privilege the demo needs' : ''}`, {
       detail: message,
       sqlstate: denied ? '42501' : '08001',
-      ...(denied ? { hint: 'the URL\'s account needs CREATEDB and CREATEROLE (or superuser)' } : {}),
+      ...(denied ? { hint: "the URL's account needs CREATEDB and CREATEROLE (or superuser)" } : {}),
     });
   }
 }
@@ -84,7 +92,10 @@ async function checkAdmin(url: WarehouseUrl, c: UpstreamConnection): Promise<voi
 /** Refuses when a database or role of the demo's names exists and is not the demo's (nothing is changed then). */
 async function checkOwnership(url: WarehouseUrl, c: UpstreamConnection, loads: DemoLoad[]): Promise<void> {
   const list = (names: string[]) => names.map(sqlLiteral).join(', ');
-  const dbs = await rows(c, `SELECT datname, pg_catalog.shobj_description(oid, 'pg_database') AS marker FROM pg_catalog.pg_database WHERE datname IN (${list(loads.map((l) => l.database))})`);
+  const dbs = await rows(
+    c,
+    `SELECT datname, pg_catalog.shobj_description(oid, 'pg_database') AS marker FROM pg_catalog.pg_database WHERE datname IN (${list(loads.map((l) => l.database))})`,
+  );
   for (const db of dbs) {
     if (db.marker === DEMO_MARKER) continue;
     const other = await connect(url, db.datname!).catch((e: unknown) => {
@@ -107,12 +118,15 @@ async function checkOwnership(url: WarehouseUrl, c: UpstreamConnection, loads: D
     }
   }
   const names = loads.flatMap((l) => [l.querierAccount, l.topicsAccount]);
-  const roles = await rows(c, `SELECT rolname, pg_catalog.shobj_description(oid, 'pg_authid') AS marker FROM pg_catalog.pg_roles WHERE rolname IN (${list(names)})`);
+  const roles = await rows(
+    c,
+    `SELECT rolname, pg_catalog.shobj_description(oid, 'pg_authid') AS marker FROM pg_catalog.pg_roles WHERE rolname IN (${list(names)})`,
+  );
   const foreign = roles.filter((r) => r.marker !== DEMO_MARKER).map((r) => r.rolname);
   if (foreign.length > 0) {
     throw setupError(url, `role ${foreign.join(', ')} exists and was not made by the Gatehouse demo; it is left as it is`, {
       sqlstate: '42501',
-      hint: 'name another database in the URL: the demo\'s accounts are named after it',
+      hint: "name another database in the URL: the demo's accounts are named after it",
     });
   }
 }
@@ -128,9 +142,15 @@ export async function loadPostgres(url: WarehouseUrl, loads: DemoLoad[], logger?
     await checkAdmin(url, admin);
     await checkOwnership(url, admin, loads);
     // Databases first: a role is dropped only once nothing of it is left in them.
-    for (const l of loads) await step(url, admin, `dropping the old demo database "${l.database}"`, `DROP DATABASE IF EXISTS ${quoteIdent(l.database)} WITH (FORCE)`);
+    for (const l of loads)
+      await step(url, admin, `dropping the old demo database "${l.database}"`, `DROP DATABASE IF EXISTS ${quoteIdent(l.database)} WITH (FORCE)`);
     for (const l of loads) {
-      await step(url, admin, `dropping the old demo accounts of "${l.database}"`, `DROP ROLE IF EXISTS ${quoteIdent(l.querierAccount)}; DROP ROLE IF EXISTS ${quoteIdent(l.topicsAccount)}`);
+      await step(
+        url,
+        admin,
+        `dropping the old demo accounts of "${l.database}"`,
+        `DROP ROLE IF EXISTS ${quoteIdent(l.querierAccount)}; DROP ROLE IF EXISTS ${quoteIdent(l.topicsAccount)}`,
+      );
     }
     for (const l of loads) {
       const t0 = performance.now();
@@ -171,7 +191,10 @@ GRANT CONNECT ON DATABASE ${quoteIdent(l.database)} TO ${quoteIdent(l.topicsAcco
       } finally {
         await db.close();
       }
-      logger?.info({ org: l.org, connection: l.connection, database: l.database, accounts: [l.querierAccount, l.topicsAccount], ms: Math.round(performance.now() - t0) }, 'demo database loaded');
+      logger?.info(
+        { org: l.org, connection: l.connection, database: l.database, accounts: [l.querierAccount, l.topicsAccount], ms: Math.round(performance.now() - t0) },
+        'demo database loaded',
+      );
       out.set(l.database, pw);
     }
   } finally {

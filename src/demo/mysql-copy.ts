@@ -132,7 +132,13 @@ export function tablesFromRows(rows: Record<string, string | null>[]): { tables:
       if (!problems.some((p) => p.includes(key))) problems.push(`${key} is a ${r.kind === 'f' ? 'foreign table' : 'view'}: the demo copies tables only`);
       continue;
     }
-    const t = tables.get(key) ?? { schema: r.schema!, name: r.table!, columns: [] as PgColumn[], primaryKey: [] as string[], keyPositions: new Map<string, number>() };
+    const t = tables.get(key) ?? {
+      schema: r.schema!,
+      name: r.table!,
+      columns: [] as PgColumn[],
+      primaryKey: [] as string[],
+      keyPositions: new Map<string, number>(),
+    };
     tables.set(key, t);
     if (r.column === null) continue;
     t.columns.push({ name: r.column!, type: r.type!, notNull: r.not_null === 't' });

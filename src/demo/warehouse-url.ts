@@ -77,7 +77,10 @@ export function parseWarehouseUrl(text: string): WarehouseUrl {
 
 /** The generated rules' directory name under .gatehouse: one per server, admin and database (never the password). */
 export function generatedRulesName(w: WarehouseUrl): string {
-  const id = createHash('sha256').update(JSON.stringify([w.kind, w.host, w.port, w.user, w.database])).digest('hex').slice(0, 12);
+  const id = createHash('sha256')
+    .update(JSON.stringify([w.kind, w.host, w.port, w.user, w.database]))
+    .digest('hex')
+    .slice(0, 12);
   return `rules-${id}`;
 }
 
@@ -113,7 +116,10 @@ export function demoDatabases(w: WarehouseUrl, connections: { org: string; conne
   const out: DemoDatabase[] = [];
   for (const c of connections) {
     const perOrg = connections.filter((o) => o.org === c.org).length;
-    const suffix = [orgs[0] === c.org ? '' : `_${c.org}`, perOrg > 1 ? `_${c.connection}` : ''].join('').toLowerCase().replace(/[^a-z0-9_]/g, '_');
+    const suffix = [orgs[0] === c.org ? '' : `_${c.org}`, perOrg > 1 ? `_${c.connection}` : '']
+      .join('')
+      .toLowerCase()
+      .replace(/[^a-z0-9_]/g, '_');
     const database = `${w.database}${suffix}`;
     const d: DemoDatabase = { org: c.org, connection: c.connection, database, querierAccount: `${database}_querier`, topicsAccount: `${database}_topics` };
     const limit = LIMITS[w.kind];

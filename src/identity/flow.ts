@@ -47,10 +47,7 @@ export interface SignInRequest {
 }
 
 /** What a flow sends the client: one of the Authentication requests (55.7), as data. */
-export type AuthRequest = Extract<
-  BackendMessage,
-  { type: 'AuthenticationCleartextPassword' | 'AuthenticationSASL' | 'AuthenticationSASLContinue' }
->;
+export type AuthRequest = Extract<BackendMessage, { type: 'AuthenticationCleartextPassword' | 'AuthenticationSASL' | 'AuthenticationSASLContinue' }>;
 
 /**
  * The client's answer. A 'p' message means PasswordMessage, SASLInitialResponse or

@@ -64,13 +64,21 @@ export function oauthBearerFlow(request: SignInRequest, authority: TokenAuthorit
   let failure: { reason: string; error: GatehouseError } | undefined;
   const malformed = (why: string): AuthStep => {
     state = 'finished';
-    return { kind: 'fail', reason: `malformed OAUTHBEARER message: ${why}`, error: new GatehouseError('08P01', 'malformed OAUTHBEARER message', { severity: 'FATAL', detail: why }) };
+    return {
+      kind: 'fail',
+      reason: `malformed OAUTHBEARER message: ${why}`,
+      error: new GatehouseError('08P01', 'malformed OAUTHBEARER message', { severity: 'FATAL', detail: why }),
+    };
   };
   const errorResponse = (): AuthStep => ({
     kind: 'continue',
     send: {
       type: 'AuthenticationSASLContinue',
-      data: JSON.stringify({ status: 'invalid_token', ...(opts.discoveryIssuer ? { 'openid-configuration': discoveryUrl(opts.discoveryIssuer) } : {}), scope: OAUTH_SCOPE }),
+      data: JSON.stringify({
+        status: 'invalid_token',
+        ...(opts.discoveryIssuer ? { 'openid-configuration': discoveryUrl(opts.discoveryIssuer) } : {}),
+        scope: OAUTH_SCOPE,
+      }),
     },
   });
 
@@ -84,9 +92,13 @@ export function oauthBearerFlow(request: SignInRequest, authority: TokenAuthorit
       return errorResponse();
     }
     const token = bearerToken(parsed.auth);
-    const out = token === undefined
-      ? { reason: 'OAUTHBEARER auth value is not a Bearer token', error: new GatehouseError('28000', `OAuth bearer authentication failed for user "${request.user}"`, { severity: 'FATAL' }) }
-      : await authority.signIn(token, request.user, 'oauthbearer');
+    const out =
+      token === undefined
+        ? {
+            reason: 'OAUTHBEARER auth value is not a Bearer token',
+            error: new GatehouseError('28000', `OAuth bearer authentication failed for user "${request.user}"`, { severity: 'FATAL' }),
+          }
+        : await authority.signIn(token, request.user, 'oauthbearer');
     if ('identity' in out) {
       state = 'finished';
       // Success has no additional data (PostgreSQL sends AuthenticationOk right away).
@@ -105,7 +117,11 @@ export function oauthBearerFlow(request: SignInRequest, authority: TokenAuthorit
           if (msg.type !== 'SASLInitialResponse') return malformed('expected SASLInitialResponse');
           if (msg.mechanism !== OAUTHBEARER_MECHANISM) {
             state = 'finished';
-            return { kind: 'fail', reason: 'unsupported SASL mechanism', error: new GatehouseError('08P01', 'client selected an invalid SASL authentication mechanism', { severity: 'FATAL' }) };
+            return {
+              kind: 'fail',
+              reason: 'unsupported SASL mechanism',
+              error: new GatehouseError('08P01', 'client selected an invalid SASL authentication mechanism', { severity: 'FATAL' }),
+            };
           }
           if (!request.channel.tls) {
             state = 'finished';
@@ -130,7 +146,10 @@ export function oauthBearerFlow(request: SignInRequest, authority: TokenAuthorit
             return {
               kind: 'fail',
               reason: 'OAUTHBEARER discovery (no token sent)',
-              error: new GatehouseError('28000', `OAuth bearer authentication failed for user "${request.user}"`, { severity: 'FATAL', hint: 'get a token from the identity provider named in the SASL exchange and sign in with it' }),
+              error: new GatehouseError('28000', `OAuth bearer authentication failed for user "${request.user}"`, {
+                severity: 'FATAL',
+                hint: 'get a token from the identity provider named in the SASL exchange and sign in with it',
+              }),
             };
           }
           return { kind: 'fail', reason: failure!.reason, error: failure!.error };

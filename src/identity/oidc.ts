@@ -136,7 +136,8 @@ export class OidcVerifier {
       }));
     } catch (e) {
       const refusal = refusalOf(e);
-      if (refusal.kind === 'unavailable') this.opts.logger?.warn({ org: org.name, issuer: provider.issuer, err: (e as Error).message }, 'identity provider keys could not be fetched');
+      if (refusal.kind === 'unavailable')
+        this.opts.logger?.warn({ org: org.name, issuer: provider.issuer, err: (e as Error).message }, 'identity provider keys could not be fetched');
       return { ok: false, ...refusal };
     }
 
@@ -198,7 +199,8 @@ async function discoverJwksUri(issuer: string, timeoutMs: number): Promise<strin
   const doc = (await res.json()) as { issuer?: unknown; jwks_uri?: unknown };
   // Section 4.3: the document's issuer must be the one asked for, or its keys are someone else's.
   if (doc.issuer !== issuer) throw new Error('discovery document names another issuer');
-  if (typeof doc.jwks_uri !== 'string' || !isProviderUrl(doc.jwks_uri)) throw new Error('discovery document has no usable jwks_uri (https, or http to loopback only)');
+  if (typeof doc.jwks_uri !== 'string' || !isProviderUrl(doc.jwks_uri))
+    throw new Error('discovery document has no usable jwks_uri (https, or http to loopback only)');
   return doc.jwks_uri;
 }
 
@@ -214,7 +216,7 @@ function refusalOf(e: unknown): TokenRefusal {
   if (e instanceof joseErrors.JWTClaimValidationFailed) {
     const claim = e.claim;
     if (claim === 'nbf') return { kind: 'rejected', reason: 'token not yet valid (nbf)' };
-    if (claim === 'aud') return { kind: 'rejected', reason: 'token audience is not this org\'s' };
+    if (claim === 'aud') return { kind: 'rejected', reason: "token audience is not this org's" };
     if (claim === 'iss') return { kind: 'rejected', reason: 'token issuer mismatch' };
     if (claim === 'exp') return { kind: 'rejected', reason: 'token has no valid exp' };
     if (claim === 'iat') return { kind: 'rejected', reason: 'token iat invalid' };
@@ -222,12 +224,13 @@ function refusalOf(e: unknown): TokenRefusal {
   }
   if (e instanceof joseErrors.JOSEAlgNotAllowed) return { kind: 'rejected', reason: 'token algorithm not allowed' };
   if (e instanceof joseErrors.JWSSignatureVerificationFailed) return { kind: 'rejected', reason: 'token signature invalid' };
-  if (e instanceof joseErrors.JWKSNoMatchingKey) return { kind: 'rejected', reason: 'token key id not in the provider\'s keys' };
-  if (e instanceof joseErrors.JWKSMultipleMatchingKeys) return { kind: 'rejected', reason: 'token key id ambiguous in the provider\'s keys' };
+  if (e instanceof joseErrors.JWKSNoMatchingKey) return { kind: 'rejected', reason: "token key id not in the provider's keys" };
+  if (e instanceof joseErrors.JWKSMultipleMatchingKeys) return { kind: 'rejected', reason: "token key id ambiguous in the provider's keys" };
   if (e instanceof joseErrors.JWKSTimeout) return { kind: 'unavailable', reason: 'identity provider keys timed out' };
   if (e instanceof joseErrors.JWKSInvalid) return { kind: 'unavailable', reason: 'identity provider keys are not a valid JWKS' };
   if (e instanceof joseErrors.JWSInvalid || e instanceof joseErrors.JWTInvalid) return { kind: 'not_a_token', reason: 'password is not a valid JWT' };
   // Not jose's own: the keys' fetch failed (network, or an HTTP status jose refused).
-  if (!(e instanceof joseErrors.JOSEError) || e.code === 'ERR_JOSE_GENERIC') return { kind: 'unavailable', reason: 'identity provider keys could not be fetched' };
+  if (!(e instanceof joseErrors.JOSEError) || e.code === 'ERR_JOSE_GENERIC')
+    return { kind: 'unavailable', reason: 'identity provider keys could not be fetched' };
   return { kind: 'rejected', reason: `token refused (${e instanceof joseErrors.JOSEError ? e.code : 'unexpected error'})` };
 }

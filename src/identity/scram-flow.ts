@@ -4,14 +4,7 @@
 // messages nor their timing tell who exists.
 import { GatehouseError } from '../errors.ts';
 import type { AuthFlow, AuthRequest, AuthResponse, AuthStep, Identity, SignInRequest } from './flow.ts';
-import {
-  SCRAM_MECHANISM,
-  SCRAM_PLUS_MECHANISM,
-  type ScramServerFirst,
-  type ScramVerifier,
-  serverFirstMessage,
-  verifyClientFinal,
-} from './scram.ts';
+import { SCRAM_MECHANISM, SCRAM_PLUS_MECHANISM, type ScramServerFirst, type ScramVerifier, serverFirstMessage, verifyClientFinal } from './scram.ts';
 
 /** What the directory holds for a name: the verifier to run the exchange with, and who signs in when the proof verifies. */
 export interface ScramCredentials {
@@ -28,7 +21,11 @@ export function scramFlow(request: SignInRequest, credentials: ScramCredentials)
   const endPoint = request.channel.tls ? request.channel.tlsServerEndPoint : undefined;
   const mechanisms = endPoint ? [SCRAM_PLUS_MECHANISM, SCRAM_MECHANISM] : [SCRAM_MECHANISM];
   let first: ScramServerFirst | undefined;
-  const malformed = (reason: string, message: string): AuthStep => ({ kind: 'fail', reason, error: new GatehouseError('08P01', message, { severity: 'FATAL' }) });
+  const malformed = (reason: string, message: string): AuthStep => ({
+    kind: 'fail',
+    reason,
+    error: new GatehouseError('08P01', message, { severity: 'FATAL' }),
+  });
 
   return {
     start: (): AuthRequest => ({ type: 'AuthenticationSASL', mechanisms }),

@@ -116,7 +116,11 @@ export interface ScramBinding {
  * Handles SASLInitialResponse data: the server-first message, or why the message is refused
  * (PostgreSQL's read_client_first_message, auth-scram.c, for the channel binding rules).
  */
-export function serverFirstMessage(clientFirst: string, v: ScramVerifier, binding: ScramBinding = { mechanism: SCRAM_MECHANISM }): ScramServerFirst | { error: string } {
+export function serverFirstMessage(
+  clientFirst: string,
+  v: ScramVerifier,
+  binding: ScramBinding = { mechanism: SCRAM_MECHANISM },
+): ScramServerFirst | { error: string } {
   // gs2 header: channel binding flag, authzid; PostgreSQL ignores the authzid and the SCRAM user name.
   const m = /^(n|y|p=[^,]*),([^,]*),(.*)$/.exec(clientFirst);
   if (!m) return { error: 'malformed SCRAM message' };
@@ -124,7 +128,10 @@ export function serverFirstMessage(clientFirst: string, v: ScramVerifier, bindin
   const plus = binding.mechanism === SCRAM_PLUS_MECHANISM;
   let cbindData: Buffer = Buffer.alloc(0);
   if (flag.startsWith('p=')) {
-    if (!plus) return { error: 'malformed SCRAM message: the client selected SCRAM-SHA-256 without channel binding, but the SCRAM message includes channel binding data' };
+    if (!plus)
+      return {
+        error: 'malformed SCRAM message: the client selected SCRAM-SHA-256 without channel binding, but the SCRAM message includes channel binding data',
+      };
     if (flag.slice(2) !== TLS_SERVER_END_POINT) return { error: `unsupported SCRAM channel-binding type "${flag.slice(2)}"` };
     if (!binding.tlsServerEndPoint) return { error: 'channel binding is not available on this connection' };
     cbindData = binding.tlsServerEndPoint;
@@ -133,7 +140,10 @@ export function serverFirstMessage(clientFirst: string, v: ScramVerifier, bindin
   } else if (flag === 'y' && binding.tlsServerEndPoint) {
     // RFC 5802 section 6: 'y' says "I support channel binding but you did not offer it". This
     // server did offer it, so someone removed it from the offer on the way: a downgrade.
-    return { error: 'SCRAM channel binding negotiation error: the client supports SCRAM channel binding but thinks the server does not; this server does support channel binding' };
+    return {
+      error:
+        'SCRAM channel binding negotiation error: the client supports SCRAM channel binding but thinks the server does not; this server does support channel binding',
+    };
   }
   const clientNonce = parseAttributes(clientFirstBare).get('r');
   if (!clientNonce || /[^\x21-\x7e]|,/.test(clientNonce)) return { error: 'malformed SCRAM message' };

@@ -22,7 +22,8 @@ import { refusalError, type TokenAuthority, tokenOrPasswordFlow } from './token-
 import { type TokenIdentity, tokenIdentity } from './token-identity.ts';
 
 /** Told to every plaintext client whose SCRAM sign-in failed while tokens are accepted (over TLS). */
-const PLAINTEXT_TOKEN_HINT = 'a token from your organization\'s identity provider is accepted over TLS only: connect with sslmode=require (or verify-full with the server\'s CA)';
+const PLAINTEXT_TOKEN_HINT =
+  "a token from your organization's identity provider is accepted over TLS only: connect with sslmode=require (or verify-full with the server's CA)";
 
 export class SignInFlows implements TokenAuthority {
   constructor(

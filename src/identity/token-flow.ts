@@ -18,7 +18,7 @@ export interface TokenAuthority {
 export function tlsRequired(user: string): GatehouseError {
   return new GatehouseError('28000', `user "${user}" signs in with an identity provider token, which Gatehouse accepts over TLS only`, {
     severity: 'FATAL',
-    hint: 'connect with sslmode=require (or verify-full with the server\'s CA) and the token as the password',
+    hint: "connect with sslmode=require (or verify-full with the server's CA) and the token as the password",
   });
 }
 
@@ -28,10 +28,13 @@ export function refusalError(refusal: TokenRefusal, user: string): GatehouseErro
     case 'not_a_token':
       return new GatehouseError('28000', `password authentication failed for user "${user}"`, {
         severity: 'FATAL',
-        hint: 'this user signs in with a token from the organization\'s identity provider as the password',
+        hint: "this user signs in with a token from the organization's identity provider as the password",
       });
     case 'expired':
-      return new GatehouseError('28000', 'the identity provider token has expired', { severity: 'FATAL', hint: 'get a new token from your identity provider and sign in again' });
+      return new GatehouseError('28000', 'the identity provider token has expired', {
+        severity: 'FATAL',
+        hint: 'get a new token from your identity provider and sign in again',
+      });
     case 'unavailable':
       return new GatehouseError('28000', 'the token could not be verified: the identity provider did not answer', {
         severity: 'FATAL',
@@ -55,7 +58,11 @@ export function tokenOrPasswordFlow(request: SignInRequest, authority: TokenAuth
     start: () => ({ type: 'AuthenticationCleartextPassword' }),
     async onMessage(msg: AuthResponse): Promise<AuthStep> {
       if (answered || msg.type !== 'CleartextPassword') {
-        return { kind: 'fail', reason: 'unexpected message', error: new GatehouseError('08P01', 'malformed authentication message: expected PasswordMessage', { severity: 'FATAL' }) };
+        return {
+          kind: 'fail',
+          reason: 'unexpected message',
+          error: new GatehouseError('08P01', 'malformed authentication message: expected PasswordMessage', { severity: 'FATAL' }),
+        };
       }
       answered = true;
       // Never reached through sign-in.ts (no cleartext request over plaintext): a second lock.
@@ -78,4 +85,5 @@ export function tokenOrPasswordFlow(request: SignInRequest, authority: TokenAuth
 }
 
 /** What every refused non-token password is told (the same words for every name). */
-export const PASSWORD_OR_TOKEN_HINT = 'sign in with your Gatehouse password, or with a token from your organization\'s identity provider as the password (gatehouse login writes it where psql finds it)';
+export const PASSWORD_OR_TOKEN_HINT =
+  "sign in with your Gatehouse password, or with a token from your organization's identity provider as the password (gatehouse login writes it where psql finds it)";

@@ -20,7 +20,7 @@ export interface Membership {
 export function tokenRejected(user: string): GatehouseError {
   return new GatehouseError('28000', `identity provider token rejected for user "${user}"`, {
     severity: 'FATAL',
-    hint: 'sign in as the email address your token was issued for, with a token from your organization\'s identity provider',
+    hint: "sign in as the email address your token was issued for, with a token from your organization's identity provider",
   });
 }
 

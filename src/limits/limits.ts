@@ -23,7 +23,12 @@ const orgFile = (org: string) => `rules/${org}/org.yaml`;
 
 /** A duration as the rules write it: 1500 -> '1500ms', 30000 -> '30s', 120000 -> '2min'. */
 export function formatMs(ms: number): string {
-  for (const [unit, size] of [['d', 86_400_000], ['h', 3_600_000], ['min', 60_000], ['s', 1000]] as const) {
+  for (const [unit, size] of [
+    ['d', 86_400_000],
+    ['h', 3_600_000],
+    ['min', 60_000],
+    ['s', 1000],
+  ] as const) {
     if (ms >= size && ms % size === 0) return `${ms / size}${unit}`;
   }
   return `${ms}ms`;
@@ -80,7 +85,8 @@ export class SessionCounter {
     const own = this.orgs.get(org)?.limits ?? {};
     const perUser = own.max_sessions_per_user ?? this.server.max_sessions_per_user;
     if ((this.byUser.get(user) ?? 0) >= perUser) {
-      const where = own.max_sessions_per_user !== undefined ? `limits.max_sessions_per_user in ${orgFile(org)}` : `server.max_sessions_per_user in ${SERVER_FILE}`;
+      const where =
+        own.max_sessions_per_user !== undefined ? `limits.max_sessions_per_user in ${orgFile(org)}` : `server.max_sessions_per_user in ${SERVER_FILE}`;
       return tooMany('max_sessions_per_user', perUser, `too many connections for user "${user}": the limit is ${perUser} sessions per user`, {
         detail: `set by ${where}`,
         hint: `close sessions you no longer use (a connection pool may hold many: lower its maximum size), or ask an administrator to raise ${where}`,

@@ -225,7 +225,8 @@ export class SignInThrottle {
 
   private keep(table: RecentMap<string, Tally>, key: string, e: Tally): void {
     const current = table.peek(key);
-    if (current === e) table.get(key); // most recently used
+    if (current === e)
+      table.get(key); // most recently used
     else if (!current) table.set(key, e);
     else {
       // A newer tally took the key after this one was evicted: merge the failure into it.

@@ -56,7 +56,9 @@ export async function browserSignIn(doc: LoginDocument, endpoints: ProviderEndpo
     const ok = 'code' in outcome;
     res
       .writeHead(ok ? 200 : 400, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' })
-      .end(`<!doctype html><title>Gatehouse</title><p>${ok ? 'Signed in. You can close this tab and return to the terminal.' : `Sign-in failed: ${escapeHtml(outcome.error.message)}`}</p>`);
+      .end(
+        `<!doctype html><title>Gatehouse</title><p>${ok ? 'Signed in. You can close this tab and return to the terminal.' : `Sign-in failed: ${escapeHtml(outcome.error.message)}`}</p>`,
+      );
     settle(outcome);
   });
   await new Promise<void>((resolve, reject) => {
@@ -79,19 +81,27 @@ export async function browserSignIn(doc: LoginDocument, endpoints: ProviderEndpo
       resource: doc.resource,
     };
     for (const [k, v] of Object.entries(params)) if (v !== undefined) authorize.searchParams.set(k, v);
-    opts.print(`Sign in to ${doc.org} with your identity provider in the browser${opts.openBrowser ? ' (opening it now)' : ''}. If it does not open, visit:\n\n  ${authorize.href}\n`);
+    opts.print(
+      `Sign in to ${doc.org} with your identity provider in the browser${opts.openBrowser ? ' (opening it now)' : ''}. If it does not open, visit:\n\n  ${authorize.href}\n`,
+    );
     opts.openBrowser?.(authorize.href);
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<Redirect>((resolve) => {
       timer = setTimeout(
-        () => resolve({ error: new LoginError(`no sign-in came back from the browser within ${Math.round(opts.timeoutMs / 1000)} s`, 'run gatehouse login again; on a machine without a browser use gatehouse login --device') }),
+        () =>
+          resolve({
+            error: new LoginError(
+              `no sign-in came back from the browser within ${Math.round(opts.timeoutMs / 1000)} s`,
+              'run gatehouse login again; on a machine without a browser use gatehouse login --device',
+            ),
+          }),
         opts.timeoutMs,
       );
     });
     const outcome = await Promise.race([redirected, timedOut]);
     clearTimeout(timer);
     if ('error' in outcome) throw outcome.error;
-    const { status, body } = await postForm('the identity provider\'s token endpoint', endpoints.token_endpoint, {
+    const { status, body } = await postForm("the identity provider's token endpoint", endpoints.token_endpoint, {
       grant_type: 'authorization_code',
       code: outcome.code,
       redirect_uri: redirectUri,
@@ -101,7 +111,10 @@ export async function browserSignIn(doc: LoginDocument, endpoints: ProviderEndpo
     });
     if (status !== 200) {
       const { text } = oauthError(body);
-      throw new LoginError(`the identity provider refused the sign-in code (${text})`, 'run gatehouse login again; if it persists, tell your org admin (the login client must be a public client with PKCE)');
+      throw new LoginError(
+        `the identity provider refused the sign-in code (${text})`,
+        'run gatehouse login again; if it persists, tell your org admin (the login client must be a public client with PKCE)',
+      );
     }
     return await acceptTokens(body, doc, endpoints.jwks_uri, { nonce });
   } finally {
@@ -113,7 +126,12 @@ export async function browserSignIn(doc: LoginDocument, endpoints: ProviderEndpo
 /** The redirect's query (RFC 6749 4.1.2): the state first, then an error or the code. */
 export function readRedirect(query: URLSearchParams, state: string): Redirect {
   if (query.get('state') !== state) {
-    return { error: new LoginError('the browser came back with a sign-in this login did not start (state mismatch)', 'run gatehouse login again, and finish the sign-in in the browser tab it opens') };
+    return {
+      error: new LoginError(
+        'the browser came back with a sign-in this login did not start (state mismatch)',
+        'run gatehouse login again, and finish the sign-in in the browser tab it opens',
+      ),
+    };
   }
   const error = query.get('error');
   if (error) {
@@ -122,8 +140,14 @@ export function readRedirect(query: URLSearchParams, state: string): Redirect {
     return {
       error:
         error === 'access_denied'
-          ? new LoginError(`the sign-in was denied at the identity provider (${text})`, 'run gatehouse login again and approve access; if your provider says you may not use this app, ask your org admin')
-          : new LoginError(`the identity provider refused the sign-in (${text})`, 'tell your org admin: the login client may be misconfigured at the provider (redirect http://127.0.0.1/callback, any port)'),
+          ? new LoginError(
+              `the sign-in was denied at the identity provider (${text})`,
+              'run gatehouse login again and approve access; if your provider says you may not use this app, ask your org admin',
+            )
+          : new LoginError(
+              `the identity provider refused the sign-in (${text})`,
+              'tell your org admin: the login client may be misconfigured at the provider (redirect http://127.0.0.1/callback, any port)',
+            ),
     };
   }
   const code = query.get('code');

@@ -15,14 +15,20 @@ async function call(what: string, url: string, init: RequestInit): Promise<JsonA
   try {
     res = await fetch(url, { ...init, redirect: 'error', signal: AbortSignal.timeout(HTTP_TIMEOUT_MS) });
   } catch (e) {
-    throw new LoginError(`cannot reach ${what} at ${new URL(url).origin}: ${networkCause(e)}`, 'check the address and your network, then run gatehouse login again');
+    throw new LoginError(
+      `cannot reach ${what} at ${new URL(url).origin}: ${networkCause(e)}`,
+      'check the address and your network, then run gatehouse login again',
+    );
   }
   const text = await res.text();
   let body: unknown;
   try {
     body = JSON.parse(text);
   } catch {
-    throw new LoginError(`${what} at ${new URL(url).origin} answered HTTP ${res.status} with something that is not JSON`, 'check the address: it must be the one your admin published');
+    throw new LoginError(
+      `${what} at ${new URL(url).origin} answered HTTP ${res.status} with something that is not JSON`,
+      'check the address: it must be the one your admin published',
+    );
   }
   if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new LoginError(`${what} answered HTTP ${res.status} with unexpected JSON`);
   return { status: res.status, body: body as Record<string, unknown> };
@@ -36,7 +42,11 @@ export function getJson(what: string, url: string): Promise<JsonAnswer> {
 export function postForm(what: string, url: string, form: Record<string, string | undefined>): Promise<JsonAnswer> {
   const params = new URLSearchParams();
   for (const [k, v] of Object.entries(form)) if (v !== undefined) params.set(k, v);
-  return call(what, url, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' }, body: params.toString() });
+  return call(what, url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
+    body: params.toString(),
+  });
 }
 
 /** An OAuth error answer (RFC 6749 5.2) as words: `invalid_grant: PKCE verification failed`. */

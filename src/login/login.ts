@@ -59,11 +59,17 @@ export async function login(opts: LoginOptions, io: LoginIo): Promise<LoginResul
   const store = new LoginStore(configDir(io.env, home));
   const { server, org } = resolveTarget(opts, io.env, store);
   const doc = await fetchLoginDocument(server, org);
-  if (doc.postgres.tls === 'off') throw new LoginError(`Gatehouse at ${server} serves no TLS, and accepts identity provider tokens over TLS only`, 'ask your Gatehouse admin to configure server.tls');
+  if (doc.postgres.tls === 'off')
+    throw new LoginError(
+      `Gatehouse at ${server} serves no TLS, and accepts identity provider tokens over TLS only`,
+      'ask your Gatehouse admin to configure server.tls',
+    );
   if (doc.postgres.token_sign_in !== 'password') {
     // There every client is offered SCRAM and OAUTHBEARER, never asked for a password: a token
     // from the password file would feed a SCRAM proof and fail.
-    io.print(`note: this Gatehouse signs tokens in with OAUTHBEARER only (server.token_sign_in: oauthbearer), so psql will not sign in with the token written to the password file; PostgreSQL 18's libpq can use OAUTHBEARER itself (oauth_issuer=${doc.issuer} oauth_client_id=${doc.client_id}).\n`);
+    io.print(
+      `note: this Gatehouse signs tokens in with OAUTHBEARER only (server.token_sign_in: oauthbearer), so psql will not sign in with the token written to the password file; PostgreSQL 18's libpq can use OAUTHBEARER itself (oauth_issuer=${doc.issuer} oauth_client_id=${doc.client_id}).\n`,
+    );
   }
   const host = opts.pgHost ?? new URL(server).hostname.replace(/^\[|\]$/g, '');
   const port = opts.pgPort ?? doc.postgres.port;
@@ -88,7 +94,10 @@ export async function login(opts: LoginOptions, io: LoginIo): Promise<LoginResul
 }
 
 /** `gatehouse login --refresh [TARGET]`: every saved sign-in (or the target's), with its refresh token; never a browser. */
-export async function refreshSaved(opts: Pick<LoginOptions, 'target' | 'server'>, io: LoginIo): Promise<{ refreshed: LoginResult[]; failed: { org: string; server: string; error: LoginError }[] }> {
+export async function refreshSaved(
+  opts: Pick<LoginOptions, 'target' | 'server'>,
+  io: LoginIo,
+): Promise<{ refreshed: LoginResult[]; failed: { org: string; server: string; error: LoginError }[] }> {
   const home = io.home ?? homedir();
   const store = new LoginStore(configDir(io.env, home));
   let entries = store.all();
@@ -101,26 +110,40 @@ export async function refreshSaved(opts: Pick<LoginOptions, 'target' | 'server'>
   const failed: { org: string; server: string; error: LoginError }[] = [];
   for (const entry of entries) {
     try {
-      if (!entry.refresh_token) throw new LoginError('the identity provider gave no refresh token at sign-in', 'ask your org admin to add offline_access to identity_provider.login.scopes; until then run gatehouse login again');
+      if (!entry.refresh_token)
+        throw new LoginError(
+          'the identity provider gave no refresh token at sign-in',
+          'ask your org admin to add offline_access to identity_provider.login.scopes; until then run gatehouse login again',
+        );
       const signedIn = await refreshTokens(entry.document, entry.refresh_token, entry.token_endpoint, entry.jwks_uri);
       refreshed.push(
-        finish(store, {
-          server: entry.server,
-          doc: entry.document,
-          endpoints: { token_endpoint: entry.token_endpoint, jwks_uri: entry.jwks_uri },
-          host: entry.pg_host,
-          port: entry.pg_port,
-          pgpass: entry.pgpass,
-          signedIn,
-          previousRefresh: entry.refresh_token,
-        }, 'refresh'),
+        finish(
+          store,
+          {
+            server: entry.server,
+            doc: entry.document,
+            endpoints: { token_endpoint: entry.token_endpoint, jwks_uri: entry.jwks_uri },
+            host: entry.pg_host,
+            port: entry.pg_port,
+            pgpass: entry.pgpass,
+            signedIn,
+            previousRefresh: entry.refresh_token,
+          },
+          'refresh',
+        ),
       );
     } catch (e) {
       if (!(e instanceof LoginError)) throw e;
       failed.push({
         org: entry.document.org,
         server: entry.server,
-        error: e instanceof RefreshRejected ? new LoginError(`the identity provider no longer accepts the saved sign-in (${e.message})`, `run gatehouse login ${entry.server}/${entry.document.org}`) : e,
+        error:
+          e instanceof RefreshRejected
+            ? new LoginError(
+                `the identity provider no longer accepts the saved sign-in (${e.message})`,
+                `run gatehouse login ${entry.server}/${entry.document.org}`,
+              )
+            : e,
       });
     }
   }
@@ -131,7 +154,7 @@ export async function refreshSaved(opts: Pick<LoginOptions, 'target' | 'server'>
 class RefreshRejected extends LoginError {}
 
 async function refreshTokens(doc: LoginDocument, refreshToken: string, tokenEndpoint: string, jwksUri: string): Promise<SignedIn> {
-  const { status, body } = await postForm('the identity provider\'s token endpoint', tokenEndpoint, {
+  const { status, body } = await postForm("the identity provider's token endpoint", tokenEndpoint, {
     grant_type: 'refresh_token',
     refresh_token: refreshToken,
     client_id: doc.client_id,
@@ -191,14 +214,22 @@ export function resolveTarget(opts: Pick<LoginOptions, 'target' | 'server'>, env
   }
   const org = target;
   const server = opts.server ?? env.GATEHOUSE_SERVER ?? (org ? store.all().find((l) => l.document.org === org)?.server : undefined);
-  if (!server) throw new LoginError(`which Gatehouse? ${org ? `no server is known for org ${org}` : 'no server given'}`, 'gatehouse login https://GATEHOUSE-HOST[:PORT]/ORG (the address your admin gave you), or --server URL, or GATEHOUSE_SERVER');
+  if (!server)
+    throw new LoginError(
+      `which Gatehouse? ${org ? `no server is known for org ${org}` : 'no server given'}`,
+      'gatehouse login https://GATEHOUSE-HOST[:PORT]/ORG (the address your admin gave you), or --server URL, or GATEHOUSE_SERVER',
+    );
   return { server: checkServer(new URL(server).origin), org };
 }
 
 function checkServer(origin: string): string {
   // The document names the provider the person types their password into: it must come from
   // Gatehouse itself, not from whoever sits on the network path.
-  if (!isProviderUrl(origin)) throw new LoginError(`${origin}: gatehouse login asks Gatehouse over https only (http only on this machine)`, 'use the https address your admin published for Gatehouse\'s login endpoint');
+  if (!isProviderUrl(origin))
+    throw new LoginError(
+      `${origin}: gatehouse login asks Gatehouse over https only (http only on this machine)`,
+      "use the https address your admin published for Gatehouse's login endpoint",
+    );
   return origin;
 }
 
@@ -213,6 +244,7 @@ async function fetchLoginDocument(server: string, org: string | undefined): Prom
   }
   if (status !== 200) throw new LoginError(`Gatehouse at ${server} answered HTTP ${status}`, 'try again later, or tell your Gatehouse admin');
   const parsed = loginDocumentSchema.safeParse(body);
-  if (!parsed.success) throw new LoginError(`Gatehouse at ${server} answered with a login document this gatehouse cannot read`, 'update gatehouse, or tell your Gatehouse admin');
+  if (!parsed.success)
+    throw new LoginError(`Gatehouse at ${server} answered with a login document this gatehouse cannot read`, 'update gatehouse, or tell your Gatehouse admin');
   return parsed.data;
 }

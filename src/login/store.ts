@@ -66,6 +66,13 @@ export class LoginStore {
 
   forget(key: string): void {
     if (!existsSync(this.file)) return;
-    writePrivateFile(this.file, `${JSON.stringify(this.all().filter((l) => l.key !== key), null, 2)}\n`);
+    writePrivateFile(
+      this.file,
+      `${JSON.stringify(
+        this.all().filter((l) => l.key !== key),
+        null,
+        2,
+      )}\n`,
+    );
   }
 }

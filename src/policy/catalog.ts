@@ -90,8 +90,17 @@ function notTopicFunction(names: string[]): boolean {
 
 /** Names a querier's text could only mean on PostgreSQL: pg_catalog functions, pg_*, and these. */
 const POSTGRES_CATALOG_FUNCTIONS: ReadonlySet<string> = new Set([
-  'current_schema', 'current_schemas', 'format_type', 'obj_description', 'col_description', 'shobj_description',
-  'has_table_privilege', 'has_schema_privilege', 'has_database_privilege', 'current_setting', 'current_database',
+  'current_schema',
+  'current_schemas',
+  'format_type',
+  'obj_description',
+  'col_description',
+  'shobj_description',
+  'has_table_privilege',
+  'has_schema_privilege',
+  'has_database_privilege',
+  'current_setting',
+  'current_database',
 ]);
 
 /**
@@ -122,7 +131,12 @@ export type CatalogRoute = 'topics' | 'warehouse_sql';
  */
 export function planCatalogQuery(ctx: DecisionContext, stmt: AstNode, text: string, route: CatalogRoute = 'topics'): PlannedStatement | undefined {
   const rel = relationNames(stmt, ctx.topics);
-  if (route === 'warehouse_sql' && !rel.catalog.some((n) => !n.startsWith('information_schema.')) && !callsCatalog(stmt, postgresOnlyFunction(/pg_catalog/i.test(text)))) return undefined;
+  if (
+    route === 'warehouse_sql' &&
+    !rel.catalog.some((n) => !n.startsWith('information_schema.')) &&
+    !callsCatalog(stmt, postgresOnlyFunction(/pg_catalog/i.test(text)))
+  )
+    return undefined;
   if (rel.catalog.length === 0 && (rel.other.length > 0 || !callsCatalog(stmt, notTopicFunction))) return undefined;
   if (rel.other.length > 0) {
     refuse(
@@ -159,15 +173,25 @@ function personalized(ctx: DecisionContext, stmt: AstNode, text: string): string
   };
   const own = reparse(text);
   if (!own || !sameTree(own, stmt)) {
-    refuse('query_topics.catalog_identity', '0A000', `a cursor or prepared statement over the catalog cannot ask for the session's user (current_user, session_user, user, current_role) on connection ${ctx.connection.name}`, {
-      hint: 'run that catalog query directly, or ask for current_user in its own statement',
-    });
+    refuse(
+      'query_topics.catalog_identity',
+      '0A000',
+      `a cursor or prepared statement over the catalog cannot ask for the session's user (current_user, session_user, user, current_role) on connection ${ctx.connection.name}`,
+      {
+        hint: 'run that catalog query directly, or ask for current_user in its own statement',
+      },
+    );
   }
   const sql = deparseFaithfully(shown, reparse);
   if (sql === undefined) {
-    refuse('query_topics.catalog_identity', '0A000', `Gatehouse cannot write this catalog query with your identity in place of current_user on connection ${ctx.connection.name}`, {
-      hint: 'ask for current_user in its own statement',
-    });
+    refuse(
+      'query_topics.catalog_identity',
+      '0A000',
+      `Gatehouse cannot write this catalog query with your identity in place of current_user on connection ${ctx.connection.name}`,
+      {
+        hint: 'ask for current_user in its own statement',
+      },
+    );
   }
   return sql;
 }

@@ -14,7 +14,17 @@ import type { Decision, DecisionContext, PlannedStatement } from './decision.ts'
 import { type ParsedStatement, type ParsedText, type AstNode, nodeType, parseSql, parseSqlSync } from '../sql/parse.ts';
 import { Refusal, refuse } from '../sql/refusal.ts';
 import { Walker, statementName } from '../sql/scope.ts';
-import { asksReadWrite, catalogWriteTarget, copyOptions, factsOf, kindOf, returnsRows, sessionNamesOf, sessionReadOnly, setsReadOnlyOn } from '../sql/classify.ts';
+import {
+  asksReadWrite,
+  catalogWriteTarget,
+  copyOptions,
+  factsOf,
+  kindOf,
+  returnsRows,
+  sessionNamesOf,
+  sessionReadOnly,
+  setsReadOnlyOn,
+} from '../sql/classify.ts';
 import { SETTING_ALLOWLIST, SHOW_ONLY_SETTINGS } from '../sql/functions.ts';
 import { deparseOneLine, deparsePretty, quoteIdent, sameTree } from '../sql/deparse.ts';
 import { applySplices } from '../sql/splice.ts';
@@ -45,7 +55,11 @@ const cache = new LRUCache<string, Decision>({ max: 10_000, maxSize: CACHE_MAX_B
  * statement, or EXACT when the normalised text may not share (each text is then decided on
  * its own, as before). Weighed like the decisions above.
  */
-const sharedCache = new LRUCache<string, SharedDecision | typeof EXACT>({ max: 10_000, maxSize: CACHE_MAX_BYTES, sizeCalculation: (_d, key) => 3 * key.length + 256 });
+const sharedCache = new LRUCache<string, SharedDecision | typeof EXACT>({
+  max: 10_000,
+  maxSize: CACHE_MAX_BYTES,
+  sizeCalculation: (_d, key) => 3 * key.length + 256,
+});
 const EXACT = 'exact' as const;
 const topicMapIds = new WeakMap<object, number>();
 const contextKeys = new WeakMap<DecisionContext, string>();
@@ -84,7 +98,9 @@ function idOf(o: object): number {
 function contextKey(ctx: DecisionContext): string {
   const known = contextKeys.get(ctx);
   if (known !== undefined) return known;
-  const attrs = Object.keys(ctx.attributes).sort().map((k) => [k, ctx.attributes[k]]);
+  const attrs = Object.keys(ctx.attributes)
+    .sort()
+    .map((k) => [k, ctx.attributes[k]]);
   const dialect = ctx.connection.dialect ?? 'postgres';
   if (dialect !== 'postgres') {
     const types = [...ctx.topics.values()].map((t) => (t.columnTypes ? idOf(t.columnTypes) : 0));
@@ -325,7 +341,6 @@ function refusal(rule: string, error: GatehouseError): Decision {
   return { outcome: 'refuse', error, rule };
 }
 
-
 // ---------------------------------------------------------------- Query Topics users
 
 /**
@@ -416,9 +431,14 @@ function planPostgresTopicStatement(ctx: DecisionContext, st: ParsedStatement): 
       } else if (kind !== 'VAR_RESET_ALL') {
         const name = String(body.name ?? '').toLowerCase();
         if (GOVERNED_LIMITS.has(name) && !kind.startsWith('VAR_RESET')) {
-          refuse('query_topics.setting_not_allowed', '42501', `SET ${body.name} is not permitted for query_topics users on connection ${ctx.connection.name}: the connection sets it for governed sessions`, {
-            hint: 'RESET returns it to the connection\'s value; ask a connection admin to change topics_statement_timeout',
-          });
+          refuse(
+            'query_topics.setting_not_allowed',
+            '42501',
+            `SET ${body.name} is not permitted for query_topics users on connection ${ctx.connection.name}: the connection sets it for governed sessions`,
+            {
+              hint: "RESET returns it to the connection's value; ask a connection admin to change topics_statement_timeout",
+            },
+          );
         }
         if (!SETTING_ALLOWLIST.has(name)) {
           refuse('query_topics.setting_not_allowed', '42501', settingMessage(ctx, body.name, kind.startsWith('VAR_RESET') ? 'RESET' : 'SET'));
@@ -434,7 +454,15 @@ function planPostgresTopicStatement(ctx: DecisionContext, st: ParsedStatement): 
       return forwardAsWritten(st, 'show');
     }
     case 'TransactionStmt': {
-      const allowed = ['TRANS_STMT_BEGIN', 'TRANS_STMT_START', 'TRANS_STMT_COMMIT', 'TRANS_STMT_ROLLBACK', 'TRANS_STMT_SAVEPOINT', 'TRANS_STMT_RELEASE', 'TRANS_STMT_ROLLBACK_TO'];
+      const allowed = [
+        'TRANS_STMT_BEGIN',
+        'TRANS_STMT_START',
+        'TRANS_STMT_COMMIT',
+        'TRANS_STMT_ROLLBACK',
+        'TRANS_STMT_SAVEPOINT',
+        'TRANS_STMT_RELEASE',
+        'TRANS_STMT_ROLLBACK_TO',
+      ];
       if (!allowed.includes(body.kind)) notForTopicUsers(ctx, 'two-phase commit');
       if (asksReadWrite(body.options)) notForTopicUsers(ctx, 'BEGIN READ WRITE');
       return forwardAsWritten(st, 'transaction');
@@ -540,7 +568,12 @@ function planTopicCursor(ctx: DecisionContext, st: ParsedStatement): Planned {
   const catalog = planCatalogQuery(ctx, query, st.text);
   if (catalog) {
     const inner = innerQueryText(st.text, query);
-    if (inner === undefined) refuse('unsupported', '0A000', 'Gatehouse cannot find the query of this DECLARE in its text; write the cursor name and options without the word FOR in them');
+    if (inner === undefined)
+      refuse(
+        'unsupported',
+        '0A000',
+        'Gatehouse cannot find the query of this DECLARE in its text; write the cursor name and options without the word FOR in them',
+      );
     const held = options | CURSOR_HOLD;
     const sql = writtenExactly(declareText(d.portalname, held, inner), { DeclareCursorStmt: { ...d, options: held } });
     return { statement: { action: 'catalog', kind: 'other', statement: { sql, kind: 'other', returnsRows: false }, names }, topics: [] };
@@ -685,17 +718,20 @@ function planRawStatement(ctx: DecisionContext, parsed: ParsedText, st: ParsedSt
   const body = stmt[t] as AstNode;
   const facts = factsOf(stmt);
   if (facts.denied) refuse('denied_statement', '42501', facts.denied);
-  if (t === 'VariableSetStmt' && body.kind === 'VAR_SET_MULTI' && body.name === 'SESSION CHARACTERISTICS' && asksReadWrite(body.args) && !ctx.connection.allowWrites) {
+  if (
+    t === 'VariableSetStmt' &&
+    body.kind === 'VAR_SET_MULTI' &&
+    body.name === 'SESSION CHARACTERISTICS' &&
+    asksReadWrite(body.args) &&
+    !ctx.connection.allowWrites
+  ) {
     return { ...sessionStaysReadOnly(ctx, stmt), raw: true };
   }
   const catalogWrite = catalogWriteTarget(stmt);
-  if (catalogWrite) refuse('denied_statement', '42501', `writes to PostgreSQL's catalog (${catalogWrite}) are not permitted through Gatehouse, whatever the connection allows`);
+  if (catalogWrite)
+    refuse('denied_statement', '42501', `writes to PostgreSQL's catalog (${catalogWrite}) are not permitted through Gatehouse, whatever the connection allows`);
   if (facts.writes && !ctx.connection.allowWrites && !setsReadOnlyOn(stmt)) {
-    refuse(
-      'read_only',
-      '42501',
-      `writes are not permitted on connection ${ctx.connection.name} (it does not set allow_writes): ${facts.name} refused`,
-    );
+    refuse('read_only', '42501', `writes are not permitted on connection ${ctx.connection.name} (it does not set allow_writes): ${facts.name} refused`);
   }
   const w = new Walker(ctx, 'raw', constants);
   w.visit(stmt, undefined);
@@ -708,7 +744,13 @@ function planRawStatement(ctx: DecisionContext, parsed: ParsedText, st: ParsedSt
     const opts = copyOptions(body.options, false);
     const query = body.query
       ? deparseOneLine(body.query)
-      : `SELECT ${body.attlist?.length ? body.attlist.map((c: AstNode) => quoteIdent(c.String.sval)).join(', ') : '*'} FROM ${[body.relation.schemaname, body.relation.relname].filter(Boolean).map((n: string) => quoteIdent(n)).join('.')}`;
+      : `SELECT ${body.attlist?.length ? body.attlist.map((c: AstNode) => quoteIdent(c.String.sval)).join(', ') : '*'} FROM ${[
+          body.relation.schemaname,
+          body.relation.relname,
+        ]
+          .filter(Boolean)
+          .map((n: string) => quoteIdent(n))
+          .join('.')}`;
     statement.copyOut = { query, format: opts.format, header: opts.header, ...(opts.delimiter !== undefined ? { delimiter: opts.delimiter } : {}) };
   }
   return { statement, topics, raw: true };

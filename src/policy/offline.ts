@@ -55,7 +55,8 @@ function judge(test: PolicyTest, d: Decision): { ok: boolean; problem?: string }
         ? d.statements.map((s) => (s.action === 'forward' ? s.sql : s.action === 'catalog' ? s.statement.sql : s.rows.join('\n'))).join('\n')
         : '';
   const expectOk = test.expect === got || (test.expect === 'allowed' && got === 'rewritten');
-  if (!expectOk) return { ok: false, problem: `expected ${test.expect}, got ${got}${d.outcome === 'refuse' ? ` (${d.error.sqlstate}: ${d.error.message})` : ''}` };
+  if (!expectOk)
+    return { ok: false, problem: `expected ${test.expect}, got ${got}${d.outcome === 'refuse' ? ` (${d.error.sqlstate}: ${d.error.message})` : ''}` };
   if (test.sqlstate && (d.outcome !== 'refuse' || d.error.sqlstate !== test.sqlstate)) {
     return { ok: false, problem: `expected SQLSTATE ${test.sqlstate}, got ${d.outcome === 'refuse' ? d.error.sqlstate : 'none'}` };
   }

@@ -47,7 +47,11 @@ export function planRowTopicStatement(ctx: DecisionContext, st: ParsedStatement)
     case 'DeclareCursorStmt':
     case 'FetchStmt':
     case 'ClosePortalStmt':
-      return notOnWarehouse(ctx, 'SQL cursors (DECLARE, FETCH, CLOSE)', 'read the rows with SELECT; drivers can page them with the extended protocol (fetch size)');
+      return notOnWarehouse(
+        ctx,
+        'SQL cursors (DECLARE, FETCH, CLOSE)',
+        'read the rows with SELECT; drivers can page them with the extended protocol (fetch size)',
+      );
     case 'PrepareStmt':
     case 'ExecuteStmt':
     case 'DeallocateStmt':
@@ -83,7 +87,11 @@ export function planRowRawStatement(ctx: DecisionContext, parsed: ParsedText, st
   }
   const topicsSchema = relationNames(st.stmt, new Map()).other.find((n) => n.split('.').at(-2) === ctx.connection.topicsSchema);
   if (topicsSchema) {
-    notOnWarehouse(ctx, `reading topics as ${ctx.connection.topicsSchema}.<topic> (${topicsSchema})`, 'query the warehouse tables directly (your level reads them), or sign in as a query_topics user');
+    notOnWarehouse(
+      ctx,
+      `reading topics as ${ctx.connection.topicsSchema}.<topic> (${topicsSchema})`,
+      'query the warehouse tables directly (your level reads them), or sign in as a query_topics user',
+    );
   }
   if (containsNode(st.stmt, PARAM_REF)) {
     // pgjdbc and node-postgres write $1 for their parameters; MySQL reads ?, Snowflake :1.
@@ -151,7 +159,6 @@ function cannotBind(ctx: DecisionContext): never {
   );
 }
 
-
 const PARAM_REF = new Set(['ParamRef']);
 
 function rawDialectOf(ctx: DecisionContext): RawDialect {
@@ -162,7 +169,13 @@ function rawDialectOf(ctx: DecisionContext): RawDialect {
 /** A querier's text in the warehouse's dialect: classified read-only and forwarded unchanged, or refused with the classifier's SQLSTATE. */
 export function planRowRawText(ctx: DecisionContext, text: string): Planned {
   const c = classifyRawSql(text, rawDialectOf(ctx));
-  if (!c.ok) refuse(c.error.sqlstate === '42501' ? 'raw_sql.denied' : 'raw_sql.unsupported', c.error.sqlstate, c.error.message, c.error.hint ? { hint: c.error.hint } : {});
+  if (!c.ok)
+    refuse(
+      c.error.sqlstate === '42501' ? 'raw_sql.denied' : 'raw_sql.unsupported',
+      c.error.sqlstate,
+      c.error.message,
+      c.error.hint ? { hint: c.error.hint } : {},
+    );
   if (c.kind === 'multiple') {
     // A connector session runs one statement per call, and Gatehouse never lets the warehouse split text.
     notOnWarehouse(ctx, `several ${engineOf(ctx)} statements in one query`, 'send them one at a time');
@@ -199,7 +212,8 @@ function sessionStatement(ctx: DecisionContext, st: ParsedStatement, topicUser: 
       const name = String(body.name ?? '').toLowerCase();
       if (name === 'all') notOnWarehouse(ctx, 'SHOW ALL', 'SHOW one setting at a time');
       if (!SETTING_ALLOWLIST.has(name) && !SHOW_ONLY_SETTINGS.has(name)) {
-        if (topicUser) refuse('query_topics.setting_not_allowed', '42501', `SHOW ${body.name} is not permitted for query_topics users on connection ${ctx.connection.name}`);
+        if (topicUser)
+          refuse('query_topics.setting_not_allowed', '42501', `SHOW ${body.name} is not permitted for query_topics users on connection ${ctx.connection.name}`);
         return undefined;
       }
       return emulated({ op: 'show', name }, 'show', stmt, true);
@@ -207,7 +221,9 @@ function sessionStatement(ctx: DecisionContext, st: ParsedStatement, topicUser: 
     case 'TransactionStmt':
       return planTransaction(ctx, body, topicUser);
     case 'DiscardStmt': {
-      const what = ({ DISCARD_ALL: 'all', DISCARD_PLANS: 'plans', DISCARD_SEQUENCES: 'sequences', DISCARD_TEMP: 'temp' } as const)[body.target as 'DISCARD_ALL'];
+      const what = ({ DISCARD_ALL: 'all', DISCARD_PLANS: 'plans', DISCARD_SEQUENCES: 'sequences', DISCARD_TEMP: 'temp' } as const)[
+        body.target as 'DISCARD_ALL'
+      ];
       if (!what) return undefined;
       return emulated({ op: 'discard', what }, 'discard', stmt, false);
     }
@@ -242,14 +258,23 @@ function planSet(ctx: DecisionContext, stmt: AstNode, topicUser: boolean): Plann
   } else if (!SETTING_ALLOWLIST.has(name)) {
     if (topicUser) {
       const fixed = name === 'search_path' ? ' (search_path is fixed by Gatehouse)' : '';
-      refuse('query_topics.setting_not_allowed', '42501', `${verb} ${body.name} is not permitted for query_topics users on connection ${ctx.connection.name}${fixed}`);
+      refuse(
+        'query_topics.setting_not_allowed',
+        '42501',
+        `${verb} ${body.name} is not permitted for query_topics users on connection ${ctx.connection.name}${fixed}`,
+      );
     }
     return undefined;
   }
   if (topicUser && GOVERNED_LIMITS.has(name) && verb === 'SET') {
-    refuse('query_topics.setting_not_allowed', '42501', `SET ${body.name} is not permitted for query_topics users on connection ${ctx.connection.name}: the connection sets it for governed sessions`, {
-      hint: "RESET returns it to the connection's value; ask a connection admin to change topics_statement_timeout",
-    });
+    refuse(
+      'query_topics.setting_not_allowed',
+      '42501',
+      `SET ${body.name} is not permitted for query_topics users on connection ${ctx.connection.name}: the connection sets it for governed sessions`,
+      {
+        hint: "RESET returns it to the connection's value; ask a connection admin to change topics_statement_timeout",
+      },
+    );
   }
   if (FIXED_SETTINGS.has(name) && verb === 'SET') notOnWarehouse(ctx, `SET ${name} (the server reports it and it cannot be changed)`);
   if (kind === 'VAR_SET_DEFAULT' || kind === 'VAR_RESET') return emulated({ op: 'reset', name }, 'reset', stmt, false);
@@ -301,7 +326,11 @@ function checkValue(ctx: DecisionContext, name: string, value: string): void {
     }
   })();
   if (!ok) {
-    notOnWarehouse(ctx, `${name} = '${value}'`, name === 'timezone' ? 'timestamps are read and printed in UTC on this connection' : `keep ${name} at its value (SHOW ${name})`);
+    notOnWarehouse(
+      ctx,
+      `${name} = '${value}'`,
+      name === 'timezone' ? 'timestamps are read and printed in UTC on this connection' : `keep ${name} at its value (SHOW ${name})`,
+    );
   }
 }
 
@@ -328,7 +357,12 @@ function planSetTransaction(ctx: DecisionContext, body: AstNode, topicUser: bool
         parts.push('READ ONLY');
         notice = `connection ${ctx.connection.name} is read only for ${ctx.user}: the session's transactions stay READ ONLY`;
       } else if (topicUser) notForTopicUsers(ctx, 'SET TRANSACTION READ WRITE');
-      else refuse('read_only', '42501', `writes are not permitted on connection ${ctx.connection.name} (it does not set allow_writes): SET TRANSACTION READ WRITE refused`);
+      else
+        refuse(
+          'read_only',
+          '42501',
+          `writes are not permitted on connection ${ctx.connection.name} (it does not set allow_writes): SET TRANSACTION READ WRITE refused`,
+        );
     } else if (d?.defname !== 'transaction_deferrable') notOnWarehouse(ctx, `SET TRANSACTION ${d?.defname ?? ''}`);
   }
   if (parts.length === 0) notOnWarehouse(ctx, 'SET TRANSACTION DEFERRABLE');

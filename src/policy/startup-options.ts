@@ -113,7 +113,11 @@ export function setStatementFor(s: StartupSetting): string {
  * The statements to run on the upstream session before the client's first statement, one
  * decided SET per startup setting; throws the first refusal as a FATAL naming the option.
  */
-export async function decideStartupOptions(ctx: DecisionContext, options: string | undefined, params: Record<string, string> = {}): Promise<PlannedStatement[]> {
+export async function decideStartupOptions(
+  ctx: DecisionContext,
+  options: string | undefined,
+  params: Record<string, string> = {},
+): Promise<PlannedStatement[]> {
   const settings = [...startupParameterSettings(params), ...(options === undefined || options.trim() === '' ? [] : parseStartupOptions(options))];
   const statements: PlannedStatement[] = [];
   for (const s of settings) {

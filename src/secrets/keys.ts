@@ -123,7 +123,10 @@ export function keyFileProvider(path: string): KeyProvider {
 export function createKeyFile(path: string, id = 'demo1'): string {
   const fd = openSync(path, 'wx', 0o600);
   try {
-    writeSync(fd, `# Gatehouse master key (generated). Keep this file private (0600); never put it in rules/.\n${id}:${randomBytes(KEY_BYTES).toString('base64')}\n`);
+    writeSync(
+      fd,
+      `# Gatehouse master key (generated). Keep this file private (0600); never put it in rules/.\n${id}:${randomBytes(KEY_BYTES).toString('base64')}\n`,
+    );
   } finally {
     closeSync(fd);
   }

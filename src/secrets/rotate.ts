@@ -50,7 +50,12 @@ function connectionFiles(dir: string): { org: string | undefined; orgFile: strin
       org = undefined;
     }
     const connDir = join(orgDir, 'connections');
-    const files = existsSync(connDir) ? readdirSync(connDir).filter((f) => /\.ya?ml$/.test(f)).sort().map((f) => join(connDir, f)) : [];
+    const files = existsSync(connDir)
+      ? readdirSync(connDir)
+          .filter((f) => /\.ya?ml$/.test(f))
+          .sort()
+          .map((f) => join(connDir, f))
+      : [];
     out.push({ org, orgFile, files });
   }
   return out;

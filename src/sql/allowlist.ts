@@ -31,10 +31,42 @@ function body<K extends NodeKind>(node: Node, kind: K): Extract<Node, Record<K, 
 
 /** Built-in scalar types a cast, a typed literal or a declared parameter may name (by pg_type name). */
 export const CASTABLE_TYPES: ReadonlySet<string> = new Set([
-  'bool', 'boolean', 'int2', 'int4', 'int8', 'smallint', 'integer', 'int', 'bigint', 'numeric', 'decimal',
-  'float4', 'float8', 'real', 'money', 'text', 'varchar', 'bpchar', 'char', 'character', 'name', 'date',
-  'time', 'timetz', 'timestamp', 'timestamptz', 'interval', 'uuid', 'json', 'jsonb', 'bytea', 'bit',
-  'varbit', 'inet', 'cidr', 'macaddr',
+  'bool',
+  'boolean',
+  'int2',
+  'int4',
+  'int8',
+  'smallint',
+  'integer',
+  'int',
+  'bigint',
+  'numeric',
+  'decimal',
+  'float4',
+  'float8',
+  'real',
+  'money',
+  'text',
+  'varchar',
+  'bpchar',
+  'char',
+  'character',
+  'name',
+  'date',
+  'time',
+  'timetz',
+  'timestamp',
+  'timestamptz',
+  'interval',
+  'uuid',
+  'json',
+  'jsonb',
+  'bytea',
+  'bit',
+  'varbit',
+  'inet',
+  'cidr',
+  'macaddr',
 ]);
 
 /**
@@ -42,11 +74,10 @@ export const CASTABLE_TYPES: ReadonlySet<string> = new Set([
  * declares (0 = let the server infer; 705 = unknown, what drivers send for untyped strings).
  */
 export const PARAMETER_TYPE_OIDS: ReadonlySet<number> = new Set([
-  0, 705, 16, 17, 18, 19, 20, 21, 23, 25, 114, 700, 701, 790, 1042, 1043, 1082, 1083, 1114, 1184, 1186,
-  1266, 1560, 1562, 1700, 2950, 3802, 869, 650, 829,
+  0, 705, 16, 17, 18, 19, 20, 21, 23, 25, 114, 700, 701, 790, 1042, 1043, 1082, 1083, 1114, 1184, 1186, 1266, 1560, 1562, 1700, 2950, 3802, 869, 650, 829,
   // arrays of the above
-  1000, 1001, 1002, 1003, 1016, 1005, 1007, 1009, 199, 1021, 1022, 791, 1014, 1015, 1182, 1183, 1115,
-  1185, 1187, 1270, 1561, 1563, 1231, 2951, 3807, 1041, 651, 1040,
+  1000, 1001, 1002, 1003, 1016, 1005, 1007, 1009, 199, 1021, 1022, 791, 1014, 1015, 1182, 1183, 1115, 1185, 1187, 1270, 1561, 1563, 1231, 2951, 3807, 1041, 651,
+  1040,
 ]);
 
 /** Functions that SQL-standard syntax parses into (SIMILAR TO, AT TIME ZONE, OVERLAPS...). */
@@ -94,7 +125,11 @@ class AllowlistWalker {
   constructor(private readonly ctx: AllowlistContext) {}
 
   private notPermitted(what: string, sqlstate: '0A000' | '42501' = '0A000'): never {
-    refuse('query_topics.construct_not_allowed', sqlstate, `${what} is not permitted for query_topics users on connection ${this.ctx.connection}; query the topics with plain SELECT: ${[...this.ctx.topics.keys()].sort().join(', ')}`);
+    refuse(
+      'query_topics.construct_not_allowed',
+      sqlstate,
+      `${what} is not permitted for query_topics users on connection ${this.ctx.connection}; query the topics with plain SELECT: ${[...this.ctx.topics.keys()].sort().join(', ')}`,
+    );
   }
 
   statement(stmt: Node): void {
@@ -159,7 +194,10 @@ class AllowlistWalker {
     this.expr(sel.havingClause, scope);
     for (const w of sel.windowClause ?? []) if ('WindowDef' in w) this.windowDef(w.WindowDef, scope);
     // Plain DISTINCT is a list holding one empty node; DISTINCT ON lists expressions.
-    this.list(sel.distinctClause?.filter((n) => Object.keys(n).length > 0), scope);
+    this.list(
+      sel.distinctClause?.filter((n) => Object.keys(n).length > 0),
+      scope,
+    );
     this.list(sel.sortClause, scope);
     this.expr(sel.limitCount, scope);
     this.expr(sel.limitOffset, scope);
@@ -251,7 +289,14 @@ class AllowlistWalker {
     if ('A_ArrayExpr' in val) return ['array', 2];
     if ('RowExpr' in val) return ['row', 2];
     if ('GroupingFunc' in val) return ['grouping', 2];
-    if ('SQLValueFunction' in val) return [(val.SQLValueFunction.op ?? '').replace(/^SVFOP_/, '').replace(/_N$/, '').toLowerCase(), 2];
+    if ('SQLValueFunction' in val)
+      return [
+        (val.SQLValueFunction.op ?? '')
+          .replace(/^SVFOP_/, '')
+          .replace(/_N$/, '')
+          .toLowerCase(),
+        2,
+      ];
     if ('SubLink' in val) {
       const sl = val.SubLink;
       if (sl.subLinkType === 'EXISTS_SUBLINK') return ['exists', 2];
@@ -741,7 +786,11 @@ class AllowlistWalker {
   private operatorName(name: Node[]): void {
     const parts = name.map((n) => this.stringOf(n));
     const op = parts[parts.length - 1];
-    if (parts.length > 2 || (parts.length === 2 && parts[0] !== 'pg_catalog') || !/^[-+*/<>=~!@#%^&|`?]+$/.test(op) && !/^(between|not between|between symmetric|not between symmetric)$/i.test(op)) {
+    if (
+      parts.length > 2 ||
+      (parts.length === 2 && parts[0] !== 'pg_catalog') ||
+      (!/^[-+*/<>=~!@#%^&|`?]+$/.test(op) && !/^(between|not between|between symmetric|not between symmetric)$/i.test(op))
+    ) {
       this.notPermitted(`operator ${parts.join('.')}`, '42501');
     }
   }
@@ -755,7 +804,8 @@ class AllowlistWalker {
     if (name === 'current_setting') {
       const arg = fc.args?.[0];
       const setting = arg && 'A_Const' in arg ? arg.A_Const.sval?.sval : undefined;
-      if (setting === undefined || (fc.args?.length ?? 0) > 2) refuse('denied_function', '42501', 'current_setting is permitted only with a constant setting name');
+      if (setting === undefined || (fc.args?.length ?? 0) > 2)
+        refuse('denied_function', '42501', 'current_setting is permitted only with a constant setting name');
       const s = setting.toLowerCase();
       if (!SETTING_ALLOWLIST.has(s) && !SHOW_ONLY_SETTINGS.has(s)) {
         refuse('query_topics.setting_not_allowed', '42501', `setting "${setting}" is not readable by query_topics users`);
@@ -896,10 +946,19 @@ class AllowlistWalker {
 /** `XmlSerialize` -> `XMLSERIALIZE`, `RangeTableSample` -> `TABLESAMPLE`. */
 function constructName(kind: string): string {
   const special: Record<string, string> = {
-    RangeTableSample: 'TABLESAMPLE', RangeTableFunc: 'XMLTABLE', XmlSerialize: 'XMLSERIALIZE', XmlExpr: 'XML functions',
-    CurrentOfExpr: 'WHERE CURRENT OF', SetToDefault: 'DEFAULT', MergeSupportFunc: 'MERGE_ACTION()', JsonTable: 'JSON_TABLE',
+    RangeTableSample: 'TABLESAMPLE',
+    RangeTableFunc: 'XMLTABLE',
+    XmlSerialize: 'XMLSERIALIZE',
+    XmlExpr: 'XML functions',
+    CurrentOfExpr: 'WHERE CURRENT OF',
+    SetToDefault: 'DEFAULT',
+    MergeSupportFunc: 'MERGE_ACTION()',
+    JsonTable: 'JSON_TABLE',
   };
   if (special[kind]) return special[kind];
   if (kind.startsWith('Json')) return `SQL/JSON (${kind})`;
-  return kind.replace(/Stmt$/, '').replace(/([a-z])([A-Z])/g, '$1 $2').toUpperCase();
+  return kind
+    .replace(/Stmt$/, '')
+    .replace(/([a-z])([A-Z])/g, '$1 $2')
+    .toUpperCase();
 }

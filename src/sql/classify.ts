@@ -11,9 +11,21 @@ const DML = new Set(['InsertStmt', 'UpdateStmt', 'DeleteStmt', 'MergeStmt']);
 
 /** Statements that only read (or only touch session state) on the warehouse. */
 const READ_STATEMENTS = new Set([
-  'SelectStmt', 'ExplainStmt', 'CopyStmt', 'VariableSetStmt', 'VariableShowStmt', 'TransactionStmt',
-  'DiscardStmt', 'DeclareCursorStmt', 'FetchStmt', 'ClosePortalStmt', 'PrepareStmt', 'ExecuteStmt',
-  'DeallocateStmt', 'ListenStmt', 'UnlistenStmt',
+  'SelectStmt',
+  'ExplainStmt',
+  'CopyStmt',
+  'VariableSetStmt',
+  'VariableShowStmt',
+  'TransactionStmt',
+  'DiscardStmt',
+  'DeclareCursorStmt',
+  'FetchStmt',
+  'ClosePortalStmt',
+  'PrepareStmt',
+  'ExecuteStmt',
+  'DeallocateStmt',
+  'ListenStmt',
+  'UnlistenStmt',
 ]);
 
 /** Refused at every level: they reach the server's files, run code, or define code. */
@@ -46,7 +58,7 @@ export function kindOf(stmt: AstNode): StatementKind {
 /** A plain row-returning query: SELECT/VALUES/TABLE/WITH..SELECT without INTO or locking. */
 export function returnsRows(stmt: AstNode): boolean {
   const s = stmt.SelectStmt;
-  return Boolean(s) && !s.intoClause && !(s.lockingClause?.length) && !containsNode(s, DML);
+  return Boolean(s) && !s.intoClause && !s.lockingClause?.length && !containsNode(s, DML);
 }
 
 /** Does the tree hold a node of one of these types anywhere (writable CTEs, nested DML)? */
@@ -207,7 +219,8 @@ export function catalogWriteTarget(node: unknown): string | undefined {
       const rv = v.relation as AstNode;
       const schema: string | undefined = rv.schemaname;
       const name: string = rv.relname ?? '';
-      const written = (k !== 'CopyStmt' || v.is_from) && (schema === 'pg_catalog' || schema === 'information_schema' || (!schema && PG_CATALOG_RELATIONS.has(name)));
+      const written =
+        (k !== 'CopyStmt' || v.is_from) && (schema === 'pg_catalog' || schema === 'information_schema' || (!schema && PG_CATALOG_RELATIONS.has(name)));
       if (written) return [schema, name].filter(Boolean).join('.');
     }
     if (v && typeof v === 'object') {

@@ -12,7 +12,10 @@ export interface SessionIdentity {
 }
 
 const nameConst = (value: string): AstNode => ({
-  TypeCast: { arg: { A_Const: { sval: { sval: value } } }, typeName: { names: [{ String: { sval: 'pg_catalog' } }, { String: { sval: 'name' } }], typemod: -1 } },
+  TypeCast: {
+    arg: { A_Const: { sval: { sval: value } } },
+    typeName: { names: [{ String: { sval: 'pg_catalog' } }, { String: { sval: 'name' } }], typemod: -1 },
+  },
 });
 
 /** The constant a node stands for, with the column name PostgreSQL would have given it. */
@@ -37,7 +40,7 @@ function identityValue(node: AstNode, id: SessionIdentity): { value: string; col
     }
   }
   const fc = node.FuncCall;
-  if (fc && !(fc.args?.length) && !fc.over) {
+  if (fc && !fc.args?.length && !fc.over) {
     const names: string[] = (fc.funcname ?? []).map((n: AstNode) => n.String?.sval);
     const schema = names.length === 2 ? names[0] : undefined;
     if (names.length > 2 || (schema && schema !== 'pg_catalog')) return undefined;
@@ -89,7 +92,8 @@ export function substitutePersonIdentity(tree: AstNode, user: string): boolean {
   let replaced = false;
   const id: SessionIdentity = { user, database: '' };
   const personValue = (node: AstNode): { value: string; column: string } | undefined => {
-    const names: string[] | undefined = node.FuncCall && !node.FuncCall.args?.length ? (node.FuncCall.funcname ?? []).map((n: AstNode) => n.String?.sval) : undefined;
+    const names: string[] | undefined =
+      node.FuncCall && !node.FuncCall.args?.length ? (node.FuncCall.funcname ?? []).map((n: AstNode) => n.String?.sval) : undefined;
     if (names && names[names.length - 1] === 'getpgusername' && (names.length === 1 || (names.length === 2 && names[0] === 'pg_catalog'))) {
       return { value: user, column: 'getpgusername' };
     }

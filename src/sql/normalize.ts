@@ -44,9 +44,43 @@ const SHARED_STARTS: ReadonlySet<string> = new Set(['select', 'with', 'values', 
  * normalised form does not parse is decided exactly.
  */
 const OPERAND_AFTER: ReadonlySet<string> = new Set([
-  'select', 'where', 'and', 'or', 'not', 'then', 'else', 'when', 'case', 'in', 'having', 'like', 'ilike', 'similar',
-  'between', 'symmetric', 'escape', 'limit', 'offset', 'by', 'on', 'from', 'for', 'zone', 'values', 'set', 'return',
-  'distinct', 'all', 'any', 'some', 'array', 'returning', 'placing', 'both', 'leading', 'trailing',
+  'select',
+  'where',
+  'and',
+  'or',
+  'not',
+  'then',
+  'else',
+  'when',
+  'case',
+  'in',
+  'having',
+  'like',
+  'ilike',
+  'similar',
+  'between',
+  'symmetric',
+  'escape',
+  'limit',
+  'offset',
+  'by',
+  'on',
+  'from',
+  'for',
+  'zone',
+  'values',
+  'set',
+  'return',
+  'distinct',
+  'all',
+  'any',
+  'some',
+  'array',
+  'returning',
+  'placing',
+  'both',
+  'leading',
+  'trailing',
 ]);
 
 const INT4_MAX = 2147483647;
@@ -74,9 +108,13 @@ function commentEnd(s: string, i: number): number {
     let depth = 1;
     let j = i + 2;
     while (j < s.length && depth > 0) {
-      if (s.charCodeAt(j) === 0x2f && s.charCodeAt(j + 1) === 0x2a) { depth++; j += 2; }
-      else if (s.charCodeAt(j) === 0x2a && s.charCodeAt(j + 1) === 0x2f) { depth--; j += 2; }
-      else j++;
+      if (s.charCodeAt(j) === 0x2f && s.charCodeAt(j + 1) === 0x2a) {
+        depth++;
+        j += 2;
+      } else if (s.charCodeAt(j) === 0x2a && s.charCodeAt(j + 1) === 0x2f) {
+        depth--;
+        j += 2;
+      } else j++;
     }
     return depth === 0 ? j : -1;
   }
@@ -86,7 +124,10 @@ function commentEnd(s: string, i: number): number {
 /** Skip whitespace and comments; -1 for an unterminated comment. */
 function skipSpace(s: string, i: number): number {
   for (;;) {
-    if (i < s.length && isSpace(s.charCodeAt(i))) { i++; continue; }
+    if (i < s.length && isSpace(s.charCodeAt(i))) {
+      i++;
+      continue;
+    }
     const e = commentEnd(s, i);
     if (e === i || e < 0) return e;
     i = e;
@@ -99,7 +140,10 @@ function quotedEnd(s: string, i: number, q: number): number {
   for (;;) {
     if (j >= s.length) return -1;
     if (s.charCodeAt(j) === q) {
-      if (s.charCodeAt(j + 1) === q) { j += 2; continue; }
+      if (s.charCodeAt(j + 1) === q) {
+        j += 2;
+        continue;
+      }
       return j + 1;
     }
     j++;
@@ -130,10 +174,16 @@ export function normalizeConstants(sql: string, maxLength: number): NormalizedTe
   };
   while (i < sql.length) {
     const c = sql.charCodeAt(i);
-    if (isSpace(c)) { i++; continue; }
+    if (isSpace(c)) {
+      i++;
+      continue;
+    }
     const ce = commentEnd(sql, i);
     if (ce < 0) return undefined;
-    if (ce > i) { i = ce; continue; }
+    if (ce > i) {
+      i = ce;
+      continue;
+    }
     if (c < 0x20 || c === 0x7f) return undefined;
     // Only a word or an opening parenthesis may start the text: the statement's keyword.
     if (first === undefined && c !== 0x28 && !isIdentStart(c)) return undefined;
@@ -230,10 +280,16 @@ export function templateOf(sql: string, count: number): Template | undefined {
   let i = 0;
   while (i < sql.length) {
     const c = sql.charCodeAt(i);
-    if (isSpace(c)) { i++; continue; }
+    if (isSpace(c)) {
+      i++;
+      continue;
+    }
     const ce = commentEnd(sql, i);
     if (ce < 0) return undefined;
-    if (ce > i) { i = ce; continue; }
+    if (ce > i) {
+      i = ce;
+      continue;
+    }
     if (c === 0x27) {
       // E'...' (the deparser writes values with backslashes so): backslash escapes inside.
       const prev = i > 0 ? sql.charCodeAt(i - 1) : 0;
@@ -280,9 +336,15 @@ function extendedEnd(s: string, i: number): number {
   for (;;) {
     if (j >= s.length) return -1;
     const c = s.charCodeAt(j);
-    if (c === 0x5c) { j += 2; continue; }
+    if (c === 0x5c) {
+      j += 2;
+      continue;
+    }
     if (c === 0x27) {
-      if (s.charCodeAt(j + 1) === 0x27) { j += 2; continue; }
+      if (s.charCodeAt(j + 1) === 0x27) {
+        j += 2;
+        continue;
+      }
       return j + 1;
     }
     j++;

@@ -102,7 +102,11 @@ export class Walker {
         default:
           if (this.mode !== 'raw' && /Stmt$/.test(key)) {
             // A writable CTE or any other statement nested in a query.
-            refuse('query_topics.statement_kind', '42501', `${statementName(key)} is not permitted for query_topics users on connection ${this.ctx.connection.name}; query a topic: ${this.topicList()}`);
+            refuse(
+              'query_topics.statement_kind',
+              '42501',
+              `${statementName(key)} is not permitted for query_topics users on connection ${this.ctx.connection.name}; query a topic: ${this.topicList()}`,
+            );
           }
           if (val && typeof val === 'object') this.visit(val, lvl);
       }
@@ -139,7 +143,18 @@ export class Walker {
       const name = t.ResTarget?.name;
       if (name) lvl.outputNames.add(name);
     }
-    for (const key of ['valuesLists', 'targetList', 'whereClause', 'groupClause', 'havingClause', 'windowClause', 'sortClause', 'distinctClause', 'limitCount', 'limitOffset']) {
+    for (const key of [
+      'valuesLists',
+      'targetList',
+      'whereClause',
+      'groupClause',
+      'havingClause',
+      'windowClause',
+      'sortClause',
+      'distinctClause',
+      'limitCount',
+      'limitOffset',
+    ]) {
       this.visit(sel[key], lvl);
     }
     if (sel.whereClause) this.pushDown(sel.whereClause, lvl);
@@ -242,7 +257,11 @@ export class Walker {
       refuse('denied_function', '42501', `function ${shown} is not permitted for query_topics users on connection ${this.ctx.connection.name}`);
     }
     if (WRITE_FUNCTIONS.has(name.toLowerCase()) && !(this.mode === 'raw' && this.ctx.connection.allowWrites)) {
-      refuse('read_only', '42501', `writes are not permitted on connection ${this.ctx.connection.name} (it does not set allow_writes): ${shown}, like NOTIFY, refused`);
+      refuse(
+        'read_only',
+        '42501',
+        `writes are not permitted on connection ${this.ctx.connection.name} (it does not set allow_writes): ${shown}, like NOTIFY, refused`,
+      );
     }
     if (name === 'current_setting') {
       const arg = fc.args?.[0]?.A_Const?.sval?.sval as string | undefined;
@@ -342,18 +361,55 @@ function findItem(lvl: Level, name: string): FromItem | undefined {
 /** `InsertStmt` -> `INSERT`, `CreateFunctionStmt` -> `CREATE FUNCTION`. */
 export function statementName(nodeType: string): string {
   const special: Record<string, string> = {
-    SelectStmt: 'SELECT', InsertStmt: 'INSERT', UpdateStmt: 'UPDATE', DeleteStmt: 'DELETE', MergeStmt: 'MERGE',
-    DoStmt: 'DO', CopyStmt: 'COPY', ExplainStmt: 'EXPLAIN', DeclareCursorStmt: 'DECLARE CURSOR',
-    PrepareStmt: 'PREPARE', ExecuteStmt: 'EXECUTE', DeallocateStmt: 'DEALLOCATE', CreateFunctionStmt: 'CREATE FUNCTION',
-    CreateTableAsStmt: 'CREATE TABLE AS', CreateStmt: 'CREATE TABLE', IndexStmt: 'CREATE INDEX', ViewStmt: 'CREATE VIEW',
-    DropStmt: 'DROP', TruncateStmt: 'TRUNCATE', GrantStmt: 'GRANT', GrantRoleStmt: 'GRANT ROLE', VacuumStmt: 'VACUUM',
-    ListenStmt: 'LISTEN', NotifyStmt: 'NOTIFY', UnlistenStmt: 'UNLISTEN', CallStmt: 'CALL', LockStmt: 'LOCK',
-    FetchStmt: 'FETCH', ClosePortalStmt: 'CLOSE', LoadStmt: 'LOAD', CheckPointStmt: 'CHECKPOINT',
-    VariableSetStmt: 'SET', VariableShowStmt: 'SHOW', TransactionStmt: 'transaction control', DiscardStmt: 'DISCARD',
-    AlterSystemStmt: 'ALTER SYSTEM', RefreshMatViewStmt: 'REFRESH MATERIALIZED VIEW', ClusterStmt: 'CLUSTER',
-    ReindexStmt: 'REINDEX', CommentStmt: 'COMMENT', RenameStmt: 'ALTER ... RENAME', CreateSchemaStmt: 'CREATE SCHEMA',
-    CreateExtensionStmt: 'CREATE EXTENSION', CreateRoleStmt: 'CREATE ROLE', AlterTableStmt: 'ALTER TABLE',
+    SelectStmt: 'SELECT',
+    InsertStmt: 'INSERT',
+    UpdateStmt: 'UPDATE',
+    DeleteStmt: 'DELETE',
+    MergeStmt: 'MERGE',
+    DoStmt: 'DO',
+    CopyStmt: 'COPY',
+    ExplainStmt: 'EXPLAIN',
+    DeclareCursorStmt: 'DECLARE CURSOR',
+    PrepareStmt: 'PREPARE',
+    ExecuteStmt: 'EXECUTE',
+    DeallocateStmt: 'DEALLOCATE',
+    CreateFunctionStmt: 'CREATE FUNCTION',
+    CreateTableAsStmt: 'CREATE TABLE AS',
+    CreateStmt: 'CREATE TABLE',
+    IndexStmt: 'CREATE INDEX',
+    ViewStmt: 'CREATE VIEW',
+    DropStmt: 'DROP',
+    TruncateStmt: 'TRUNCATE',
+    GrantStmt: 'GRANT',
+    GrantRoleStmt: 'GRANT ROLE',
+    VacuumStmt: 'VACUUM',
+    ListenStmt: 'LISTEN',
+    NotifyStmt: 'NOTIFY',
+    UnlistenStmt: 'UNLISTEN',
+    CallStmt: 'CALL',
+    LockStmt: 'LOCK',
+    FetchStmt: 'FETCH',
+    ClosePortalStmt: 'CLOSE',
+    LoadStmt: 'LOAD',
+    CheckPointStmt: 'CHECKPOINT',
+    VariableSetStmt: 'SET',
+    VariableShowStmt: 'SHOW',
+    TransactionStmt: 'transaction control',
+    DiscardStmt: 'DISCARD',
+    AlterSystemStmt: 'ALTER SYSTEM',
+    RefreshMatViewStmt: 'REFRESH MATERIALIZED VIEW',
+    ClusterStmt: 'CLUSTER',
+    ReindexStmt: 'REINDEX',
+    CommentStmt: 'COMMENT',
+    RenameStmt: 'ALTER ... RENAME',
+    CreateSchemaStmt: 'CREATE SCHEMA',
+    CreateExtensionStmt: 'CREATE EXTENSION',
+    CreateRoleStmt: 'CREATE ROLE',
+    AlterTableStmt: 'ALTER TABLE',
   };
   if (special[nodeType]) return special[nodeType];
-  return nodeType.replace(/Stmt$/, '').replace(/([a-z])([A-Z])/g, '$1 $2').toUpperCase();
+  return nodeType
+    .replace(/Stmt$/, '')
+    .replace(/([a-z])([A-Z])/g, '$1 $2')
+    .toUpperCase();
 }

@@ -194,7 +194,11 @@ export function changesLexing(stmt: Node): string | undefined {
   if (name !== 'standard_conforming_strings' && name !== 'backslash_quote' && name !== 'client_encoding') return undefined;
   if (s.kind === 'VAR_RESET' || s.kind === 'VAR_SET_DEFAULT' || s.kind === 'VAR_RESET_ALL') return undefined;
   const arg = s.args?.[0];
-  const value = arg && 'A_Const' in arg ? (arg.A_Const.sval?.sval ?? (arg.A_Const.ival ? String(arg.A_Const.ival.ival ?? 0) : arg.A_Const.boolval ? String(arg.A_Const.boolval.boolval ?? false) : undefined)) : undefined;
+  const value =
+    arg && 'A_Const' in arg
+      ? (arg.A_Const.sval?.sval ??
+        (arg.A_Const.ival ? String(arg.A_Const.ival.ival ?? 0) : arg.A_Const.boolval ? String(arg.A_Const.boolval.boolval ?? false) : undefined))
+      : undefined;
   const v = value?.toLowerCase();
   if (name === 'standard_conforming_strings') {
     if (v === 'on' || v === 'true' || v === '1' || v === 'yes') return undefined;

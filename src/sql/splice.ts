@@ -21,9 +21,13 @@ function skipSpace(buf: Buffer, i: number): number {
       let depth = 1;
       i += 2;
       while (i < buf.length && depth > 0) {
-        if (buf[i] === 0x2f && buf[i + 1] === 0x2a) { depth++; i += 2; }
-        else if (buf[i] === 0x2a && buf[i + 1] === 0x2f) { depth--; i += 2; }
-        else i++;
+        if (buf[i] === 0x2f && buf[i + 1] === 0x2a) {
+          depth++;
+          i += 2;
+        } else if (buf[i] === 0x2a && buf[i + 1] === 0x2f) {
+          depth--;
+          i += 2;
+        } else i++;
       }
     } else return i;
   }
@@ -38,7 +42,10 @@ function identEnd(buf: Buffer, i: number): number {
     for (;;) {
       if (j >= buf.length) return -1;
       if (buf[j] === 0x22) {
-        if (buf[j + 1] === 0x22) { j += 2; continue; }
+        if (buf[j + 1] === 0x22) {
+          j += 2;
+          continue;
+        }
         j++;
         break;
       }
@@ -47,7 +54,13 @@ function identEnd(buf: Buffer, i: number): number {
     if (j - i > 0 && buf[i] !== 0x22) {
       // U&"..." UESCAPE 'c'
       const k = skipSpace(buf, j);
-      if (buf.subarray(k, k + 7).toString('latin1').toUpperCase() === 'UESCAPE') return -1;
+      if (
+        buf
+          .subarray(k, k + 7)
+          .toString('latin1')
+          .toUpperCase() === 'UESCAPE'
+      )
+        return -1;
     }
     return j;
   }
@@ -83,11 +96,7 @@ export function applySplices(bytes: Buffer, stmtStart: number, stmtEnd: number, 
     }
     const inner: AstNode = { SelectStmt: s.inner };
     const replacement = `(${deparseOneLine(inner)})${s.hasAlias ? '' : ` AS ${quoteIdent(s.aliasName)}`}`;
-    text = Buffer.concat([
-      text.subarray(0, s.location - stmtStart),
-      Buffer.from(replacement, 'utf8'),
-      text.subarray(end - stmtStart),
-    ]);
+    text = Buffer.concat([text.subarray(0, s.location - stmtStart), Buffer.from(replacement, 'utf8'), text.subarray(end - stmtStart)]);
   }
   return text.toString('utf8').trim();
 }

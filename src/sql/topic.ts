@@ -72,10 +72,27 @@ export function addCondition(sel: AstNode, cond: AstNode): void {
 // (pg_proc.proleakproof). numeric, float and json ones are not: a failing numeric
 // comparison could report a hidden value.
 const LEAKPROOF_TYPES: Record<string, PushdownClass> = {
-  int2: 'int', int4: 'int', int8: 'int', smallint: 'int', integer: 'int', bigint: 'int', oid: 'int',
-  text: 'text', varchar: 'text', 'character varying': 'text', bpchar: 'text', character: 'text', name: 'text',
-  date: 'other', timestamp: 'other', 'timestamp without time zone': 'other', timestamptz: 'other',
-  'timestamp with time zone': 'other', uuid: 'other', bool: 'bool', boolean: 'bool',
+  int2: 'int',
+  int4: 'int',
+  int8: 'int',
+  smallint: 'int',
+  integer: 'int',
+  bigint: 'int',
+  oid: 'int',
+  text: 'text',
+  varchar: 'text',
+  'character varying': 'text',
+  bpchar: 'text',
+  character: 'text',
+  name: 'text',
+  date: 'other',
+  timestamp: 'other',
+  'timestamp without time zone': 'other',
+  timestamptz: 'other',
+  'timestamp with time zone': 'other',
+  uuid: 'other',
+  bool: 'bool',
+  boolean: 'bool',
 };
 const PUSHABLE_OPS = new Set(['=', '<>', '!=', '<', '>', '<=', '>=']);
 
@@ -97,7 +114,7 @@ export function pushableCopy(
   classOf: (columnType: string) => PushdownClass | undefined = postgresPushdownClass,
 ): AstNode | undefined {
   const a = expr.A_Expr;
-  if (!a || a.kind !== 'AEXPR_OP' || a.name?.length !== 1) return undefined;
+  if (a?.kind !== 'AEXPR_OP' || a.name?.length !== 1) return undefined;
   const op = a.name[0]?.String?.sval as string | undefined;
   if (!op || !PUSHABLE_OPS.has(op)) return undefined;
   let colSide: 'lexpr' | 'rexpr';

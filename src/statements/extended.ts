@@ -280,9 +280,13 @@ function preparedLimit(s: StatementSession, bytes: number): GatehouseError | und
   let total = bytes;
   for (const p of s.state.prepared.values()) total += p.bytes ?? 0;
   if (s.state.prepared.size < MAX_PREPARED_STATEMENTS && total <= MAX_PREPARED_BYTES) return undefined;
-  return new GatehouseError('54000', `this session holds too many prepared statements (at most ${MAX_PREPARED_STATEMENTS}, ${MAX_PREPARED_BYTES / 1024 / 1024} MB of text)`, {
-    hint: 'close statements the client no longer uses (Close, DEALLOCATE)',
-  });
+  return new GatehouseError(
+    '54000',
+    `this session holds too many prepared statements (at most ${MAX_PREPARED_STATEMENTS}, ${MAX_PREPARED_BYTES / 1024 / 1024} MB of text)`,
+    {
+      hint: 'close statements the client no longer uses (Close, DEALLOCATE)',
+    },
+  );
 }
 
 function refused(s: StatementSession, what: string, rule: string, error: GatehouseError): Admitted {

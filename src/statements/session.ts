@@ -116,7 +116,8 @@ export function routeNames(s: StatementSession, st: PlannedStatement): Target {
     return own;
   }
   const table = names.space === 'cursor' ? s.state.portals : s.state.prepared;
-  const target = names.uses !== undefined ? (names.space === 'cursor' ? s.state.portals.get(names.uses) : s.state.prepared.get(names.uses)?.target) ?? 'warehouse' : own;
+  const target =
+    names.uses !== undefined ? ((names.space === 'cursor' ? s.state.portals.get(names.uses) : s.state.prepared.get(names.uses)?.target) ?? 'warehouse') : own;
   if (names.creates !== undefined) {
     if (names.space === 'cursor') s.state.portals.set(names.creates, target);
     else s.state.prepared.set(names.creates, { target, endsAbortedTransaction: false });

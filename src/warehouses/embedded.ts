@@ -72,18 +72,27 @@ export class EmbeddedWarehouse implements Warehouse {
         }
       }
       const pw = { querier: randomBytes(24).toString('base64url'), topics: randomBytes(24).toString('base64url') };
-      await this.server.superuser('postgres', `${createLoginRole(EMBEDDED_ROLES.querier, pw.querier, !this.conn.allow_writes)}
+      await this.server.superuser(
+        'postgres',
+        `${createLoginRole(EMBEDDED_ROLES.querier, pw.querier, !this.conn.allow_writes)}
 ${createLoginRole(EMBEDDED_ROLES.topics, pw.topics)}
 ${lockDownDatabase('postgres')}
-REVOKE ALL ON DATABASE template1 FROM PUBLIC;`);
-      await this.server.superuser(db, `${lockDownDatabase(db)}
+REVOKE ALL ON DATABASE template1 FROM PUBLIC;`,
+      );
+      await this.server.superuser(
+        db,
+        `${lockDownDatabase(db)}
 ${grantQuerier(db, this.conn.allow_writes)}
-GRANT CONNECT ON DATABASE ${quoteIdent(db)} TO ${quoteIdent(EMBEDDED_ROLES.topics)};`);
+GRANT CONNECT ON DATABASE ${quoteIdent(db)} TO ${quoteIdent(EMBEDDED_ROLES.topics)};`,
+      );
       for (const t of this.opts.topics.values()) {
         try {
           await this.server.superuser(db, grantTopics(db, [t]));
         } catch (e) {
-          this.logger?.warn({ org: this.conn.org, connection: this.conn.name, topic: t.name, err: (e as Error).message }, 'topic base relation not readable by the topics account');
+          this.logger?.warn(
+            { org: this.conn.org, connection: this.conn.name, topic: t.name, err: (e as Error).message },
+            'topic base relation not readable by the topics account',
+          );
         }
       }
       const accounts: WarehouseAccounts = {

@@ -58,7 +58,11 @@ function splitTop(s: string, sep: RegExp): string[] {
 function unquote(s: string): string {
   const t = s.trim();
   const q = t[0];
-  if ((q === '`' || q === "'" || q === '"') && t.endsWith(q)) return t.slice(1, -1).split(q + q).join(q);
+  if ((q === '`' || q === "'" || q === '"') && t.endsWith(q))
+    return t
+      .slice(1, -1)
+      .split(q + q)
+      .join(q);
   return t;
 }
 
@@ -148,7 +152,24 @@ export function grantProblems(grants: Grant[], opts: { allowWrites: boolean }): 
   return out;
 }
 
-const WRITES = new Set(['INSERT', 'UPDATE', 'DELETE', 'CREATE', 'DROP', 'ALTER', 'INDEX', 'REFERENCES', 'CREATE VIEW', 'CREATE ROUTINE', 'ALTER ROUTINE', 'CREATE TEMPORARY TABLES', 'TRIGGER', 'EVENT', 'LOCK TABLES', 'DELETE HISTORY']);
+const WRITES = new Set([
+  'INSERT',
+  'UPDATE',
+  'DELETE',
+  'CREATE',
+  'DROP',
+  'ALTER',
+  'INDEX',
+  'REFERENCES',
+  'CREATE VIEW',
+  'CREATE ROUTINE',
+  'ALTER ROUTINE',
+  'CREATE TEMPORARY TABLES',
+  'TRIGGER',
+  'EVENT',
+  'LOCK TABLES',
+  'DELETE HISTORY',
+]);
 
 /**
  * Problems of the topics account: it may hold SELECT on the topics' base tables, on their

@@ -293,7 +293,9 @@ export function mapColumn(c: MysqlColumn): MappedColumn {
       return { field: field(c.name, OID.text, -1), format: asText };
     default:
       // GEOMETRY, VECTOR and whatever comes next: bytes as bytea, else text. Never dropped.
-      return binary || c.columnType === T.GEOMETRY ? { field: field(c.name, OID.bytea, -1), format: asBytea } : { field: field(c.name, OID.text, -1), format: asText };
+      return binary || c.columnType === T.GEOMETRY
+        ? { field: field(c.name, OID.bytea, -1), format: asBytea }
+        : { field: field(c.name, OID.text, -1), format: asText };
   }
 }
 

@@ -31,7 +31,13 @@ import { type GrantProblem, grantProblems, parseGrants, topicsGrantProblems } fr
 import { RowWarehouse, type SqlRenderer } from './row-warehouse.ts';
 import type { TxStatus } from './types.ts';
 import {
-  MYSQL_CHARSET, MYSQL_SQL_MODE as DIALECT_SQL_MODE, MYSQL_TIME_ZONE, type MysqlFlavor, TEXT_COLLATION, flavorOf, mysqlSessionStatements,
+  MYSQL_CHARSET,
+  MYSQL_SQL_MODE as DIALECT_SQL_MODE,
+  MYSQL_TIME_ZONE,
+  type MysqlFlavor,
+  TEXT_COLLATION,
+  flavorOf,
+  mysqlSessionStatements,
 } from '../sql/dialects/mysql-session.ts';
 
 /**
@@ -423,7 +429,7 @@ export class MysqlSession implements ConnectorSession {
     const handle = raw.handlePacket.bind(raw);
     raw.handlePacket = (packet: unknown) => {
       const p = packet as RawPacket | undefined;
-      if (this.running && p && p.isEOF()) this.noteStatus(p.eofStatusFlags());
+      if (this.running && p?.isEOF()) this.noteStatus(p.eofStatusFlags());
       handle(packet);
     };
   }
@@ -483,7 +489,10 @@ export class MysqlSession implements ConnectorSession {
                 : collation !== TEXT_COLLATION[this.flavor]
                   ? `collation_connection ${collation}`
                   : undefined;
-        resolve(why && `a statement set ${why}; Gatehouse reads SQL only with ${MYSQL_CHARSET} (${TEXT_COLLATION[this.flavor]}), time_zone ${MYSQL_TIME_ZONE} and sql_mode ${DIALECT_SQL_MODE}, so it closed this warehouse connection`);
+        resolve(
+          why &&
+            `a statement set ${why}; Gatehouse reads SQL only with ${MYSQL_CHARSET} (${TEXT_COLLATION[this.flavor]}), time_zone ${MYSQL_TIME_ZONE} and sql_mode ${DIALECT_SQL_MODE}, so it closed this warehouse connection`,
+        );
       });
     });
   }
@@ -508,10 +517,7 @@ export class MysqlSession implements ConnectorSession {
     if (this.dead) return failedStream(lostError(this.target, 'the connection is closed'));
     if (this.running) return failedStream(new GatehouseError('08006', `warehouse connection of "${this.target.connection}" is busy`));
     const text = this.comment + sql;
-    const command =
-      params.length > 0
-        ? this.raw.execute({ sql: text }, params.map(bindValue))
-        : this.raw.query({ sql: text });
+    const command = params.length > 0 ? this.raw.execute({ sql: text }, params.map(bindValue)) : this.raw.query({ sql: text });
     const result = new MysqlResult(this, command, check && SETS.test(sql.replace(LEADING_COMMENTS, '')));
     this.running = result;
     return result;
@@ -696,10 +702,15 @@ export class MysqlWarehouse extends RowWarehouse {
     // Stored passwords are decrypted here, at each sign-in, and dropped after it (credentials.ts).
     const password = passwordSource(conn, { sealed: t.password, env: t.password_env }, keys);
     const topicsPassword = passwordSource(conn, { sealed: t.topics_password, env: t.topics_password_env }, keys);
-    super(conn, connector, {
-      querier: () => ({ user: t.user, password: password?.() }),
-      ...(t.topics_user ? { topics: () => ({ user: t.topics_user!, password: topicsPassword?.() }) } : {}),
-    }, { logger, render, topics });
+    super(
+      conn,
+      connector,
+      {
+        querier: () => ({ user: t.user, password: password?.() }),
+        ...(t.topics_user ? { topics: () => ({ user: t.topics_user!, password: topicsPassword?.() }) } : {}),
+      },
+      { logger, render, topics },
+    );
     this.mysqlTarget = t;
     this.passwords = [password, topicsPassword];
   }
@@ -739,7 +750,10 @@ export class MysqlWarehouse extends RowWarehouse {
     const what = `warehouse ${account === 'topics' ? 'topics account' : 'account'} "${user}" of connection "${this.conn.name}" ${problems.map((p) => p.phrase).join('; ')}`;
     const allowed = account === 'topics' ? t.allow_topics_privileges : t.allow_superuser;
     if (allowed) {
-      this.logger?.warn({ connection: this.conn.name, org: this.conn.org, account, problems: problems.map((p) => p.phrase) }, `${what}; allowed by the connection file`);
+      this.logger?.warn(
+        { connection: this.conn.name, org: this.conn.org, account, problems: problems.map((p) => p.phrase) },
+        `${what}; allowed by the connection file`,
+      );
       return;
     }
     throw new GatehouseError('42501', `${what}: Gatehouse refuses a warehouse account with more than it needs`, {
@@ -761,7 +775,9 @@ export class MysqlWarehouse extends RowWarehouse {
     try {
       const desc = await session.describe(`SELECT * FROM \`${db.replace(/`/g, '``')}\`.\`${table.replace(/`/g, '``')}\``);
       if ('error' in desc) {
-        throw new GatehouseError('42P01', `relation "${schema}.${table}" does not exist on the warehouse of connection "${this.conn.name}"`, { detail: desc.error.message });
+        throw new GatehouseError('42P01', `relation "${schema}.${table}" does not exist on the warehouse of connection "${this.conn.name}"`, {
+          detail: desc.error.message,
+        });
       }
       return Object.fromEntries(desc.fields.map((f) => [f.name, PG_TYPE_NAMES[f.typeOid] ?? 'text']));
     } finally {

@@ -2,7 +2,7 @@
 // results relayed byte for byte (see pg-framing.ts), backpressure end to end. The pools
 // (pool.ts, transaction-pool.ts) and the warehouse (postgres.ts) build on these; nothing here
 // imports them, so the layers have no cycle.
-import net from 'node:net';
+import type net from 'node:net';
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { GatehouseError } from '../errors.ts';
 import { scramClient, SCRAM_MECHANISM, SCRAM_PLUS_MECHANISM } from '../identity/scram.ts';
@@ -33,8 +33,8 @@ import {
   type WarehouseStatement,
   forwardedParams,
 } from './types.ts';
-import { type PasswordSource, } from './credentials.ts';
-import { type UpstreamTls, openUpstreamSocket, } from './pg-tls.ts';
+import type { PasswordSource } from './credentials.ts';
+import { type UpstreamTls, openUpstreamSocket } from './pg-tls.ts';
 
 /** Client startup parameters that may reach the warehouse (DESIGN 3: never `options`). */
 
@@ -240,8 +240,7 @@ export class UpstreamConnection {
     const needPassword = () => {
       // Decrypted (or read) now, on the warehouse's request, once per sign-in.
       signIn.password ??= this.target.password?.();
-      if (signIn.password === undefined)
-        throw new Error('the warehouse asked for a password, but none is configured (password or password_env)');
+      if (signIn.password === undefined) throw new Error('the warehouse asked for a password, but none is configured (password or password_env)');
       return signIn.password;
     };
     let scram: { expected?: string; client?: ReturnType<typeof scramClient> } = {};
@@ -259,8 +258,7 @@ export class UpstreamConnection {
           const mechanisms = body.subarray(4).toString('utf8').split('\0').filter(Boolean);
           // Over TLS, channel binding when offered: the proof then holds only on a channel that ends at the certificate seen.
           const plus = this.tlsServerEndPoint !== undefined && mechanisms.includes(SCRAM_PLUS_MECHANISM);
-          if (!plus && !mechanisms.includes(SCRAM_MECHANISM))
-            throw new Error(`the warehouse offers only SASL mechanisms ${mechanisms.join(', ')}`);
+          if (!plus && !mechanisms.includes(SCRAM_MECHANISM)) throw new Error(`the warehouse offers only SASL mechanisms ${mechanisms.join(', ')}`);
           const unoffered = this.encrypted && !mechanisms.includes(SCRAM_PLUS_MECHANISM);
           scram.client = scramClient(needPassword(), plus ? { tlsServerEndPoint: this.tlsServerEndPoint! } : unoffered ? 'not offered' : undefined);
           this.channelBound = plus;
@@ -291,7 +289,8 @@ export class UpstreamConnection {
       } else if (type === MSG.ReadyForQuery) {
         if (scram.client && scram.expected !== 'verified') throw new Error('the warehouse skipped SCRAM server verification');
         for (const [k, v] of PINNED_REPORTED) {
-          if (this.parameters.get(k) !== v) throw new Error(`the warehouse session did not start with ${k}=${v} (it reports ${this.parameters.get(k) ?? 'nothing'})`);
+          if (this.parameters.get(k) !== v)
+            throw new Error(`the warehouse session did not start with ${k}=${v} (it reports ${this.parameters.get(k) ?? 'nothing'})`);
         }
         this.txStatus = readyStatus(body);
         return;
@@ -329,9 +328,17 @@ export class UpstreamConnection {
     if (this.mode === 'run' && st && !st.done) {
       if (st.sink.closed) return this.clientGone(st);
       visitMessages(buf, {
-        consumes: (t, length) => st.done || st.stopped !== undefined || t === MSG.ReadyForQuery || t === MSG.ParameterStatus || t === MSG.CopyInResponse
-          || t === MSG.CopyBothResponse || t === MSG.BackendKeyData || t === MSG.ErrorResponse || (st.limit !== undefined && this.overLimit(st, t, length))
-          || (this.injected !== undefined && (t === PARSE_COMPLETE || t === CLOSE_COMPLETE)),
+        consumes: (t, length) =>
+          st.done ||
+          st.stopped !== undefined ||
+          t === MSG.ReadyForQuery ||
+          t === MSG.ParameterStatus ||
+          t === MSG.CopyInResponse ||
+          t === MSG.CopyBothResponse ||
+          t === MSG.BackendKeyData ||
+          t === MSG.ErrorResponse ||
+          (st.limit !== undefined && this.overLimit(st, t, length)) ||
+          (this.injected !== undefined && (t === PARSE_COMPLETE || t === CLOSE_COMPLETE)),
         run: (msgs) => {
           if (!st.sink.relay(msgs)) st.draining = true;
         },
@@ -490,7 +497,9 @@ export class UpstreamConnection {
    * open transaction (the implicit one of an extended batch included) is rolled back.
    */
   private pinnedChanged(name: string, value: string): void {
-    this.lost(`a statement set ${name} to ${value}; Gatehouse reads SQL only with ${[...PINNED_REPORTED].map(([k, v]) => `${k}=${v}`).join(', ')}, so it closed this warehouse connection`);
+    this.lost(
+      `a statement set ${name} to ${value}; Gatehouse reads SQL only with ${[...PINNED_REPORTED].map(([k, v]) => `${k}=${v}`).join(', ')}, so it closed this warehouse connection`,
+    );
     this.socket.destroy();
   }
 
@@ -559,9 +568,7 @@ export class UpstreamConnection {
    */
   startRun(sink: ResultSink, limit?: ResultLimit): Promise<RunOutcome> {
     if (this.mode !== 'idle') {
-      return Promise.reject(
-        this.failure ?? new GatehouseError('08006', `warehouse connection of "${this.target.connection}" is busy`),
-      );
+      return Promise.reject(this.failure ?? new GatehouseError('08006', `warehouse connection of "${this.target.connection}" is busy`));
     }
     return new Promise<RunOutcome>((resolve, reject) => {
       const active = limit && (limit.rows > 0 || limit.bytes > 0) ? limit : undefined;
@@ -601,7 +608,6 @@ export class UpstreamConnection {
     st.abortToken = `gatehouse_refused_${randomBytes(8).toString('hex')}`;
     this.write(Buffer.concat([messages, abortBind(st.abortToken), syncMessage()]));
   }
-
 
   /** Runs Gatehouse's own query and returns its rows as text; an upstream error becomes a thrown Error. */
   async rows(sql: string): Promise<{ fields: string[]; rows: (string | null)[][] }> {
@@ -690,16 +696,36 @@ class RowsSink implements ResultSink {
     });
     return true;
   }
-  rowDescription(_f: FieldDescription[]) { return true; }
-  dataRow(_v: (string | null)[]) { return true; }
-  commandComplete(_t: string) { return true; }
-  emptyQuery() { return true; }
-  copyOutResponse(_c: number) { return true; }
-  copyData(_d: Buffer) { return true; }
-  copyDone() { return true; }
-  notice(_m: string) { return true; }
-  error(_e: GatehouseError) { return true; }
-  drain() { return Promise.resolve(); }
+  rowDescription(_f: FieldDescription[]) {
+    return true;
+  }
+  dataRow(_v: (string | null)[]) {
+    return true;
+  }
+  commandComplete(_t: string) {
+    return true;
+  }
+  emptyQuery() {
+    return true;
+  }
+  copyOutResponse(_c: number) {
+    return true;
+  }
+  copyData(_d: Buffer) {
+    return true;
+  }
+  copyDone() {
+    return true;
+  }
+  notice(_m: string) {
+    return true;
+  }
+  error(_e: GatehouseError) {
+    return true;
+  }
+  drain() {
+    return Promise.resolve();
+  }
 }
 
 export class PostgresSession implements WarehouseSession {

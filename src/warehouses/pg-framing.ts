@@ -138,7 +138,7 @@ export function extendedMessage(m: ExtendedStep): Buffer {
     case 'Parse': {
       const types = Buffer.alloc(2 + 4 * m.paramTypes.length);
       types.writeInt16BE(m.paramTypes.length, 0);
-      m.paramTypes.forEach((oid, i) => types.writeUInt32BE(oid >>> 0, 2 + 4 * i));
+      for (const [i, oid] of m.paramTypes.entries()) types.writeUInt32BE(oid >>> 0, 2 + 4 * i);
       return frame(0x50, Buffer.concat([cstring(m.name), cstring(m.query), types]));
     }
     case 'Bind': {
@@ -174,7 +174,7 @@ export const syncMessage = (): Buffer => SYNC;
 function int16List(values: number[]): Buffer {
   const b = Buffer.alloc(2 + 2 * values.length);
   b.writeInt16BE(values.length, 0);
-  values.forEach((v, i) => b.writeInt16BE(v, 2 + 2 * i));
+  for (const [i, v] of values.entries()) b.writeInt16BE(v, 2 + 2 * i);
   return b;
 }
 

@@ -86,12 +86,34 @@ function sslRequest(s: net.Socket, target: SocketTarget): Promise<void> {
       if (chunk[0] === 0x53 /* S */) {
         // Nothing may follow 'S' before the handshake: bytes there were sent in clear by
         // someone, and would be read as if they came over TLS (CVE-2021-23222).
-        if (chunk.length > 1) done(refused(target, 'the server sent unencrypted data after accepting TLS', `${chunk.length - 1} bytes after 'S'`, 'something between Gatehouse and the warehouse is tampering with the connection'));
+        if (chunk.length > 1)
+          done(
+            refused(
+              target,
+              'the server sent unencrypted data after accepting TLS',
+              `${chunk.length - 1} bytes after 'S'`,
+              'something between Gatehouse and the warehouse is tampering with the connection',
+            ),
+          );
         else done();
       } else if (chunk[0] === 0x4e /* N */) {
-        done(refused(target, 'the server does not accept TLS', 'the warehouse answered the SSLRequest with N (ssl is off there)', 'turn on ssl on the warehouse, or set tls: {mode: disable} in the connection file if the network to it is trusted'));
+        done(
+          refused(
+            target,
+            'the server does not accept TLS',
+            'the warehouse answered the SSLRequest with N (ssl is off there)',
+            'turn on ssl on the warehouse, or set tls: {mode: disable} in the connection file if the network to it is trusted',
+          ),
+        );
       } else {
-        done(refused(target, 'the server did not answer the SSLRequest', `it answered with byte 0x${chunk[0].toString(16).padStart(2, '0')}`, 'is this a PostgreSQL server of version 7.2 or later?'));
+        done(
+          refused(
+            target,
+            'the server did not answer the SSLRequest',
+            `it answered with byte 0x${chunk[0].toString(16).padStart(2, '0')}`,
+            'is this a PostgreSQL server of version 7.2 or later?',
+          ),
+        );
       }
     };
     s.on('data', onData);
@@ -108,7 +130,12 @@ function readCa(target: SocketTarget, file: string): Buffer {
   try {
     return readFileSync(file);
   } catch (e) {
-    throw refused(target, `cannot read its tls.ca_file ${file}`, (e as NodeJS.ErrnoException).code ?? (e as Error).message, 'tls.ca_file must name a readable PEM file holding the CA that signed the warehouse\'s certificate');
+    throw refused(
+      target,
+      `cannot read its tls.ca_file ${file}`,
+      (e as NodeJS.ErrnoException).code ?? (e as Error).message,
+      "tls.ca_file must name a readable PEM file holding the CA that signed the warehouse's certificate",
+    );
   }
 }
 
@@ -135,7 +162,12 @@ function handshake(raw: net.Socket, target: SocketTarget, settings: UpstreamTls)
       const certificate = /CERT|SIGNATURE|ALTNAME|HOSTNAME|SELF_SIGNED|ISSUER|VERIFY/i.test(err.code ?? '') || /certificate|altnames/i.test(err.message);
       reject(
         certificate
-          ? refused(target, 'its TLS certificate did not verify', err.message, `set tls.ca_file to the CA that signed the warehouse's certificate and name the host as the certificate does${settings.mode === 'verify-full' ? ' (or tls.mode: verify-ca to check the chain only)' : ''}`)
+          ? refused(
+              target,
+              'its TLS certificate did not verify',
+              err.message,
+              `set tls.ca_file to the CA that signed the warehouse's certificate and name the host as the certificate does${settings.mode === 'verify-full' ? ' (or tls.mode: verify-ca to check the chain only)' : ''}`,
+            )
           : refused(target, 'the TLS handshake failed', err.message, 'does the warehouse accept TLS 1.2 or later?'),
       );
     };

@@ -143,7 +143,12 @@ export class UpstreamPool<C extends PooledConnection = UpstreamConnection> {
       w.reject(new GatehouseError('08006', `the warehouse of connection "${this.labels.connection}" is closing`));
     }
     const idle = this.idle.splice(0);
-    await Promise.allSettled(idle.map((p) => (clearTimeout(p.timer), p.conn.close())));
+    await Promise.allSettled(
+      idle.map((p) => {
+        clearTimeout(p.timer);
+        return p.conn.close();
+      }),
+    );
   }
 
   stats(): PoolStats {

@@ -100,7 +100,10 @@ export function topicsAccountProblems(role: Row | undefined, relations: Row[], t
     const topicNames = base.topics.join(', ');
     const extra = selectable.filter((c) => !base.fields.has(c));
     const missing = [...base.fields].filter((f) => !selectable.includes(f));
-    if (extra.length) out.push(`can SELECT columns ${extra.join(', ')} of ${what}, which topic ${topicNames} does not expose (grant SELECT (<fields>) ON ${name}, not the whole table)`);
+    if (extra.length)
+      out.push(
+        `can SELECT columns ${extra.join(', ')} of ${what}, which topic ${topicNames} does not expose (grant SELECT (<fields>) ON ${name}, not the whole table)`,
+      );
     if (missing.length) out.push(`cannot SELECT columns ${missing.join(', ')} of ${what} (topic ${topicNames})`);
     if (r.schema_usage !== 't') out.push(`has no USAGE on schema ${r.nspname} (topic ${topicNames})`);
   }

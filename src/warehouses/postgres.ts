@@ -11,11 +11,7 @@ import {
   roleAttributeProblems,
   topicsAccountProblems,
 } from './postgres-accounts.ts';
-import {
-  type Warehouse,
-  type WarehouseSession,
-  type WarehouseSessionOptions,
-} from './types.ts';
+import type { Warehouse, WarehouseSession, WarehouseSessionOptions } from './types.ts';
 import type { WarehouseAccount, WarehouseAccounts } from './accounts.ts';
 import type { PoolSettings } from '../config/model.ts';
 import { DEFAULT_POOL, type PoolStats, UpstreamPool, poolKey } from './pool.ts';
@@ -23,14 +19,7 @@ import { TransactionSession } from './transaction-pool.ts';
 import { credentialProblem, passwordSource } from './credentials.ts';
 import type { KeyResolution } from '../secrets/resolve.ts';
 import { postgresTls } from './pg-tls.ts';
-import {
-  PostgresSession,
-  UpstreamConnection,
-  type UpstreamTarget,
-  personAppName,
-  sqlLiteral,
-  upstreamStartupParams,
-} from './pg-connection.ts';
+import { PostgresSession, UpstreamConnection, type UpstreamTarget, personAppName, sqlLiteral, upstreamStartupParams } from './pg-connection.ts';
 
 export { PostgresSession, UpstreamConnection, personAppName, sqlLiteral, upstreamStartupParams, type UpstreamTarget } from './pg-connection.ts';
 
@@ -55,9 +44,9 @@ const POWERFUL_ROLES = [
 ];
 
 const PRIVILEGE_QUERY = `SELECT r.rolsuper, r.rolcreaterole, r.rolcreatedb, r.rolbypassrls,
-${POWERFUL_ROLES
-  .map((g) => `  CASE WHEN EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '${g}') THEN pg_has_role(current_user, '${g}', 'MEMBER') ELSE false END AS ${g}`)
-  .join(',\n')}
+${POWERFUL_ROLES.map(
+  (g) => `  CASE WHEN EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '${g}') THEN pg_has_role(current_user, '${g}', 'MEMBER') ELSE false END AS ${g}`,
+).join(',\n')}
 FROM pg_roles r WHERE r.rolname = current_user`;
 
 export class PostgresWarehouse implements Warehouse {
@@ -209,7 +198,7 @@ export class PostgresWarehouse implements Warehouse {
         const { conn } = await pool.acquire(key, open);
         pool.release(conn, key, conn.txStatus === 'I');
       }
-      return new TransactionSession(pool, key, open, this.conn.name, opts.resultLimit);
+      return new TransactionSession(pool, key, open, opts.resultLimit);
     }
     const { conn, reused } = await pool.acquire(key, open);
     try {

@@ -35,7 +35,6 @@ export function passthroughRender(statement: { sql: string; params?: number[] })
   return { sql: statement.sql, params: Array.from({ length: n }, (_, i) => i + 1) };
 }
 
-
 export interface RowSessionSettings {
   render: (statement: WarehouseStatement | { sql: string }) => EmittedSql;
   limit?: ResultLimit;
@@ -170,7 +169,21 @@ function binaryValue(typeOid: number, text: string): Buffer | undefined {
 }
 
 /** Types whose binary result format this session writes. */
-const BINARY_RESULT_TYPES: ReadonlySet<number> = new Set([OID.bool, OID.int2, OID.int4, OID.int8, OID.float4, OID.float8, OID.bytea, OID.text, OID.varchar, OID.json, OID.date, OID.timestamp, OID.timestamptz]);
+const BINARY_RESULT_TYPES: ReadonlySet<number> = new Set([
+  OID.bool,
+  OID.int2,
+  OID.int4,
+  OID.int8,
+  OID.float4,
+  OID.float8,
+  OID.bytea,
+  OID.text,
+  OID.varchar,
+  OID.json,
+  OID.date,
+  OID.timestamp,
+  OID.timestamptz,
+]);
 
 /** A client's binary parameter as a connector value, by the type it was declared or described as. */
 function decodeBinaryParam(typeOid: number, b: Buffer): string | Buffer {
@@ -229,7 +242,11 @@ function decodeTextParam(typeOid: number, s: string): string | Buffer {
 
 /** PostgreSQL's command tag for a statement without rows, from its leading keywords. */
 export function commandTag(sql: string, affectedRows?: number): string {
-  const words = stripLeadingComments(sql).match(/^[A-Za-z_]+(\s+[A-Za-z_]+)?/)?.[0].toUpperCase().split(/\s+/) ?? [];
+  const words =
+    stripLeadingComments(sql)
+      .match(/^[A-Za-z_]+(\s+[A-Za-z_]+)?/)?.[0]
+      .toUpperCase()
+      .split(/\s+/) ?? [];
   const [first = '', second = ''] = words;
   const n = affectedRows ?? 0;
   switch (first) {
@@ -347,7 +364,12 @@ export class RowSession implements WarehouseSession {
    */
   private answer(op: EmulatedSession, x: Exchange, describe: boolean): Streamed {
     if (this.failedTransaction) {
-      this.fail(x, new GatehouseError('25P02', 'current transaction is aborted, commands ignored until end of transaction block', { hint: 'end the transaction with ROLLBACK' }));
+      this.fail(
+        x,
+        new GatehouseError('25P02', 'current transaction is aborted, commands ignored until end of transaction block', {
+          hint: 'end the transaction with ROLLBACK',
+        }),
+      );
       return 'error';
     }
     const r = this.pgSettings.apply(op);
@@ -378,7 +400,10 @@ export class RowSession implements WarehouseSession {
       }
       const { sql, params } = this.settings.render(st);
       if (params.length > 0) {
-        this.fail(x, new GatehouseError('08P01', 'a simple Query cannot carry parameters', { detail: 'the statement as rendered for the warehouse has placeholders' }));
+        this.fail(
+          x,
+          new GatehouseError('08P01', 'a simple Query cannot carry parameters', { detail: 'the statement as rendered for the warehouse has placeholders' }),
+        );
         break;
       }
       const result = await this.runStatement(sql, [], x, { describe: true, maxRows: 0, formats: [], columns: st.columns });
@@ -407,7 +432,12 @@ export class RowSession implements WarehouseSession {
     if (this.failedTransaction) {
       const text = stripLeadingComments(sql);
       if (!ENDS_TRANSACTION.test(text)) {
-        this.fail(x, new GatehouseError('25P02', 'current transaction is aborted, commands ignored until end of transaction block', { hint: 'end the transaction with ROLLBACK' }));
+        this.fail(
+          x,
+          new GatehouseError('25P02', 'current transaction is aborted, commands ignored until end of transaction block', {
+            hint: 'end the transaction with ROLLBACK',
+          }),
+        );
         return 'error';
       }
       // COMMIT of a failed transaction rolls it back, as on PostgreSQL.
@@ -424,7 +454,11 @@ export class RowSession implements WarehouseSession {
    * Moves one statement's results to the sink at the client's pace: the next batch is pulled
    * only once the sink has room. A portal keeps what an Execute's max-rows left over.
    */
-  private async stream(stream: ResultStream, x: Exchange, opts: { describe: boolean; maxRows: number; formats: number[]; portal?: Portal; tagSql: string }): Promise<Streamed> {
+  private async stream(
+    stream: ResultStream,
+    x: Exchange,
+    opts: { describe: boolean; maxRows: number; formats: number[]; portal?: Portal; tagSql: string },
+  ): Promise<Streamed> {
     const { sink, portal } = { sink: x.sink, portal: opts.portal };
     const limit = this.settings.limit && (this.settings.limit.rows > 0 || this.settings.limit.bytes > 0) ? this.settings.limit : undefined;
     let fields: FieldDescription[] | undefined = portal?.fields;
@@ -451,7 +485,9 @@ export class RowSession implements WarehouseSession {
           }
         }
         // Binary values as the client was told the column is typed (Describe), else as it came.
-        const ok = opts.formats.some((f) => f === 1) ? sink.relay(this.encodeRow(row, portal?.statement.fields ?? fields ?? [], opts.formats)) : sink.dataRow(row);
+        const ok = opts.formats.some((f) => f === 1)
+          ? sink.relay(this.encodeRow(row, portal?.statement.fields ?? fields ?? [], opts.formats))
+          : sink.dataRow(row);
         sent++;
         if (!ok) await this.waitForClient(sink);
         if (sink.closed) {
@@ -518,7 +554,7 @@ export class RowSession implements WarehouseSession {
   private encodeRow(row: (string | null)[], fields: FieldDescription[], formats: number[]): Buffer {
     return dataRowMixed(
       row.map((v, i) => {
-        const f = formats.length === 1 ? formats[0] : formats[i] ?? 0;
+        const f = formats.length === 1 ? formats[0] : (formats[i] ?? 0);
         if (v === null || f !== 1) return v;
         return binaryValue(fields[i]?.typeOid ?? OID.text, v) ?? v;
       }),
@@ -622,22 +658,40 @@ export class RowSession implements WarehouseSession {
     const { sql, params } = planned?.emulated ? { sql: planned.sql, params: [] } : this.settings.render(planned ?? { sql: m.query });
     const count = params.reduce((a, b) => Math.max(a, b), 0);
     const paramTypes = Array.from({ length: Math.max(count, m.paramTypes.length) }, (_, i) => m.paramTypes[i] ?? 0);
-    this.prepared.set(m.name, { sql, map: params, paramTypes, ...(planned?.columns ? { columns: planned.columns } : {}), ...(planned?.emulated ? { emulated: planned.emulated } : {}) });
+    this.prepared.set(m.name, {
+      sql,
+      map: params,
+      paramTypes,
+      ...(planned?.columns ? { columns: planned.columns } : {}),
+      ...(planned?.emulated ? { emulated: planned.emulated } : {}),
+    });
     x.sink.relay(parseComplete());
   }
 
   private async bind(m: Bind, x: Exchange): Promise<void> {
     const st = this.prepared.get(m.statement);
-    if (!st) throw new GatehouseError('26000', m.statement === '' ? 'unnamed prepared statement does not exist' : `prepared statement "${m.statement}" does not exist`);
+    if (!st)
+      throw new GatehouseError(
+        '26000',
+        m.statement === '' ? 'unnamed prepared statement does not exist' : `prepared statement "${m.statement}" does not exist`,
+      );
     if (m.portal !== '' && this.portals.has(m.portal)) throw new GatehouseError('42P03' as SqlState, `portal "${m.portal}" already exists`);
     if (m.params.length !== st.paramTypes.length) {
       // PostgreSQL drivers write $1, $2 (pgjdbc rewrites JDBC's ? so): the warehouse's placeholders are its own.
       const dollars = /\$\d/.test(st.sql) && st.map.length === 0;
-      throw new GatehouseError('08P01', `bind message supplies ${m.params.length} parameters, but prepared statement "${m.statement}" requires ${st.paramTypes.length}`, {
-        ...(dollars ? { hint: `on connection ${this.settings.connection} statements are passed to the warehouse as written: write its placeholders (? on MySQL), not $n` } : {}),
-      });
+      throw new GatehouseError(
+        '08P01',
+        `bind message supplies ${m.params.length} parameters, but prepared statement "${m.statement}" requires ${st.paramTypes.length}`,
+        {
+          ...(dollars
+            ? {
+                hint: `on connection ${this.settings.connection} statements are passed to the warehouse as written: write its placeholders (? on MySQL), not $n`,
+              }
+            : {}),
+        },
+      );
     }
-    const formatOf = (i: number) => (m.paramFormats.length === 0 ? 0 : m.paramFormats.length === 1 ? m.paramFormats[0] : m.paramFormats[i] ?? 0);
+    const formatOf = (i: number) => (m.paramFormats.length === 0 ? 0 : m.paramFormats.length === 1 ? m.paramFormats[0] : (m.paramFormats[i] ?? 0));
     const decoded = m.params.map((p, i) => {
       const typeOid = st.paramTypes[i];
       if (p === null) return { value: null, typeOid };
@@ -647,9 +701,13 @@ export class RowSession implements WarehouseSession {
       const fields = st.fields ?? (await this.describeStatement(st, x));
       if (!fields) return;
       fields.forEach((f, i) => {
-        const fmt = m.resultFormats.length === 1 ? m.resultFormats[0] : m.resultFormats[i] ?? 0;
+        const fmt = m.resultFormats.length === 1 ? m.resultFormats[0] : (m.resultFormats[i] ?? 0);
         if (fmt === 1 && !BINARY_RESULT_TYPES.has(f.typeOid)) {
-          throw new GatehouseError('0A000', `binary result format for column "${f.name}" (type ${f.typeOid}) is not supported on connection ${this.settings.connection}`, { hint: 'ask for text results' });
+          throw new GatehouseError(
+            '0A000',
+            `binary result format for column "${f.name}" (type ${f.typeOid}) is not supported on connection ${this.settings.connection}`,
+            { hint: 'ask for text results' },
+          );
         }
       });
     }
@@ -681,9 +739,13 @@ export class RowSession implements WarehouseSession {
   private requireIdle(except?: Portal): void {
     for (const [name, p] of this.portals) {
       if (p !== except && p.stream && !p.done) {
-        throw new GatehouseError('0A000', `portal "${name}" is suspended; on connection ${this.settings.connection} it must be read to its end or closed before another statement runs`, {
-          hint: 'fetch the rest of the cursor or close it first',
-        });
+        throw new GatehouseError(
+          '0A000',
+          `portal "${name}" is suspended; on connection ${this.settings.connection} it must be read to its end or closed before another statement runs`,
+          {
+            hint: 'fetch the rest of the cursor or close it first',
+          },
+        );
       }
     }
   }
@@ -702,7 +764,9 @@ export class RowSession implements WarehouseSession {
     if (!p) throw new GatehouseError('34000' as SqlState, name === '' ? 'portal "" does not exist' : `portal "${name}" does not exist`);
     const fields = p.fields ?? (await this.describeStatement(p.statement, x));
     if (!fields) return;
-    const withFormats = fields.map((f, i) => ({ ...f, format: ((p.formats.length === 1 ? p.formats[0] : p.formats[i]) ?? 0) === 1 ? 1 : 0 }) as FieldDescription);
+    const withFormats = fields.map(
+      (f, i) => ({ ...f, format: ((p.formats.length === 1 ? p.formats[0] : p.formats[i]) ?? 0) === 1 ? 1 : 0 }) as FieldDescription,
+    );
     x.sink.relay(withFormats.length ? rowDescription(withFormats) : noData());
   }
 
@@ -760,7 +824,6 @@ export class RowSession implements WarehouseSession {
     await this.release(this.conn);
   }
 }
-
 
 /** A text column of Gatehouse's own answer (SHOW). */
 function textField(name: string): FieldDescription {

@@ -18,7 +18,16 @@ import { GatehouseError } from '../errors.ts';
 import type { KeyResolution } from '../secrets/resolve.ts';
 import type { FieldDescription } from '../wire/sink.ts';
 import type {
-  Connector, ConnectorError, ConnectorParam, ConnectorSession, ConnectorSessionOptions, CredentialSource, Credentials, Description, ResultEvent, ResultStream,
+  Connector,
+  ConnectorError,
+  ConnectorParam,
+  ConnectorSession,
+  ConnectorSessionOptions,
+  CredentialSource,
+  Credentials,
+  Description,
+  ResultEvent,
+  ResultStream,
 } from './connector.ts';
 import { credentialProblem, type PasswordSource, passwordSource } from './credentials.ts';
 import { RowWarehouse, type SqlRenderer } from './row-warehouse.ts';
@@ -340,13 +349,16 @@ export class SnowflakeWarehouse extends RowWarehouse {
     const what = `warehouse ${account === 'topics' ? 'topics account' : 'account'} "${user}" (role ${role}) of connection "${this.conn.name}" ${problems.map((p) => p.phrase).join('; ')}`;
     const allowed = account === 'topics' ? t.allow_topics_privileges : t.allow_superuser;
     if (allowed) {
-      this.logger?.warn({ connection: this.conn.name, org: this.conn.org, account, problems: problems.map((p) => p.phrase) }, `${what}; allowed by the connection file`);
+      this.logger?.warn(
+        { connection: this.conn.name, org: this.conn.org, account, problems: problems.map((p) => p.phrase) },
+        `${what}; allowed by the connection file`,
+      );
       return;
     }
     throw new GatehouseError('42501', `${what}: Gatehouse refuses a warehouse account with more than it needs`, {
       hint:
         account === 'topics'
-          ? 'grant the topics role USAGE on the warehouse, database and schema and SELECT on the topics\' tables (or views of their fields) only, or set allow_topics_privileges: true in the connection file'
+          ? "grant the topics role USAGE on the warehouse, database and schema and SELECT on the topics' tables (or views of their fields) only, or set allow_topics_privileges: true in the connection file"
           : 'give the role USAGE on the warehouse, database and schema and SELECT on the tables it serves (INSERT, UPDATE, DELETE, TRUNCATE with allow_writes), or set allow_superuser: true in the connection file',
     });
   }
@@ -362,7 +374,9 @@ export class SnowflakeWarehouse extends RowWarehouse {
         else if (e.type === 'error') error = e.error;
       }
       if (error) {
-        throw new GatehouseError('42P01', `relation "${schema}.${table}" does not exist on the warehouse of connection "${this.conn.name}"`, { detail: error.message });
+        throw new GatehouseError('42P01', `relation "${schema}.${table}" does not exist on the warehouse of connection "${this.conn.name}"`, {
+          detail: error.message,
+        });
       }
       return Object.fromEntries(fields.map((f) => [/^[A-Z_][A-Z0-9_$]*$/.test(f.name) ? f.name.toLowerCase() : f.name, PG_TYPE_NAMES[f.typeOid] ?? 'text']));
     } finally {
@@ -395,7 +409,6 @@ export function snowflakeRender(statement: { sql: string; params?: number[] }): 
   const n = Math.max(0, ...numberedBinds(statement.sql));
   return { sql: statement.sql, params: Array.from({ length: n }, (_, i) => i + 1) };
 }
-
 
 /** Runs one statement of Gatehouse's own and collects its rows; a warehouse error is thrown. */
 async function collect(session: ConnectorSession, sql: string): Promise<{ fields: string[]; rows: (string | null)[][] }> {

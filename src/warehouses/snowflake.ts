@@ -17,11 +17,11 @@ import { GatehouseError } from '../errors.ts';
 import type { FieldDescription } from '../wire/sink.ts';
 
 // Typed loosely on purpose: the SDK's own .d.ts is loaded only with the module (dynamic import).
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
+// biome-ignore lint/suspicious/noExplicitAny: the SDK's types load only with the module (dynamic import)
 type Sdk = any;
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
+// biome-ignore lint/suspicious/noExplicitAny: the SDK's types load only with the module (dynamic import)
 type SdkConnection = any;
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
+// biome-ignore lint/suspicious/noExplicitAny: the SDK's types load only with the module (dynamic import)
 type SdkStatement = any;
 
 export interface SnowflakeCredentials {
@@ -73,9 +73,7 @@ export interface ExecuteOptions {
   describeOnly?: boolean;
 }
 
-export type ExecuteOutcome =
-  | { rowCount: number; command: string }
-  | { error: { sqlstate: string; message: string; warehouseCode?: string } };
+export type ExecuteOutcome = { rowCount: number; command: string } | { error: { sqlstate: string; message: string; warehouseCode?: string } };
 
 export interface SnowflakeConnection {
   execute(sql: string, params: (string | null)[], handlers: RowHandlers, opts?: ExecuteOptions): Promise<ExecuteOutcome>;
@@ -365,7 +363,7 @@ export function mapColumn(c: SdkColumn): MappedColumn {
     case 'map':
       return { typeOid: 3802, typeSize: -1, typeModifier: -1, text: (v) => (typeof v === 'string' ? v : JSON.stringify(v)) };
     default:
-      return { typeOid: 25, typeSize: -1, typeModifier: -1, text: (v) => (typeof v === 'string' ? v : JSON.stringify(v) ?? String(v)) };
+      return { typeOid: 25, typeSize: -1, typeModifier: -1, text: (v) => (typeof v === 'string' ? v : (JSON.stringify(v) ?? String(v))) };
   }
 }
 

@@ -43,7 +43,10 @@ interface Lease {
 
 /** The upstream name of a statement: the same text and parameter types share one, whoever prepared it. */
 export function upstreamStatementName(text: string, paramTypes: readonly number[]): string {
-  return `gh_${createHash('sha256').update(`${paramTypes.join(',')}\0${text}`).digest('hex').slice(0, 24)}`;
+  return `gh_${createHash('sha256')
+    .update(`${paramTypes.join(',')}\0${text}`)
+    .digest('hex')
+    .slice(0, 24)}`;
 }
 
 export class TransactionSession implements WarehouseSession {
@@ -56,7 +59,6 @@ export class TransactionSession implements WarehouseSession {
     private readonly pool: UpstreamPool,
     private readonly key: string,
     private readonly open: () => Promise<UpstreamConnection>,
-    private readonly connectionName: string,
     /** The org's result limits, counted on every run of this session whichever upstream runs it. */
     private readonly limit?: ResultLimit,
   ) {}
@@ -208,7 +210,11 @@ export class TransactionSession implements WarehouseSession {
       switch (m.type) {
         case 'Parse': {
           if (DISCARD_ALL.test(m.query)) lease.discards = true;
-          const st: ClientStatement = { text: m.query, paramTypes: [...m.paramTypes], upstream: m.name === '' ? '' : upstreamStatementName(m.query, m.paramTypes) };
+          const st: ClientStatement = {
+            text: m.query,
+            paramTypes: [...m.paramTypes],
+            upstream: m.name === '' ? '' : upstreamStatementName(m.query, m.paramTypes),
+          };
           if (m.name === '') {
             this.unnamed = st;
             conn.unnamedOwner = st;
@@ -276,13 +282,17 @@ export function sessionStateRefusal(connection: string, sql: string): GatehouseE
     what ??= sessionState(stmt);
   }
   if (!what) return undefined;
-  return new GatehouseError('0A000', `${what} is not supported on connection "${connection}": it uses transaction pooling, so session state does not survive the transaction`, {
-    detail: 'each transaction may run on a different warehouse connection, shared with other clients',
-    hint: 'use SET LOCAL inside a transaction, a startup parameter, or a connection with pooling: session',
-  });
+  return new GatehouseError(
+    '0A000',
+    `${what} is not supported on connection "${connection}": it uses transaction pooling, so session state does not survive the transaction`,
+    {
+      detail: 'each transaction may run on a different warehouse connection, shared with other clients',
+      hint: 'use SET LOCAL inside a transaction, a startup parameter, or a connection with pooling: session',
+    },
+  );
 }
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
+// biome-ignore lint/suspicious/noExplicitAny: a libpg-query AST node, loose on purpose (src/sql/parse.ts AstNode)
 function sessionState(stmt: Record<string, any>): string | undefined {
   if (stmt.VariableSetStmt) {
     const s = stmt.VariableSetStmt;
@@ -291,7 +301,7 @@ function sessionState(stmt: Record<string, any>): string | undefined {
     return s.kind === 'VAR_SET_MULTI' ? `SET ${s.name}` : `SET ${s.name} (without LOCAL)`;
   }
   if (stmt.ListenStmt) return 'LISTEN';
-  if (stmt.DeclareCursorStmt && ((stmt.DeclareCursorStmt.options ?? 0) & CURSOR_OPT_HOLD)) return 'DECLARE ... WITH HOLD';
+  if (stmt.DeclareCursorStmt && (stmt.DeclareCursorStmt.options ?? 0) & CURSOR_OPT_HOLD) return 'DECLARE ... WITH HOLD';
   if (stmt.PrepareStmt) return 'PREPARE';
   if (stmt.ExecuteStmt) return 'EXECUTE of a prepared statement';
   if (stmt.DeallocateStmt) return 'DEALLOCATE';

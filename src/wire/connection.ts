@@ -103,9 +103,7 @@ export interface ConnectionContext {
 }
 
 const asFatal = (e: GatehouseError): GatehouseError =>
-  e.severity === 'FATAL'
-    ? e
-    : new GatehouseError(e.sqlstate, e.message, { severity: 'FATAL', detail: e.detail, hint: e.hint });
+  e.severity === 'FATAL' ? e : new GatehouseError(e.sqlstate, e.message, { severity: 'FATAL', detail: e.detail, hint: e.hint });
 
 export class WireConnection {
   state: ConnectionState = { kind: 'AwaitingStartup' };
@@ -464,7 +462,9 @@ export class WireConnection {
       // A failed handshake (garbage, a client that does not trust the certificate): this
       // connection ends, nothing else is touched.
       if (this.state.kind === 'TlsHandshake') {
-        this.guard('TLS log', () => this.ctx.handler.log('protocol_error', { remoteAddress: this.remoteAddress, reason: `TLS handshake failed: ${err.code ?? err.message}` }));
+        this.guard('TLS log', () =>
+          this.ctx.handler.log('protocol_error', { remoteAddress: this.remoteAddress, reason: `TLS handshake failed: ${err.code ?? err.message}` }),
+        );
       } else this.ctx.logger.debug({ err, remoteAddress: this.remoteAddress }, 'client TLS socket error');
     });
     secure.on('close', () => this.onPeerGone());
@@ -516,7 +516,13 @@ export class WireConnection {
     const startup: StartupInfo = { user, database: database || user, params, remoteAddress: this.remoteAddress, tls };
     if (!tls && this.ctx.tls?.mode === 'required') {
       // Before any sign-in step: no password or token travels in clear to be refused afterwards.
-      this.authFailed(startup, 'TLS required', '28000', 'Gatehouse requires an encrypted connection (TLS)', 'connect with sslmode=require (or verify-ca / verify-full with the server\'s CA)');
+      this.authFailed(
+        startup,
+        'TLS required',
+        '28000',
+        'Gatehouse requires an encrypted connection (TLS)',
+        "connect with sslmode=require (or verify-ca / verify-full with the server's CA)",
+      );
       return;
     }
     const begun = this.ctx.throttle?.begin(user, this.remoteAddress);
@@ -667,9 +673,7 @@ export class WireConnection {
         else this.readyForQuery();
         return;
       default:
-        this.fatal(
-          new GatehouseError('08P01', `unexpected ${msg.type} message after authentication`, { severity: 'FATAL' }),
-        );
+        this.fatal(new GatehouseError('08P01', `unexpected ${msg.type} message after authentication`, { severity: 'FATAL' }));
     }
   }
 

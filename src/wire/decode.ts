@@ -185,12 +185,7 @@ export class FrontendDecoder {
 
   private peekInt32(offset: number): number {
     // Bitwise operators yield a signed int32, as the protocol's Int32 is.
-    return (
-      (this.peekByte(offset) << 24) |
-      (this.peekByte(offset + 1) << 16) |
-      (this.peekByte(offset + 2) << 8) |
-      this.peekByte(offset + 3)
-    );
+    return (this.peekByte(offset) << 24) | (this.peekByte(offset + 1) << 16) | (this.peekByte(offset + 2) << 8) | this.peekByte(offset + 3);
   }
 
   /** Removes n bytes from the front; copies only when the bytes span chunks. */

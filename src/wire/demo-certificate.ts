@@ -63,7 +63,9 @@ export async function selfSignedCertificate(days: number): Promise<{ certPem: st
   const keys = await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify']);
   const notBefore = new Date(Date.now() - 60_000);
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
-    serialNumber: Buffer.from(webcrypto.getRandomValues(new Uint8Array(16))).toString('hex').replace(/^[89a-f]/, '1'),
+    serialNumber: Buffer.from(webcrypto.getRandomValues(new Uint8Array(16)))
+      .toString('hex')
+      .replace(/^[89a-f]/, '1'),
     name: 'CN=localhost, O=Gatehouse demo',
     notBefore,
     notAfter: new Date(notBefore.getTime() + days * 86_400_000),

@@ -81,16 +81,12 @@ export function authenticationSASL(mechanisms: string[]): Buffer {
   for (const m of mechanisms) w.cstring(m);
   return w.byte('\0').frame('R');
 }
-export const authenticationSASLContinue = (data: string): Buffer =>
-  new Writer().int32(AUTH_SASL_CONTINUE).bytes(data).frame('R');
-export const authenticationSASLFinal = (data: string): Buffer =>
-  new Writer().int32(AUTH_SASL_FINAL).bytes(data).frame('R');
+export const authenticationSASLContinue = (data: string): Buffer => new Writer().int32(AUTH_SASL_CONTINUE).bytes(data).frame('R');
+export const authenticationSASLFinal = (data: string): Buffer => new Writer().int32(AUTH_SASL_FINAL).bytes(data).frame('R');
 
-export const parameterStatus = (name: string, value: string): Buffer =>
-  new Writer().cstring(name).cstring(value).frame('S');
+export const parameterStatus = (name: string, value: string): Buffer => new Writer().cstring(name).cstring(value).frame('S');
 
-export const backendKeyData = (processId: number, secretKey: number): Buffer =>
-  new Writer(8).int32(processId).int32(secretKey).frame('K');
+export const backendKeyData = (processId: number, secretKey: number): Buffer => new Writer(8).int32(processId).int32(secretKey).frame('K');
 
 /** Sent when the client asks for protocol 3.x with x > 0 or for _pq_ options we do not know. */
 export function negotiateProtocolVersion(newestMinor: number, unrecognizedOptions: string[]): Buffer {
@@ -104,13 +100,7 @@ export const readyForQuery = (status: TxStatus): Buffer => new Writer(1).byte(st
 export function rowDescription(fields: FieldDescription[]): Buffer {
   const w = new Writer(fields.length * 32).int16(fields.length);
   for (const f of fields) {
-    w.cstring(f.name)
-      .int32(f.tableOid)
-      .int16(f.columnAttr)
-      .int32(f.typeOid)
-      .int16(f.typeSize)
-      .int32(f.typeModifier)
-      .int16(f.format);
+    w.cstring(f.name).int32(f.tableOid).int16(f.columnAttr).int32(f.typeOid).int16(f.typeSize).int32(f.typeModifier).int16(f.format);
   }
   return w.frame('T');
 }
@@ -142,10 +132,7 @@ export const commandComplete = (tag: string): Buffer => new Writer().cstring(tag
 export const emptyQueryResponse = (): Buffer => empty('I');
 
 /** Fields of ErrorResponse/NoticeResponse (55.8): S, V, C, M, D, H, P when present. */
-function fields(
-  type: 'E' | 'N',
-  f: { severity: string; sqlstate: string; message: string; detail?: string; hint?: string; position?: number },
-): Buffer {
+function fields(type: 'E' | 'N', f: { severity: string; sqlstate: string; message: string; detail?: string; hint?: string; position?: number }): Buffer {
   const w = new Writer();
   w.byte('S').cstring(f.severity);
   w.byte('V').cstring(f.severity);

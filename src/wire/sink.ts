@@ -69,7 +69,11 @@ export function discardingSink(overrides: Partial<ResultSink> = {}): ResultSink 
 }
 
 /** Resolves once a socket that reported backpressure can take more, or has closed. */
-export function whenWritable(socket: { writableNeedDrain: boolean; on(e: string, f: () => void): unknown; off(e: string, f: () => void): unknown }): Promise<void> {
+export function whenWritable(socket: {
+  writableNeedDrain: boolean;
+  on(e: string, f: () => void): unknown;
+  off(e: string, f: () => void): unknown;
+}): Promise<void> {
   if (!socket.writableNeedDrain) return Promise.resolve();
   return new Promise((resolve) => {
     const done = () => {

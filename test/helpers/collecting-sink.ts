@@ -64,16 +64,35 @@ export class CollectingSink implements ResultSink {
       if (t === 'D') this.dataRows++;
       if (this.opts.countOnly) continue;
       switch (t) {
-        case 'T': this.messages.push({ type: 'T', names: rowDescriptionNames(body), raw: Buffer.from(frame) }); break;
-        case 'D': this.messages.push({ type: 'D', values: dataRowValues(body), raw: Buffer.from(frame) }); break;
-        case 'C': this.messages.push({ type: 'C', tag: commandTag(body) }); break;
-        case 'I': this.messages.push({ type: 'I' }); break;
-        case 'E': this.messages.push({ type: 'E', fields: errorFields(body) }); break;
-        case 'N': this.messages.push({ type: 'N', fields: errorFields(body) }); break;
-        case 'd': this.messages.push({ type: 'd', data: Buffer.from(body) }); break;
-        case 'c': this.messages.push({ type: 'c' }); break;
-        case 'H': this.messages.push({ type: 'H', columns: body.readInt16BE(1) }); break;
-        default: this.messages.push({ type: t, raw: Buffer.from(frame) });
+        case 'T':
+          this.messages.push({ type: 'T', names: rowDescriptionNames(body), raw: Buffer.from(frame) });
+          break;
+        case 'D':
+          this.messages.push({ type: 'D', values: dataRowValues(body), raw: Buffer.from(frame) });
+          break;
+        case 'C':
+          this.messages.push({ type: 'C', tag: commandTag(body) });
+          break;
+        case 'I':
+          this.messages.push({ type: 'I' });
+          break;
+        case 'E':
+          this.messages.push({ type: 'E', fields: errorFields(body) });
+          break;
+        case 'N':
+          this.messages.push({ type: 'N', fields: errorFields(body) });
+          break;
+        case 'd':
+          this.messages.push({ type: 'd', data: Buffer.from(body) });
+          break;
+        case 'c':
+          this.messages.push({ type: 'c' });
+          break;
+        case 'H':
+          this.messages.push({ type: 'H', columns: body.readInt16BE(1) });
+          break;
+        default:
+          this.messages.push({ type: t, raw: Buffer.from(frame) });
       }
     }
     return this.count(n);

@@ -66,7 +66,17 @@ export function psql(gh: { port: number }, user: string, sql: string, opts: { pa
   return new Promise((done) => {
     execFile(
       'psql',
-      ['-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', `host=127.0.0.1 port=${gh.port} dbname=${opts.database ?? 'warehouse'} user=${user} connect_timeout=10`, '-c', sql],
+      [
+        '-X',
+        '-q',
+        '-A',
+        '-t',
+        '-v',
+        'ON_ERROR_STOP=1',
+        `host=127.0.0.1 port=${gh.port} dbname=${opts.database ?? 'warehouse'} user=${user} connect_timeout=10`,
+        '-c',
+        sql,
+      ],
       { env: { ...process.env, PGPASSWORD: opts.password ?? DEMO_PASSWORD, PGSSLMODE: 'prefer' }, timeout: 30_000 },
       (err, stdout, stderr) => done({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
     );

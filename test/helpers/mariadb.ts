@@ -32,5 +32,7 @@ export async function freshMariadbDatabase(database: string, setup: string, acco
   const users = Object.entries(accounts)
     .map(([u, p]) => `DROP USER IF EXISTS '${u}'@'%';\nCREATE USER '${u}'@'%' IDENTIFIED BY '${p}';`)
     .join('\n');
-  await mariadbRun(`DROP DATABASE IF EXISTS \`${database}\`;\nCREATE DATABASE \`${database}\` CHARACTER SET utf8mb4;\nUSE \`${database}\`;\n${setup}\n${users}`);
+  await mariadbRun(
+    `DROP DATABASE IF EXISTS \`${database}\`;\nCREATE DATABASE \`${database}\` CHARACTER SET utf8mb4;\nUSE \`${database}\`;\n${setup}\n${users}`,
+  );
 }

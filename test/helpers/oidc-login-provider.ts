@@ -91,7 +91,13 @@ export async function startLoginIdp(people: Record<string, LoginPerson>, opts: L
             resourceIndicators: {
               enabled: true,
               defaultResource: () => opts.resource,
-              getResourceServerInfo: (_ctx: unknown, resource: string) => ({ scope: 'openid email', audience: resource, accessTokenFormat: 'jwt', accessTokenTTL: ttl, jwt: { sign: { alg: 'RS256' } } }),
+              getResourceServerInfo: (_ctx: unknown, resource: string) => ({
+                scope: 'openid email',
+                audience: resource,
+                accessTokenFormat: 'jwt',
+                accessTokenTTL: ttl,
+                jwt: { sign: { alg: 'RS256' } },
+              }),
               useGrantedResource: () => true,
             },
           }
@@ -104,9 +110,12 @@ export async function startLoginIdp(people: Record<string, LoginPerson>, opts: L
     ttl: { IdToken: ttl, AccessToken: ttl, AuthorizationCode: 60, DeviceCode: 120, RefreshToken: 3600, Grant: 3600, Session: 3600, Interaction: 600 },
   });
   // RFC 8628 3.2: the interval; oidc-provider leaves it out (clients then wait 5 s).
-  (provider as unknown as { on(event: string, fn: (ctx: unknown, body: Record<string, unknown>) => void): void }).on('device_authorization.success', (_ctx, body) => {
-    body.interval = 1;
-  });
+  (provider as unknown as { on(event: string, fn: (ctx: unknown, body: Record<string, unknown>) => void): void }).on(
+    'device_authorization.success',
+    (_ctx, body) => {
+      body.interval = 1;
+    },
+  );
   handler = provider.callback();
   return {
     issuer,

@@ -59,7 +59,13 @@ export async function startTestIdp(people: Record<string, Person>): Promise<Test
 
   const build = () => {
     const provider = new Provider(issuer, {
-      clients: Object.keys(people).map((id) => ({ client_id: id, client_secret: `${id}-secret`, grant_types: ['client_credentials'], redirect_uris: [], response_types: [] })),
+      clients: Object.keys(people).map((id) => ({
+        client_id: id,
+        client_secret: `${id}-secret`,
+        grant_types: ['client_credentials'],
+        redirect_uris: [],
+        response_types: [],
+      })),
       jwks: { keys: [key.jwk] },
       features: {
         devInteractions: { enabled: false },
@@ -68,7 +74,13 @@ export async function startTestIdp(people: Record<string, Person>): Promise<Test
           enabled: true,
           defaultResource: () => 'urn:unused',
           // Any resource is a JWT audience here: the tests ask for the right and the wrong one.
-          getResourceServerInfo: (_ctx: unknown, resource: string) => ({ scope: 'openid', audience: resource, accessTokenFormat: 'jwt', accessTokenTTL: 600, jwt: { sign: { alg: 'RS256' } } }),
+          getResourceServerInfo: (_ctx: unknown, resource: string) => ({
+            scope: 'openid',
+            audience: resource,
+            accessTokenFormat: 'jwt',
+            accessTokenTTL: 600,
+            jwt: { sign: { alg: 'RS256' } },
+          }),
           useGrantedResource: () => true,
         },
       },
@@ -93,7 +105,10 @@ export async function startTestIdp(people: Record<string, Person>): Promise<Test
     async token(client, resource) {
       const res = await fetch(`${issuer}/token`, {
         method: 'POST',
-        headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`${client}:${client}-secret`).toString('base64')}` },
+        headers: {
+          'content-type': 'application/x-www-form-urlencoded',
+          authorization: `Basic ${Buffer.from(`${client}:${client}-secret`).toString('base64')}`,
+        },
         body: new URLSearchParams({ grant_type: 'client_credentials', resource }).toString(),
       });
       const body = (await res.json()) as { access_token?: string; error?: string };

@@ -6,7 +6,17 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { scramClient, SCRAM_MECHANISM } from '../../src/identity/scram.ts';
-import { commandTag, cstring, dataRowValues, errorFields, frame, MSG, parameterStatus, queryMessage, rowDescriptionNames } from '../../src/warehouses/pg-framing.ts';
+import {
+  commandTag,
+  cstring,
+  dataRowValues,
+  errorFields,
+  frame,
+  MSG,
+  parameterStatus,
+  queryMessage,
+  rowDescriptionNames,
+} from '../../src/warehouses/pg-framing.ts';
 
 const PROTOCOL_3_0 = 196608;
 
@@ -238,11 +248,7 @@ export class RawClient {
   }
 
   private async startup(opts: RawConnectOptions): Promise<void> {
-    const params: [string, string][] = [
-      ['user', opts.user],
-      ['database', opts.database ?? 'warehouse'],
-      ...Object.entries(opts.params ?? {}),
-    ];
+    const params: [string, string][] = [['user', opts.user], ['database', opts.database ?? 'warehouse'], ...Object.entries(opts.params ?? {})];
     const head = Buffer.alloc(8);
     head.writeInt32BE(PROTOCOL_3_0, 4);
     const msg = Buffer.concat([head, ...params.flatMap(([k, v]) => [cstring(k), cstring(v)]), Buffer.from([0])]);
@@ -373,7 +379,11 @@ export class RawClient {
  * Writes bytes on a fresh socket and collects everything the server sends back
  * until it closes the connection (or the timeout): for garbage and malformed input.
  */
-export async function sendRaw(port: number, bytes: Buffer, timeoutMs = 10_000): Promise<{ received: Buffer; errors: Record<string, string>[]; closed: boolean }> {
+export async function sendRaw(
+  port: number,
+  bytes: Buffer,
+  timeoutMs = 10_000,
+): Promise<{ received: Buffer; errors: Record<string, string>[]; closed: boolean }> {
   const s = await RawClient.socket(port);
   const chunks: Buffer[] = [];
   s.on('data', (c: Buffer) => chunks.push(c));

@@ -64,13 +64,25 @@ export async function startScramCluster(hba: string[] = ['host all all 127.0.0.1
     if (opts.ssl) {
       // The server reads its key only if the key is its own and 0600.
       const owner = asPostgres ? Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).trim()) : process.getuid!();
-      for (const [from, to] of [[opts.ssl.certFile, 'server.crt'], [opts.ssl.keyFile, 'server.key']]) {
+      for (const [from, to] of [
+        [opts.ssl.certFile, 'server.crt'],
+        [opts.ssl.keyFile, 'server.key'],
+      ]) {
         writeFileSync(`${dir}/data/${to}`, readFileSync(from), { mode: 0o600 });
         chownSync(`${dir}/data/${to}`, owner, 0);
       }
       ssl = ' -c ssl=on -c ssl_cert_file=server.crt -c ssl_key_file=server.key';
     }
-    sh('pg_ctl', ['-D', `${dir}/data`, '-l', `${dir}/log`, '-w', '-o', `-p ${port} -k ${dir} -c listen_addresses=${opts.listen ?? '127.0.0.1'} -c fsync=off${ssl}`, 'start']);
+    sh('pg_ctl', [
+      '-D',
+      `${dir}/data`,
+      '-l',
+      `${dir}/log`,
+      '-w',
+      '-o',
+      `-p ${port} -k ${dir} -c listen_addresses=${opts.listen ?? '127.0.0.1'} -c fsync=off${ssl}`,
+      'start',
+    ]);
   } catch (e) {
     stop();
     throw e;
@@ -78,7 +90,8 @@ export async function startScramCluster(hba: string[] = ['host all all 127.0.0.1
   return {
     dir,
     port,
-    psql: (database, sql) => sh('psql', ['-X', '-q', '-A', '-t', '-h', dir, '-p', String(port), '-U', 'postgres', '-d', database, '-v', 'ON_ERROR_STOP=1'], sql),
+    psql: (database, sql) =>
+      sh('psql', ['-X', '-q', '-A', '-t', '-h', dir, '-p', String(port), '-U', 'postgres', '-d', database, '-v', 'ON_ERROR_STOP=1'], sql),
     stop,
   };
 }

@@ -303,7 +303,16 @@ export async function startFakeSnowflake(opts: FakeSnowflakeOptions): Promise<Fa
     if (show) {
       const role = show[1] ?? show[2]!.toUpperCase();
       const cols = ['created_on', 'privilege', 'granted_on', 'name', 'granted_to', 'grantee_name', 'grant_option', 'granted_by'];
-      const rows = (opts.grants?.[role] ?? []).map((g) => ['2024-01-01 00:00:00.000 +0000', g.privilege, g.granted_on, g.name, 'ROLE', role, String(Boolean(g.grant_option)), 'ACCOUNTADMIN']);
+      const rows = (opts.grants?.[role] ?? []).map((g) => [
+        '2024-01-01 00:00:00.000 +0000',
+        g.privilege,
+        g.granted_on,
+        g.name,
+        'ROLE',
+        role,
+        String(Boolean(g.grant_option)),
+        'ACCOUNTADMIN',
+      ]);
       return {
         body: {
           success: true,
@@ -362,7 +371,11 @@ export async function startFakeSnowflake(opts: FakeSnowflakeOptions): Promise<Fa
 
   function encodeResult(session: Session, queryId: string, res: pg.QueryResult): QueryResult {
     const command = res.command?.toUpperCase() ?? 'SELECT';
-    const dml: Record<string, [number, string]> = { INSERT: [0x3100, 'number of rows inserted'], UPDATE: [0x3200, 'number of rows updated'], DELETE: [0x3300, 'number of rows deleted'] };
+    const dml: Record<string, [number, string]> = {
+      INSERT: [0x3100, 'number of rows inserted'],
+      UPDATE: [0x3200, 'number of rows updated'],
+      DELETE: [0x3300, 'number of rows deleted'],
+    };
     if (dml[command]) {
       const [typeId, name] = dml[command];
       return {
@@ -389,7 +402,12 @@ export async function startFakeSnowflake(opts: FakeSnowflakeOptions): Promise<Fa
       const part = rows.slice(i, i + chunkRows);
       // The SDK parses '[' + body + ']': rows without the outer brackets.
       const text = part.map((r) => JSON.stringify(r)).join(',');
-      chunkMeta.push({ url: `${baseUrl}/chunks/${queryId}/${chunks.length}`, rowCount: part.length, uncompressedSize: text.length, compressedSize: text.length });
+      chunkMeta.push({
+        url: `${baseUrl}/chunks/${queryId}/${chunks.length}`,
+        rowCount: part.length,
+        uncompressedSize: text.length,
+        compressedSize: text.length,
+      });
       chunks.push(text);
     }
     const data: Record<string, unknown> = {
@@ -503,11 +521,13 @@ export async function startFakeSnowflake(opts: FakeSnowflakeOptions): Promise<Fa
       const q: RunningQuery = { session: s, requestId, queryId, done: undefined as never };
       const prior = s.queue;
       const describeOnly = body.describeOnly === true;
-      q.done = prior.then(() => (describeOnly ? describeQuery(s, queryId, sqlText) : runQuery(s, queryId, sqlText, bindings))).then((r) => {
-        q.result = r;
-        if (r.chunks.length > 0) chunkStore.set(queryId, r.chunks);
-        return r;
-      });
+      q.done = prior
+        .then(() => (describeOnly ? describeQuery(s, queryId, sqlText) : runQuery(s, queryId, sqlText, bindings)))
+        .then((r) => {
+          q.result = r;
+          if (r.chunks.length > 0) chunkStore.set(queryId, r.chunks);
+          return r;
+        });
       s.queue = q.done.catch(() => undefined);
       running.set(queryId, q);
       byRequest.set(requestId, q);
@@ -516,7 +536,8 @@ export async function startFakeSnowflake(opts: FakeSnowflakeOptions): Promise<Fa
     const result = /^\/queries\/([^/]+)\/result$/.exec(path);
     if (req.method === 'GET' && result) {
       const q = running.get(result[1]);
-      if (!q || q.session !== s) return send({ success: false, code: '000709', message: `Statement ${result[1]} not found`, data: { sqlState: '02000', queryId: result[1] } });
+      if (!q || q.session !== s)
+        return send({ success: false, code: '000709', message: `Statement ${result[1]} not found`, data: { sqlState: '02000', queryId: result[1] } });
       return send(await answerWithin(q));
     }
     // /queries/v1/abort-request names the statement by requestId; /queries/<queryId>/abort-request by its id.
@@ -591,7 +612,14 @@ function bindValues(b: Record<string, { type: string; value: unknown }> | undefi
   for (const [k, v] of Object.entries(b)) {
     const i = Number(k) - 1;
     if (Array.isArray(v.value)) throw new Error('array binds are not served by the fake Snowflake');
-    out[i] = v.value === null || v.value === undefined ? null : v.type === 'BOOLEAN' ? (String(v.value).toLowerCase() === 'true' || v.value === '1' ? 'true' : 'false') : String(v.value);
+    out[i] =
+      v.value === null || v.value === undefined
+        ? null
+        : v.type === 'BOOLEAN'
+          ? String(v.value).toLowerCase() === 'true' || v.value === '1'
+            ? 'true'
+            : 'false'
+          : String(v.value);
   }
   return out;
 }
@@ -757,7 +785,9 @@ function verifyJwt(token: string, account: string, loginName: string, publicKeyP
     const key = createPublicKey(publicKeyPem);
     if (!verifySignature('RSA-SHA256', Buffer.from(`${h}.${p}`), key, Buffer.from(sig, 'base64url'))) return false;
     const payload = JSON.parse(Buffer.from(p, 'base64url').toString('utf8'));
-    const fp = `SHA256:${createHash('sha256').update(key.export({ format: 'der', type: 'spki' })).digest('base64')}`;
+    const fp = `SHA256:${createHash('sha256')
+      .update(key.export({ format: 'der', type: 'spki' }))
+      .digest('base64')}`;
     const subject = `${account.toUpperCase()}.${loginName.toUpperCase()}`;
     // The SDK writes iat/exp in milliseconds (auth_keypair.js); accept seconds too.
     const exp = Number(payload.exp);

@@ -27,7 +27,28 @@ async function openssl(cwd: string, ...args: string[]): Promise<void> {
 }
 
 async function makeCa(dir: string, name: string): Promise<void> {
-  await openssl(dir, 'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.pem`, '-days', '2', '-subj', `/CN=${name}`, '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign');
+  await openssl(
+    dir,
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:P-256',
+    '-nodes',
+    '-keyout',
+    `${name}.key`,
+    '-out',
+    `${name}.pem`,
+    '-days',
+    '2',
+    '-subj',
+    `/CN=${name}`,
+    '-addext',
+    'basicConstraints=critical,CA:TRUE',
+    '-addext',
+    'keyUsage=critical,keyCertSign,cRLSign',
+  );
 }
 
 /** Makes the PKI in a fresh temp dir (RSA-2048 leaf signed SHA-256 by an ECDSA CA, as a mixed real-world chain would be). */
@@ -36,10 +57,37 @@ export async function makeTestPki(): Promise<TestPki> {
   await makeCa(dir, 'test-ca');
   await makeCa(dir, 'other-ca');
   await openssl(dir, 'req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=localhost');
-  writeFileSync(join(dir, 'server.ext'), 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\nkeyUsage=critical,digitalSignature,keyEncipherment\n');
-  await openssl(dir, 'x509', '-req', '-in', 'server.csr', '-CA', 'test-ca.pem', '-CAkey', 'test-ca.key', '-CAcreateserial', '-out', 'server.pem', '-days', '2', '-sha256', '-extfile', 'server.ext');
+  writeFileSync(
+    join(dir, 'server.ext'),
+    'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\nkeyUsage=critical,digitalSignature,keyEncipherment\n',
+  );
+  await openssl(
+    dir,
+    'x509',
+    '-req',
+    '-in',
+    'server.csr',
+    '-CA',
+    'test-ca.pem',
+    '-CAkey',
+    'test-ca.key',
+    '-CAcreateserial',
+    '-out',
+    'server.pem',
+    '-days',
+    '2',
+    '-sha256',
+    '-extfile',
+    'server.ext',
+  );
   chmodSync(join(dir, 'server.key'), 0o600);
-  return { dir, caCert: join(dir, 'test-ca.pem'), otherCaCert: join(dir, 'other-ca.pem'), serverCert: join(dir, 'server.pem'), serverKey: join(dir, 'server.key') };
+  return {
+    dir,
+    caCert: join(dir, 'test-ca.pem'),
+    otherCaCert: join(dir, 'other-ca.pem'),
+    serverCert: join(dir, 'server.pem'),
+    serverKey: join(dir, 'server.key'),
+  };
 }
 
 /**

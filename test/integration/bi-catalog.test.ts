@@ -29,10 +29,17 @@ function run(cmd: string, args: string[]): Promise<string> {
 /** MetadataJdbc.java's key=value lines. */
 async function jdbcMetadata(port: number, user: string): Promise<Record<string, string>> {
   if (!existsSync(JDBC_JAR)) {
-    throw new Error(`the PostgreSQL JDBC driver is missing at ${JDBC_JAR}: apt-get update && apt-get install -y libpostgresql-jdbc-java (bash .ci/run does this)`);
+    throw new Error(
+      `the PostgreSQL JDBC driver is missing at ${JDBC_JAR}: apt-get update && apt-get install -y libpostgresql-jdbc-java (bash .ci/run does this)`,
+    );
   }
   const out = await run('java', ['-cp', JDBC_JAR, resolve(import.meta.dirname, 'java/MetadataJdbc.java'), String(port), user, DEMO_PASSWORD]);
-  return Object.fromEntries(out.trim().split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+  return Object.fromEntries(
+    out
+      .trim()
+      .split('\n')
+      .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+  );
 }
 
 interface Inspected {
@@ -47,7 +54,9 @@ async function sqlalchemyInspect(port: number, user: string): Promise<Inspected>
   try {
     await run(PYTHON, ['-c', 'import sqlalchemy, psycopg2']);
   } catch {
-    throw new Error(`SQLAlchemy and psycopg2 are missing under ${PYTHON}: apt-get update && apt-get install -y python3-sqlalchemy python3-psycopg2 (bash .ci/run does this)`);
+    throw new Error(
+      `SQLAlchemy and psycopg2 are missing under ${PYTHON}: apt-get update && apt-get install -y python3-sqlalchemy python3-psycopg2 (bash .ci/run does this)`,
+    );
   }
   const out = await run(PYTHON, [resolve(import.meta.dirname, 'python/inspect_topics.py'), String(port), user, DEMO_PASSWORD]);
   return JSON.parse(out.trim().split('\n').at(-1)!) as Inspected;
@@ -108,7 +117,9 @@ describe.each(warehouses)('BI catalog discovery on %s', (name, rulesFor) => {
     expect(Object.keys(r.regions)).toEqual(['EMEA']);
     expect(r.regions.EMEA).toBe(1667);
     expect(r.employees).toBe('42501');
-    console.log(`SQLAlchemy as bob on ${name}: tables ${r.tables.join(',')}; customers ${r.columns.customers.map((c) => `${c.name}:${c.type}`).join(',')}; regions ${JSON.stringify(r.regions)}`);
+    console.log(
+      `SQLAlchemy as bob on ${name}: tables ${r.tables.join(',')}; customers ${r.columns.customers.map((c) => `${c.name}:${c.type}`).join(',')}; regions ${JSON.stringify(r.regions)}`,
+    );
   }, 120_000);
 
   it('SQLAlchemy inspector as carol (querier): employees is there', async () => {

@@ -106,7 +106,11 @@ describe.each(warehouses)('the catalog bob sees, on %s', (name, rulesFor) => {
     expect(r.rows).toEqual([{ v: expect.stringMatching(/^PostgreSQL /), current_user: BOB, session_user: BOB, fn: BOB }]);
     const own = await asUser(gh, BOB, 'SELECT count(*)::int AS n FROM pg_roles WHERE rolname = current_user');
     expect(own.rows).toEqual([{ n: 0 }]);
-    const priv = await asUser(gh, BOB, "SELECT relname FROM pg_class WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace AND has_table_privilege(current_user, oid, 'SELECT') ORDER BY 1");
+    const priv = await asUser(
+      gh,
+      BOB,
+      "SELECT relname FROM pg_class WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace AND has_table_privilege(current_user, oid, 'SELECT') ORDER BY 1",
+    );
     expect(priv.rows).toEqual([{ relname: 'customers' }, { relname: 'orders' }]);
   });
 
@@ -184,7 +188,9 @@ describe.each(warehouses)('the catalog bob sees, on %s', (name, rulesFor) => {
     } finally {
       await c.end();
     }
-    console.log(`corpus catalog statements on ${name}: ${corpus.length}, ${tally.answered} answered, ${tally.refused} refused ${JSON.stringify(tally.byState)}`);
+    console.log(
+      `corpus catalog statements on ${name}: ${corpus.length}, ${tally.answered} answered, ${tally.refused} refused ${JSON.stringify(tally.byState)}`,
+    );
     expect(tally.answered).toBeGreaterThan(tally.refused);
   });
 });

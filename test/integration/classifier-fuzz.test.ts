@@ -36,13 +36,43 @@ const reproduce = `seed ${SEED}, FUZZ_RUNS=${RUNS} (reproduce: FUZZ_SEED=${SEED}
 
 /** Settings a forwarded SET/RESET/SHOW may name (the test's own list). */
 const SESSION_SETTINGS = new Set([
-  'application_name', 'client_encoding', 'datestyle', 'timezone', 'extra_float_digits', 'intervalstyle',
-  'statement_timeout', 'lock_timeout', 'idle_in_transaction_session_timeout', 'client_min_messages', 'bytea_output',
-  'default_transaction_isolation', 'transaction_isolation', 'standard_conforming_strings', 'server_version',
-  'server_version_num', 'server_encoding', 'integer_datetimes', 'max_identifier_length', 'lc_monetary', 'lc_numeric',
-  'lc_time', 'geqo', 'jit', 'work_mem', 'default_transaction_deferrable', 'transaction_deferrable', 'xmloption',
-  'escape_string_warning', 'array_nulls', 'quote_all_identifiers', 'search_path', 'transaction_read_only',
-  'default_transaction_read_only', 'is_superuser', 'session_authorization', 'row_security',
+  'application_name',
+  'client_encoding',
+  'datestyle',
+  'timezone',
+  'extra_float_digits',
+  'intervalstyle',
+  'statement_timeout',
+  'lock_timeout',
+  'idle_in_transaction_session_timeout',
+  'client_min_messages',
+  'bytea_output',
+  'default_transaction_isolation',
+  'transaction_isolation',
+  'standard_conforming_strings',
+  'server_version',
+  'server_version_num',
+  'server_encoding',
+  'integer_datetimes',
+  'max_identifier_length',
+  'lc_monetary',
+  'lc_numeric',
+  'lc_time',
+  'geqo',
+  'jit',
+  'work_mem',
+  'default_transaction_deferrable',
+  'transaction_deferrable',
+  'xmloption',
+  'escape_string_warning',
+  'array_nulls',
+  'quote_all_identifiers',
+  'search_path',
+  'transaction_read_only',
+  'default_transaction_read_only',
+  'is_superuser',
+  'session_authorization',
+  'row_security',
 ]);
 const SESSION_NODES = new Set(['VariableSetStmt', 'VariableShowStmt', 'TransactionStmt', 'DiscardStmt']);
 
@@ -64,23 +94,26 @@ beforeAll(async () => {
   const rules = readOrgRules(resolve(DEMO_RULES, 'acme'), ['bob', 'grace', 'erin']);
   topics = [];
   for (const t of rules.topics) {
-    const cols = await admin.query<{ attname: string }>(
-      `SELECT attname FROM pg_attribute WHERE attrelid = $1::regclass AND NOT attisdropped`,
-      [`${t.schema}.${t.table}`],
-    );
+    const cols = await admin.query<{ attname: string }>(`SELECT attname FROM pg_attribute WHERE attrelid = $1::regclass AND NOT attisdropped`, [
+      `${t.schema}.${t.table}`,
+    ]);
     topics.push({ schema: t.schema, table: t.table, fields: t.fields, hidden: cols.rows.map((r) => r.attname).filter((c) => !t.fields.includes(c)) });
   }
   contexts = [
     ...rules.people.map((p) => [p.short, contextFor(rules, p)] as [string, DecisionContext]),
     ['bob (typed topics)', ctxFor('bob@acme.example', 'query_topics', { region: ['EMEA'] }, { topics: typedTopics })],
   ];
-  const procs = (await admin.query<{ proname: string; istype: boolean }>(
-    `SELECT DISTINCT p.proname, EXISTS (SELECT 1 FROM pg_type t WHERE t.typname = p.proname) AS istype FROM pg_proc p ORDER BY 1`,
-  )).rows;
-  const rels = (await admin.query<{ relname: string }>(
-    `SELECT DISTINCT c.relname FROM pg_class c WHERE c.relkind IN ('r','v','m','p','f','S')
+  const procs = (
+    await admin.query<{ proname: string; istype: boolean }>(
+      `SELECT DISTINCT p.proname, EXISTS (SELECT 1 FROM pg_type t WHERE t.typname = p.proname) AS istype FROM pg_proc p ORDER BY 1`,
+    )
+  ).rows;
+  const rels = (
+    await admin.query<{ relname: string }>(
+      `SELECT DISTINCT c.relname FROM pg_class c WHERE c.relkind IN ('r','v','m','p','f','S')
        AND NOT (c.relnamespace = 'public'::regnamespace AND c.relname IN (${topics.map((t) => `'${t.table}'`).join(', ')}))`,
-  )).rows;
+    )
+  ).rows;
   // The corpus schema's own relations and functions (secret, "weird.name", order_total...).
   const schemaSql = readFileSync(resolve(CORPUS, '../schema.sql'), 'utf8');
   const corpusNames = [...schemaSql.matchAll(/CREATE (?:TABLE|VIEW|FUNCTION)\s+(?:[\w"]+\.)?("?[\w.]+"?)/gi)].map((m) => m[1].replace(/"/g, '').toLowerCase());
@@ -139,7 +172,8 @@ async function checkQuery(sql: string): Promise<string[]> {
   } catch (e) {
     return [`forwarded text does not parse: ${(e as Error).message}`];
   }
-  if (parsed.length !== 1 || parsed[0].node !== 'SelectStmt') return [`forwarded text holds ${parsed.map((p) => p.node).join(', ') || 'nothing'}, not one SELECT`];
+  if (parsed.length !== 1 || parsed[0].node !== 'SelectStmt')
+    return [`forwarded text holds ${parsed.map((p) => p.node).join(', ') || 'nothing'}, not one SELECT`];
   let plan: unknown;
   try {
     const r = await admin.query({ text: `EXPLAIN (VERBOSE, FORMAT JSON) ${sql}`, queryMode: 'extended' } as pg.QueryConfig);
@@ -172,7 +206,8 @@ function checkSession(sql: string, kind: string): string[] {
       const args = (body.args ?? []) as { A_Const?: { sval?: { sval: string }; ival?: { ival: number }; boolval?: { boolval: boolean } } }[];
       const v = args[0]?.A_Const;
       const value = String(v?.sval?.sval ?? v?.ival?.ival ?? v?.boolval?.boolval ?? '').toLowerCase();
-      if (args.length !== 1 || !['on', 'true', 'yes', '1', 't', 'y'].includes(value)) return [`forwarded SET standard_conforming_strings other than on: ${sql}`];
+      if (args.length !== 1 || !['on', 'true', 'yes', '1', 't', 'y'].includes(value))
+        return [`forwarded SET standard_conforming_strings other than on: ${sql}`];
     }
     if (node === 'VariableSetStmt' && ['transaction_read_only', 'default_transaction_read_only'].includes(name)) {
       // Only tightening (issue 16): the read-only guard turned on, never off.
@@ -242,7 +277,8 @@ async function problemsOf(ctxName: string, ctx: DecisionContext, sql: string): P
     if (st.kind === 'select') problems.push(...at(await checkQuery(st.sql)));
     else if (st.kind === 'copy_out') {
       const copy = statementsIn(st.sql);
-      if (copy.length !== 1 || copy[0].node !== 'CopyStmt' || copy[0].body.filename || copy[0].body.is_program || copy[0].body.is_from) problems.push(...at(['forwarded COPY is not one COPY (query) TO STDOUT']));
+      if (copy.length !== 1 || copy[0].node !== 'CopyStmt' || copy[0].body.filename || copy[0].body.is_program || copy[0].body.is_from)
+        problems.push(...at(['forwarded COPY is not one COPY (query) TO STDOUT']));
       const q = (st as { copyOut?: { query: string } }).copyOut?.query;
       if (!q) problems.push(...at(['forwarded COPY without its query']));
       else problems.push(...at(await checkQuery(q)));
@@ -276,12 +312,26 @@ async function fuzz(inputs: string[]): Promise<Failure[]> {
 function report(failures: Failure[], what: string): string {
   const kinds = new Map<string, number>();
   for (const f of failures) {
-    for (const k of new Set(f.problems.map((p) => p.split('\n')[0].replace(/ in .*$/, '').replace(/(does not parse: [a-z ]+).*/, '$1').replace(/(other than on): .*/, '$1')))) {
+    for (const k of new Set(
+      f.problems.map((p) =>
+        p
+          .split('\n')[0]
+          .replace(/ in .*$/, '')
+          .replace(/(does not parse: [a-z ]+).*/, '$1')
+          .replace(/(other than on): .*/, '$1'),
+      ),
+    )) {
       kinds.set(k, (kinds.get(k) ?? 0) + 1);
     }
   }
-  const byKind = [...kinds].sort((a, b) => b[1] - a[1]).map(([k, n]) => `  ${n} × ${k}`).join('\n');
-  const shown = failures.slice(0, 150).map((f) => `input: ${f.input}\n  ${f.problems.join('\n  ')}`).join('\n\n');
+  const byKind = [...kinds]
+    .sort((a, b) => b[1] - a[1])
+    .map(([k, n]) => `  ${n} × ${k}`)
+    .join('\n');
+  const shown = failures
+    .slice(0, 150)
+    .map((f) => `input: ${f.input}\n  ${f.problems.join('\n  ')}`)
+    .join('\n\n');
   return `${failures.length} ${what} failed (${reproduce}).\nBy problem:\n${byKind}\n\n${shown}${failures.length > 150 ? `\n\n... and ${failures.length - 150} more` : ''}`;
 }
 
@@ -300,7 +350,11 @@ describe("classifier fuzz: decide() as query_topics users, forwarded SQL checked
     expect((await checkQuery(`SELECT c.email FROM public.customers c, public.orders o`)).join()).toMatch(/column public\.customers\.email/);
     expect(await checkQuery(`SELECT current_setting('TimeZone'), now()`)).toEqual([]);
     expect((await checkQuery(`SELECT current_setting('data_directory')`)).join()).toMatch(/current_setting/);
-    expect(await checkQuery(`SELECT o.id, upper(o.status), EXTRACT(year FROM o.ordered_at), sum(o.amount) OVER (PARTITION BY o.region) FROM (SELECT id, customer_id, region, amount, status, ordered_at FROM public.orders WHERE region = 'EMEA' OFFSET 0) AS o`)).toEqual([]);
+    expect(
+      await checkQuery(
+        `SELECT o.id, upper(o.status), EXTRACT(year FROM o.ordered_at), sum(o.amount) OVER (PARTITION BY o.region) FROM (SELECT id, customer_id, region, amount, status, ordered_at FROM public.orders WHERE region = 'EMEA' OFFSET 0) AS o`,
+      ),
+    ).toEqual([]);
   });
 
   it('the corpus and the oracle statements, unmutated', { timeout: 300_000 }, async () => {

@@ -34,7 +34,7 @@ function readmeCliLines(): string[] {
 describe("the README's CLI lines", () => {
   const lines = readmeCliLines();
 
-  it('use the project\'s launcher, never `npx gatehouse` (an unrelated package of that name is on the npm registry)', () => {
+  it("use the project's launcher, never `npx gatehouse` (an unrelated package of that name is on the npm registry)", () => {
     expect(lines.length).toBeGreaterThan(0);
     for (const line of lines) expect(line).toMatch(/^(npm run gatehouse -- |node bin\/gatehouse\.js )/);
   });
@@ -108,7 +108,7 @@ describe('npm start on free ports (beside a demo on 6432 and 6480)', () => {
     await gh?.stop();
   });
 
-  it("the banner names the ports it really listens on, and they serve", async () => {
+  it('the banner names the ports it really listens on, and they serve', async () => {
     expect(gh.port).not.toBe(6432);
     expect(gh.adminPort).not.toBe(6480);
     expect(gh.output()).toContain(`port=${gh.port} dbname=warehouse user=bob@acme.example`);

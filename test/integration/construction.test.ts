@@ -60,7 +60,12 @@ describe.each(demoWarehouses(PG_DATABASE))('security by construction on %s', (_n
   });
 
   it('column notation and row types are refused through the server too', async () => {
-    for (const q of ["SELECT ('SELECT array_to_tsvector(array_agg(ssn)) FROM employees'::text).ts_stat", 'SELECT (8::float8).pg_sleep', 'SELECT (NULL::employees).*', 'SELECT (NULL::public.customers).*']) {
+    for (const q of [
+      "SELECT ('SELECT array_to_tsvector(array_agg(ssn)) FROM employees'::text).ts_stat",
+      'SELECT (8::float8).pg_sleep',
+      'SELECT (NULL::employees).*',
+      'SELECT (NULL::public.customers).*',
+    ]) {
       const r = await asUser(gh, 'bob@acme.example', q);
       expect(r.code, q).toMatch(/^(42501|0A000)$/);
       expect(r.rows).toBeUndefined();
@@ -69,7 +74,10 @@ describe.each(demoWarehouses(PG_DATABASE))('security by construction on %s', (_n
 
   it("no function that runs SQL text lifts carol's read-only or bob's catalog session", async () => {
     const lift = "SELECT ts_rewrite('a'::tsquery, $$SELECT 'a'::tsquery, set_config('default_transaction_read_only', 'off', false)::tsquery$$)";
-    for (const [user, q] of [['carol@acme.example', lift], ['bob@acme.example', `${lift}, version()`]]) {
+    for (const [user, q] of [
+      ['carol@acme.example', lift],
+      ['bob@acme.example', `${lift}, version()`],
+    ]) {
       const r = await asUser(gh, user, q);
       expect(r.code, `${user}: ${r.message}`).toBe('42501');
     }
@@ -91,12 +99,18 @@ describe.each(demoWarehouses(PG_DATABASE))('security by construction on %s', (_n
       // Either name gets the same answer: a refusal, not 'employees' for one and 42P01 for the other.
       for (const name of ['employees', 'no_such_table']) {
         const r = await c.query(batch([2205], name), { keepRows: 1 });
-        expect(r.errors.map((e) => e.C), name).toEqual(['42501']);
+        expect(
+          r.errors.map((e) => e.C),
+          name,
+        ).toEqual(['42501']);
         expect(r.rows).toBe(0);
       }
       // regtype, regproc, oid-typed lookups too; a text parameter is fine.
       for (const oid of [2206, 24, 4089, 26]) {
-        expect((await c.query(batch([oid], 'employees'))).errors.map((e) => e.C), String(oid)).toEqual(['42501']);
+        expect(
+          (await c.query(batch([oid], 'employees'))).errors.map((e) => e.C),
+          String(oid),
+        ).toEqual(['42501']);
       }
       const ok = await c.query(batch([25], 'employees'), { keepRows: 1 });
       expect(ok.errors).toEqual([]);

@@ -104,7 +104,7 @@ describe('npm start -- --warehouse postgres://...', () => {
 
   it('carol reads employees and cannot write', async () => {
     expect((await asUser(gh, 'carol@acme.example', 'SELECT count(*)::int AS n FROM employees')).rows).toEqual([{ n: 50 }]);
-    const write = await asUser(gh, 'carol@acme.example', "UPDATE employees SET salary = 0 WHERE id = 1");
+    const write = await asUser(gh, 'carol@acme.example', 'UPDATE employees SET salary = 0 WHERE id = 1');
     expect(write.code).toBe('42501');
     expect(Number(psqlAdmin(db, 'SELECT salary FROM employees WHERE id = 1').trim())).toBeGreaterThan(0);
   });
@@ -140,17 +140,29 @@ describe('npm start -- --warehouse postgres://...', () => {
     expect(await connectAs(`${db}_globex_topics`, db)).toMatch(/permission denied for database/);
   });
 
-  it('the accounts are least privilege: no superuser, read-only querier, topics account on the topics\' fields only', () => {
-    const roles = psqlAdmin('test', `SELECT rolname, rolsuper, rolcreatedb, rolcreaterole, rolconfig FROM pg_roles WHERE rolname LIKE '${db}\\_%' ORDER BY 1`).trim().split('\n');
+  it("the accounts are least privilege: no superuser, read-only querier, topics account on the topics' fields only", () => {
+    const roles = psqlAdmin('test', `SELECT rolname, rolsuper, rolcreatedb, rolcreaterole, rolconfig FROM pg_roles WHERE rolname LIKE '${db}\\_%' ORDER BY 1`)
+      .trim()
+      .split('\n');
     expect(roles).toEqual([
       `${db}_globex_querier|f|f|f|{default_transaction_read_only=on}`,
       `${db}_globex_topics|f|f|f|{default_transaction_read_only=on}`,
       `${db}_querier|f|f|f|{default_transaction_read_only=on}`,
       `${db}_topics|f|f|f|{default_transaction_read_only=on}`,
     ]);
-    const cols = psqlAdmin(db, `SELECT table_name || '.' || string_agg(column_name, ',' ORDER BY column_name) FROM information_schema.column_privileges WHERE grantee = '${db}_topics' GROUP BY table_name ORDER BY 1`).trim().split('\n');
+    const cols = psqlAdmin(
+      db,
+      `SELECT table_name || '.' || string_agg(column_name, ',' ORDER BY column_name) FROM information_schema.column_privileges WHERE grantee = '${db}_topics' GROUP BY table_name ORDER BY 1`,
+    )
+      .trim()
+      .split('\n');
     expect(cols).toEqual(['customers.created_at,id,name,region', 'orders.amount,customer_id,id,ordered_at,region,status']);
-    expect(psqlAdmin(db, `SELECT has_table_privilege('${db}_topics', 'employees', 'SELECT'), has_table_privilege('${db}_querier', 'employees', 'SELECT'), has_table_privilege('${db}_querier', 'employees', 'UPDATE')`).trim()).toBe('f|t|f');
+    expect(
+      psqlAdmin(
+        db,
+        `SELECT has_table_privilege('${db}_topics', 'employees', 'SELECT'), has_table_privilege('${db}_querier', 'employees', 'SELECT'), has_table_privilege('${db}_querier', 'employees', 'UPDATE')`,
+      ).trim(),
+    ).toBe('f|t|f');
   });
 
   it('stores the accounts as ciphertexts only, never the admin account, with the master key 0600', () => {
@@ -198,7 +210,7 @@ describe('npm start -- --warehouse postgres://... on a server that checks passwo
     if (cwd) rmSync(cwd, { recursive: true, force: true });
   });
 
-  it('signs in with the URL\'s password to set up, then with the sealed passwords of the new accounts', async () => {
+  it("signs in with the URL's password to set up, then with the sealed passwords of the new accounts", async () => {
     const wrong = await failingStart(['--demo', '--warehouse', `postgres://postgres:not-${adminPassword}@127.0.0.1:${cluster.port}/ghdw_scram`], cwd);
     expect(wrong.code).toBe(1);
     expect(wrong.out).toContain('the server refused the admin account');
@@ -229,11 +241,13 @@ describe('npm start -- --warehouse mysql://...', () => {
   afterAll(async () => {
     await gh?.stop();
     if (cwd) rmSync(cwd, { recursive: true, force: true });
-    await mariadbRun(`${names.dbs.map((d) => `DROP DATABASE IF EXISTS \`${d}\`;`).join('\n')}\n${names.accounts.map((a) => `DROP USER IF EXISTS '${a}'@'%';`).join('\n')}`);
+    await mariadbRun(
+      `${names.dbs.map((d) => `DROP DATABASE IF EXISTS \`${d}\`;`).join('\n')}\n${names.accounts.map((a) => `DROP USER IF EXISTS '${a}'@'%';`).join('\n')}`,
+    );
     psqlAdmin('test', refDbs.map((d) => `DROP DATABASE IF EXISTS ${d} WITH (FORCE);`).join('\n'));
   });
 
-  it("carol reads employees and cannot write", async () => {
+  it('carol reads employees and cannot write', async () => {
     expect((await asUser(gh, 'carol@acme.example', 'SELECT count(*) AS n FROM employees')).rows).toEqual([{ n: '50' }]);
     const write = await asUser(gh, 'carol@acme.example', 'DELETE FROM employees');
     expect(write.code).toBe('42501');
@@ -263,7 +277,9 @@ describe('npm start -- --warehouse mysql://...', () => {
         psqlAdmin('test', `DROP DATABASE IF EXISTS ${ref} WITH (FORCE); CREATE DATABASE ${ref};`);
         psqlAdminFile(ref, seeds[i]);
         const tables = psqlAdmin(ref, "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1").trim().split('\n');
-        const [onMysql] = (await my.query('SELECT table_name AS t FROM information_schema.tables WHERE table_schema = ? ORDER BY 1', [names.dbs[i]])) as unknown as [{ t: string }[]];
+        const [onMysql] = (await my.query('SELECT table_name AS t FROM information_schema.tables WHERE table_schema = ? ORDER BY 1', [
+          names.dbs[i],
+        ])) as unknown as [{ t: string }[]];
         expect(onMysql.map((r) => r.t).sort()).toEqual(['_gatehouse_demo', ...tables].sort());
         for (const t of tables) {
           const expected = Number(psqlAdmin(ref, `SELECT count(*) FROM ${t}`).trim());
@@ -273,10 +289,15 @@ describe('npm start -- --warehouse mysql://...', () => {
         }
       }
       // Values, not only counts: sums of numerics, timestamps in UTC, text.
-      const pgOrders = psqlAdmin(refDbs[0], "SELECT sum(amount), count(DISTINCT status), to_char(min(ordered_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'), to_char(max(ordered_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') FROM orders").trim();
-      const [[o]] = (await my.query(`SELECT SUM(amount) AS s, COUNT(DISTINCT status) AS d, DATE_FORMAT(MIN(ordered_at), '%Y-%m-%d %H:%i:%s') AS lo, DATE_FORMAT(MAX(ordered_at), '%Y-%m-%d %H:%i:%s') AS hi FROM \`${db}\`.orders`)) as unknown as [Record<string, unknown>[]];
+      const pgOrders = psqlAdmin(
+        refDbs[0],
+        "SELECT sum(amount), count(DISTINCT status), to_char(min(ordered_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'), to_char(max(ordered_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') FROM orders",
+      ).trim();
+      const [[o]] = (await my.query(
+        `SELECT SUM(amount) AS s, COUNT(DISTINCT status) AS d, DATE_FORMAT(MIN(ordered_at), '%Y-%m-%d %H:%i:%s') AS lo, DATE_FORMAT(MAX(ordered_at), '%Y-%m-%d %H:%i:%s') AS hi FROM \`${db}\`.orders`,
+      )) as unknown as [Record<string, unknown>[]];
       expect([o.s, o.d, o.lo, o.hi].map(String).join('|')).toBe(pgOrders);
-      const pgSsn = psqlAdmin(refDbs[0], "SELECT ssn FROM employees WHERE id = 7").trim();
+      const pgSsn = psqlAdmin(refDbs[0], 'SELECT ssn FROM employees WHERE id = 7').trim();
       const [[e]] = (await my.query(`SELECT ssn FROM \`${db}\`.employees WHERE id = 7`)) as unknown as [{ ssn: string }[]];
       expect(e.ssn).toBe(pgSsn);
       // Governed reads go through Gatehouse too: carol's view of the copy.
@@ -288,7 +309,7 @@ describe('npm start -- --warehouse mysql://...', () => {
     }
   }, 120_000);
 
-  it('grants the querier account SELECT on the copied tables and the topics account the topics\' fields, nothing else', async () => {
+  it("grants the querier account SELECT on the copied tables and the topics account the topics' fields, nothing else", async () => {
     const grants = async (account: string) => {
       const rows = (await mariadbRun(`SHOW GRANTS FOR '${account}'@'%'`)) as Record<string, string>[];
       return rows.map((r) => Object.values(r)[0].replace(/ IDENTIFIED BY PASSWORD '[^']*'/, '')).sort();
@@ -337,7 +358,9 @@ describe('npm start -- --warehouse mysql://...', () => {
     expect(await as(`${db}_topics`, acme.topicsPassword, `SELECT email FROM \`${db}\`.customers`)).toMatch(/denied/);
     expect(await as(`${db}_globex_querier`, globex.password, `SELECT COUNT(*) FROM \`${db}\`.customers`)).toMatch(/denied/);
     expect(await as(`${db}_querier`, acme.password, `SELECT * FROM \`${db}\`._gatehouse_demo`)).toMatch(/denied/);
-    await expect(mysql.createConnection({ host: MARIADB.host, port: MARIADB.port, user: `${db}_querier`, password: 'not-the-password' })).rejects.toThrow(/Access denied/);
+    await expect(mysql.createConnection({ host: MARIADB.host, port: MARIADB.port, user: `${db}_querier`, password: 'not-the-password' })).rejects.toThrow(
+      /Access denied/,
+    );
   });
 
   // query_topics users read through the MySQL dialect emitter (src/sql/dialects/mysql.ts).

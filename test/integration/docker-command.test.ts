@@ -142,7 +142,9 @@ describe('the Docker image command', () => {
     const imported = new Set<string>();
     for (const f of files) {
       const source = readFileSync(f, 'utf8');
-      for (const [, from, bare, dynamic] of source.matchAll(/(?:^|\n)\s*(?:import|export)\s[^'"]*?from\s+'([^']+)'|(?:^|\n)\s*import\s+'([^']+)'|import\('([^']+)'\)/g)) {
+      for (const [, from, bare, dynamic] of source.matchAll(
+        /(?:^|\n)\s*(?:import|export)\s[^'"]*?from\s+'([^']+)'|(?:^|\n)\s*import\s+'([^']+)'|import\('([^']+)'\)/g,
+      )) {
         const spec = from ?? bare ?? dynamic;
         if (spec.startsWith('.') || spec.startsWith('node:')) continue;
         const name = spec.startsWith('@') ? spec.split('/').slice(0, 2).join('/') : spec.split('/')[0];

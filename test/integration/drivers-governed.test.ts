@@ -13,7 +13,13 @@ const BOB = 'bob@acme.example';
 const CAROL = 'carol@acme.example';
 
 /** psql with PGOPTIONS (and any other environment) set. */
-function psqlWith(gh: { port: number }, user: string, sql: string, env: Record<string, string>, database = 'warehouse'): Promise<{ code: number; stdout: string; stderr: string }> {
+function psqlWith(
+  gh: { port: number },
+  user: string,
+  sql: string,
+  env: Record<string, string>,
+  database = 'warehouse',
+): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((done) => {
     execFile(
       'psql',
@@ -71,7 +77,11 @@ describe('issue 16: every driver works, governed', () => {
       expect(new Set(regions)).toEqual(new Set(['EMEA']));
     });
     it('psqlODBC UseDeclareFetch texts: a held cursor outside a transaction, fetch in, close', async () => {
-      const r = await psql(gh, BOB, 'declare "SQL_CUR0x55d5c0a8e2b0" cursor with hold for select region from customers; fetch 100 in "SQL_CUR0x55d5c0a8e2b0"; close "SQL_CUR0x55d5c0a8e2b0"');
+      const r = await psql(
+        gh,
+        BOB,
+        'declare "SQL_CUR0x55d5c0a8e2b0" cursor with hold for select region from customers; fetch 100 in "SQL_CUR0x55d5c0a8e2b0"; close "SQL_CUR0x55d5c0a8e2b0"',
+      );
       expect(r.stderr).toBe('');
       expect(new Set(lines(r.stdout))).toEqual(new Set(['EMEA']));
     });
@@ -101,7 +111,11 @@ describe('issue 16: every driver works, governed', () => {
       expect(closed.stderr).toContain('cursor "c" does not exist');
     });
     it('carol keeps her raw cursors', async () => {
-      const r = await psql(gh, CAROL, 'BEGIN; DECLARE c SCROLL CURSOR FOR SELECT name FROM employees ORDER BY name; FETCH LAST FROM c; FETCH PRIOR FROM c; CLOSE ALL; COMMIT');
+      const r = await psql(
+        gh,
+        CAROL,
+        'BEGIN; DECLARE c SCROLL CURSOR FOR SELECT name FROM employees ORDER BY name; FETCH LAST FROM c; FETCH PRIOR FROM c; CLOSE ALL; COMMIT',
+      );
       expect(r.stderr).toBe('');
       expect(lines(r.stdout)).toHaveLength(2);
     });
@@ -124,7 +138,11 @@ describe('issue 16: every driver works, governed', () => {
 
   describe('SQL prepared statements', () => {
     it('bob: PREPARE decided like the SELECT, EXECUTE with constants, DEALLOCATE', async () => {
-      const r = await psql(gh, BOB, "PREPARE by_region (text) AS SELECT count(*) FROM orders WHERE region = $1; EXECUTE by_region('AMER'); EXECUTE by_region ('EMEA'); DEALLOCATE PREPARE by_region");
+      const r = await psql(
+        gh,
+        BOB,
+        "PREPARE by_region (text) AS SELECT count(*) FROM orders WHERE region = $1; EXECUTE by_region('AMER'); EXECUTE by_region ('EMEA'); DEALLOCATE PREPARE by_region",
+      );
       expect(r.stderr).toBe('');
       const [amer, emea] = lines(r.stdout).map(Number);
       expect(amer).toBe(0);
@@ -158,7 +176,9 @@ describe('issue 16: every driver works, governed', () => {
             'START TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY DEFERRABLE; SHOW transaction_isolation; COMMIT; SHOW default_transaction_read_only',
         );
         // READ WRITE is written READ ONLY, and the client is told so.
-        expect(r.stderr.trim()).toMatch(/^NOTICE: {2}connection warehouse is read only for .*: the session's transactions stay READ ONLY \(Gatehouse sent SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY\)$/);
+        expect(r.stderr.trim()).toMatch(
+          /^NOTICE: {2}connection warehouse is read only for .*: the session's transactions stay READ ONLY \(Gatehouse sent SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY\)$/,
+        );
         expect(lines(r.stdout)).toEqual(['t', 'repeatable read', 'on']);
       });
       it(`${user}: a transaction's READ WRITE is refused`, async () => {
@@ -187,10 +207,17 @@ describe('issue 16: every driver works, governed', () => {
       });
       expect(r.code).not.toBe(0);
       expect(r.stdout).toBe('');
-      expect(r.stderr).toContain('FATAL:  startup option -c statement_timeout=5000 refused: SET statement_timeout is not permitted for query_topics users on connection warehouse');
+      expect(r.stderr).toContain(
+        'FATAL:  startup option -c statement_timeout=5000 refused: SET statement_timeout is not permitted for query_topics users on connection warehouse',
+      );
     });
     it('a reported setting comes back in ParameterStatus', async () => {
-      const c = await RawClient.connect({ port: gh.port, user: CAROL, password: DEMO_PASSWORD, params: { options: '-c DateStyle=ISO,\\ DMY -c application_name=from\\ options' } });
+      const c = await RawClient.connect({
+        port: gh.port,
+        user: CAROL,
+        password: DEMO_PASSWORD,
+        params: { options: '-c DateStyle=ISO,\\ DMY -c application_name=from\\ options' },
+      });
       try {
         expect(c.parameters.get('DateStyle')).toBe('ISO, DMY');
         expect(c.parameters.get('application_name')).toBe('from options');

@@ -37,7 +37,11 @@ async function batch(c: RawClient, steps: ExtendedStep[]): Promise<{ types: stri
     if (m.type === MSG.ReadyForQuery) return { types, codes };
   }
 }
-const errCode = (p: Promise<unknown>) => p.then(() => 'ok', (e: { code?: string }) => e.code);
+const errCode = (p: Promise<unknown>) =>
+  p.then(
+    () => 'ok',
+    (e: { code?: string }) => e.code,
+  );
 
 beforeAll(async () => {
   gh = await startGatehouse();
@@ -60,7 +64,10 @@ describe('embedded warehouse: every session its own backend (issue 12)', () => {
     expect(await errCode(alice.query('FETCH ALL FROM c'))).toBe('34000');
     // bob sends Describe and Execute of portal "c", which his session never bound.
     const bob = await raw('bob@acme.example');
-    const r = await batch(bob, [{ type: 'Describe', kind: 'P', name: 'c' }, { type: 'Execute', portal: 'c', maxRows: 0 }]);
+    const r = await batch(bob, [
+      { type: 'Describe', kind: 'P', name: 'c' },
+      { type: 'Execute', portal: 'c', maxRows: 0 },
+    ]);
     expect(r.types).not.toContain('D');
     expect(r.codes.length).toBeGreaterThan(0);
     expect(['34000', '26000']).toContain(r.codes[0]);
@@ -74,7 +81,10 @@ describe('embedded warehouse: every session its own backend (issue 12)', () => {
     expect(await errCode(carol.query('DEALLOCATE bobs'))).toBe('26000');
     // carol Binds bob's statement name: unknown in her session.
     const carolRaw = await raw('carol@acme.example');
-    const r = await batch(carolRaw, [{ type: 'Bind', portal: '', statement: 'bobs', paramFormats: [], params: [Buffer.from('1')], resultFormats: [] }, { type: 'Execute', portal: '', maxRows: 0 }]);
+    const r = await batch(carolRaw, [
+      { type: 'Bind', portal: '', statement: 'bobs', paramFormats: [], params: [Buffer.from('1')], resultFormats: [] },
+      { type: 'Execute', portal: '', maxRows: 0 },
+    ]);
     expect(r.codes[0]).toBe('26000');
     // bob's statement still runs his SQL.
     const again = await bob.query({ name: 'bobs', text: 'SELECT id, region FROM orders WHERE id = $1', values: [1] });
@@ -154,7 +164,7 @@ describe('embedded warehouse: every session its own backend (issue 12)', () => {
     }
   });
 
-  it('announces the warehouse\'s own server_version, and psql 15\'s \\l works', async () => {
+  it("announces the warehouse's own server_version, and psql 15's \\l works", async () => {
     const carol = await client('carol@acme.example');
     const v = (await carol.query('SHOW server_version')).rows[0].server_version as string;
     expect(v).toMatch(/^16\./);

@@ -44,7 +44,7 @@ describe.each(warehouses)('extended query protocol on %s', (_name, rulesFor) => 
     }
   });
 
-  it("bob: a refused Parse is 42501 and the connection keeps serving (Sync ends the skipping)", async () => {
+  it('bob: a refused Parse is 42501 and the connection keeps serving (Sync ends the skipping)', async () => {
     const c = await pgClient(gh, 'bob@acme.example');
     try {
       await expect(c.query('SELECT * FROM employees WHERE id = $1', [1])).rejects.toMatchObject({ code: '42501' });
@@ -123,7 +123,9 @@ describe.each(warehouses)('extended query protocol on %s', (_name, rulesFor) => 
   it('pgjdbc: PreparedStatement as bob sees EMEA only; SELECT * FROM employees is 42501', async () => {
     // Never a silent skip: without the driver this fails and says how to get it.
     if (!existsSync(JDBC_JAR)) {
-      throw new Error(`the PostgreSQL JDBC driver is missing at ${JDBC_JAR}: apt-get update && apt-get install -y libpostgresql-jdbc-java (bash .ci/run does this)`);
+      throw new Error(
+        `the PostgreSQL JDBC driver is missing at ${JDBC_JAR}: apt-get update && apt-get install -y libpostgresql-jdbc-java (bash .ci/run does this)`,
+      );
     }
     const { stdout } = await jdbc(gh.port, 'bob@acme.example');
     const lines = stdout.trim().split('\n');

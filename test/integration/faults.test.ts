@@ -44,9 +44,7 @@ async function serveLogged(rulesDir: string): Promise<{ gh: RunningGatehouse; lo
 
 /** Backends of the warehouse account on this test's database. */
 function upstreamBackends(): number {
-  return Number(
-    psqlAdmin('test', `SELECT count(*) FROM pg_stat_activity WHERE usename = 'gatehouse_reader' AND datname = '${PG_DATABASE}'`).trim(),
-  );
+  return Number(psqlAdmin('test', `SELECT count(*) FROM pg_stat_activity WHERE usename = 'gatehouse_reader' AND datname = '${PG_DATABASE}'`).trim());
 }
 
 async function waitFor(cond: () => boolean, ms: number): Promise<boolean> {
@@ -79,10 +77,7 @@ describe('an upstream that refuses the connection', () => {
     const rules = demoRulesWith(pgWarehouseYaml({ port, passwordEnv: SECRET_ENV }));
     // A second acme connection behind the same dead port, signing in as a superuser:
     // once the port answers, its least-privilege check must still refuse it.
-    writeFileSync(
-      join(rules, 'acme/connections/superuser.yaml'),
-      pgWarehouseYaml({ port, user: 'postgres', passwordEnv: SECRET_ENV }),
-    );
+    writeFileSync(join(rules, 'acme/connections/superuser.yaml'), pgWarehouseYaml({ port, user: 'postgres', passwordEnv: SECRET_ENV }));
     ({ gh, logs } = await serveLogged(rules));
   });
   afterAll(async () => {

@@ -77,7 +77,7 @@ describe.each(warehouses)('governed path on %s', (_name, rulesFor) => {
   });
 
   it("hank's warehouse is globex's, with nothing of acme's", async () => {
-    const r = await asUser(gh, 'hank@globex.example', 'SELECT count(*)::int AS n, string_agg(DISTINCT region, \',\' ORDER BY region) AS regions FROM orders');
+    const r = await asUser(gh, 'hank@globex.example', "SELECT count(*)::int AS n, string_agg(DISTINCT region, ',' ORDER BY region) AS regions FROM orders");
     expect(r.rows).toEqual([{ n: 1200, regions: 'NORTH,SOUTH' }]);
     const e = await asUser(gh, 'hank@globex.example', 'SELECT * FROM employees');
     expect(e.code).toBe('42P01');
@@ -105,7 +105,7 @@ describe.each(warehouses)('governed path on %s', (_name, rulesFor) => {
   });
 
   it('multi-statement: decided whole before any of it runs', async () => {
-    const r = await psql(gh, 'bob@acme.example', "SELECT 1; SELECT * FROM employees");
+    const r = await psql(gh, 'bob@acme.example', 'SELECT 1; SELECT * FROM employees');
     expect(r.stdout).toBe('');
     expect(r.stderr).toMatch(/employees/);
     const ok = await psql(gh, 'bob@acme.example', 'SELECT count(*) FROM orders; SELECT count(*) FROM customers');
@@ -143,7 +143,7 @@ describe.each(warehouses)('governed path on %s', (_name, rulesFor) => {
     try {
       await c.query('BEGIN');
       expect((await c.query('SELECT count(*)::int AS n FROM employees')).rows).toEqual([{ n: 50 }]);
-      await expect(c.query("DELETE FROM employees WHERE id = 1")).rejects.toMatchObject({ code: '42501' });
+      await expect(c.query('DELETE FROM employees WHERE id = 1')).rejects.toMatchObject({ code: '42501' });
       await expect(c.query('SELECT 1')).rejects.toMatchObject({ code: '25P02' });
       const end = await c.query('COMMIT');
       expect(end.command).toBe('ROLLBACK');

@@ -13,10 +13,8 @@ import { RawClient, ServerError } from '../helpers/raw-client.ts';
 import { createAcmeWarehouse, psqlAdmin, requirePostgres } from '../helpers/servers.ts';
 
 const DB = 'gatehouse_it_lexing';
-const carol = (port: number, params: Record<string, string> = {}) =>
-  RawClient.connect({ port, user: 'carol@acme.example', password: DEMO_PASSWORD, params });
-const bob = (port: number, params: Record<string, string> = {}) =>
-  RawClient.connect({ port, user: 'bob@acme.example', password: DEMO_PASSWORD, params });
+const carol = (port: number, params: Record<string, string> = {}) => RawClient.connect({ port, user: 'carol@acme.example', password: DEMO_PASSWORD, params });
+const bob = (port: number, params: Record<string, string> = {}) => RawClient.connect({ port, user: 'bob@acme.example', password: DEMO_PASSWORD, params });
 
 function psqlAs(port: number, user: string, sql: string, env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((done) => {
@@ -47,7 +45,7 @@ const SMUGGLED = [
   String.raw`SELECT length('\'), '; BEGIN READ WRITE; --'`,
 ];
 
-describe('a querier\'s raw SQL is read upstream as Gatehouse read it', () => {
+describe("a querier's raw SQL is read upstream as Gatehouse read it", () => {
   for (const sql of SMUGGLED) {
     it(`one statement, one row: ${sql}`, async () => {
       const c = await carol(gh.port);
@@ -110,7 +108,9 @@ describe('the upstream session starts with the lexing settings pinned', () => {
       );
       expect(e).toBeInstanceOf(ServerError);
       expect((e as ServerError).fields).toMatchObject({ C: '42501', S: 'FATAL' });
-      expect((e as ServerError).fields.M).toMatch(/^startup parameter Standard_Conforming_Strings=off refused: standard_conforming_strings stays on|^startup parameter standard_conforming_strings=off refused: standard_conforming_strings stays on/);
+      expect((e as ServerError).fields.M).toMatch(
+        /^startup parameter Standard_Conforming_Strings=off refused: standard_conforming_strings stays on|^startup parameter standard_conforming_strings=off refused: standard_conforming_strings stays on/,
+      );
     }
   });
 
@@ -137,7 +137,7 @@ describe('the upstream session starts with the lexing settings pinned', () => {
         await c.query(reset);
         const r = await c.query(settings, { keepRows: 1 });
         expect(r.firstRows[0]).toEqual(['on', 'UTF8', 'safe_encoding']);
-        const s = await c.query(String.raw`SELECT 'x', '; SELECT 42 AS pwned; --' AS b`, { keepRows: 1 });
+        const s = await c.query(`SELECT 'x', '; SELECT 42 AS pwned; --' AS b`, { keepRows: 1 });
         expect(s.columns).toEqual(['?column?', 'b']);
       } finally {
         await c.close();

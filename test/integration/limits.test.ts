@@ -54,7 +54,10 @@ function client(gh: { port: number }, user: string): pg.Client {
   return c;
 }
 
-async function connectError(gh: { port: number }, user: string): Promise<{ code?: string; message: string; detail?: string; hint?: string; severity?: string }> {
+async function connectError(
+  gh: { port: number },
+  user: string,
+): Promise<{ code?: string; message: string; detail?: string; hint?: string; severity?: string }> {
   const c = client(gh, user);
   try {
     await c.connect();
@@ -106,7 +109,11 @@ describe('sessions, statement timeout and result size', () => {
         open.push(c);
       }
       const perUser = await connectError(gh, 'bob@acme.example');
-      expect(perUser).toMatchObject({ code: '53300', severity: 'FATAL', message: 'too many connections for user "bob@acme.example": the limit is 3 sessions per user' });
+      expect(perUser).toMatchObject({
+        code: '53300',
+        severity: 'FATAL',
+        message: 'too many connections for user "bob@acme.example": the limit is 3 sessions per user',
+      });
       expect(perUser.detail).toBe('set by server.max_sessions_per_user in rules/gatehouse.yaml');
       expect(perUser.hint).toContain('raise server.max_sessions_per_user in rules/gatehouse.yaml');
       // psql shows the same to a person.
@@ -156,7 +163,7 @@ describe('sessions, statement timeout and result size', () => {
     );
   });
 
-  it('ends a statement past the connection\'s statement_timeout with 57014, which SET statement_timeout cannot lift; the session stays usable', async () => {
+  it("ends a statement past the connection's statement_timeout with 57014, which SET statement_timeout cannot lift; the session stays usable", async () => {
     const c = client(gh, 'carol@acme.example');
     await c.connect();
     try {

@@ -70,7 +70,7 @@ describe('a querier on a mysql connection', () => {
     expect(r.stdout.trim().split('\n')).toEqual(['1|Employee 1!|1100.25|t', '2|Employee 2!|1200.50|f', '3|Employee 3!|1300.75|t']);
   });
 
-  it("writes are refused by policy on a connection without allow_writes", async () => {
+  it('writes are refused by policy on a connection without allow_writes', async () => {
     const r = await psql(gh, 'carol@acme.example', 'DELETE FROM employees');
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/DELETE is not permitted: raw SQL on MariaDB connections through Gatehouse is read-only/);
@@ -141,7 +141,7 @@ describe('a querier on a mysql connection', () => {
     }
   });
 
-  it("a FROM-less call of a function PostgreSQL also has (JSON_OBJECT) runs on MySQL, not on the topic catalog", async () => {
+  it('a FROM-less call of a function PostgreSQL also has (JSON_OBJECT) runs on MySQL, not on the topic catalog', async () => {
     const c = await pgClient(gh, 'carol@acme.example');
     try {
       const r = await c.query("SELECT JSON_OBJECT('a', 1) AS j");
@@ -154,7 +154,10 @@ describe('a querier on a mysql connection', () => {
   it('parameters written $n (what PostgreSQL drivers send) are bound as MySQL placeholders', async () => {
     const c = await pgClient(gh, 'carol@acme.example');
     try {
-      expect((await c.query('SELECT name FROM employees WHERE id = $1 OR id = $2 ORDER BY id', [2, '3'])).rows).toEqual([{ name: 'Employee 2' }, { name: 'Employee 3' }]);
+      expect((await c.query('SELECT name FROM employees WHERE id = $1 OR id = $2 ORDER BY id', [2, '3'])).rows).toEqual([
+        { name: 'Employee 2' },
+        { name: 'Employee 3' },
+      ]);
       // A value is a value: quotes and SQL in it change nothing.
       expect((await c.query('SELECT name FROM employees WHERE name = $1', ["x' OR '1'='1"])).rows).toEqual([]);
       const err = await c.query('SELECT 1 #$1', [2]).catch((e) => e);
@@ -235,7 +238,9 @@ describe('a querier on a mysql connection', () => {
       let rows: { INFO: string }[] = [];
       for (let i = 0; i < 40 && rows.length === 0; i++) {
         await new Promise((r) => setTimeout(r, 100));
-        rows = (await mariadbRun(`SELECT INFO FROM information_schema.PROCESSLIST WHERE USER = '${READER}' AND INFO LIKE '%seq_1_to_3002%'`)) as { INFO: string }[];
+        rows = (await mariadbRun(`SELECT INFO FROM information_schema.PROCESSLIST WHERE USER = '${READER}' AND INFO LIKE '%seq_1_to_3002%'`)) as {
+          INFO: string;
+        }[];
       }
       await running;
       expect(rows.map((r) => r.INFO)).toEqual(['/* gatehouse:carol@acme.example */ SELECT COUNT(*) AS s FROM seq_1_to_10000 a, seq_1_to_3002 b']);
@@ -263,7 +268,10 @@ describe('a query_topics user on a mysql connection', () => {
   it('count(*)::int is int4 as on PostgreSQL (MySQL answers BIGINT), over both protocols; count(*) stays int8', async () => {
     const c = await pgClient(gh, 'bob@acme.example');
     try {
-      for (const r of [await c.query('SELECT count(*)::int AS n, count(*) AS m FROM orders'), await c.query({ text: 'SELECT count(*)::int AS n, count(*) AS m FROM orders WHERE id > $1', values: [0] })]) {
+      for (const r of [
+        await c.query('SELECT count(*)::int AS n, count(*) AS m FROM orders'),
+        await c.query({ text: 'SELECT count(*)::int AS n, count(*) AS m FROM orders WHERE id > $1', values: [0] }),
+      ]) {
         expect(r.fields.map((f) => f.dataTypeID)).toEqual([23, 20]);
         expect(r.rows).toEqual([{ n: 33, m: '33' }]);
       }

@@ -38,7 +38,9 @@ allow_writes: false
 permissions:
   default: no_access
   groups:
-${Object.entries(groups).map(([g, l]) => `    ${g}: ${l}`).join('\n')}
+${Object.entries(groups)
+  .map(([g, l]) => `    ${g}: ${l}`)
+  .join('\n')}
 `;
 }
 
@@ -108,8 +110,20 @@ let stateDir: string;
 let auditPath: string;
 
 beforeAll(async () => {
-  await freshMariadbDatabase(DB.acme, Object.values(TABLES.acme).map((t) => `${t.ddl};`).join('\n'), { [ACCOUNTS.acmeReader]: PW, [ACCOUNTS.acmeTopics]: PW });
-  await freshMariadbDatabase(DB.globex, Object.values(TABLES.globex).map((t) => `${t.ddl};`).join('\n'), { [ACCOUNTS.globexReader]: PW, [ACCOUNTS.globexTopics]: PW });
+  await freshMariadbDatabase(
+    DB.acme,
+    Object.values(TABLES.acme)
+      .map((t) => `${t.ddl};`)
+      .join('\n'),
+    { [ACCOUNTS.acmeReader]: PW, [ACCOUNTS.acmeTopics]: PW },
+  );
+  await freshMariadbDatabase(
+    DB.globex,
+    Object.values(TABLES.globex)
+      .map((t) => `${t.ddl};`)
+      .join('\n'),
+    { [ACCOUNTS.globexReader]: PW, [ACCOUNTS.globexTopics]: PW },
+  );
   await loadDemoData('acme');
   await loadDemoData('globex');
   // Least privilege: the querier accounts SELECT on their database, the topics accounts the topics' columns only.
@@ -118,11 +132,24 @@ beforeAll(async () => {
     GRANT SELECT (id, name, region, created_at) ON \`${DB.acme}\`.customers TO '${ACCOUNTS.acmeTopics}'@'%';
     GRANT SELECT ON \`${DB.globex}\`.* TO '${ACCOUNTS.globexReader}'@'%';
     GRANT SELECT (id, region, amount, status, ordered_at) ON \`${DB.globex}\`.orders TO '${ACCOUNTS.globexTopics}'@'%';`);
-  rulesDir = demoRulesWith(connectionYaml(DB.acme, ACCOUNTS.acmeReader, ACCOUNTS.acmeTopics, { 'sales-emea': 'query_topics', 'sales-leads': 'query_topics', analysts: 'querier' }));
-  writeFileSync(join(rulesDir, 'globex/connections/warehouse.yaml'), connectionYaml(DB.globex, ACCOUNTS.globexReader, ACCOUNTS.globexTopics, { ops: 'query_topics' }));
+  rulesDir = demoRulesWith(
+    connectionYaml(DB.acme, ACCOUNTS.acmeReader, ACCOUNTS.acmeTopics, { 'sales-emea': 'query_topics', 'sales-leads': 'query_topics', analysts: 'querier' }),
+  );
+  writeFileSync(
+    join(rulesDir, 'globex/connections/warehouse.yaml'),
+    connectionYaml(DB.globex, ACCOUNTS.globexReader, ACCOUNTS.globexTopics, { ops: 'query_topics' }),
+  );
   stateDir = mkdtempSync(join(tmpdir(), 'gatehouse-mgov-state-'));
   auditPath = join(stateDir, 'audit.jsonl');
-  gh = await serve({ rulesDir, host: '127.0.0.1', port: 0, adminPort: 0, stateDir, auditPath, logger: pino({ level: process.env.GATEHOUSE_LOG_LEVEL ?? 'silent' }) });
+  gh = await serve({
+    rulesDir,
+    host: '127.0.0.1',
+    port: 0,
+    adminPort: 0,
+    stateDir,
+    auditPath,
+    logger: pino({ level: process.env.GATEHOUSE_LOG_LEVEL ?? 'silent' }),
+  });
 }, 180_000);
 
 afterAll(async () => {
@@ -130,7 +157,9 @@ afterAll(async () => {
   if (rulesDir) rmSync(rulesDir, { recursive: true, force: true });
   if (stateDir) rmSync(stateDir, { recursive: true, force: true });
   await mariadbRun(`DROP DATABASE IF EXISTS \`${DB.acme}\`; DROP DATABASE IF EXISTS \`${DB.globex}\`;
-    ${Object.values(ACCOUNTS).map((u) => `DROP USER IF EXISTS '${u}'@'%';`).join('\n')}`).catch(() => undefined);
+    ${Object.values(ACCOUNTS)
+      .map((u) => `DROP USER IF EXISTS '${u}'@'%';`)
+      .join('\n')}`).catch(() => undefined);
 });
 
 const BOB = 'bob@acme.example';
@@ -155,7 +184,13 @@ const lines = (s: string) => s.trim().split('\n').filter(Boolean);
 async function auditRecordWhere(pred: (r: Record<string, unknown>) => boolean): Promise<Record<string, unknown> | undefined> {
   for (let i = 0; i < 50; i++) {
     const text = readFileSync(auditPath, 'utf8').trim();
-    const found = text ? text.split('\n').map((l) => JSON.parse(l) as Record<string, unknown>).filter(pred).at(-1) : undefined;
+    const found = text
+      ? text
+          .split('\n')
+          .map((l) => JSON.parse(l) as Record<string, unknown>)
+          .filter(pred)
+          .at(-1)
+      : undefined;
     if (found) return found;
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -181,7 +216,11 @@ describe('DESIGN 5 on a mysql warehouse, through psql (simple protocol)', () => 
   });
 
   it('bob: a join, an expression, ORDER BY and LIMIT on the topics', async () => {
-    const r = await psql(gh, BOB, "SELECT o.id, c.name, o.amount * 2 AS twice, o.status || '!' AS s FROM orders o JOIN customers c ON c.id = o.customer_id ORDER BY o.id LIMIT 2");
+    const r = await psql(
+      gh,
+      BOB,
+      "SELECT o.id, c.name, o.amount * 2 AS twice, o.status || '!' AS s FROM orders o JOIN customers c ON c.id = o.customer_id ORDER BY o.id LIMIT 2",
+    );
     expect(r.stderr).toBe('');
     expect(lines(r.stdout)).toEqual(['2|Customer 75|326.76|refunded!', '5|Customer 186|801.90|open!']);
   });
@@ -204,7 +243,13 @@ describe('DESIGN 5 on a mysql warehouse, through psql (simple protocol)', () => 
     expect(r.stderr).toBe('');
     expect(lines(r.stdout)).toEqual(['2|Employee 2|102-12-0194', '3|Employee 3|103-13-0291']);
     expect((await psql(gh, CAROL, 'SELECT COUNT(*) FROM employees')).stdout.trim()).toBe('50');
-    for (const sql of ['DELETE FROM employees', "UPDATE employees SET salary = 0", "SELECT * FROM employees INTO OUTFILE '/tmp/gh_mgov_out'", "SELECT LOAD_FILE('/etc/passwd')", 'SELECT SLEEP(5)']) {
+    for (const sql of [
+      'DELETE FROM employees',
+      'UPDATE employees SET salary = 0',
+      "SELECT * FROM employees INTO OUTFILE '/tmp/gh_mgov_out'",
+      "SELECT LOAD_FILE('/etc/passwd')",
+      'SELECT SLEEP(5)',
+    ]) {
       const w = await psql(gh, CAROL, sql);
       expect(w.code, sql).not.toBe(0);
       expect(w.stderr, sql).toMatch(/permitted|refused|not allowed|denied/i);
@@ -237,7 +282,11 @@ describe('DESIGN 5 on a mysql warehouse, through psql (simple protocol)', () => 
 
   it('session statements clients send are answered for every level', async () => {
     for (const user of [BOB, CAROL]) {
-      const r = await psql(gh, user, "SET extra_float_digits = 3; SET application_name = 'jdbc'; SHOW application_name; SHOW transaction isolation level; SHOW standard_conforming_strings; RESET ALL; SHOW application_name; DISCARD ALL");
+      const r = await psql(
+        gh,
+        user,
+        "SET extra_float_digits = 3; SET application_name = 'jdbc'; SHOW application_name; SHOW transaction isolation level; SHOW standard_conforming_strings; RESET ALL; SHOW application_name; DISCARD ALL",
+      );
       expect(r.stderr, user).toBe('');
       expect(lines(r.stdout), user).toEqual(['jdbc', 'repeatable read', 'on', 'psql']);
     }
@@ -255,7 +304,14 @@ describe('the topic catalog on a mysql connection', () => {
     const r = await psql(gh, BOB, '\\d orders');
     expect(r.stderr).toBe('');
     const cols = lines(r.stdout).map((l) => l.split('|').slice(0, 2).join('|'));
-    expect(cols).toEqual(['id|integer', 'customer_id|integer', 'region|character varying', 'amount|numeric', 'status|character varying', 'ordered_at|timestamp with time zone']);
+    expect(cols).toEqual([
+      'id|integer',
+      'customer_id|integer',
+      'region|character varying',
+      'amount|numeric',
+      'status|character varying',
+      'ordered_at|timestamp with time zone',
+    ]);
   });
 });
 
@@ -266,7 +322,11 @@ describe('the barrier and the audit on a mysql connection', () => {
   it('without the fence MariaDB evaluates the condition on hidden rows (the case can fail)', async () => {
     const c = await mysql.createConnection({ ...MARIADB, database: DB.acme });
     try {
-      await expect(c.query(`SELECT count(*) FROM (SELECT id, region FROM orders WHERE region = 'EMEA') AS o WHERE CASE WHEN region = 'EMEA' THEN 1 ELSE id + 9223372036854775807 END = 1`)).rejects.toThrow(/BIGINT value is out of range/);
+      await expect(
+        c.query(
+          `SELECT count(*) FROM (SELECT id, region FROM orders WHERE region = 'EMEA') AS o WHERE CASE WHEN region = 'EMEA' THEN 1 ELSE id + 9223372036854775807 END = 1`,
+        ),
+      ).rejects.toThrow(/BIGINT value is out of range/);
     } finally {
       await c.end();
     }
@@ -299,8 +359,15 @@ describe('DESIGN 5 on a mysql warehouse, through node-postgres (extended protoco
   const byRegion = 'SELECT region, count(*) AS n FROM orders WHERE id <= $1 GROUP BY region ORDER BY region';
   const want: Record<string, { region: string; n: string }[]> = {
     [BOB]: [{ region: 'EMEA', n: '333' }],
-    [GRACE]: [{ region: 'APAC', n: '334' }, { region: 'EMEA', n: '333' }],
-    [ERIN]: [{ region: 'AMER', n: '333' }, { region: 'APAC', n: '334' }, { region: 'EMEA', n: '333' }],
+    [GRACE]: [
+      { region: 'APAC', n: '334' },
+      { region: 'EMEA', n: '333' },
+    ],
+    [ERIN]: [
+      { region: 'AMER', n: '333' },
+      { region: 'APAC', n: '334' },
+      { region: 'EMEA', n: '333' },
+    ],
   };
 
   for (const user of [BOB, GRACE, ERIN]) {
@@ -356,7 +423,13 @@ describe('DESIGN 5 on a mysql warehouse, through node-postgres (extended protoco
       expect(e.code).toBe('42501');
       // MySQL-only syntax works; writes, INTO OUTFILE, LOAD_FILE and SLEEP are 42501, and the session goes on.
       expect((await c.query('SELECT `name` FROM employees ORDER BY id LIMIT 3, 1')).rows).toEqual([{ name: 'Employee 4' }]);
-      for (const sql of ['UPDATE employees SET salary = 0', "SELECT name FROM employees INTO OUTFILE '/tmp/gh_mgov_out2'", "SELECT LOAD_FILE('/etc/hostname') AS f", 'SELECT SLEEP(3) AS s', 'TRUNCATE employees']) {
+      for (const sql of [
+        'UPDATE employees SET salary = 0',
+        "SELECT name FROM employees INTO OUTFILE '/tmp/gh_mgov_out2'",
+        "SELECT LOAD_FILE('/etc/hostname') AS f",
+        'SELECT SLEEP(3) AS s',
+        'TRUNCATE employees',
+      ]) {
         const w = await c.query(sql).catch((x) => x);
         expect(w.code, sql).toBe('42501');
       }
@@ -366,7 +439,7 @@ describe('DESIGN 5 on a mysql warehouse, through node-postgres (extended protoco
     }
   });
 
-  it('session statements over the extended protocol: SET and SHOW answered by Gatehouse, BEGIN/COMMIT as MySQL\'s', async () => {
+  it("session statements over the extended protocol: SET and SHOW answered by Gatehouse, BEGIN/COMMIT as MySQL's", async () => {
     for (const user of [BOB, CAROL]) {
       const c = await pgClient(gh, user);
       try {
@@ -419,13 +492,37 @@ const JDBC_JAR = '/usr/share/java/postgresql.jar';
 
 describe('pgjdbc and psycopg2 on a mysql warehouse', () => {
   async function jdbc(user: string, query: string, prepared: string, refused: string): Promise<Record<string, string[]>> {
-    const r = await run('java', ['-cp', JDBC_JAR, resolve(import.meta.dirname, 'java/MysqlGovernedJdbc.java'), String(gh.port), user, DEMO_PASSWORD, query, prepared, refused]);
+    const r = await run('java', [
+      '-cp',
+      JDBC_JAR,
+      resolve(import.meta.dirname, 'java/MysqlGovernedJdbc.java'),
+      String(gh.port),
+      user,
+      DEMO_PASSWORD,
+      query,
+      prepared,
+      refused,
+    ]);
     if (r.code !== 0) throw new Error(`pgjdbc (java, ${JDBC_JAR}: Debian's libpostgresql-jdbc-java) failed: ${r.stderr}`);
-    return Object.fromEntries(r.stdout.trim().split('\n').map((l) => l.split('\t')).map(([name, ...rest]) => [name, rest]));
+    return Object.fromEntries(
+      r.stdout
+        .trim()
+        .split('\n')
+        .map((l) => l.split('\t'))
+        .map(([name, ...rest]) => [name, rest]),
+    );
   }
 
   async function psycopg2(user: string, query: string, withParam: string, refused: string): Promise<Record<string, { rows?: string[][]; sqlstate?: string }>> {
-    const r = await run('/usr/bin/python3', [resolve(import.meta.dirname, 'python/mysql_governed.py'), String(gh.port), user, DEMO_PASSWORD, query, withParam, refused]);
+    const r = await run('/usr/bin/python3', [
+      resolve(import.meta.dirname, 'python/mysql_governed.py'),
+      String(gh.port),
+      user,
+      DEMO_PASSWORD,
+      query,
+      withParam,
+      refused,
+    ]);
     if (r.code !== 0) throw new Error(`psycopg2 (/usr/bin/python3, Debian's python3-psycopg2) failed: ${r.stderr}`);
     return JSON.parse(r.stdout.trim().split('\n').at(-1) ?? '{}');
   }
@@ -440,7 +537,12 @@ describe('pgjdbc and psycopg2 on a mysql warehouse', () => {
   it("pgjdbc's DatabaseMetaData as bob (catalog and topic statements in one session, server-prepared, autocommit off)", async () => {
     const r = await run('java', ['-cp', JDBC_JAR, resolve(import.meta.dirname, 'java/MetadataJdbc.java'), String(gh.port), BOB, DEMO_PASSWORD]);
     if (r.code !== 0) throw new Error(`pgjdbc (java, ${JDBC_JAR}) failed: ${r.stderr}`);
-    const md = Object.fromEntries(r.stdout.trim().split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+    const md = Object.fromEntries(
+      r.stdout
+        .trim()
+        .split('\n')
+        .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+    );
     expect(md.tables).toBe('customers,orders');
     expect(md['columns.customers']).toBe('id:INTEGER:int4,name:VARCHAR:varchar,region:VARCHAR:varchar,created_at:TIMESTAMP:timestamptz');
     expect(md['columns.orders']).toContain('amount:NUMERIC:numeric');
@@ -466,7 +568,12 @@ describe('pgjdbc and psycopg2 on a mysql warehouse', () => {
   });
 
   it('psycopg2 as carol: employees read, a write refused', async () => {
-    const out = await psycopg2(CAROL, 'SELECT COUNT(*) FROM employees', 'SELECT COUNT(*) FROM orders WHERE id <= %s', "INSERT INTO employees (id) VALUES (999)");
+    const out = await psycopg2(
+      CAROL,
+      'SELECT COUNT(*) FROM employees',
+      'SELECT COUNT(*) FROM orders WHERE id <= %s',
+      'INSERT INTO employees (id) VALUES (999)',
+    );
     expect(out.query).toEqual({ rows: [['50']] });
     expect(out.param).toEqual({ rows: [['1000']] });
     expect(out.refused?.sqlstate).toBe('42501');

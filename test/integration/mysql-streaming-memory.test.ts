@@ -50,7 +50,21 @@ permissions:
     const tsx = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
     gh = await spawnGatehouse(
       process.execPath,
-      [`--max-old-space-size=${HEAP_MB}`, '--import', tsx, join(REPO, 'src/cli.ts'), 'serve', '--rules', rules, '--host', '127.0.0.1', '--port', '0', '--admin-port', '0'],
+      [
+        `--max-old-space-size=${HEAP_MB}`,
+        '--import',
+        tsx,
+        join(REPO, 'src/cli.ts'),
+        'serve',
+        '--rules',
+        rules,
+        '--host',
+        '127.0.0.1',
+        '--port',
+        '0',
+        '--admin-port',
+        '0',
+      ],
       { env: { GH_STREAM_PW: PW } },
     );
   });
@@ -69,7 +83,9 @@ permissions:
       }
     }, 50);
     const carol = await RawClient.connect({ port: gh.port, user: 'carol@acme.example', password: 'gatehouse-demo' });
-    const meanwhile = new Promise<Awaited<ReturnType<typeof psql>>>((done) => setTimeout(() => void psql(gh, 'carol@acme.example', 'SELECT 41 + 1').then(done), 1000));
+    const meanwhile = new Promise<Awaited<ReturnType<typeof psql>>>((done) =>
+      setTimeout(() => void psql(gh, 'carol@acme.example', 'SELECT 41 + 1').then(done), 1000),
+    );
     const r = await carol.query(BIG_QUERY, { throttle: THROTTLE, keepRows: 1 });
     clearInterval(timer);
     await carol.close();

@@ -168,7 +168,10 @@ describe('the reference (RLS and column grants from the rules) is itself sound',
     const [g, d] = await Promise.all([through.get('bob')!.run(sql), direct.get('erin')!.run(sql)]);
     expect(g.ok && d.ok, `${describeAnswer(g)}\n${describeAnswer(d)}`).toBe(true);
     expect(sameAnswer(g, d)).toBe(false);
-    const [g2, d2] = await Promise.all([through.get('bob')!.run('SELECT id, name FROM customers'), direct.get('bob')!.run('SELECT id, name, region FROM customers')]);
+    const [g2, d2] = await Promise.all([
+      through.get('bob')!.run('SELECT id, name FROM customers'),
+      direct.get('bob')!.run('SELECT id, name, region FROM customers'),
+    ]);
     expect(sameAnswer(g2, d2)).toBe(false);
   });
 
@@ -181,13 +184,15 @@ describe('the reference (RLS and column grants from the rules) is itself sound',
   });
 });
 
-describe("generated statements through Gatehouse and on PostgreSQL under RLS", () => {
+describe('generated statements through Gatehouse and on PostgreSQL under RLS', () => {
   it(`answerable: ${RUNS} statements give the same rows for bob, grace and erin`, { timeout: 600_000 }, async () => {
     const sample = fc.sample(answerable, { seed: SEED, numRuns: RUNS });
     const before = tally.directAnswered;
     const failures = await runAll(sample);
     // Not vacuous: most answerable statements must be answered by PostgreSQL itself.
-    expect(tally.directAnswered - before, 'the reference answered too few answerable statements: the generators are broken').toBeGreaterThan(sample.length * rules.people.length * 0.8);
+    expect(tally.directAnswered - before, 'the reference answered too few answerable statements: the generators are broken').toBeGreaterThan(
+      sample.length * rules.people.length * 0.8,
+    );
     expect(failures.length, report(failures, 'answerable')).toBe(0);
   });
 
@@ -224,7 +229,8 @@ describe("generated statements through Gatehouse and on PostgreSQL under RLS", (
           } catch {
             // refused, or failed upstream: either way nothing ran
           }
-          if (JSON.stringify(rows).match(/\d{3}-\d{2}-\d{4}/)) failures.push(`as ${p.short}: ${sql}\n  returned employees' ssn: ${JSON.stringify(rows).slice(0, 200)}`);
+          if (JSON.stringify(rows).match(/\d{3}-\d{2}-\d{4}/))
+            failures.push(`as ${p.short}: ${sql}\n  returned employees' ssn: ${JSON.stringify(rows).slice(0, 200)}`);
         }
       } finally {
         await c.end().catch(() => {});
@@ -273,7 +279,8 @@ describe("generated statements through Gatehouse and on PostgreSQL under RLS", (
             outcomes.push(error ? `ERROR ${error}` : `rows ${JSON.stringify(rows)}`);
             if (!error) failures.push(`as ${p.short}: Parse "${k.sql}" with parameter type ${k.type}, value '${v}': answered ${JSON.stringify(rows)}`);
           }
-          if (new Set(outcomes).size > 1) failures.push(`as ${p.short}: Parse "${k.sql}" with parameter type ${k.type} tells ${k.values.join(' from ')} apart: ${outcomes.join(' vs ')}`);
+          if (new Set(outcomes).size > 1)
+            failures.push(`as ${p.short}: Parse "${k.sql}" with parameter type ${k.type} tells ${k.values.join(' from ')} apart: ${outcomes.join(' vs ')}`);
         }
       } finally {
         await c.close();

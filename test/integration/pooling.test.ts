@@ -92,7 +92,7 @@ describe('session pooling (the default)', () => {
     expect(poolOf(gh, 'querier').reused).toBeGreaterThan(0);
   });
 
-  it("nothing of a session reaches the next: settings, prepared statements, cursors WITH HOLD, LISTEN; the pins and read-only hold", async () => {
+  it('nothing of a session reaches the next: settings, prepared statements, cursors WITH HOLD, LISTEN; the pins and read-only hold', async () => {
     await parked(gh, 'querier');
     const a = await pgClient(gh, CAROL);
     const pid = await one(a, 'SELECT pg_backend_pid()');
@@ -146,13 +146,27 @@ describe('session pooling (the default)', () => {
 
   it("application_name is each session's own person on a reused upstream (gatehouse:<email>, whatever the client named)", async () => {
     await parked(gh, 'querier');
-    const a = new pg.Client({ host: '127.0.0.1', port: gh.port, user: CAROL, password: 'gatehouse-demo', database: 'warehouse', application_name: 'first-app' });
+    const a = new pg.Client({
+      host: '127.0.0.1',
+      port: gh.port,
+      user: CAROL,
+      password: 'gatehouse-demo',
+      database: 'warehouse',
+      application_name: 'first-app',
+    });
     await a.connect();
     const pid = await one(a, 'SELECT pg_backend_pid()');
     expect(await one(a, 'SHOW application_name')).toBe(`gatehouse:${CAROL}`);
     await a.end();
     await parked(gh, 'querier');
-    const b = new pg.Client({ host: '127.0.0.1', port: gh.port, user: ALICE, password: 'gatehouse-demo', database: 'warehouse', application_name: 'second-app' });
+    const b = new pg.Client({
+      host: '127.0.0.1',
+      port: gh.port,
+      user: ALICE,
+      password: 'gatehouse-demo',
+      database: 'warehouse',
+      application_name: 'second-app',
+    });
     await b.connect();
     expect(await one(b, 'SELECT pg_backend_pid()')).toBe(pid);
     expect(await one(b, 'SHOW application_name')).toBe(`gatehouse:${ALICE}`);
@@ -235,7 +249,13 @@ describe('transaction pooling (pooling: transaction)', () => {
 
   it('session state is refused with 0A000 naming transaction pooling; SET LOCAL in a transaction runs', async () => {
     const c = await pgClient(gh, CAROL);
-    for (const sql of [`SET statement_timeout = '1s'`, 'LISTEN chan', 'DECLARE h CURSOR WITH HOLD FOR SELECT 1', 'PREPARE p AS SELECT 1', "SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL SERIALIZABLE"]) {
+    for (const sql of [
+      `SET statement_timeout = '1s'`,
+      'LISTEN chan',
+      'DECLARE h CURSOR WITH HOLD FOR SELECT 1',
+      'PREPARE p AS SELECT 1',
+      'SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL SERIALIZABLE',
+    ]) {
       const e = await errorOf(c.query(sql));
       expect(e.code, sql).toBe('0A000');
       expect(e.message, sql).toContain('transaction pooling');

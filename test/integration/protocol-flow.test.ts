@@ -6,7 +6,7 @@ import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pg from 'pg';
+import type pg from 'pg';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { type RunningGatehouse, serve } from '../../src/serve.ts';
@@ -40,20 +40,42 @@ const P = (query: string, name = '') => extendedMessage({ type: 'Parse', name, q
 const B = (portal = '', statement = '') => extendedMessage({ type: 'Bind', portal, statement, paramFormats: [], params: [], resultFormats: [] });
 const E = (portal = '', maxRows = 0) => extendedMessage({ type: 'Execute', portal, maxRows });
 const FLUSH = frame(0x48, Buffer.alloc(0));
-const NAMES: Record<number, string> = { 0x31: 'ParseComplete', 0x32: 'BindComplete', 0x33: 'CloseComplete', 0x44: 'DataRow', 0x73: 'PortalSuspended', 0x43: 'CommandComplete', 0x45: 'ErrorResponse', 0x5a: 'ReadyForQuery', 0x54: 'RowDescription', 0x4e: 'Notice', 0x6e: 'NoData' };
+const NAMES: Record<number, string> = {
+  0x31: 'ParseComplete',
+  0x32: 'BindComplete',
+  0x33: 'CloseComplete',
+  0x44: 'DataRow',
+  0x73: 'PortalSuspended',
+  0x43: 'CommandComplete',
+  0x45: 'ErrorResponse',
+  0x5a: 'ReadyForQuery',
+  0x54: 'RowDescription',
+  0x4e: 'Notice',
+  0x6e: 'NoData',
+};
 
 /** The next n messages' names (and the error's SQLSTATE). */
 async function take(c: RawClient, n: number): Promise<string[]> {
   const out: string[] = [];
   for (let i = 0; i < n; i++) {
     const m = await c.next(5000);
-    out.push(m.type === MSG.ErrorResponse ? `ErrorResponse ${errorFields(m.body).C}` : m.type === MSG.ReadyForQuery ? `ReadyForQuery ${String.fromCharCode(m.body[0])}` : (NAMES[m.type] ?? String.fromCharCode(m.type)));
+    out.push(
+      m.type === MSG.ErrorResponse
+        ? `ErrorResponse ${errorFields(m.body).C}`
+        : m.type === MSG.ReadyForQuery
+          ? `ReadyForQuery ${String.fromCharCode(m.body[0])}`
+          : (NAMES[m.type] ?? String.fromCharCode(m.type)),
+    );
   }
   return out;
 }
 
 function auditLines(): Record<string, unknown>[] {
-  return readFileSync(auditPath, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l));
+  return readFileSync(auditPath, 'utf8')
+    .trim()
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l));
 }
 
 describe('Flush and row-limited Execute (asyncpg, pg-cursor, pg-query-stream)', () => {
@@ -182,7 +204,7 @@ describe('COPY', () => {
     await expect(psqlAs(BOB, ['-c', `\\copy orders FROM '${file}' WITH (FORMAT csv)`])).rejects.toThrow(/COPY FROM is not permitted/);
   });
 
-  it('binary COPY TO STDOUT: PostgreSQL\'s own binary format, governed for bob', async () => {
+  it("binary COPY TO STDOUT: PostgreSQL's own binary format, governed for bob", async () => {
     const carol = await psqlAs(CAROL, ['-c', 'COPY (SELECT id FROM orders ORDER BY id LIMIT 3) TO STDOUT (FORMAT binary)']);
     expect(carol.subarray(0, 11)).toEqual(Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1'));
     const bob = await psqlAs(BOB, ['-c', 'COPY (SELECT region FROM orders) TO STDOUT (FORMAT binary)']);

@@ -20,10 +20,16 @@ const SECRET = `Cli-${randomBytes(12).toString('base64url')}`;
 /** No master key from this machine's environment reaches the CLI unless a test gives one. */
 const NO_KEYS = { GATEHOUSE_MASTER_KEY: '', GATEHOUSE_MASTER_KEYS: '', GATEHOUSE_KEY_FILE: '' };
 
-function gatehouse(args: string[], opts: { input?: string; env?: Record<string, string>; cwd?: string } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+function gatehouse(
+  args: string[],
+  opts: { input?: string; env?: Record<string, string>; cwd?: string } = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((done) => {
-    const child = execFile(process.execPath, [BIN, ...args], { cwd: opts.cwd ?? tmpdir(), env: { ...process.env, ...NO_KEYS, ...opts.env }, timeout: 60_000 }, (err, stdout, stderr) =>
-      done({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    const child = execFile(
+      process.execPath,
+      [BIN, ...args],
+      { cwd: opts.cwd ?? tmpdir(), env: { ...process.env, ...NO_KEYS, ...opts.env }, timeout: 60_000 },
+      (err, stdout, stderr) => done({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
     );
     child.stdin!.end(opts.input ?? '');
   });
@@ -74,7 +80,12 @@ describe('gatehouse rotate-keys', () => {
 
   it('re-encrypts to the newest key, keeps comments and layout, reports what it changed; the rules still load', async () => {
     const enc = async (connection: string, field: string, keys: string) =>
-      (await gatehouse(['encrypt', '--org', 'acme', '--connection', connection, '--field', field, '--rules', dir], { input: SECRET, env: { GATEHOUSE_MASTER_KEYS: keys } })).stdout.trim();
+      (
+        await gatehouse(['encrypt', '--org', 'acme', '--connection', connection, '--field', field, '--rules', dir], {
+          input: SECRET,
+          env: { GATEHOUSE_MASTER_KEYS: keys },
+        })
+      ).stdout.trim();
     const pw = await enc('vault', 'password', `k1:${k1}`);
     const tpw = await enc('vault', 'topics_password', `k1:${k1}`);
     const file = join(dir, 'acme/connections/vault.yaml');
@@ -160,7 +171,10 @@ describe('serve --demo: the demo master key', () => {
     expect(enc.stderr).toContain(`key file ${keyFile}`);
     const ct = enc.stdout.trim();
     expect(openSecret({ ciphertext: ct, binding: { org: 'acme', connection: 'warehouse', field: 'password' } }, demoKeys)).toBe('any-password');
-    writeFileSync(join(rules, 'acme/connections/warehouse.yaml'), postgresWarehouseYaml(DB).replace('user: gatehouse_reader\n', `user: gatehouse_reader\npassword: ${ct}\n`));
+    writeFileSync(
+      join(rules, 'acme/connections/warehouse.yaml'),
+      postgresWarehouseYaml(DB).replace('user: gatehouse_reader\n', `user: gatehouse_reader\npassword: ${ct}\n`),
+    );
     const second = await spawnGatehouse(process.execPath, serveArgs, { cwd, env: NO_KEYS });
     try {
       expect(readFileSync(keyFile, 'utf8')).toBe(made);

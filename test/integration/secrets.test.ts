@@ -76,7 +76,10 @@ async function attempt(user: string, database: string, sql: string, password = D
     return { rows: r.rows as Record<string, unknown>[] };
   } catch (e) {
     const err = e as pg.DatabaseError;
-    clientSaw.push(JSON.stringify({ message: err.message, detail: err.detail, hint: err.hint, code: err.code, severity: err.severity, where: err.where }), String(err.stack));
+    clientSaw.push(
+      JSON.stringify({ message: err.message, detail: err.detail, hint: err.hint, code: err.code, severity: err.severity, where: err.where }),
+      String(err.stack),
+    );
     return { code: err.code, message: err.message, severity: err.severity, hint: err.hint };
   } finally {
     await c.end().catch(() => {});

@@ -76,8 +76,7 @@ function setUp(): Promise<void> {
   return ready;
 }
 
-const pgRules = () =>
-  demoRulesWith(postgresWarehouseYaml(DB));
+const pgRules = () => demoRulesWith(postgresWarehouseYaml(DB));
 
 describe('(a) conditions that would fail on hidden rows, on PostgreSQL', () => {
   let gh: RunningGatehouse;
@@ -95,9 +94,7 @@ describe('(a) conditions that would fail on hidden rows, on PostgreSQL', () => {
       const onAllRows = direct(`SELECT count(*) FROM public.${c.table} WHERE ${c.where}`);
       expect(onAllRows.error, 'the hidden rows must make this condition fail').toMatch(/ERROR/);
       // ...and a plain (flattened) derived table runs it on them where the planner orders it first.
-      const plain = direct(
-        `SELECT count(*) FROM (SELECT ${FIELDS[c.table]} FROM public.${c.table} WHERE region = 'EMEA') AS ${c.table} WHERE ${c.where}`,
-      );
+      const plain = direct(`SELECT count(*) FROM (SELECT ${FIELDS[c.table]} FROM public.${c.table} WHERE region = 'EMEA') AS ${c.table} WHERE ${c.where}`);
       if (c.plainLeaks) expect(plain.error, 'a plain derived table leaks this').toMatch(/ERROR/);
       // Through Gatehouse: no error, the governed count.
       const want = governed(countSql(c));
@@ -167,7 +164,7 @@ describe('(b) leakproof pushdown keeps index scans, on PostgreSQL', () => {
     expect(typed.get('orders')!.columnTypes).toMatchObject({ id: 'integer', region: 'text', amount: 'numeric(12,2)', ordered_at: 'timestamp with time zone' });
   });
 
-  it('bob\'s WHERE id = 42 is pushed inside the barrier and uses orders_pkey', async () => {
+  it("bob's WHERE id = 42 is pushed inside the barrier and uses orders_pkey", async () => {
     const sql = await sent('SELECT * FROM orders WHERE id = 42');
     expect(sql).toMatch(/WHERE region = 'EMEA' AND id = 42 OFFSET 0\s*\)/);
     const p = plan(sql);

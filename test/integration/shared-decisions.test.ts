@@ -24,16 +24,47 @@ interface Shape {
 
 const shapes: Shape[] = [
   { user: 'bob@acme.example', ctx: bob, texts: [1, 2, 4, 40, 299].map((n) => `SELECT id, amount, status FROM orders WHERE id = ${n}`) },
-  { user: 'bob@acme.example', ctx: bob, texts: ["'paid'", "'open'", "'it''s'", "'x y'"].map((s) => `SELECT id, region FROM orders o WHERE o.status = ${s} AND o.id < 60 ORDER BY 1`) },
+  {
+    user: 'bob@acme.example',
+    ctx: bob,
+    texts: ["'paid'", "'open'", "'it''s'", "'x y'"].map((s) => `SELECT id, region FROM orders o WHERE o.status = ${s} AND o.id < 60 ORDER BY 1`),
+  },
   { user: 'bob@acme.example', ctx: bob, texts: ["'AMER'", "'EMEA'", "'APAC'"].map((r) => `SELECT count(*) FROM orders WHERE region = ${r}`) },
-  { user: 'bob@acme.example', ctx: bob, texts: [['10.50', '3'], ['500.25', '7'], ['0.5', '1']].map(([a, l]) => `SELECT id FROM orders WHERE amount > ${a} ORDER BY id LIMIT ${l}`) },
-  { user: 'bob@acme.example', ctx: bob, texts: [["'Customer 1'", '3'], ["'Customer 4'", '9'], ["'nobody'", '20']].map(([n, i]) => `SELECT c.name, count(o.id) FROM customers c LEFT JOIN orders o ON o.customer_id = c.id WHERE c.name = ${n} OR c.id < ${i} GROUP BY 1 ORDER BY 1`) },
+  {
+    user: 'bob@acme.example',
+    ctx: bob,
+    texts: [
+      ['10.50', '3'],
+      ['500.25', '7'],
+      ['0.5', '1'],
+    ].map(([a, l]) => `SELECT id FROM orders WHERE amount > ${a} ORDER BY id LIMIT ${l}`),
+  },
+  {
+    user: 'bob@acme.example',
+    ctx: bob,
+    texts: [
+      ["'Customer 1'", '3'],
+      ["'Customer 4'", '9'],
+      ["'nobody'", '20'],
+    ].map(
+      ([n, i]) =>
+        `SELECT c.name, count(o.id) FROM customers c LEFT JOIN orders o ON o.customer_id = c.id WHERE c.name = ${n} OR c.id < ${i} GROUP BY 1 ORDER BY 1`,
+    ),
+  },
   { user: 'carol@acme.example', ctx: carolTyped, texts: [1, 2, 3].map((n) => `SELECT id, name, salary FROM employees WHERE id = ${n};`) },
-  { user: 'carol@acme.example', ctx: carolTyped, texts: [["'paid'", '5'], ["'open'", '2']].map(([s, l]) => `select id, amount from orders where status = ${s} /* it's */ order by id limit ${l}`) },
+  {
+    user: 'carol@acme.example',
+    ctx: carolTyped,
+    texts: [
+      ["'paid'", '5'],
+      ["'open'", '2'],
+    ].map(([s, l]) => `select id, amount from orders where status = ${s} /* it's */ order by id limit ${l}`),
+  },
 ];
 
 function forwarded(d: Decision): string {
-  if (d.outcome !== 'run' || d.statements.length !== 1 || d.statements[0].action !== 'forward') throw new Error(`expected one forwarded statement: ${JSON.stringify(d)}`);
+  if (d.outcome !== 'run' || d.statements.length !== 1 || d.statements[0].action !== 'forward')
+    throw new Error(`expected one forwarded statement: ${JSON.stringify(d)}`);
   return d.statements[0].sql;
 }
 
@@ -68,7 +99,10 @@ describe('shared decisions on PostgreSQL', () => {
       expect(await rowsDirect(exactSql), `${text}\n  shared: ${sharedSql}\n  exact: ${exactSql}`).toEqual(viaShared);
       const through = await asUser(gh, user, text);
       expect(through.code, `${text}: ${through.message}`).toBeUndefined();
-      expect(through.rows!.map((r) => JSON.stringify(r)), text).toEqual(viaShared);
+      expect(
+        through.rows!.map((r) => JSON.stringify(r)),
+        text,
+      ).toEqual(viaShared);
     }
   });
 

@@ -66,7 +66,10 @@ it('SIGTERM: idle sessions get 57P01 at once, a running statement finishes first
     const running = busy.c.query('SELECT count(*)::int AS n FROM generate_series(1, 20000000)');
     running.catch(() => {}); // awaited below; a failure before then must not be unhandled
     let finished = false;
-    void running.then(() => (finished = true), () => {});
+    void running.then(
+      () => (finished = true),
+      () => {},
+    );
     await new Promise((r) => setTimeout(r, 500));
     const exited = new Promise<number | null>((r) => gh.proc.once('exit', (code) => r(code)));
     process.kill(gh.pid, 'SIGTERM');
@@ -112,7 +115,14 @@ it('SIGTERM: idle sessions get 57P01 at once, a running statement finishes first
       .split('\n')
       .filter(Boolean)
       .map((l) => JSON.parse(l) as Record<string, unknown>);
-    expect(audit).toContainEqual(expect.objectContaining({ type: 'statement', user: 'carol@acme.example', statement: expect.stringContaining('generate_series(1, 20000000)'), decision: 'allowed' }));
+    expect(audit).toContainEqual(
+      expect.objectContaining({
+        type: 'statement',
+        user: 'carol@acme.example',
+        statement: expect.stringContaining('generate_series(1, 20000000)'),
+        decision: 'allowed',
+      }),
+    );
     const ends = audit.filter((r) => r.type === 'session_end').map((r) => r.user);
     expect(ends.sort()).toEqual(['alice@acme.example', 'bob@acme.example', 'carol@acme.example', 'erin@acme.example']);
 

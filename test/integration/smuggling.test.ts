@@ -101,11 +101,7 @@ function setUpReference(): void {
 
 const warehouses: [string, () => Promise<string>][] = [
   ['embedded (PostgreSQL server)', async () => DEMO_RULES],
-  [
-    'postgres (local server, least-privilege account)',
-    async () =>
-      demoRulesWith(postgresWarehouseYaml(DB)),
-  ],
+  ['postgres (local server, least-privilege account)', async () => demoRulesWith(postgresWarehouseYaml(DB))],
 ];
 
 // The reference database doubles as the PostgreSQL warehouse: bob_view is invisible to

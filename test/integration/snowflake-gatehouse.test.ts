@@ -85,9 +85,17 @@ beforeAll(async () => {
     grants: {
       READER: [...usage, ...['ORDERS', 'CUSTOMERS', 'EMPLOYEES'].map((t) => ({ privilege: 'SELECT', granted_on: 'TABLE', name: `GH.PUBLIC.${t}` }))],
       TOPICS: [...usage, ...['ORDERS', 'CUSTOMERS'].map((t) => ({ privilege: 'SELECT', granted_on: 'TABLE', name: `GH.PUBLIC.${t}` }))],
-      POWER: [...usage, { privilege: 'INSERT', granted_on: 'TABLE', name: 'GH.PUBLIC.EMPLOYEES' }, { privilege: 'USAGE', granted_on: 'ROLE', name: 'SYSADMIN' }],
+      POWER: [
+        ...usage,
+        { privilege: 'INSERT', granted_on: 'TABLE', name: 'GH.PUBLIC.EMPLOYEES' },
+        { privilege: 'USAGE', granted_on: 'ROLE', name: 'SYSADMIN' },
+      ],
       SYSADMIN: [{ privilege: 'CREATE DATABASE', granted_on: 'ACCOUNT', name: 'GH_TEST' }],
-      WIDE: [...usage, { privilege: 'SELECT', granted_on: 'TABLE', name: 'GH.PUBLIC.ORDERS' }, { privilege: 'SELECT', granted_on: 'TABLE', name: 'GH.PUBLIC.EMPLOYEES' }],
+      WIDE: [
+        ...usage,
+        { privilege: 'SELECT', granted_on: 'TABLE', name: 'GH.PUBLIC.ORDERS' },
+        { privilege: 'SELECT', granted_on: 'TABLE', name: 'GH.PUBLIC.EMPLOYEES' },
+      ],
     },
   });
 
@@ -128,9 +136,13 @@ describe('bob (query_topics) on a snowflake connection', () => {
     try {
       const r = await c.query('SELECT id, region, amount FROM orders WHERE amount > 100 ORDER BY id');
       expect(r.fields.map((f) => f.name)).toEqual(['id', 'region', 'amount']);
-      const expected = await direct(`SELECT "ID" AS id, "REGION" AS region, "AMOUNT"::text AS amount FROM "PUBLIC"."ORDERS" WHERE "REGION" = 'EMEA' AND "AMOUNT" > 100 ORDER BY "ID"`);
+      const expected = await direct(
+        `SELECT "ID" AS id, "REGION" AS region, "AMOUNT"::text AS amount FROM "PUBLIC"."ORDERS" WHERE "REGION" = 'EMEA' AND "AMOUNT" > 100 ORDER BY "ID"`,
+      );
       expect(expected.length).toBeGreaterThan(5);
-      expect(r.rows.map((row) => ({ id: Number(row.id), region: row.region, amount: String(row.amount) }))).toEqual(expected.map((e) => ({ ...e, id: Number(e.id) })));
+      expect(r.rows.map((row) => ({ id: Number(row.id), region: row.region, amount: String(row.amount) }))).toEqual(
+        expected.map((e) => ({ ...e, id: Number(e.id) })),
+      );
     } finally {
       await c.end();
     }

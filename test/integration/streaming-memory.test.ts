@@ -81,9 +81,7 @@ describe('a 1,000,000-row result through a Gatehouse with a 64 MB heap, read slo
     beforeAll(async () => {
       await requirePostgres();
       createAcmeWarehouse(PG_DATABASE, resolve(DEMO_RULES, 'acme/data/acme.sql'));
-      const rules = acmeOnly(
-        demoRulesWith(postgresWarehouseYaml(PG_DATABASE)),
-      );
+      const rules = acmeOnly(demoRulesWith(postgresWarehouseYaml(PG_DATABASE)));
       gh = await spawnCappedGatehouse(rules);
     });
     afterAll(async () => {

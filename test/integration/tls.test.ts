@@ -83,7 +83,14 @@ function java(port: number, params: string): Promise<Record<string, string>> {
       { timeout: 120_000, env: { ...process.env, HOME: tmpdir() } },
       (err, stdout, stderr) => {
         if (err) return fail(new Error(`java TlsJdbc failed: ${err.message}\n${stderr}`));
-        done(Object.fromEntries(stdout.trim().split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)])));
+        done(
+          Object.fromEntries(
+            stdout
+              .trim()
+              .split('\n')
+              .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+          ),
+        );
       },
     );
   });
@@ -155,8 +162,11 @@ describe('server.tls mode optional', () => {
     });
     it('a wrong password over TLS is 28P01, and audited as a TLS sign-in failure', async () => {
       const r = await new Promise<Run>((done) =>
-        execFile('psql', ['-X', '-c', 'SELECT 1', `host=127.0.0.1 port=${port} dbname=warehouse user=${BOB} sslmode=require`], { env: { ...process.env, PGPASSWORD: 'wrong', HOME: tmpdir() } }, (err, stdout, stderr) =>
-          done({ code: err ? 1 : 0, stdout, stderr }),
+        execFile(
+          'psql',
+          ['-X', '-c', 'SELECT 1', `host=127.0.0.1 port=${port} dbname=warehouse user=${BOB} sslmode=require`],
+          { env: { ...process.env, PGPASSWORD: 'wrong', HOME: tmpdir() } },
+          (err, stdout, stderr) => done({ code: err ? 1 : 0, stdout, stderr }),
         ),
       );
       expect(r.stderr).toMatch(/password authentication failed for user "bob@acme.example"/);
@@ -235,7 +245,10 @@ describe('server.tls mode optional', () => {
       expect((await audited(s, 'session_start', 'jdbc-require'))[0]).toMatchObject({ tls: true });
     });
     it('sslmode=verify-full with sslrootcert (the test CA)', async () => {
-      const out = await java(port, `sslmode=verify-full&sslrootcert=${encodeURIComponent(pki.caCert)}&assumeMinServerVersion=9.0&ApplicationName=jdbc-verify-full`);
+      const out = await java(
+        port,
+        `sslmode=verify-full&sslrootcert=${encodeURIComponent(pki.caCert)}&assumeMinServerVersion=9.0&ApplicationName=jdbc-verify-full`,
+      );
       expect(out).toMatchObject({ ok: 'true', regions: 'EMEA:1667' });
       expect((await audited(s, 'session_start', 'jdbc-verify-full'))[0]).toMatchObject({ tls: true });
     });
@@ -341,7 +354,10 @@ describe('server.tls mode optional', () => {
       await new Promise<void>((r) => noAlpn.once('close', () => r()));
       const got = Buffer.concat(chunks);
       expect(got[0]).toBe(MSG.ErrorResponse);
-      expect(errorFields(got.subarray(5, 1 + got.readInt32BE(1)))).toMatchObject({ C: '08P01', M: 'direct TLS connection without the ALPN protocol "postgresql"' });
+      expect(errorFields(got.subarray(5, 1 + got.readInt32BE(1)))).toMatchObject({
+        C: '08P01',
+        M: 'direct TLS connection without the ALPN protocol "postgresql"',
+      });
 
       // Another protocol (an HTTPS client pointed here) is refused in the handshake itself.
       await expect(tlsSocket(port, { negotiation: 'direct', ca, alpn: ['http/1.1'] })).rejects.toThrow(/no application protocol/);
@@ -423,7 +439,11 @@ describe('the demo (gatehouse serve --demo) serves TLS out of the box', () => {
   let cwd: string;
   beforeAll(async () => {
     cwd = mkdtempSync(join(tmpdir(), 'gatehouse-demo-tls-'));
-    demo = await spawnGatehouse(process.execPath, [resolve(import.meta.dirname, '../../bin/gatehouse.js'), 'serve', '--demo', '--port', '0', '--admin-port', '0'], { cwd, startTimeoutMs: 120_000 });
+    demo = await spawnGatehouse(
+      process.execPath,
+      [resolve(import.meta.dirname, '../../bin/gatehouse.js'), 'serve', '--demo', '--port', '0', '--admin-port', '0'],
+      { cwd, startTimeoutMs: 120_000 },
+    );
   }, 150_000);
   afterAll(async () => {
     await demo?.stop();

@@ -279,9 +279,7 @@ describe('node-postgres', () => {
     expect(unknown.code).toBe('28P01');
     expect(unknown.message).toBe('password authentication failed for user "mallory@acme.example"');
     const failures = handler.events.filter((e) => e.event === 'auth_failed');
-    expect(failures.map((f) => f.fields.user)).toEqual(
-      expect.arrayContaining(['bob@acme.example', 'mallory@acme.example']),
-    );
+    expect(failures.map((f) => f.fields.user)).toEqual(expect.arrayContaining(['bob@acme.example', 'mallory@acme.example']));
     expect(JSON.stringify(failures)).not.toContain('nope');
   });
 
@@ -342,11 +340,9 @@ describe('node-postgres', () => {
 
 describe('psql', () => {
   const psql = (user: string, password: string, sql: string, sslmode = 'prefer') =>
-    run(
-      'psql',
-      ['-X', '-A', '-t', '-h', '127.0.0.1', '-p', String(server.port), '-U', user, '-d', 'warehouse', '-c', sql],
-      { env: { ...process.env, PGPASSWORD: password, PGSSLMODE: sslmode, PGCONNECT_TIMEOUT: '5' } },
-    );
+    run('psql', ['-X', '-A', '-t', '-h', '127.0.0.1', '-p', String(server.port), '-U', user, '-d', 'warehouse', '-c', sql], {
+      env: { ...process.env, PGPASSWORD: password, PGSSLMODE: sslmode, PGCONNECT_TIMEOUT: '5' },
+    });
 
   it('signs in (sslmode=prefer falls back after N) and runs a query', async () => {
     const { stdout } = await psql('bob@acme.example', PASSWORD, 'select 1');
@@ -376,9 +372,18 @@ describe('raw sockets', () => {
       if (m.name === 'readyForQuery') rfq++;
     }
     expect(names).toEqual([
-      'rowDescription', 'dataRow', 'dataRow', 'commandComplete', 'readyForQuery',
-      'emptyQuery', 'readyForQuery',
-      'notice', 'rowDescription', 'dataRow', 'commandComplete', 'readyForQuery',
+      'rowDescription',
+      'dataRow',
+      'dataRow',
+      'commandComplete',
+      'readyForQuery',
+      'emptyQuery',
+      'readyForQuery',
+      'notice',
+      'rowDescription',
+      'dataRow',
+      'commandComplete',
+      'readyForQuery',
     ]);
     c.close();
   });
@@ -517,7 +522,12 @@ describe('raw sockets', () => {
     c.send(Buffer.from('GET / HTTP/1.1\r\nHost: gatehouse\r\n\r\n'));
     await c.ended;
     await expect(c.next(100)).rejects.toThrow('socket closed');
-    expect(handler.events).toContainEqual(expect.objectContaining({ event: 'protocol_error', fields: expect.objectContaining({ reason: expect.stringContaining('invalid length of startup packet') }) }));
+    expect(handler.events).toContainEqual(
+      expect.objectContaining({
+        event: 'protocol_error',
+        fields: expect.objectContaining({ reason: expect.stringContaining('invalid length of startup packet') }),
+      }),
+    );
     await stillServes();
   });
 

@@ -7,7 +7,12 @@ import { demoDatabases, generatedRulesName, parseWarehouseUrl } from '../../src/
 describe('parseWarehouseUrl', () => {
   it('reads postgres:// and mysql:// URLs with default ports, and redacts the password', () => {
     expect(parseWarehouseUrl('mysql://root@127.0.0.1:3306/gatehouse_demo')).toEqual({
-      kind: 'mysql', host: '127.0.0.1', port: 3306, user: 'root', password: undefined, database: 'gatehouse_demo',
+      kind: 'mysql',
+      host: '127.0.0.1',
+      port: 3306,
+      user: 'root',
+      password: undefined,
+      database: 'gatehouse_demo',
       redacted: 'mysql://root@127.0.0.1:3306/gatehouse_demo',
     });
     const pg = parseWarehouseUrl('postgresql://ad%40min:p%3Ass%2Fw@db.example/demo');
@@ -51,7 +56,13 @@ describe('demoDatabases', () => {
   it("puts the first org in the URL's database and every other in <database>_<org>, each with its own accounts", () => {
     expect(demoDatabases(parseWarehouseUrl('mysql://root@h/gatehouse_demo'), conns)).toEqual([
       { org: 'acme', connection: 'warehouse', database: 'gatehouse_demo', querierAccount: 'gatehouse_demo_querier', topicsAccount: 'gatehouse_demo_topics' },
-      { org: 'globex', connection: 'warehouse', database: 'gatehouse_demo_globex', querierAccount: 'gatehouse_demo_globex_querier', topicsAccount: 'gatehouse_demo_globex_topics' },
+      {
+        org: 'globex',
+        connection: 'warehouse',
+        database: 'gatehouse_demo_globex',
+        querierAccount: 'gatehouse_demo_globex_querier',
+        topicsAccount: 'gatehouse_demo_globex_topics',
+      },
     ]);
   });
   it('adds the connection name when an org has several embedded connections', () => {
@@ -81,14 +92,24 @@ describe('the MySQL copy of a seeded table', () => {
   });
 
   it('reads timestamptz as its UTC time and booleans as 0/1', () => {
-    expect(mapColumn({ name: 'at', type: 'timestamp with time zone', notNull: false }, false)).toMatchObject({ select: `to_char("at" AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')` });
+    expect(mapColumn({ name: 'at', type: 'timestamp with time zone', notNull: false }, false)).toMatchObject({
+      select: `to_char("at" AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')`,
+    });
     expect(mapColumn({ name: 'ok', type: 'boolean', notNull: false }, false)).toMatchObject({ select: '"ok"::int::text' });
   });
 
   it('refuses types it does not map, naming the column', () => {
     expect(mapColumn({ name: 'n', type: 'numeric', notNull: false }, false)).toMatchObject({ problem: expect.stringContaining('numeric(p,s)') });
     expect(mapColumn({ name: 'n', type: 'numeric(70,2)', notNull: false }, false)).toMatchObject({ problem: expect.stringContaining('wider') });
-    const plan = planTable({ schema: 'public', name: 't', columns: [{ name: 'b', type: 'bytea', notNull: false }, { name: 'i', type: 'integer', notNull: true }], primaryKey: ['i'] });
+    const plan = planTable({
+      schema: 'public',
+      name: 't',
+      columns: [
+        { name: 'b', type: 'bytea', notNull: false },
+        { name: 'i', type: 'integer', notNull: true },
+      ],
+      primaryKey: ['i'],
+    });
     expect(plan).toEqual({ problems: ['column t.b: type bytea is not among the types the demo copies to MySQL'] });
     expect(planTable({ schema: 'sales', name: 't', columns: [{ name: 'i', type: 'integer', notNull: true }], primaryKey: [] })).toEqual({
       problems: ['table sales.t is outside schema public (a MySQL database has one namespace)'],

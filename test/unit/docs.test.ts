@@ -21,7 +21,12 @@ const anchor = (heading: string) =>
 
 it('relative links in README.md and docs/*.md point at files (and headings) that exist', () => {
   const root = resolve(import.meta.dirname, '../..');
-  const pages = ['README.md', ...readdirSync(join(root, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`)];
+  const pages = [
+    'README.md',
+    ...readdirSync(join(root, 'docs'))
+      .filter((f) => f.endsWith('.md'))
+      .map((f) => `docs/${f}`),
+  ];
   const broken: string[] = [];
   for (const page of pages) {
     const text = readFileSync(join(root, page), 'utf8');

@@ -49,7 +49,7 @@ describe('loadRules', () => {
       'acme/topics/orders.yaml',
       'connection: warehouse\nbase: public.orders\nfields: [id]\naccess_filters:\n  - field: region\n    attribute: region\n',
     );
-    expect(problemsOf(dir)).toEqual([{ file: 'acme/topics/orders.yaml', path: 'access_filters.0.field', reason: 'region is not one of the topic\'s fields' }]);
+    expect(problemsOf(dir)).toEqual([{ file: 'acme/topics/orders.yaml', path: 'access_filters.0.field', reason: "region is not one of the topic's fields" }]);
   });
 
   it('refuses unknown keys, bad levels, bad YAML and unknown groups', () => {
@@ -85,7 +85,10 @@ describe('effectiveLevel: the highest of default, groups and own grant', () => {
   });
 
   it('a grant raises, none lowers', () => {
-    const conn = { ...wh, permissions: { default: 'query_topics' as const, groups: { analysts: 'no_access' as const }, users: { 'carol@acme.example': 'no_access' as const } } };
+    const conn = {
+      ...wh,
+      permissions: { default: 'query_topics' as const, groups: { analysts: 'no_access' as const }, users: { 'carol@acme.example': 'no_access' as const } },
+    };
     expect(effectiveLevel(rules.users.get('carol@acme.example')!, conn).level).toBe('query_topics');
     const raised = { ...wh, permissions: { ...wh.permissions, users: { 'dave@acme.example': 'querier' as const } } };
     expect(effectiveLevel(rules.users.get('dave@acme.example')!, raised)).toEqual({ level: 'querier', source: 'user grant' });

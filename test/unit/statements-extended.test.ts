@@ -57,7 +57,13 @@ function session(decision = bob) {
   const records: StatementRecord[] = [];
   const audit = { statement: (r: StatementRecord) => records.push(r), event: () => {} } as unknown as AuditSink;
   const s: StatementSession = {
-    decision, warehouse, audit, policyVersion: 'v', maxStatementBytes: 1 << 20, clientAddress: '127.0.0.1', state: newStatementState(),
+    decision,
+    warehouse,
+    audit,
+    policyVersion: 'v',
+    maxStatementBytes: 1 << 20,
+    clientAddress: '127.0.0.1',
+    state: newStatementState(),
     catalog: async () => {
       catalogOpens++;
       return catalog;
@@ -71,7 +77,12 @@ const parsed = (w: FakeWarehouse) => w.batches.flat().flatMap((m) => (m.type ===
 
 const parse = (query: string, name = ''): ExtendedStep => ({ type: 'Parse', name, query, paramTypes: [] });
 const bind = (statement = '', values: string[] = []): ExtendedStep => ({
-  type: 'Bind', portal: '', statement, paramFormats: [], params: values.map((v) => Buffer.from(v)), resultFormats: [],
+  type: 'Bind',
+  portal: '',
+  statement,
+  paramFormats: [],
+  params: values.map((v) => Buffer.from(v)),
+  resultFormats: [],
 });
 const bindPortal = (portal: string, statement: string): ExtendedStep => ({ ...(bind(statement) as Extract<ExtendedStep, { type: 'Bind' }>), portal });
 const describeS = (name: string): ExtendedStep => ({ type: 'Describe', kind: 'S', name });
@@ -98,7 +109,11 @@ describe('the extended protocol path', () => {
   it('a refused Parse: what came before runs and the exchange is aborted upstream (as a failing message would), one ErrorResponse, the rest skipped, audited', async () => {
     const { s, warehouse, records } = session();
     const sink = new CollectingSink();
-    await runExtended(s, [parse('SELECT count(*) FROM orders'), bind(), execute, parse('SELECT * FROM employees WHERE id = $1'), bind('', ['1']), execute], sink);
+    await runExtended(
+      s,
+      [parse('SELECT count(*) FROM orders'), bind(), execute, parse('SELECT * FROM employees WHERE id = $1'), bind('', ['1']), execute],
+      sink,
+    );
     expect(warehouse.batches).toHaveLength(1);
     expect(warehouse.batches[0].map((m) => m.type)).toEqual(['Parse', 'Bind', 'Execute']);
     expect(warehouse.ends).toEqual(['abort']);
@@ -200,7 +215,7 @@ describe('the extended protocol path', () => {
 
   describe("bob's catalog queries run on the topic catalog", () => {
     const PG_CLASS = 'SELECT relname FROM pg_catalog.pg_class WHERE relname = $1';
-    const TABLES = "SELECT table_name FROM information_schema.tables WHERE table_schema = $1";
+    const TABLES = 'SELECT table_name FROM information_schema.tables WHERE table_schema = $1';
 
     it('a batch of catalog statements goes to the catalog, as the client wrote it, and nothing to the warehouse', async () => {
       const { s, warehouse, catalog, records } = session();
@@ -222,13 +237,24 @@ describe('the extended protocol path', () => {
       await runExtended(s, [bind('cat', ['customers']), describeS('cat'), execute], sink);
       await runExtended(s, [bind('top', ['5']), describeS('top'), execute], sink);
       await runExtended(s, [bindPortal('p1', 'cat'), bindPortal('p2', 'top')], sink);
-      await runExtended(s, [{ type: 'Execute', portal: 'p1', maxRows: 0 }, { type: 'Execute', portal: 'p2', maxRows: 0 }], sink);
+      await runExtended(
+        s,
+        [
+          { type: 'Execute', portal: 'p1', maxRows: 0 },
+          { type: 'Execute', portal: 'p2', maxRows: 0 },
+        ],
+        sink,
+      );
       expect(sink.errors()).toEqual([]);
       expect(parsed(catalog)).toEqual([PG_CLASS]);
       expect(parsed(warehouse)).toHaveLength(1);
       expect(parsed(warehouse)[0]).toMatch(/FROM public\.orders WHERE region = 'EMEA' OFFSET 0/);
       const names = (w: FakeWarehouse) =>
-        w.batches.flat().map((m) => (m.type === 'Bind' ? `B:${m.statement}>${m.portal}` : m.type === 'Execute' ? `E:${m.portal}` : m.type === 'Describe' ? `D:${m.name}` : `P:${m.name}`));
+        w.batches
+          .flat()
+          .map((m) =>
+            m.type === 'Bind' ? `B:${m.statement}>${m.portal}` : m.type === 'Execute' ? `E:${m.portal}` : m.type === 'Describe' ? `D:${m.name}` : `P:${m.name}`,
+          );
       expect(names(catalog)).toEqual(['P:cat', 'B:cat>', 'E:', 'B:cat>', 'D:cat', 'E:', 'B:cat>p1', 'E:p1']);
       expect(names(warehouse)).toEqual(['P:top', 'B:top>', 'E:', 'B:top>', 'D:top', 'E:', 'B:top>p2', 'E:p2']);
       // Closed on the catalog, the name is gone: binding it again is 26000 and reaches neither.
@@ -259,7 +285,10 @@ describe('the extended protocol path', () => {
       const begin = [parse('BEGIN'), bind(), execute];
       const meta = [parse(TABLES, 'S_2'), bind('S_2', ['public']), describeP, execute];
       await runExtended(s, [closeS('S_1'), ...begin, ...meta, parse('COMMIT'), bind(), execute], sink);
-      expect(warehouse.batches).toEqual([[closeS('S_1'), ...begin], [parse('COMMIT'), bind(), execute]]);
+      expect(warehouse.batches).toEqual([
+        [closeS('S_1'), ...begin],
+        [parse('COMMIT'), bind(), execute],
+      ]);
       expect(catalog.batches).toEqual([meta]);
       expect(sink.errors()).toEqual([]);
     });
@@ -282,14 +311,18 @@ describe('the extended protocol path', () => {
     it('a refused catalog Parse (pg_stats) or a catalog query mixed with a topic reaches neither upstream', async () => {
       const { s, warehouse, catalog, catalogOpens } = session();
       const sink = new CollectingSink();
-      await runExtended(s, [parse("SELECT * FROM pg_stats WHERE tablename = $1"), bind('', ['orders']), execute], sink);
+      await runExtended(s, [parse('SELECT * FROM pg_stats WHERE tablename = $1'), bind('', ['orders']), execute], sink);
       await runExtended(s, [parse('SELECT c.relname, o.id FROM pg_catalog.pg_class c JOIN orders o ON o.id = $1')], sink);
       expect(sink.errors()).toMatchObject([{ C: '42501' }, { C: '0A000' }]);
       expect(catalog.batches).toEqual([]);
       expect(warehouse.batches).toEqual([]);
       expect(catalogOpens()).toBe(0);
       // After an allowed catalog query, the refusal aborts that exchange on the catalog: pg_stats never goes.
-      await runExtended(s, [parse(PG_CLASS), bind('', ['x']), execute, parse("SELECT * FROM pg_stats WHERE tablename = $1"), bind('', ['orders']), execute], sink);
+      await runExtended(
+        s,
+        [parse(PG_CLASS), bind('', ['x']), execute, parse('SELECT * FROM pg_stats WHERE tablename = $1'), bind('', ['orders']), execute],
+        sink,
+      );
       expect(catalog.ends).toEqual(['abort']);
       expect(parsed(catalog)).toEqual([PG_CLASS]);
       expect(warehouse.batches).toEqual([]);

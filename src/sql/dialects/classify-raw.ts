@@ -13,9 +13,7 @@ import { lexRaw } from './raw-lexer.ts';
 export type RawDialect = 'mysql' | 'mariadb' | 'snowflake';
 export type RawKind = 'select' | 'show' | 'describe' | 'explain' | 'set';
 
-export type RawClassification =
-  | { ok: true; kind: RawKind | 'multiple'; kinds: RawKind[] }
-  | { ok: false; error: GatehouseError };
+export type RawClassification = { ok: true; kind: RawKind | 'multiple'; kinds: RawKind[] } | { ok: false; error: GatehouseError };
 
 const PARSER_DATABASE: Record<RawDialect, string> = { mysql: 'MySQL', mariadb: 'MariaDB', snowflake: 'Snowflake' };
 
@@ -24,7 +22,11 @@ const PARSER_DATABASE: Record<RawDialect, string> = { mysql: 'MySQL', mariadb: '
  * dialect's grammar (about 32 MB of heap once loaded, measured under tsx), one build about 3 MB,
  * and a Gatehouse without mysql or snowflake connections loads none.
  */
-const BUILDS: Record<RawDialect, string> = { mysql: 'node-sql-parser/build/mysql', mariadb: 'node-sql-parser/build/mariadb', snowflake: 'node-sql-parser/build/snowflake' };
+const BUILDS: Record<RawDialect, string> = {
+  mysql: 'node-sql-parser/build/mysql',
+  mariadb: 'node-sql-parser/build/mariadb',
+  snowflake: 'node-sql-parser/build/snowflake',
+};
 const parserClasses = new Map<RawDialect, new () => Parser>();
 const load = createRequire(import.meta.url);
 
@@ -42,35 +44,208 @@ const ENGINE: Record<RawDialect, string> = { mysql: 'MySQL', mariadb: 'MariaDB',
 // LOAD_FILE, SLEEP, BENCHMARK, GET_LOCK, sys_exec, USER(), stored functions...
 const COMMON_FUNCTIONS = [
   // aggregates and window functions
-  'COUNT', 'SUM', 'AVG', 'MIN', 'MAX', 'GROUP_CONCAT', 'STD', 'STDDEV', 'STDDEV_POP', 'STDDEV_SAMP', 'VAR_POP',
-  'VAR_SAMP', 'VARIANCE', 'BIT_AND', 'BIT_OR', 'BIT_XOR', 'ROW_NUMBER', 'RANK', 'DENSE_RANK', 'NTILE', 'LAG', 'LEAD',
-  'FIRST_VALUE', 'LAST_VALUE', 'NTH_VALUE', 'PERCENT_RANK', 'CUME_DIST',
+  'COUNT',
+  'SUM',
+  'AVG',
+  'MIN',
+  'MAX',
+  'GROUP_CONCAT',
+  'STD',
+  'STDDEV',
+  'STDDEV_POP',
+  'STDDEV_SAMP',
+  'VAR_POP',
+  'VAR_SAMP',
+  'VARIANCE',
+  'BIT_AND',
+  'BIT_OR',
+  'BIT_XOR',
+  'ROW_NUMBER',
+  'RANK',
+  'DENSE_RANK',
+  'NTILE',
+  'LAG',
+  'LEAD',
+  'FIRST_VALUE',
+  'LAST_VALUE',
+  'NTH_VALUE',
+  'PERCENT_RANK',
+  'CUME_DIST',
   // strings
-  'CONCAT', 'CONCAT_WS', 'LOWER', 'UPPER', 'LCASE', 'UCASE', 'LENGTH', 'CHAR_LENGTH', 'CHARACTER_LENGTH', 'OCTET_LENGTH',
-  'SUBSTRING', 'SUBSTR', 'SUBSTRING_INDEX', 'LEFT', 'RIGHT', 'TRIM', 'LTRIM', 'RTRIM', 'REPLACE', 'REVERSE', 'LPAD',
-  'RPAD', 'LOCATE', 'POSITION', 'INSTR', 'REPEAT', 'SPACE', 'FORMAT', 'HEX', 'UNHEX', 'ASCII', 'ORD', 'FIELD',
-  'FIND_IN_SET', 'ELT', 'STRCMP', 'SOUNDEX', 'MD5', 'SHA1', 'SHA2', 'TO_BASE64', 'FROM_BASE64', 'REGEXP_REPLACE',
-  'REGEXP_SUBSTR', 'REGEXP_INSTR', 'QUOTE', 'CONVERT', 'INITCAP', 'SPLIT_PART',
+  'CONCAT',
+  'CONCAT_WS',
+  'LOWER',
+  'UPPER',
+  'LCASE',
+  'UCASE',
+  'LENGTH',
+  'CHAR_LENGTH',
+  'CHARACTER_LENGTH',
+  'OCTET_LENGTH',
+  'SUBSTRING',
+  'SUBSTR',
+  'SUBSTRING_INDEX',
+  'LEFT',
+  'RIGHT',
+  'TRIM',
+  'LTRIM',
+  'RTRIM',
+  'REPLACE',
+  'REVERSE',
+  'LPAD',
+  'RPAD',
+  'LOCATE',
+  'POSITION',
+  'INSTR',
+  'REPEAT',
+  'SPACE',
+  'FORMAT',
+  'HEX',
+  'UNHEX',
+  'ASCII',
+  'ORD',
+  'FIELD',
+  'FIND_IN_SET',
+  'ELT',
+  'STRCMP',
+  'SOUNDEX',
+  'MD5',
+  'SHA1',
+  'SHA2',
+  'TO_BASE64',
+  'FROM_BASE64',
+  'REGEXP_REPLACE',
+  'REGEXP_SUBSTR',
+  'REGEXP_INSTR',
+  'QUOTE',
+  'CONVERT',
+  'INITCAP',
+  'SPLIT_PART',
   // numbers
-  'ABS', 'CEIL', 'CEILING', 'FLOOR', 'ROUND', 'TRUNCATE', 'TRUNC', 'MOD', 'POW', 'POWER', 'SQRT', 'EXP', 'LN', 'LOG', 'LOG10',
-  'LOG2', 'SIGN', 'PI', 'GREATEST', 'LEAST', 'SIN', 'COS', 'TAN', 'ASIN', 'ACOS', 'ATAN', 'ATAN2', 'DEGREES', 'RADIANS',
+  'ABS',
+  'CEIL',
+  'CEILING',
+  'FLOOR',
+  'ROUND',
+  'TRUNCATE',
+  'TRUNC',
+  'MOD',
+  'POW',
+  'POWER',
+  'SQRT',
+  'EXP',
+  'LN',
+  'LOG',
+  'LOG10',
+  'LOG2',
+  'SIGN',
+  'PI',
+  'GREATEST',
+  'LEAST',
+  'SIN',
+  'COS',
+  'TAN',
+  'ASIN',
+  'ACOS',
+  'ATAN',
+  'ATAN2',
+  'DEGREES',
+  'RADIANS',
   // dates and times
-  'NOW', 'CURDATE', 'CURRENT_DATE', 'CURTIME', 'CURRENT_TIME', 'CURRENT_TIMESTAMP', 'UTC_TIMESTAMP', 'UTC_DATE',
-  'DATE', 'TIME', 'YEAR', 'MONTH', 'DAY', 'DAYOFMONTH', 'DAYOFWEEK', 'DAYOFYEAR', 'WEEKDAY', 'WEEK', 'WEEKOFYEAR',
-  'YEARWEEK', 'QUARTER', 'HOUR', 'MINUTE', 'SECOND', 'MICROSECOND', 'DATE_FORMAT', 'DATE_ADD', 'DATE_SUB', 'ADDDATE',
-  'SUBDATE', 'DATEDIFF', 'TIMESTAMPDIFF', 'TIMESTAMPADD', 'TIMEDIFF', 'STR_TO_DATE', 'FROM_UNIXTIME', 'UNIX_TIMESTAMP',
-  'LAST_DAY', 'MAKEDATE', 'MAKETIME', 'MONTHNAME', 'DAYNAME', 'TO_DAYS', 'FROM_DAYS', 'CONVERT_TZ', 'SEC_TO_TIME',
-  'TIME_TO_SEC', 'DATE_TRUNC',
+  'NOW',
+  'CURDATE',
+  'CURRENT_DATE',
+  'CURTIME',
+  'CURRENT_TIME',
+  'CURRENT_TIMESTAMP',
+  'UTC_TIMESTAMP',
+  'UTC_DATE',
+  'DATE',
+  'TIME',
+  'YEAR',
+  'MONTH',
+  'DAY',
+  'DAYOFMONTH',
+  'DAYOFWEEK',
+  'DAYOFYEAR',
+  'WEEKDAY',
+  'WEEK',
+  'WEEKOFYEAR',
+  'YEARWEEK',
+  'QUARTER',
+  'HOUR',
+  'MINUTE',
+  'SECOND',
+  'MICROSECOND',
+  'DATE_FORMAT',
+  'DATE_ADD',
+  'DATE_SUB',
+  'ADDDATE',
+  'SUBDATE',
+  'DATEDIFF',
+  'TIMESTAMPDIFF',
+  'TIMESTAMPADD',
+  'TIMEDIFF',
+  'STR_TO_DATE',
+  'FROM_UNIXTIME',
+  'UNIX_TIMESTAMP',
+  'LAST_DAY',
+  'MAKEDATE',
+  'MAKETIME',
+  'MONTHNAME',
+  'DAYNAME',
+  'TO_DAYS',
+  'FROM_DAYS',
+  'CONVERT_TZ',
+  'SEC_TO_TIME',
+  'TIME_TO_SEC',
+  'DATE_TRUNC',
   // conditionals
-  'IF', 'IFNULL', 'NULLIF', 'COALESCE', 'ISNULL',
+  'IF',
+  'IFNULL',
+  'NULLIF',
+  'COALESCE',
+  'ISNULL',
   // JSON reads
-  'JSON_EXTRACT', 'JSON_UNQUOTE', 'JSON_VALUE', 'JSON_CONTAINS', 'JSON_LENGTH', 'JSON_KEYS', 'JSON_VALID', 'JSON_OBJECT',
-  'JSON_ARRAY', 'JSON_TYPE',
+  'JSON_EXTRACT',
+  'JSON_UNQUOTE',
+  'JSON_VALUE',
+  'JSON_CONTAINS',
+  'JSON_LENGTH',
+  'JSON_KEYS',
+  'JSON_VALID',
+  'JSON_OBJECT',
+  'JSON_ARRAY',
+  'JSON_TYPE',
 ];
 const SNOWFLAKE_FUNCTIONS = [
-  'IFF', 'NVL', 'NVL2', 'ZEROIFNULL', 'NULLIFZERO', 'DATEADD', 'TIMEADD', 'TIMESTAMPADD', 'TO_DATE', 'TO_CHAR', 'TO_VARCHAR',
-  'TO_NUMBER', 'TO_DECIMAL', 'TO_TIMESTAMP', 'TO_TIMESTAMP_NTZ', 'CONTAINS', 'STARTSWITH', 'ENDSWITH', 'LISTAGG',
-  'MEDIAN', 'APPROX_COUNT_DISTINCT', 'DIV0', 'SQUARE', 'EDITDISTANCE', 'DAYOFWEEKISO', 'YEAROFWEEK', 'CURRENT_DATE',
+  'IFF',
+  'NVL',
+  'NVL2',
+  'ZEROIFNULL',
+  'NULLIFZERO',
+  'DATEADD',
+  'TIMEADD',
+  'TIMESTAMPADD',
+  'TO_DATE',
+  'TO_CHAR',
+  'TO_VARCHAR',
+  'TO_NUMBER',
+  'TO_DECIMAL',
+  'TO_TIMESTAMP',
+  'TO_TIMESTAMP_NTZ',
+  'CONTAINS',
+  'STARTSWITH',
+  'ENDSWITH',
+  'LISTAGG',
+  'MEDIAN',
+  'APPROX_COUNT_DISTINCT',
+  'DIV0',
+  'SQUARE',
+  'EDITDISTANCE',
+  'DAYOFWEEKISO',
+  'YEAROFWEEK',
+  'CURRENT_DATE',
 ];
 const FUNCTIONS: Record<RawDialect, ReadonlySet<string>> = {
   mysql: new Set(COMMON_FUNCTIONS),
@@ -81,19 +256,56 @@ const FUNCTIONS: Record<RawDialect, ReadonlySet<string>> = {
 // Why some well-known functions are refused: named in the message.
 const DENIED_REASONS: Record<string, string> = {
   LOAD_FILE: 'it reads files on the database server',
-  SLEEP: 'it holds a warehouse connection', BENCHMARK: 'it holds a warehouse connection',
-  GET_LOCK: 'it takes server-wide locks', RELEASE_LOCK: 'it takes server-wide locks', IS_FREE_LOCK: 'it takes server-wide locks',
-  IS_USED_LOCK: 'it takes server-wide locks', RELEASE_ALL_LOCKS: 'it takes server-wide locks',
-  SYS_EXEC: 'it runs programs on the database server', SYS_EVAL: 'it runs programs on the database server',
-  USER: "it answers the warehouse account's name", CURRENT_USER: "it answers the warehouse account's name",
-  SESSION_USER: "it answers the warehouse account's name", SYSTEM_USER: "it answers the warehouse account's name",
+  SLEEP: 'it holds a warehouse connection',
+  BENCHMARK: 'it holds a warehouse connection',
+  GET_LOCK: 'it takes server-wide locks',
+  RELEASE_LOCK: 'it takes server-wide locks',
+  IS_FREE_LOCK: 'it takes server-wide locks',
+  IS_USED_LOCK: 'it takes server-wide locks',
+  RELEASE_ALL_LOCKS: 'it takes server-wide locks',
+  SYS_EXEC: 'it runs programs on the database server',
+  SYS_EVAL: 'it runs programs on the database server',
+  USER: "it answers the warehouse account's name",
+  CURRENT_USER: "it answers the warehouse account's name",
+  SESSION_USER: "it answers the warehouse account's name",
+  SYSTEM_USER: "it answers the warehouse account's name",
 };
 
 // SHOW forms that describe the schema the account can already read. Not PROCESSLIST (other
 // sessions' statements), GRANTS, BINLOG, MASTER/SLAVE STATUS...
 const SHOW_KEYWORDS: Record<RawDialect, ReadonlySet<string>> = {
-  mysql: new Set(['tables', 'databases', 'schemas', 'columns', 'fields', 'index', 'indexes', 'keys', 'create', 'collation', 'character', 'engines', 'warnings', 'errors']),
-  mariadb: new Set(['tables', 'databases', 'schemas', 'columns', 'fields', 'index', 'indexes', 'keys', 'create', 'collation', 'character', 'engines', 'warnings', 'errors']),
+  mysql: new Set([
+    'tables',
+    'databases',
+    'schemas',
+    'columns',
+    'fields',
+    'index',
+    'indexes',
+    'keys',
+    'create',
+    'collation',
+    'character',
+    'engines',
+    'warnings',
+    'errors',
+  ]),
+  mariadb: new Set([
+    'tables',
+    'databases',
+    'schemas',
+    'columns',
+    'fields',
+    'index',
+    'indexes',
+    'keys',
+    'create',
+    'collation',
+    'character',
+    'engines',
+    'warnings',
+    'errors',
+  ]),
   snowflake: new Set(['tables', 'schemas', 'databases', 'views', 'columns', 'objects']),
 };
 const SHOW_CREATE = new Set(['table', 'view']);
@@ -102,14 +314,32 @@ const SHOW_CREATE = new Set(['table', 'view']);
 // anything that changes how the server reads text Gatehouse classified; never time_zone, which
 // the connector pins to UTC so timestamps read as it maps them, and which closes the connection).
 const SET_VARIABLES: ReadonlySet<string> = new Set([
-  'group_concat_max_len', 'sql_select_limit', 'div_precision_increment', 'lc_time_names', 'default_week_format',
+  'group_concat_max_len',
+  'sql_select_limit',
+  'div_precision_increment',
+  'lc_time_names',
+  'default_week_format',
 ]);
 
 // Statement types node-sql-parser names, as the refusal says them.
 const WRITES: Record<string, string> = {
-  insert: 'INSERT', replace: 'REPLACE', update: 'UPDATE', delete: 'DELETE', create: 'CREATE', drop: 'DROP', alter: 'ALTER',
-  truncate: 'TRUNCATE', rename: 'RENAME', grant: 'GRANT', revoke: 'REVOKE', lock: 'LOCK TABLES', unlock: 'UNLOCK TABLES',
-  call: 'CALL', load_data: 'LOAD DATA', merge: 'MERGE', transaction: 'transaction control',
+  insert: 'INSERT',
+  replace: 'REPLACE',
+  update: 'UPDATE',
+  delete: 'DELETE',
+  create: 'CREATE',
+  drop: 'DROP',
+  alter: 'ALTER',
+  truncate: 'TRUNCATE',
+  rename: 'RENAME',
+  grant: 'GRANT',
+  revoke: 'REVOKE',
+  lock: 'LOCK TABLES',
+  unlock: 'UNLOCK TABLES',
+  call: 'CALL',
+  load_data: 'LOAD DATA',
+  merge: 'MERGE',
+  transaction: 'transaction control',
 };
 
 class Refused extends Error {
@@ -158,8 +388,14 @@ function classify(text: string, dialect: RawDialect): RawKind[] {
   try {
     ast = parserFor(dialect).astify(text, { database: PARSER_DATABASE[dialect] }) as unknown as Node | Node[];
   } catch (e) {
-    const first = String((e as Error).message ?? e).split('\n')[0]!.slice(0, 160);
-    return refuse('0A000', `Gatehouse cannot classify this statement as ${engine} SQL, so it is not run: ${first}`, 'raw SQL must be read-only SQL Gatehouse can parse');
+    const first = String((e as Error).message ?? e)
+      .split('\n')[0]!
+      .slice(0, 160);
+    return refuse(
+      '0A000',
+      `Gatehouse cannot classify this statement as ${engine} SQL, so it is not run: ${first}`,
+      'raw SQL must be read-only SQL Gatehouse can parse',
+    );
   }
   const statements = (Array.isArray(ast) ? ast : [ast]).filter((s) => s && Object.keys(s).length > 0);
   if (statements.length !== escaped.statements) {
@@ -187,7 +423,11 @@ function statement(s: Node, dialect: RawDialect): RawKind {
     case 'show': {
       const keyword = String(s.keyword ?? '').toLowerCase();
       const ok = SHOW_KEYWORDS[dialect].has(keyword) && (keyword !== 'create' || SHOW_CREATE.has(String(s.suffix ?? '').toLowerCase()));
-      if (!ok) refuse('42501', `SHOW ${keyword.toUpperCase()}${s.suffix ? ` ${String(s.suffix).toUpperCase()}` : ''} is not permitted in ${engine} raw SQL through Gatehouse`);
+      if (!ok)
+        refuse(
+          '42501',
+          `SHOW ${keyword.toUpperCase()}${s.suffix ? ` ${String(s.suffix).toUpperCase()}` : ''} is not permitted in ${engine} raw SQL through Gatehouse`,
+        );
       return 'show';
     }
     case 'set':
@@ -217,7 +457,8 @@ function checkSet(s: Node, dialect: RawDialect): void {
     const members = (left.members as string[] | undefined) ?? [];
     if (left.prefix === '@') refuse('42501', 'user variables (@name) are not permitted in raw SQL through Gatehouse');
     if (left.prefix === '@@') {
-      if (!['session', 'local'].includes(name) || members.length !== 1) refuse('42501', `SET @@${[name, ...members].join('.')} is not permitted: only session variables may be set`);
+      if (!['session', 'local'].includes(name) || members.length !== 1)
+        refuse('42501', `SET @@${[name, ...members].join('.')} is not permitted: only session variables may be set`);
       name = members[0]!.toLowerCase();
     } else if (members.length) {
       refuse('42501', `SET ${[name, ...members].join('.')} is not permitted in ${engine} raw SQL`);
@@ -271,6 +512,10 @@ function checkFunction(n: Node, dialect: RawDialect): void {
   const reason = DENIED_REASONS[upper];
   if (reason) refuse('42501', `function ${name} is not permitted through Gatehouse: ${reason}`);
   if (!FUNCTIONS[dialect].has(upper)) {
-    refuse('42501', `function ${name} is not on Gatehouse's function allowlist for ${engine} raw SQL`, 'docs/warehouses.md lists the functions raw SQL may call');
+    refuse(
+      '42501',
+      `function ${name} is not on Gatehouse's function allowlist for ${engine} raw SQL`,
+      'docs/warehouses.md lists the functions raw SQL may call',
+    );
   }
 }

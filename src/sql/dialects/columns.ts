@@ -13,11 +13,20 @@ export function baseName(names: AstNode[] | undefined): string | undefined {
 }
 
 const SQLVALUE_NAMES: Record<string, string> = {
-  SVFOP_CURRENT_DATE: 'current_date', SVFOP_CURRENT_TIME: 'current_time', SVFOP_CURRENT_TIME_N: 'current_time',
-  SVFOP_CURRENT_TIMESTAMP: 'current_timestamp', SVFOP_CURRENT_TIMESTAMP_N: 'current_timestamp',
-  SVFOP_LOCALTIME: 'localtime', SVFOP_LOCALTIME_N: 'localtime', SVFOP_LOCALTIMESTAMP: 'localtimestamp',
-  SVFOP_LOCALTIMESTAMP_N: 'localtimestamp', SVFOP_CURRENT_ROLE: 'current_role', SVFOP_CURRENT_USER: 'current_user',
-  SVFOP_USER: 'current_user', SVFOP_SESSION_USER: 'session_user', SVFOP_CURRENT_CATALOG: 'current_catalog',
+  SVFOP_CURRENT_DATE: 'current_date',
+  SVFOP_CURRENT_TIME: 'current_time',
+  SVFOP_CURRENT_TIME_N: 'current_time',
+  SVFOP_CURRENT_TIMESTAMP: 'current_timestamp',
+  SVFOP_CURRENT_TIMESTAMP_N: 'current_timestamp',
+  SVFOP_LOCALTIME: 'localtime',
+  SVFOP_LOCALTIME_N: 'localtime',
+  SVFOP_LOCALTIMESTAMP: 'localtimestamp',
+  SVFOP_LOCALTIMESTAMP_N: 'localtimestamp',
+  SVFOP_CURRENT_ROLE: 'current_role',
+  SVFOP_CURRENT_USER: 'current_user',
+  SVFOP_USER: 'current_user',
+  SVFOP_SESSION_USER: 'session_user',
+  SVFOP_CURRENT_CATALOG: 'current_catalog',
   SVFOP_CURRENT_SCHEMA: 'current_schema',
 };
 
@@ -68,25 +77,51 @@ export function outputName(target: AstNode): string {
 
 /** A declared PostgreSQL column type (`integer`, `character varying(20)`, `numeric(10,2)`...) as a SqlType. */
 export function sqlTypeOf(pgType: string): SqlType | undefined {
-  const t = pgType.toLowerCase().replace(/\(.*\)/, '').replace(/\s+/g, ' ').trim();
+  const t = pgType
+    .toLowerCase()
+    .replace(/\(.*\)/, '')
+    .replace(/\s+/g, ' ')
+    .trim();
   switch (t) {
-    case 'int2': case 'int4': case 'smallint': case 'integer': case 'int': case 'serial': case 'smallserial':
+    case 'int2':
+    case 'int4':
+    case 'smallint':
+    case 'integer':
+    case 'int':
+    case 'serial':
+    case 'smallserial':
       return 'int';
-    case 'int8': case 'bigint': case 'bigserial':
+    case 'int8':
+    case 'bigint':
+    case 'bigserial':
       return 'int8';
-    case 'numeric': case 'decimal':
+    case 'numeric':
+    case 'decimal':
       return 'numeric';
-    case 'float4': case 'float8': case 'real': case 'double precision': case 'float':
+    case 'float4':
+    case 'float8':
+    case 'real':
+    case 'double precision':
+    case 'float':
       return 'float';
-    case 'text': case 'varchar': case 'character varying': case 'char': case 'character': case 'bpchar': case 'name':
+    case 'text':
+    case 'varchar':
+    case 'character varying':
+    case 'char':
+    case 'character':
+    case 'bpchar':
+    case 'name':
       return 'text';
-    case 'bool': case 'boolean':
+    case 'bool':
+    case 'boolean':
       return 'bool';
     case 'date':
       return 'date';
-    case 'timestamp': case 'timestamp without time zone':
+    case 'timestamp':
+    case 'timestamp without time zone':
       return 'timestamp';
-    case 'timestamptz': case 'timestamp with time zone':
+    case 'timestamptz':
+    case 'timestamp with time zone':
       return 'timestamptz';
     case 'interval':
       return 'interval';

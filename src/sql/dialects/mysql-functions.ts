@@ -26,8 +26,12 @@ const FIELDS: Record<string, { sql: (x: string) => string; dated: boolean }> = {
 
 // date_trunc units as DATE_FORMAT patterns (the result is a DATETIME, as PostgreSQL's timestamp).
 const TRUNC_FORMATS: Record<string, string> = {
-  year: '%Y-01-01 00:00:00', month: '%Y-%m-01 00:00:00', day: '%Y-%m-%d 00:00:00',
-  hour: '%Y-%m-%d %H:00:00', minute: '%Y-%m-%d %H:%i:00', second: '%Y-%m-%d %H:%i:%s',
+  year: '%Y-01-01 00:00:00',
+  month: '%Y-%m-01 00:00:00',
+  day: '%Y-%m-%d 00:00:00',
+  hour: '%Y-%m-%d %H:00:00',
+  minute: '%Y-%m-%d %H:%i:00',
+  second: '%Y-%m-%d %H:%i:%s',
 };
 
 export function emitFunction(w: ExprWriter, fc: AstNode, scope: unknown): Expr {
@@ -68,29 +72,35 @@ export function emitFunction(w: ExprWriter, fc: AstNode, scope: unknown): Expr {
       arity(1);
       if (arg(0).type === undefined) w.fail('count of an expression of unknown type');
       return { sql: `COUNT(${distinct}${arg(0).sql})`, type: 'int8' };
-    case 'sum': case 'avg': {
+    case 'sum':
+    case 'avg': {
       arity(1);
       const e = number(0);
       // PostgreSQL: sum(int4) is bigint, sum(int8) and avg of integers are numeric.
       const type: SqlType = e.type === 'float' ? 'float' : name === 'sum' && e.type === 'int' ? 'int8' : 'numeric';
       return { sql: `${name.toUpperCase()}(${distinct}${e.sql})`, type };
     }
-    case 'min': case 'max': {
+    case 'min':
+    case 'max': {
       arity(1);
       const e = arg(0);
       if (e.type === undefined || e.type === 'untyped' || e.type === 'interval') w.fail(`${name} of ${e.type ?? 'an expression of unknown type'}`);
       return { sql: `${name.toUpperCase()}(${distinct}${e.sql})`, type: e.type };
     }
-    case 'lower': case 'upper':
+    case 'lower':
+    case 'upper':
       arity(1);
       return { sql: `${name.toUpperCase()}(${text(0)})`, type: 'text' };
-    case 'length': case 'char_length': case 'character_length':
+    case 'length':
+    case 'char_length':
+    case 'character_length':
       arity(1);
       return { sql: `CHAR_LENGTH(${text(0)})`, type: 'int' };
     case 'octet_length':
       arity(1);
       return { sql: `OCTET_LENGTH(${text(0)})`, type: 'int' };
-    case 'substring': case 'substr': {
+    case 'substring':
+    case 'substr': {
       arity(2, 3);
       const s = text(0);
       // PostgreSQL counts a start below 1 into the length; MySQL reads 0 as empty and a
@@ -102,7 +112,9 @@ export function emitFunction(w: ExprWriter, fc: AstNode, scope: unknown): Expr {
       const from = Math.max(start, 1);
       return { sql: `SUBSTRING(${s}, ${from}, ${Math.max(start + len - from, 0)})`, type: 'text' };
     }
-    case 'btrim': case 'ltrim': case 'rtrim': {
+    case 'btrim':
+    case 'ltrim':
+    case 'rtrim': {
       arity(1, 2);
       const s = text(0);
       const side = { btrim: 'BOTH', ltrim: 'LEADING', rtrim: 'TRAILING' }[name];
@@ -115,7 +127,8 @@ export function emitFunction(w: ExprWriter, fc: AstNode, scope: unknown): Expr {
     case 'replace':
       arity(3);
       return { sql: `REPLACE(${text(0)}, ${text(1)}, ${text(2)})`, type: 'text' };
-    case 'position': case 'strpos':
+    case 'position':
+    case 'strpos':
       // position(s, sub) in the tree (position(sub IN s) as written); LOCATE takes sub first.
       arity(2);
       {
@@ -123,7 +136,8 @@ export function emitFunction(w: ExprWriter, fc: AstNode, scope: unknown): Expr {
         const sub = text(1);
         return { sql: `LOCATE(${sub}, ${s})`, type: 'int' };
       }
-    case 'left': case 'right':
+    case 'left':
+    case 'right':
       arity(2);
       {
         const s = text(0);
@@ -145,7 +159,9 @@ export function emitFunction(w: ExprWriter, fc: AstNode, scope: unknown): Expr {
       const e = number(0);
       return { sql: `ABS(${e.sql})`, type: e.type };
     }
-    case 'ceil': case 'ceiling': case 'floor': {
+    case 'ceil':
+    case 'ceiling':
+    case 'floor': {
       arity(1);
       const e = number(0);
       return { sql: `${name === 'floor' ? 'FLOOR' : 'CEILING'}(${e.sql})`, type: e.type };
@@ -163,7 +179,8 @@ export function emitFunction(w: ExprWriter, fc: AstNode, scope: unknown): Expr {
     case 'now':
       arity(0);
       return { sql: 'CURRENT_TIMESTAMP(6)', type: 'timestamptz' };
-    case 'extract': case 'date_part': {
+    case 'extract':
+    case 'date_part': {
       arity(2);
       const field = (args[0]?.A_Const?.sval?.sval as string | undefined)?.toLowerCase();
       const f = field ? FIELDS[field] : undefined;

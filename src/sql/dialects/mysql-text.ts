@@ -12,10 +12,7 @@ export function quoteIdent(name: string): string {
   // MySQL: 1 to 64 characters of the Basic Multilingual Plane, no NUL, no trailing space;
   // MariaDB silently drops leading spaces and control characters from an alias (measured),
   // so those are refused too rather than return a column under another name.
-  if (
-    name.length === 0 || name.length > 64 || /^\s|\s$/.test(name) ||
-    /[\u0000-\u001f\u007f-\u009f]/.test(name) || /[\u{10000}-\u{10FFFF}]/u.test(name)
-  ) {
+  if (name.length === 0 || name.length > 64 || /^\s|\s$/.test(name) || /[\u0000-\u001f\u007f-\u009f]/.test(name) || /[\u{10000}-\u{10FFFF}]/u.test(name)) {
     throw new TextError(
       `the identifier "${name}" (MySQL names are 1 to 64 characters of the Basic Multilingual Plane, without control characters or leading or trailing spaces)`,
     );
@@ -33,10 +30,26 @@ export function quoteString(value: string, flavor: MysqlFlavor): string {
 }
 
 const UNITS: Record<string, string> = {
-  year: 'YEAR', years: 'YEAR', month: 'MONTH', months: 'MONTH', mon: 'MONTH', mons: 'MONTH',
-  week: 'WEEK', weeks: 'WEEK', day: 'DAY', days: 'DAY', hour: 'HOUR', hours: 'HOUR',
-  minute: 'MINUTE', minutes: 'MINUTE', min: 'MINUTE', mins: 'MINUTE',
-  second: 'SECOND', seconds: 'SECOND', sec: 'SECOND', secs: 'SECOND',
+  year: 'YEAR',
+  years: 'YEAR',
+  month: 'MONTH',
+  months: 'MONTH',
+  mon: 'MONTH',
+  mons: 'MONTH',
+  week: 'WEEK',
+  weeks: 'WEEK',
+  day: 'DAY',
+  days: 'DAY',
+  hour: 'HOUR',
+  hours: 'HOUR',
+  minute: 'MINUTE',
+  minutes: 'MINUTE',
+  min: 'MINUTE',
+  mins: 'MINUTE',
+  second: 'SECOND',
+  seconds: 'SECOND',
+  sec: 'SECOND',
+  secs: 'SECOND',
 };
 
 /** `'3 days'` -> `INTERVAL 3 DAY`; only a whole number of one unit, else undefined. */

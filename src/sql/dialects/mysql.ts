@@ -17,9 +17,7 @@ import { TEXT_COLLATION, type MysqlFlavor } from './mysql-session.ts';
 import { type ColumnTypes, Scope } from './mysql-scope.ts';
 import { emitFunction } from './mysql-functions.ts';
 import { category, DATETIME, type Expr, type ExprWriter, intConst, isInt, isNumeric } from './mysql-ast.ts';
-import {
-  boolLiteral, dateLiteral, intervalLiteral, numberLiteral, quoteIdent, quoteString, TextError, timestampLiteral,
-} from './mysql-text.ts';
+import { boolLiteral, dateLiteral, intervalLiteral, numberLiteral, quoteIdent, quoteString, TextError, timestampLiteral } from './mysql-text.ts';
 import { type EmittedColumn, type EmittedSql, type SqlDialect, type SqlType, unsupported } from './types.ts';
 
 export interface MysqlDialectOptions {
@@ -391,14 +389,25 @@ export class MysqlWriter implements ExprWriter {
   literalAs(text: string, t: SqlType): string {
     const bad = (): never => this.fail(`the literal '${text}' as ${t}`);
     switch (t) {
-      case 'text': return this.string(text);
-      case 'int': case 'int8': return numberLiteral(text, true) ?? bad();
-      case 'numeric': case 'float': return numberLiteral(text, false) ?? bad();
-      case 'date': return dateLiteral(text) ?? bad();
-      case 'timestamp': case 'timestamptz': return timestampLiteral(text) ?? bad();
-      case 'bool': return boolLiteral(text) ?? bad();
-      case 'interval': return intervalLiteral(text) ?? bad();
-      default: return bad();
+      case 'text':
+        return this.string(text);
+      case 'int':
+      case 'int8':
+        return numberLiteral(text, true) ?? bad();
+      case 'numeric':
+      case 'float':
+        return numberLiteral(text, false) ?? bad();
+      case 'date':
+        return dateLiteral(text) ?? bad();
+      case 'timestamp':
+      case 'timestamptz':
+        return timestampLiteral(text) ?? bad();
+      case 'bool':
+        return boolLiteral(text) ?? bad();
+      case 'interval':
+        return intervalLiteral(text) ?? bad();
+      default:
+        return bad();
     }
   }
 
@@ -406,11 +415,16 @@ export class MysqlWriter implements ExprWriter {
     const kind = Object.keys(node)[0];
     const n = node[kind as string];
     switch (kind) {
-      case 'ColumnRef': return this.columnRef(n, scope);
-      case 'A_Const': return this.constant(n);
-      case 'ParamRef': return { sql: paramToken(n), type: 'untyped' };
-      case 'TypeCast': return this.cast(n, scope);
-      case 'A_Expr': return this.aExpr(n, scope);
+      case 'ColumnRef':
+        return this.columnRef(n, scope);
+      case 'A_Const':
+        return this.constant(n);
+      case 'ParamRef':
+        return { sql: paramToken(n), type: 'untyped' };
+      case 'TypeCast':
+        return this.cast(n, scope);
+      case 'A_Expr':
+        return this.aExpr(n, scope);
       case 'BoolExpr': {
         const args = (n.args as AstNode[]).map((a) => this.bool(a, scope));
         if (n.boolop === 'NOT_EXPR') return { sql: `(NOT ${args[0]})`, type: 'bool' };
@@ -423,19 +437,26 @@ export class MysqlWriter implements ExprWriter {
       }
       case 'BooleanTest': {
         const tests: Record<string, string> = {
-          IS_TRUE: 'IS TRUE', IS_NOT_TRUE: 'IS NOT TRUE', IS_FALSE: 'IS FALSE', IS_NOT_FALSE: 'IS NOT FALSE',
-          IS_UNKNOWN: 'IS NULL', IS_NOT_UNKNOWN: 'IS NOT NULL',
+          IS_TRUE: 'IS TRUE',
+          IS_NOT_TRUE: 'IS NOT TRUE',
+          IS_FALSE: 'IS FALSE',
+          IS_NOT_FALSE: 'IS NOT FALSE',
+          IS_UNKNOWN: 'IS NULL',
+          IS_NOT_UNKNOWN: 'IS NOT NULL',
         };
         return { sql: `(${this.bool(n.arg, scope)} ${tests[n.booltesttype] ?? this.fail(n.booltesttype)})`, type: 'bool' };
       }
-      case 'CaseExpr': return this.caseExpr(n, scope);
+      case 'CaseExpr':
+        return this.caseExpr(n, scope);
       case 'CoalesceExpr': {
         const args = n.args as AstNode[];
         const type = this.commonType(args, scope, 'COALESCE');
         return { sql: `COALESCE(${args.map((a) => this.coerce(a, scope, type).sql).join(', ')})`, type };
       }
-      case 'FuncCall': return emitFunction(this, n, scope);
-      case 'SubLink': return this.subLink(n, scope);
+      case 'FuncCall':
+        return emitFunction(this, n, scope);
+      case 'SubLink':
+        return this.subLink(n, scope);
       case 'SQLValueFunction': {
         if (n.op === 'SVFOP_CURRENT_DATE') return { sql: 'CURRENT_DATE', type: 'date' };
         if (n.op === 'SVFOP_CURRENT_TIMESTAMP') return { sql: 'CURRENT_TIMESTAMP(6)', type: 'timestamptz' };
@@ -445,8 +466,10 @@ export class MysqlWriter implements ExprWriter {
       case 'MinMaxExpr':
         // MySQL's GREATEST/LEAST return NULL when any argument is NULL; PostgreSQL's skip NULLs.
         return this.fail(n.op === 'IS_GREATEST' ? 'GREATEST' : 'LEAST');
-      case 'CollateClause': return this.fail('COLLATE');
-      default: return this.fail(`the expression ${kind}`);
+      case 'CollateClause':
+        return this.fail('COLLATE');
+      default:
+        return this.fail(`the expression ${kind}`);
     }
   }
 
@@ -584,10 +607,15 @@ export class MysqlWriter implements ExprWriter {
         const not = a.kind === 'AEXPR_NOT_BETWEEN' ? 'NOT ' : '';
         return { sql: `(${parts[0]} ${not}BETWEEN ${parts[1]} AND ${parts[2]})`, type: 'bool' };
       }
-      case 'AEXPR_ILIKE': return this.fail('ILIKE');
-      case 'AEXPR_SIMILAR': return this.fail('SIMILAR TO');
-      case 'AEXPR_OP_ANY': case 'AEXPR_OP_ALL': return this.fail(`${op} ANY/ALL over an array`);
-      default: return this.fail(`the expression ${a.kind}${op ? ` ${op}` : ''}`);
+      case 'AEXPR_ILIKE':
+        return this.fail('ILIKE');
+      case 'AEXPR_SIMILAR':
+        return this.fail('SIMILAR TO');
+      case 'AEXPR_OP_ANY':
+      case 'AEXPR_OP_ALL':
+        return this.fail(`${op} ANY/ALL over an array`);
+      default:
+        return this.fail(`the expression ${a.kind}${op ? ` ${op}` : ''}`);
     }
   }
 
@@ -622,9 +650,14 @@ export class MysqlWriter implements ExprWriter {
     if (l.type === 'untyped') l = this.coerce(lnode, scope, r.type);
     if (r.type === 'untyped') r = this.coerce(rnode, scope, l.type);
     if (!isNumeric(l.type) || !isNumeric(r.type)) this.fail(`the operator ${op} on ${l.type} and ${r.type}`);
-    const type: SqlType = l.type === 'float' || r.type === 'float' ? 'float'
-      : l.type === 'numeric' || r.type === 'numeric' ? 'numeric'
-      : l.type === 'int8' || r.type === 'int8' ? 'int8' : 'int';
+    const type: SqlType =
+      l.type === 'float' || r.type === 'float'
+        ? 'float'
+        : l.type === 'numeric' || r.type === 'numeric'
+          ? 'numeric'
+          : l.type === 'int8' || r.type === 'int8'
+            ? 'int8'
+            : 'int';
     if (op === '/' && isInt(type)) return { sql: `(${l.sql} DIV ${r.sql})`, type }; // PostgreSQL truncates int / int
     if (op === '%' && type === 'float') this.fail('% on double precision');
     return { sql: `(${l.sql} ${op} ${r.sql})`, type };
@@ -665,7 +698,7 @@ export class MysqlWriter implements ExprWriter {
     const mods = (tn.typmods as AstNode[] | undefined)?.map((m) => intConst(m));
     if (mods?.some((m) => m === undefined)) this.fail(`the cast to ${shown} with these modifiers`);
     const t = target ? sqlTypeOf(target) : undefined;
-    if (!t || (target === 'bpchar' || target === 'char' || target === 'character' || target === 'float4' || target === 'real')) this.fail(`the cast to ${shown}`);
+    if (!t || target === 'bpchar' || target === 'char' || target === 'character' || target === 'float4' || target === 'real') this.fail(`the cast to ${shown}`);
     if (t === 'interval' && mods) this.fail('interval fields in a cast');
     const lit = n.arg?.A_Const?.sval?.sval as string | undefined;
     if (lit !== undefined && !(t === 'numeric' && mods)) {
@@ -676,13 +709,15 @@ export class MysqlWriter implements ExprWriter {
     const from = e.type;
     const refuse = (): never => this.fail(`the cast from ${from ?? 'an unknown type'} to ${shown}`);
     switch (t) {
-      case 'int': case 'int8':
+      case 'int':
+      case 'int8':
         if (isInt(from)) return { sql: e.sql, type: t };
         // numeric -> int rounds half away from zero in both; double precision rounds half to even in PostgreSQL.
         if (from === 'numeric' || from === 'untyped' || from === 'bool') return { sql: `CAST(${e.sql} AS SIGNED)`, type: t };
         return refuse();
       case 'numeric': {
-        if (mods && (mods.length > 2 || mods[0]! > 65 || mods[0]! < 1 || (mods[1] ?? 0) > 30 || (mods[1] ?? 0) < 0)) this.fail(`numeric${mods ? `(${mods.join(',')})` : ''}`);
+        if (mods && (mods.length > 2 || mods[0]! > 65 || mods[0]! < 1 || (mods[1] ?? 0) > 30 || (mods[1] ?? 0) < 0))
+          this.fail(`numeric${mods ? `(${mods.join(',')})` : ''}`);
         const arg = lit !== undefined ? this.literalAs(lit, 'numeric') : e.sql;
         if (lit === undefined && !(isNumeric(from) && from !== 'float') && from !== 'untyped') return refuse();
         if (mods) return { sql: `CAST(${arg} AS DECIMAL(${mods[0]}, ${mods[1] ?? 0}))`, type: 'numeric' };
@@ -703,7 +738,8 @@ export class MysqlWriter implements ExprWriter {
         if (from === 'date') return e;
         if (from === 'timestamp' || from === 'timestamptz') return { sql: `CAST(${e.sql} AS DATE)`, type: 'date' };
         return refuse();
-      case 'timestamp': case 'timestamptz':
+      case 'timestamp':
+      case 'timestamptz':
         if (from === 'timestamp' || from === 'timestamptz') return { sql: e.sql, type: t };
         if (from === 'date') return { sql: `CAST(${e.sql} AS DATETIME)`, type: t };
         return refuse();

@@ -113,14 +113,33 @@ function hasFence(node: unknown): boolean {
 }
 
 const SELECT_KEYS = new Set([
-  'targetList', 'fromClause', 'whereClause', 'groupClause', 'havingClause', 'sortClause', 'limitCount', 'limitOffset',
-  'limitOption', 'op', 'withClause', 'distinctClause', 'all', 'larg', 'rarg',
+  'targetList',
+  'fromClause',
+  'whereClause',
+  'groupClause',
+  'havingClause',
+  'sortClause',
+  'limitCount',
+  'limitOffset',
+  'limitOption',
+  'op',
+  'withClause',
+  'distinctClause',
+  'all',
+  'larg',
+  'rarg',
 ]);
 
 function selectStmt(s: AstNode, ctx: Ctx, fence = false): string {
   for (const k of Object.keys(s)) {
     if (!SELECT_KEYS.has(k)) {
-      const names: Record<string, string> = { valuesLists: 'VALUES', lockingClause: 'FOR UPDATE/SHARE', windowClause: 'WINDOW', intoClause: 'SELECT INTO', groupDistinct: 'GROUP BY DISTINCT' };
+      const names: Record<string, string> = {
+        valuesLists: 'VALUES',
+        lockingClause: 'FOR UPDATE/SHARE',
+        windowClause: 'WINDOW',
+        intoClause: 'SELECT INTO',
+        groupDistinct: 'GROUP BY DISTINCT',
+      };
       unsupported(names[k] ?? k);
     }
   }
@@ -138,11 +157,13 @@ function selectStmt(s: AstNode, ctx: Ctx, fence = false): string {
       if (!(s.distinctClause as AstNode[]).every((d) => Object.keys(d).length === 0)) unsupported('DISTINCT ON');
       head += ' DISTINCT';
     }
-    parts.push(`${head} ${(s.targetList as AstNode[] | undefined ?? []).map((t) => target(t, ctx)).join(', ')}`);
+    parts.push(`${head} ${((s.targetList as AstNode[] | undefined) ?? []).map((t) => target(t, ctx)).join(', ')}`);
     if (s.fromClause) parts.push(`FROM ${(s.fromClause as AstNode[]).map((f) => fromItem(f, ctx)).join(', ')}`);
     if (s.whereClause) parts.push(`WHERE ${expr(s.whereClause, ctx)}`);
     if (s.groupClause) {
-      parts.push(`GROUP BY ${(s.groupClause as AstNode[]).map((g) => (g.GroupingSet ? unsupported('GROUPING SETS / ROLLUP / CUBE') : expr(g, ctx))).join(', ')}`);
+      parts.push(
+        `GROUP BY ${(s.groupClause as AstNode[]).map((g) => (g.GroupingSet ? unsupported('GROUPING SETS / ROLLUP / CUBE') : expr(g, ctx))).join(', ')}`,
+      );
     }
     if (s.havingClause) parts.push(`HAVING ${expr(s.havingClause, ctx)}`);
   }
@@ -360,10 +381,16 @@ function isDoubleCast(n: AstNode): boolean {
 
 function division(a: AstNode, ctx: Ctx): string {
   if (ctx.strict && !ctx.inFence) {
-    unsupported('division in a query over topics', 'a division by zero on a row the topic hides would be reported: Snowflake may evaluate it before the access filter');
+    unsupported(
+      'division in a query over topics',
+      'a division by zero on a row the topic hides would be reported: Snowflake may evaluate it before the access filter',
+    );
   }
   if (!isDoubleCast(a.lexpr) && !isDoubleCast(a.rexpr)) {
-    unsupported('division without a double precision operand', 'cast an operand to double precision (x::float8 / y): integer and numeric division differ between PostgreSQL and Snowflake');
+    unsupported(
+      'division without a double precision operand',
+      'cast an operand to double precision (x::float8 / y): integer and numeric division differ between PostgreSQL and Snowflake',
+    );
   }
   return `(${expr(a.lexpr, ctx)} / ${expr(a.rexpr, ctx)})`;
 }
@@ -381,7 +408,9 @@ function typeCast(c: AstNode, ctx: Ctx): string {
   const t = c.typeName as AstNode;
   if (t.arrayBounds) unsupported('a cast to an array type');
   const name = typeNameOf(t);
-  const mods = ((t.typmods ?? []) as AstNode[]).map((m) => (m.A_Const?.ival !== undefined ? Number(m.A_Const.ival.ival ?? 0) : unsupported('a type modifier that is not a number')));
+  const mods = ((t.typmods ?? []) as AstNode[]).map((m) =>
+    m.A_Const?.ival !== undefined ? Number(m.A_Const.ival.ival ?? 0) : unsupported('a type modifier that is not a number'),
+  );
   const constantArg = !!c.arg.A_Const || !!c.arg.ParamRef;
   let target: string;
   switch (name) {
@@ -432,7 +461,10 @@ function typeCast(c: AstNode, ctx: Ctx): string {
       return unsupported(`a cast to ${name}`);
   }
   if (ctx.strict && !ctx.inFence && !constantArg && target !== 'VARCHAR' && !target.startsWith('VARCHAR(')) {
-    unsupported(`a cast of a column to ${name} in a query over topics`, 'a failing cast on a row the topic hides would be reported: Snowflake may evaluate it before the access filter');
+    unsupported(
+      `a cast of a column to ${name} in a query over topics`,
+      'a failing cast on a row the topic hides would be reported: Snowflake may evaluate it before the access filter',
+    );
   }
   return `CAST(${expr(c.arg, ctx)} AS ${target})`;
 }
@@ -510,7 +542,7 @@ function outputNames(s: AstNode, ctes: Scope): string[] | undefined {
   for (const t of (s.targetList ?? []) as AstNode[]) {
     const r = t.ResTarget as AstNode;
     const fields = r.val?.ColumnRef?.fields as AstNode[] | undefined;
-    if (fields && fields[fields.length - 1].A_Star) {
+    if (fields?.[fields.length - 1].A_Star) {
       const keys = fields.length === 1 ? order : [fields[fields.length - 2].String.sval];
       for (const k of keys) {
         const cols = sources.get(k);

@@ -2,9 +2,7 @@
 // as PostgreSQL's text (no driver parsing), rows as a sorted multiset.
 import pg from 'pg';
 
-export type Answer =
-  | { ok: true; columns: string[]; rows: string[] }
-  | { ok: false; code: string; message: string };
+export type Answer = { ok: true; columns: string[]; rows: string[] } | { ok: false; code: string; message: string };
 
 const rawText = { getTypeParser: () => (v: string) => v };
 

@@ -55,24 +55,84 @@ export function lex(sql: string): Token[] {
 export const join = (ts: Token[]) => ts.map((t) => t.text).join('');
 
 const DANGEROUS_NAMES = [
-  'employees', 'public.employees', 'pg_stats', 'pg_statistic', 'pg_authid', 'pg_shadow', 'pg_stat_activity', 'secret',
-  'public.secret', 'pg_catalog.pg_class', 'information_schema.columns', 'email', 'ssn', 'salary', 'public.customers',
-  'warehouse.public.orders', 'orders', 'customers', 'public.orders', '"orders"', '"Orders"', 'ctid', 'xmin', 'tableoid',
+  'employees',
+  'public.employees',
+  'pg_stats',
+  'pg_statistic',
+  'pg_authid',
+  'pg_shadow',
+  'pg_stat_activity',
+  'secret',
+  'public.secret',
+  'pg_catalog.pg_class',
+  'information_schema.columns',
+  'email',
+  'ssn',
+  'salary',
+  'public.customers',
+  'warehouse.public.orders',
+  'orders',
+  'customers',
+  'public.orders',
+  '"orders"',
+  '"Orders"',
+  'ctid',
+  'xmin',
+  'tableoid',
 ];
 const CASTS = [
-  '::employees', '::public.employees', '::customers', '::public.customers', '::orders', '::regclass', '::regproc',
-  '::regtype', '::regnamespace', '::regrole', '::oid', '::text', '::int', '::numeric', '::float8', '::text[]',
-  '::record', '::pg_catalog.text', '::"employees"', '::tsvector', '::xml', '::json',
+  '::employees',
+  '::public.employees',
+  '::customers',
+  '::public.customers',
+  '::orders',
+  '::regclass',
+  '::regproc',
+  '::regtype',
+  '::regnamespace',
+  '::regrole',
+  '::oid',
+  '::text',
+  '::int',
+  '::numeric',
+  '::float8',
+  '::text[]',
+  '::record',
+  '::pg_catalog.text',
+  '::"employees"',
+  '::tsvector',
+  '::xml',
+  '::json',
 ];
 const QUALIFIERS = ['pg_catalog.', 'public.', 'warehouse.public.', '"public".', 'information_schema.', 'pg_temp.', 'topics.', 'acme.'];
 const COMMENTS = ['/**/', '/* ; SELECT * FROM employees */', '-- x\n', '/* /* nested */ SELECT ssn FROM employees */', '--\n', '/*\n*/'];
 const STRINGS = [
-  "E'\\''", "'a\\'", "U&'\\0041'", '$$x$$', "$q$'$q$", "E'\\\\'", "'it''s'", "'SELECT ssn FROM employees'",
-  "E'\\x27; SELECT 1; --'", "'employees'", "'public.employees'", "'/etc/passwd'", "''", "B'101'", "X'ff'", "N'x'",
+  "E'\\''",
+  "'a\\'",
+  "U&'\\0041'",
+  '$$x$$',
+  "$q$'$q$",
+  "E'\\\\'",
+  "'it''s'",
+  "'SELECT ssn FROM employees'",
+  "E'\\x27; SELECT 1; --'",
+  "'employees'",
+  "'public.employees'",
+  "'/etc/passwd'",
+  "''",
+  "B'101'",
+  "X'ff'",
+  "N'x'",
 ];
 const SUFFIXES = [
-  '; SELECT * FROM employees', ' UNION ALL SELECT ssn FROM employees', ' UNION SELECT email FROM customers',
-  '; SET standard_conforming_strings = off', '; SET search_path = pg_catalog', ' FOR UPDATE', ' INTO x', '; COMMIT',
+  '; SELECT * FROM employees',
+  ' UNION ALL SELECT ssn FROM employees',
+  ' UNION SELECT email FROM customers',
+  '; SET standard_conforming_strings = off',
+  '; SET search_path = pg_catalog',
+  ' FOR UPDATE',
+  ' INTO x',
+  '; COMMIT',
 ];
 
 export interface MutationPools {
@@ -108,7 +168,9 @@ const EDITS: Record<string, Edit> = {
   columnNotation(ts, pick, pools) {
     const i = at(ts, ['word', 'qident', 'string', 'number'], pick);
     if (i === undefined) return ts;
-    const fn = pick(3) ? pools.functions[pick(pools.functions.length)] : ['ts_stat', 'pg_read_file', 'pg_ls_dir', 'pg_sleep', 'to_regclass', 'query_to_xml', 'email'][pick(7)];
+    const fn = pick(3)
+      ? pools.functions[pick(pools.functions.length)]
+      : ['ts_stat', 'pg_read_file', 'pg_ls_dir', 'pg_sleep', 'to_regclass', 'query_to_xml', 'email'][pick(7)];
     return [...ts.slice(0, i), w(`(${ts[i].text}).${fn}`), ...ts.slice(i + 1)];
   },
   wrapCall(ts, pick, pools) {
@@ -168,7 +230,10 @@ export interface Mutation {
 export function mutationArb(bases: number): fc.Arbitrary<Mutation> {
   return fc.record({
     base: fc.nat({ max: bases - 1 }),
-    edits: fc.array(fc.record({ name: fc.constantFrom(...EDIT_NAMES), choices: fc.array(fc.nat(), { minLength: 6, maxLength: 6 }) }), { minLength: 1, maxLength: 4 }),
+    edits: fc.array(fc.record({ name: fc.constantFrom(...EDIT_NAMES), choices: fc.array(fc.nat(), { minLength: 6, maxLength: 6 }) }), {
+      minLength: 1,
+      maxLength: 4,
+    }),
   });
 }
 

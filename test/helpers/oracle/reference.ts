@@ -111,7 +111,9 @@ export function contextFor(rules: OrgRules, p: RulePerson): DecisionContext {
     rules.topics.map((t) => [
       t.name,
       {
-        name: t.name, org: 'acme', connection: 'warehouse',
+        name: t.name,
+        org: 'acme',
+        connection: 'warehouse',
         base: { schema: t.schema, table: t.table },
         fields: t.fields,
         access_filters: t.filters.map((f) => ({ field: f.field, attribute: f.attribute, values_for_unfiltered: f.unfiltered })),

@@ -37,7 +37,14 @@ function numExpr(t: Table, a: string): fc.Arbitrary<string> {
       pick(`${a}.amount`, `${a}.id`, `${a}.customer_id`, `(${a}).amount`, `(${a}.*).id`, `round(${a}.amount)`, `abs(${a}.amount - 500)`),
       pick(`${a}.amount * 2 + 1`, `CAST(${a}.id AS numeric)`, `${a}.id::text::int`, `EXTRACT(MONTH FROM ${a}.ordered_at)`, `EXTRACT(DOW FROM ${a}.ordered_at)`),
       pick(`POSITION('a' IN ${a}.status)`, `length(${a}.status)`, `COALESCE(${a}.amount, 0)`, `CASE WHEN ${a}.amount > 500 THEN 1 ELSE 0 END`),
-      pick(`NULLIF(${a}.id % 3, 0)`, `GREATEST(${a}.amount, 100)`, `LEAST(${a}.id, 2500)`, `${a}.amount::int`, `floor(${a}.amount / 7)`, `date_part('day', ${a}.ordered_at)`),
+      pick(
+        `NULLIF(${a}.id % 3, 0)`,
+        `GREATEST(${a}.amount, 100)`,
+        `LEAST(${a}.id, 2500)`,
+        `${a}.amount::int`,
+        `floor(${a}.amount / 7)`,
+        `date_part('day', ${a}.ordered_at)`,
+      ),
     );
   }
   return fc.oneof(
@@ -51,13 +58,29 @@ function textExpr(t: Table, a: string): fc.Arbitrary<string> {
     return fc.oneof(
       pick(`${a}.status`, `${a}.region`, `upper(${a}.status)`, `SUBSTRING(${a}.status FROM 1 FOR 3)`, `TRIM(BOTH 'p' FROM ${a}.status)`),
       pick(`OVERLAY(${a}.status PLACING 'X' FROM 1 FOR 1)`, `${a}.region || '-' || ${a}.status`, `COALESCE(${a}.status, 'none')`, `${a}.amount::text`),
-      pick(`to_char(${a}.ordered_at, 'YYYY-MM')`, `CASE WHEN ${a}.status = 'paid' THEN 'P' WHEN ${a}.status = 'open' THEN 'O' ELSE 'N' END`, `(${a}).status`, `lower(${a}.region)`),
-      pick(`TRIM(${a}.status)`, `SUBSTRING(${a}.status, 2)`, `CAST(${a}.ordered_at AS date)::text`, `concat(${a}.region, ':', ${a}.id)`, `left(${a}.status, 2)`),
+      pick(
+        `to_char(${a}.ordered_at, 'YYYY-MM')`,
+        `CASE WHEN ${a}.status = 'paid' THEN 'P' WHEN ${a}.status = 'open' THEN 'O' ELSE 'N' END`,
+        `(${a}).status`,
+        `lower(${a}.region)`,
+      ),
+      pick(
+        `TRIM(${a}.status)`,
+        `SUBSTRING(${a}.status, 2)`,
+        `CAST(${a}.ordered_at AS date)::text`,
+        `concat(${a}.region, ':', ${a}.id)`,
+        `left(${a}.status, 2)`,
+      ),
     );
   }
   return fc.oneof(
     pick(`${a}.name`, `${a}.region`, `upper(${a}.name)`, `SUBSTRING(${a}.name FROM 10)`, `TRIM(LEADING 'C' FROM ${a}.name)`),
-    pick(`OVERLAY(${a}.name PLACING 'K' FROM 1 FOR 1)`, `${a}.name || '/' || ${a}.region`, `to_char(${a}.created_at, 'YYYY-MM-DD')`, `replace(${a}.name, 'Customer', 'C')`),
+    pick(
+      `OVERLAY(${a}.name PLACING 'K' FROM 1 FOR 1)`,
+      `${a}.name || '/' || ${a}.region`,
+      `to_char(${a}.created_at, 'YYYY-MM-DD')`,
+      `replace(${a}.name, 'Customer', 'C')`,
+    ),
   );
 }
 
@@ -73,13 +96,25 @@ function atomPred(t: Table, a: string): fc.Arbitrary<string> {
     return fc.oneof(
       fc.constantFrom(10, 100, 500, 900).map((n) => `${a}.amount > ${n}`),
       pick(`${a}.status = 'paid'`, `${a}.status IN ('open', 'refunded')`, `${a}.status LIKE 'p%'`, `${a}.region <> 'AMER'`, `${a}.region = 'APAC'`),
-      pick(`EXTRACT(YEAR FROM ${a}.ordered_at) = 2024`, `${a}.id % 7 = 0`, `${a}.customer_id < 50`, `${a}.ordered_at < timestamptz '2024-03-01 00:00:00+00'`, `(${a}).amount < 100`),
+      pick(
+        `EXTRACT(YEAR FROM ${a}.ordered_at) = 2024`,
+        `${a}.id % 7 = 0`,
+        `${a}.customer_id < 50`,
+        `${a}.ordered_at < timestamptz '2024-03-01 00:00:00+00'`,
+        `(${a}).amount < 100`,
+      ),
       pick(`${a}.status IS NOT NULL`, `${a}.amount BETWEEN 100 AND 300`, `${a}.status ~ '^(paid|open)$'`, `${a}.amount::int % 2 = 0`),
     );
   }
   return fc.oneof(
     fc.constantFrom(30, 100, 250).map((n) => `${a}.id < ${n}`),
-    pick(`${a}.name LIKE 'Customer 1%'`, `${a}.region IN ('EMEA', 'AMER')`, `${a}.created_at > '2024-02-01'::timestamptz`, `${a}.id % 5 = 1`, `${a}.region <> 'APAC'`),
+    pick(
+      `${a}.name LIKE 'Customer 1%'`,
+      `${a}.region IN ('EMEA', 'AMER')`,
+      `${a}.created_at > '2024-02-01'::timestamptz`,
+      `${a}.id % 5 = 1`,
+      `${a}.region <> 'APAC'`,
+    ),
   );
 }
 
@@ -129,7 +164,12 @@ const fromRef = (t: Table, a: string) => pick(`${t} ${a}`, `${t} AS ${a}`, `publ
 
 const simpleSelect = tableAlias.chain(([t, a]) =>
   fc
-    .tuple(fc.array(anyExpr(t, a), { minLength: 1, maxLength: 4 }), fromRef(t, a), where(t, a), fc.option(fc.tuple(fc.integer({ min: 1, max: 20 }), fc.integer({ min: 0, max: 5 }))))
+    .tuple(
+      fc.array(anyExpr(t, a), { minLength: 1, maxLength: 4 }),
+      fromRef(t, a),
+      where(t, a),
+      fc.option(fc.tuple(fc.integer({ min: 1, max: 20 }), fc.integer({ min: 0, max: 5 }))),
+    )
     .map(([es, from, w, lim]) => {
       const cols = es.map((e, i) => `${e} AS c${i}`).join(', ');
       return `SELECT ${cols} FROM ${from} WHERE ${w}${lim ? ` ORDER BY ${es[0]}, ${a}.id LIMIT ${lim[0]} OFFSET ${lim[1]}` : ''}`;
@@ -137,7 +177,13 @@ const simpleSelect = tableAlias.chain(([t, a]) =>
 );
 
 const joinSelect = fc
-  .tuple(numExpr('orders', 'o'), textExpr('customers', 'c'), pick('JOIN', 'LEFT JOIN', 'INNER JOIN'), where('orders', 'o'), fc.option(atomPred('customers', 'c')))
+  .tuple(
+    numExpr('orders', 'o'),
+    textExpr('customers', 'c'),
+    pick('JOIN', 'LEFT JOIN', 'INNER JOIN'),
+    where('orders', 'o'),
+    fc.option(atomPred('customers', 'c')),
+  )
   .map(([e1, e2, j, w, p]) => `SELECT o.id, ${e1} AS x, ${e2} AS y FROM orders o ${j} customers c ON c.id = o.customer_id${p ? ` AND ${p}` : ''} WHERE ${w}`);
 
 const commaJoin = fc
@@ -145,15 +191,13 @@ const commaJoin = fc
   .map(([e, w]) => `SELECT c.name, ${e} AS v FROM customers c, orders o WHERE c.id = o.customer_id AND ${w}`);
 
 const aggregate = tableAlias.chain(([t, a]) =>
-  fc
-    .tuple(fc.oneof(textExpr(t, a), numExpr(t, a)), where(t, a), fc.constantFrom(0, 1, 3, 10), fc.boolean())
-    .map(([g, w, h, ordinal]) => {
-      const aggs =
-        t === 'orders'
-          ? `count(*) AS n, sum(${a}.amount) AS total, min(${a}.ordered_at) AS first, max(${a}.status) AS st, string_agg(DISTINCT ${a}.status, ',' ORDER BY ${a}.status) AS sts, avg(${a}.amount)::numeric(12,4) AS mean`
-          : `count(*) AS n, min(${a}.name) AS lo, max(${a}.id) AS hi, array_agg(${a}.id ORDER BY ${a}.id) AS ids`;
-      return `SELECT ${g} AS k, ${aggs} FROM ${t} ${a} WHERE ${w} GROUP BY ${ordinal ? '1' : g} HAVING count(*) > ${h}`;
-    }),
+  fc.tuple(fc.oneof(textExpr(t, a), numExpr(t, a)), where(t, a), fc.constantFrom(0, 1, 3, 10), fc.boolean()).map(([g, w, h, ordinal]) => {
+    const aggs =
+      t === 'orders'
+        ? `count(*) AS n, sum(${a}.amount) AS total, min(${a}.ordered_at) AS first, max(${a}.status) AS st, string_agg(DISTINCT ${a}.status, ',' ORDER BY ${a}.status) AS sts, avg(${a}.amount)::numeric(12,4) AS mean`
+        : `count(*) AS n, min(${a}.name) AS lo, max(${a}.id) AS hi, array_agg(${a}.id ORDER BY ${a}.id) AS ids`;
+    return `SELECT ${g} AS k, ${aggs} FROM ${t} ${a} WHERE ${w} GROUP BY ${ordinal ? '1' : g} HAVING count(*) > ${h}`;
+  }),
 );
 
 const windowed = fc
@@ -165,19 +209,36 @@ const windowed = fc
   );
 
 const cte = fc.oneof(
-  fc.tuple(textExpr('orders', 'a'), where('orders', 'a')).map(([e, w]) => `WITH t AS (SELECT a.id, ${e} AS v FROM orders a WHERE ${w}) SELECT t.v, count(*) AS n FROM t GROUP BY t.v`),
+  fc
+    .tuple(textExpr('orders', 'a'), where('orders', 'a'))
+    .map(([e, w]) => `WITH t AS (SELECT a.id, ${e} AS v FROM orders a WHERE ${w}) SELECT t.v, count(*) AS n FROM t GROUP BY t.v`),
   // A CTE named like a topic: inside its own body `orders` is still the topic.
-  where('orders', 'orders').map((w) => `WITH orders AS (SELECT id, amount, status FROM orders WHERE ${w}) SELECT status, sum(amount) AS total, count(*) AS n FROM orders GROUP BY status`),
+  where('orders', 'orders').map(
+    (w) => `WITH orders AS (SELECT id, amount, status FROM orders WHERE ${w}) SELECT status, sum(amount) AS total, count(*) AS n FROM orders GROUP BY status`,
+  ),
   // ...and a CTE named like a topic that is not the topic.
   pick(`WITH customers AS (SELECT 1 AS id, 'x'::text AS name) SELECT * FROM customers`, `WITH orders AS (SELECT 7 AS id) SELECT o.id FROM orders o`),
   fc
     .tuple(where('customers', 'c'), where('orders', 'o'))
-    .map(([wc, wo]) => `WITH cs AS (SELECT c.id, c.name FROM customers c WHERE ${wc}), os AS MATERIALIZED (SELECT o.customer_id, o.amount FROM orders o WHERE ${wo}) SELECT cs.name, count(os.amount) AS n, sum(os.amount) AS total FROM cs LEFT JOIN os ON os.customer_id = cs.id GROUP BY cs.name`),
-  where('orders', 'o').map((w) => `WITH RECURSIVE r(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM r WHERE n < 4) SELECT r.n, count(o.id) AS k FROM r LEFT JOIN orders o ON o.id % 5 = r.n AND ${w} GROUP BY r.n`),
+    .map(
+      ([wc, wo]) =>
+        `WITH cs AS (SELECT c.id, c.name FROM customers c WHERE ${wc}), os AS MATERIALIZED (SELECT o.customer_id, o.amount FROM orders o WHERE ${wo}) SELECT cs.name, count(os.amount) AS n, sum(os.amount) AS total FROM cs LEFT JOIN os ON os.customer_id = cs.id GROUP BY cs.name`,
+    ),
+  where('orders', 'o').map(
+    (w) =>
+      `WITH RECURSIVE r(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM r WHERE n < 4) SELECT r.n, count(o.id) AS k FROM r LEFT JOIN orders o ON o.id % 5 = r.n AND ${w} GROUP BY r.n`,
+  ),
 );
 
 const setOp = fc
-  .tuple(textExpr('orders', 'o'), where('orders', 'o'), textExpr('customers', 'c'), where('customers', 'c'), pick('UNION', 'UNION ALL', 'INTERSECT', 'INTERSECT ALL', 'EXCEPT', 'EXCEPT ALL'), fc.boolean())
+  .tuple(
+    textExpr('orders', 'o'),
+    where('orders', 'o'),
+    textExpr('customers', 'c'),
+    where('customers', 'c'),
+    pick('UNION', 'UNION ALL', 'INTERSECT', 'INTERSECT ALL', 'EXCEPT', 'EXCEPT ALL'),
+    fc.boolean(),
+  )
   .map(([e1, w1, e2, w2, op, flip]) => {
     const l = `SELECT ${e1} AS v FROM orders o WHERE ${w1}`;
     const r = `SELECT ${e2} FROM customers c WHERE ${w2}`;
@@ -196,9 +257,16 @@ const scalarSubquerySelect = fc
   );
 
 const derived = fc.oneof(
-  fc.tuple(textExpr('orders', 'a'), where('orders', 'a')).map(([e, w]) => `SELECT x.k, count(*) AS n, sum(x.v) AS total FROM (SELECT ${e} AS k, a.amount AS v FROM orders a WHERE ${w}) x GROUP BY x.k`),
-  where('customers', 'c').map((w) => `SELECT c.id, l.n, l.total FROM customers c CROSS JOIN LATERAL (SELECT count(*) AS n, sum(o.amount) AS total FROM orders o WHERE o.customer_id = c.id) l WHERE ${w}`),
-  where('orders', 'a').map((w) => `SELECT v.s, count(a.id) AS n FROM (VALUES ('paid'), ('open'), ('nope')) AS v(s) LEFT JOIN orders a ON a.status = v.s AND ${w} GROUP BY v.s`),
+  fc
+    .tuple(textExpr('orders', 'a'), where('orders', 'a'))
+    .map(([e, w]) => `SELECT x.k, count(*) AS n, sum(x.v) AS total FROM (SELECT ${e} AS k, a.amount AS v FROM orders a WHERE ${w}) x GROUP BY x.k`),
+  where('customers', 'c').map(
+    (w) =>
+      `SELECT c.id, l.n, l.total FROM customers c CROSS JOIN LATERAL (SELECT count(*) AS n, sum(o.amount) AS total FROM orders o WHERE o.customer_id = c.id) l WHERE ${w}`,
+  ),
+  where('orders', 'a').map(
+    (w) => `SELECT v.s, count(a.id) AS n FROM (VALUES ('paid'), ('open'), ('nope')) AS v(s) LEFT JOIN orders a ON a.status = v.s AND ${w} GROUP BY v.s`,
+  ),
 );
 
 const stars = fc.oneof(
@@ -207,29 +275,48 @@ const stars = fc.oneof(
   fc.integer({ min: 1, max: 9 }).map((n) => `TABLE orders ORDER BY id LIMIT ${n}`),
   where('orders', 'a').map((w) => `SELECT DISTINCT ON (a.status) a.status, a.id, a.amount FROM orders a WHERE ${w} ORDER BY a.status, a.id`),
   where('customers', 'c').map((w) => `SELECT DISTINCT c.region FROM customers c WHERE ${w}`),
-  where('orders', 'o').map((w) => `SELECT count(*) AS n, count(DISTINCT o.customer_id) AS nc, sum(o.amount) FILTER (WHERE o.status = 'paid') AS paid FROM orders o WHERE ${w}`),
+  where('orders', 'o').map(
+    (w) => `SELECT count(*) AS n, count(DISTINCT o.customer_id) AS nc, sum(o.amount) FILTER (WHERE o.status = 'paid') AS paid FROM orders o WHERE ${w}`,
+  ),
 );
 
 const moreForms = fc.oneof(
   // grouping sets, ordered-set aggregates, frames, FETCH ... WITH TIES
-  where('orders', 'o').map((w) => `SELECT o.region, o.status, count(*) AS n, GROUPING(o.region, o.status) AS g FROM orders o WHERE ${w} GROUP BY ROLLUP (o.region, o.status)`),
+  where('orders', 'o').map(
+    (w) => `SELECT o.region, o.status, count(*) AS n, GROUPING(o.region, o.status) AS g FROM orders o WHERE ${w} GROUP BY ROLLUP (o.region, o.status)`,
+  ),
   where('orders', 'o').map((w) => `SELECT o.status, count(*) AS n FROM orders o WHERE ${w} GROUP BY CUBE (o.status)`),
-  where('orders', 'o').map((w) => `SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY o.amount) AS med, mode() WITHIN GROUP (ORDER BY o.status) AS top FROM orders o WHERE ${w}`),
-  where('orders', 'o').map((w) => `SELECT o.id, sum(o.amount) OVER (ORDER BY o.id ROWS BETWEEN 2 PRECEDING AND CURRENT ROW) AS s3, dense_rank() OVER (PARTITION BY o.region ORDER BY o.status) AS dr FROM orders o WHERE ${w}`),
+  where('orders', 'o').map(
+    (w) => `SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY o.amount) AS med, mode() WITHIN GROUP (ORDER BY o.status) AS top FROM orders o WHERE ${w}`,
+  ),
+  where('orders', 'o').map(
+    (w) =>
+      `SELECT o.id, sum(o.amount) OVER (ORDER BY o.id ROWS BETWEEN 2 PRECEDING AND CURRENT ROW) AS s3, dense_rank() OVER (PARTITION BY o.region ORDER BY o.status) AS dr FROM orders o WHERE ${w}`,
+  ),
   where('orders', 'o').map((w) => `SELECT o.status, o.id FROM orders o WHERE ${w} ORDER BY o.status FETCH FIRST 2 ROWS WITH TIES`),
   // joins by USING and NATURAL, counted (the common columns are id and region)
-  where('orders', 'o').map((w) => `SELECT count(*) AS n, sum(o.amount) AS total FROM orders o JOIN customers c USING (region) WHERE ${w.replace(/^o\.id BETWEEN (\d+) AND \d+/, 'o.id BETWEEN $1 AND $1 + 5')}`),
+  where('orders', 'o').map(
+    (w) =>
+      `SELECT count(*) AS n, sum(o.amount) AS total FROM orders o JOIN customers c USING (region) WHERE ${w.replace(/^o\.id BETWEEN (\d+) AND \d+/, 'o.id BETWEEN $1 AND $1 + 5')}`,
+  ),
   where('orders', 'o').map((w) => `SELECT count(*) AS n FROM orders o NATURAL JOIN customers c WHERE ${w}`),
   // arrays, json, generate_series, IS DISTINCT FROM, BETWEEN SYMMETRIC
-  where('orders', 'o').map((w) => `SELECT ARRAY[o.id, o.customer_id] AS ids, json_build_object('id', o.id, 'st', o.status)::text AS j FROM orders o WHERE ${w} AND o.status = ANY (ARRAY['paid', 'open'])`),
+  where('orders', 'o').map(
+    (w) =>
+      `SELECT ARRAY[o.id, o.customer_id] AS ids, json_build_object('id', o.id, 'st', o.status)::text AS j FROM orders o WHERE ${w} AND o.status = ANY (ARRAY['paid', 'open'])`,
+  ),
   where('orders', 'o').map((w) => `SELECT g, count(o.id) AS n FROM generate_series(1, 5) AS g LEFT JOIN orders o ON o.id % 5 = g - 1 AND ${w} GROUP BY g`),
   where('orders', 'o').map((w) => `SELECT o.id FROM orders o WHERE ${w} AND o.region IS DISTINCT FROM 'AMER' AND o.amount BETWEEN SYMMETRIC 900 AND 100`),
   where('orders', 'o').map((w) => `SELECT o.id FROM orders o WHERE ${w} AND o.status IN (VALUES ('paid'), ('shipped'))`),
   // quoting, comments and string escapes (standard_conforming_strings on)
   where('orders', 'o').map((w) => `SELECT "o"."id", "o"."status" /* a comment */ FROM "orders" AS "o" -- trailing\nWHERE ${w}`),
-  where('orders', 'o').map((w) => `SELECT o.id, E'it\\'s' AS e, 'back\\' AS b, U&'\\0041' AS u, $$dollar 'q'$$ AS d FROM orders o WHERE ${w} AND o.status <> 'x\\'`),
+  where('orders', 'o').map(
+    (w) => `SELECT o.id, E'it\\'s' AS e, 'back\\' AS b, U&'\\0041' AS u, $$dollar 'q'$$ AS d FROM orders o WHERE ${w} AND o.status <> 'x\\'`,
+  ),
   where('orders', 'orders').map((w) => `SELECT (orders).amount, (orders.*).status FROM orders WHERE ${w}`),
-  where('customers', 'c').map((w) => `SELECT c.id, DATE '2024-02-01' - CAST(c.created_at AS date) AS days, c.created_at AT TIME ZONE 'UTC' AS utc FROM customers c WHERE ${w}`),
+  where('customers', 'c').map(
+    (w) => `SELECT c.id, DATE '2024-02-01' - CAST(c.created_at AS date) AS days, c.created_at AT TIME ZONE 'UTC' AS utc FROM customers c WHERE ${w}`,
+  ),
 );
 
 const noTopic = pick(
@@ -360,7 +447,9 @@ export const fixedHostile: string[] = [
 
 const hostileGenerated = fc.oneof(
   // in the select list of a topic query
-  fc.tuple(fc.constantFrom(...hostileScalars), tableAlias).chain(([h, [t, a]]) => where(t, a).map((w) => `SELECT ${a}.id, ${h} AS h FROM ${t} ${a} WHERE ${w}`)),
+  fc
+    .tuple(fc.constantFrom(...hostileScalars), tableAlias)
+    .chain(([h, [t, a]]) => where(t, a).map((w) => `SELECT ${a}.id, ${h} AS h FROM ${t} ${a} WHERE ${w}`)),
   // in a WHERE
   fc.tuple(fc.constantFrom(...hostileScalars), where('orders', 'o')).map(([h, w]) => `SELECT o.id FROM orders o WHERE ${w} AND (${h})::text IS NOT NULL`),
   // customers' hidden field, in every clause
@@ -381,17 +470,19 @@ const hostileGenerated = fc.oneof(
     }
   }),
   // non-topic relations in every position
-  fc.tuple(where('orders', 'o'), pick('employees', 'public.employees', '"employees"', 'public."employees"')).chain(([w, rel]) =>
-    pick(
-      `SELECT o.id FROM orders o WHERE ${w} AND o.id IN (SELECT id FROM ${rel})`,
-      `SELECT o.id, e.ssn FROM orders o JOIN ${rel} e ON e.id = o.id WHERE ${w}`,
-      `WITH x AS (SELECT ssn FROM ${rel}) SELECT o.id, x.ssn FROM orders o, x WHERE ${w}`,
-      `SELECT o.status FROM orders o WHERE ${w} UNION SELECT e.ssn FROM ${rel} e`,
-      `SELECT o.id FROM orders o WHERE ${w} AND EXISTS (SELECT 1 FROM ${rel} e WHERE e.id = o.id)`,
-      `SELECT o.id, (SELECT e.salary FROM ${rel} e WHERE e.id = o.id) AS s FROM orders o WHERE ${w}`,
-      `WITH orders AS (SELECT id, salary AS amount FROM ${rel}) SELECT sum(amount) FROM orders`,
+  fc
+    .tuple(where('orders', 'o'), pick('employees', 'public.employees', '"employees"', 'public."employees"'))
+    .chain(([w, rel]) =>
+      pick(
+        `SELECT o.id FROM orders o WHERE ${w} AND o.id IN (SELECT id FROM ${rel})`,
+        `SELECT o.id, e.ssn FROM orders o JOIN ${rel} e ON e.id = o.id WHERE ${w}`,
+        `WITH x AS (SELECT ssn FROM ${rel}) SELECT o.id, x.ssn FROM orders o, x WHERE ${w}`,
+        `SELECT o.status FROM orders o WHERE ${w} UNION SELECT e.ssn FROM ${rel} e`,
+        `SELECT o.id FROM orders o WHERE ${w} AND EXISTS (SELECT 1 FROM ${rel} e WHERE e.id = o.id)`,
+        `SELECT o.id, (SELECT e.salary FROM ${rel} e WHERE e.id = o.id) AS s FROM orders o WHERE ${w}`,
+        `WITH orders AS (SELECT id, salary AS amount FROM ${rel}) SELECT sum(amount) FROM orders`,
+      ),
     ),
-  ),
 );
 
 export const hostile: fc.Arbitrary<OracleStatement> = hostileGenerated.map((sql) => ({ cls: 'hostile' as const, sql }));

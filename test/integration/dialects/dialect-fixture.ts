@@ -16,9 +16,18 @@ export const MARIADB = { host: '127.0.0.1', port: 3306, user: 'root' };
 
 export const COLUMN_TYPES: Record<string, Record<string, string>> = {
   orders: {
-    id: 'integer', region: 'character varying(10)', status: 'character varying(20)', customer_id: 'integer',
-    amount: 'numeric(10,2)', qty: 'integer', big: 'bigint', ratio: 'double precision',
-    ordered_at: 'timestamp without time zone', day: 'date', note: 'text', flag: 'boolean',
+    id: 'integer',
+    region: 'character varying(10)',
+    status: 'character varying(20)',
+    customer_id: 'integer',
+    amount: 'numeric(10,2)',
+    qty: 'integer',
+    big: 'bigint',
+    ratio: 'double precision',
+    ordered_at: 'timestamp without time zone',
+    day: 'date',
+    note: 'text',
+    flag: 'boolean',
   },
   customers: { id: 'integer', name: 'character varying(30)', region: 'character varying(10)' },
 };
@@ -39,8 +48,12 @@ const ORDERS = [
   [11, 'NULL', "'shipped'", 10, '3.00', 1, 1, '1', "'2024-01-23 00:00:00'", "'2024-01-23'", "'w'", 'TRUE'],
 ];
 const CUSTOMERS = [
-  [10, "'alice'", "'EMEA'"], [11, "'Bob'", "'EMEA'"], [12, "'carol'", "'APAC'"], [13, "'Dave'", "'APAC'"],
-  [14, "'eve'", "'AMER'"], [15, "'Zed'", "'emea'"],
+  [10, "'alice'", "'EMEA'"],
+  [11, "'Bob'", "'EMEA'"],
+  [12, "'carol'", "'APAC'"],
+  [13, "'Dave'", "'APAC'"],
+  [14, "'eve'", "'AMER'"],
+  [15, "'Zed'", "'emea'"],
 ];
 
 function rowsSql(rows: unknown[][], backslash: string): string {
@@ -50,8 +63,13 @@ function rowsSql(rows: unknown[][], backslash: string): string {
 export function topics(): Topic[] {
   const filter = [{ field: 'region', attribute: 'region', values_for_unfiltered: ['ALL'] }];
   const topic = (name: string): Topic => ({
-    name, org: 'test', connection: 'warehouse', base: { schema: '', table: name },
-    fields: Object.keys(COLUMN_TYPES[name]!), access_filters: filter, columnTypes: COLUMN_TYPES[name],
+    name,
+    org: 'test',
+    connection: 'warehouse',
+    base: { schema: '', table: name },
+    fields: Object.keys(COLUMN_TYPES[name]!),
+    access_filters: filter,
+    columnTypes: COLUMN_TYPES[name],
   });
   return [topic('orders'), topic('customers')];
 }
@@ -141,7 +159,12 @@ export async function openBoth(dbName: string): Promise<Both> {
     INSERT INTO customers VALUES ${rowsSql(CUSTOMERS, '')};`);
   await maria.end();
   const session = await mysql.createConnection({
-    ...MARIADB, database: dbName, dateStrings: true, supportBigNumbers: true, bigNumberStrings: true, decimalNumbers: false,
+    ...MARIADB,
+    database: dbName,
+    dateStrings: true,
+    supportBigNumbers: true,
+    bigNumberStrings: true,
+    decimalNumbers: false,
   });
   const both: Both = {
     dbName,
@@ -201,13 +224,17 @@ function normalise(v: unknown, type: SqlType | undefined): string | null {
     case 'bool':
       // PostgreSQL t/f, MySQL 1/0.
       return s === 't' || s === '1' || s === 'true' ? 'true' : s === 'f' || s === '0' || s === 'false' ? 'false' : `?${s}`;
-    case 'numeric': case 'float': case 'int': case 'int8': {
+    case 'numeric':
+    case 'float':
+    case 'int':
+    case 'int8': {
       // Decimal scale differs (PostgreSQL 2.5000000000000000, MySQL 2.5000): compare the value,
       // to 12 significant digits for the divisions whose last digits the engines round differently.
       const n = Number(s);
       return Number.isFinite(n) ? String(Number(n.toPrecision(12))) : s;
     }
-    case 'timestamp': case 'timestamptz':
+    case 'timestamp':
+    case 'timestamptz':
       // PostgreSQL's timestamptz in UTC ends in +00; MySQL's DATETIME(6) has six fraction digits.
       s = s.replace(/\+00$/, '');
       return s.includes('.') ? s.replace(/\.?0+$/, '') : s;

@@ -22,7 +22,7 @@ let settled: mysql.Connection;
 beforeAll(async () => {
   both = await openBoth(`gh_dialect_barrier_${process.pid}`);
   bare = await mysql.createConnection({ ...MARIADB, database: both.dbName, rowsAsArray: true });
-  await bare.query("SET NAMES utf8mb4");
+  await bare.query('SET NAMES utf8mb4');
   settled = await mysql.createConnection({ ...MARIADB, database: both.dbName, rowsAsArray: true });
   for (const s of mysqlSessionStatements('mariadb')) await settled.query(s);
 });

@@ -104,24 +104,31 @@ const direction = fc.constantFrom('', ' DESC', ' NULLS FIRST', ' DESC NULLS LAST
 
 const query: Gen = fc.oneof(
   // Row queries: ordered by the generated expressions, ties broken by id.
-  fc.tuple(anyExpr, anyExpr, boolExpr(2), direction, direction).map(
-    ([a, b, w, d1, d2]) => `SELECT ${a} AS x, ${b} AS y FROM orders WHERE ${w} ORDER BY 1${d1}, 2${d2}, id`,
-  ),
+  fc
+    .tuple(anyExpr, anyExpr, boolExpr(2), direction, direction)
+    .map(([a, b, w, d1, d2]) => `SELECT ${a} AS x, ${b} AS y FROM orders WHERE ${w} ORDER BY 1${d1}, 2${d2}, id`),
   // Groups: one grouping expression, aggregates over the rest.
-  fc.tuple(fc.oneof(textExpr(1), intExpr(1)), boolExpr(1), fc.constantFrom('count(*)', 'sum(qty)', 'max(status)', 'min(note)', 'count(DISTINCT status)', 'sum(amount)', 'avg(qty)')).map(
-    ([g, w, agg]) => `SELECT ${g} AS g, ${agg} AS a FROM orders WHERE ${w} GROUP BY 1 ORDER BY 1`,
-  ),
+  fc
+    .tuple(
+      fc.oneof(textExpr(1), intExpr(1)),
+      boolExpr(1),
+      fc.constantFrom('count(*)', 'sum(qty)', 'max(status)', 'min(note)', 'count(DISTINCT status)', 'sum(amount)', 'avg(qty)'),
+    )
+    .map(([g, w, agg]) => `SELECT ${g} AS g, ${agg} AS a FROM orders WHERE ${w} GROUP BY 1 ORDER BY 1`),
   // Joins and subqueries.
-  fc.tuple(boolExpr(1), textExpr(1)).map(
-    ([w, t]) => `SELECT o.id, c.name, ${t.replace(/\b(status|note|region)\b/g, 'o.$1')} FROM orders o LEFT JOIN customers c ON c.id = o.customer_id WHERE ${w.replace(/\b(status|note|region|qty|id|customer_id|big|amount|day|ordered_at|flag)\b/g, 'o.$1')} ORDER BY o.id`,
-  ),
+  fc
+    .tuple(boolExpr(1), textExpr(1))
+    .map(
+      ([w, t]) =>
+        `SELECT o.id, c.name, ${t.replace(/\b(status|note|region)\b/g, 'o.$1')} FROM orders o LEFT JOIN customers c ON c.id = o.customer_id WHERE ${w.replace(/\b(status|note|region|qty|id|customer_id|big|amount|day|ordered_at|flag)\b/g, 'o.$1')} ORDER BY o.id`,
+    ),
   fc.tuple(boolExpr(1)).map(([w]) => `SELECT DISTINCT status FROM orders WHERE status IN (SELECT status FROM orders WHERE ${w}) ORDER BY status`),
-  fc.tuple(textExpr(1), boolExpr(1), fc.constantFrom('UNION', 'UNION ALL'), direction).map(
-    ([t, w, op, d]) => `SELECT ${t} AS v FROM orders WHERE ${w} ${op} SELECT name FROM customers ORDER BY 1${d}`,
-  ),
-  fc.tuple(textExpr(1), intExpr(1)).map(
-    ([g, h]) => `SELECT ${g} AS g, count(*) AS n, sum(${h}) AS s FROM orders GROUP BY 1 HAVING count(*) >= 1 ORDER BY 3 DESC NULLS LAST, 1`,
-  ),
+  fc
+    .tuple(textExpr(1), boolExpr(1), fc.constantFrom('UNION', 'UNION ALL'), direction)
+    .map(([t, w, op, d]) => `SELECT ${t} AS v FROM orders WHERE ${w} ${op} SELECT name FROM customers ORDER BY 1${d}`),
+  fc
+    .tuple(textExpr(1), intExpr(1))
+    .map(([g, h]) => `SELECT ${g} AS g, count(*) AS n, sum(${h}) AS s FROM orders GROUP BY 1 HAVING count(*) >= 1 ORDER BY 3 DESC NULLS LAST, 1`),
 );
 
 let both: Both;

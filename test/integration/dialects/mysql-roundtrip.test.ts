@@ -52,13 +52,45 @@ function roundTrip(id: string, value: string): AstNode {
   };
 }
 
-const tricky = fc.constantFrom('`', '``', '"', "'", "''", '\\', "\\'", '\\\\', '%', '_', '?', '#', '-- ', '/*', '*/', ';', '\n', '\r', '\t', 'é', 'Ω', '€', '\u00a0', '\u2028', 'ß');
+const tricky = fc.constantFrom(
+  '`',
+  '``',
+  '"',
+  "'",
+  "''",
+  '\\',
+  "\\'",
+  '\\\\',
+  '%',
+  '_',
+  '?',
+  '#',
+  '-- ',
+  '/*',
+  '*/',
+  ';',
+  '\n',
+  '\r',
+  '\t',
+  'é',
+  'Ω',
+  '€',
+  '\u00a0',
+  '\u2028',
+  'ß',
+);
 // Any code point but NUL (PostgreSQL text cannot hold it), supplementary planes included.
-const anyChar = fc.integer({ min: 1, max: 0x10ffff }).filter((c) => c < 0xd800 || c > 0xdfff).map((c) => String.fromCodePoint(c));
+const anyChar = fc
+  .integer({ min: 1, max: 0x10ffff })
+  .filter((c) => c < 0xd800 || c > 0xdfff)
+  .map((c) => String.fromCodePoint(c));
 const valueArb = fc.array(fc.oneof(tricky, anyChar, fc.constantFrom('a', 'B', ' ')), { maxLength: 20 }).map((a) => a.join(''));
 // MySQL names: 1..64 characters of the Basic Multilingual Plane, no control characters, no
 // leading or trailing space (the emitter refuses those: test/unit/sql/dialects/mysql-emit.test.ts).
-const bmpChar = fc.integer({ min: 1, max: 0xffff }).filter((c) => c < 0xd800 || c > 0xdfff).map((c) => String.fromCodePoint(c));
+const bmpChar = fc
+  .integer({ min: 1, max: 0xffff })
+  .filter((c) => c < 0xd800 || c > 0xdfff)
+  .map((c) => String.fromCodePoint(c));
 const idArb = fc
   .array(fc.oneof(tricky, bmpChar, fc.constantFrom('x', 'Y', '1')), { minLength: 1, maxLength: 20 })
   .map((a) => a.join(''))
@@ -81,7 +113,7 @@ describe('identifiers and literals round-trip on MariaDB', () => {
     );
   });
 
-  it('the premise of the raw classifier: NO_BACKSLASH_ESCAPES reads a second statement after \\\'', async () => {
+  it("the premise of the raw classifier: NO_BACKSLASH_ESCAPES reads a second statement after \\'", async () => {
     const c = await mysql.createConnection({ ...MARIADB, multipleStatements: true, rowsAsArray: true });
     try {
       const text = "SELECT 'prefix\\'; SELECT 2; -- '";

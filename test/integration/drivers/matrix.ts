@@ -102,7 +102,9 @@ export function missingPython(modules: string[], packages: string[]): string | u
 }
 
 export function missingJdbc(): string | undefined {
-  return existsSync(JDBC_JAR) ? undefined : `the PostgreSQL JDBC driver is missing at ${JDBC_JAR}: apt-get update && apt-get install -y libpostgresql-jdbc-java (bash .ci/run does this)`;
+  return existsSync(JDBC_JAR)
+    ? undefined
+    : `the PostgreSQL JDBC driver is missing at ${JDBC_JAR}: apt-get update && apt-get install -y libpostgresql-jdbc-java (bash .ci/run does this)`;
 }
 
 export function missingCommand(cmd: string, pkg: string): string | undefined {

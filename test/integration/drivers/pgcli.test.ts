@@ -114,7 +114,19 @@ driverSuite('pgcli', missingCommand('pgcli', 'pgcli'), () => {
     gh = await startGatehouse();
     await Promise.all(
       USERS.flatMap((u) => {
-        const script = [STATEMENTS.connect, STATEMENTS.governed, STATEMENTS.allRows, STATEMENTS.manyRows, STATEMENTS.refused[u], STATEMENTS.dt, STATEMENTS.d, STATEMENTS.terminate, STATEMENTS.searchPath, STATEMENTS.after, ''].join('\n');
+        const script = [
+          STATEMENTS.connect,
+          STATEMENTS.governed,
+          STATEMENTS.allRows,
+          STATEMENTS.manyRows,
+          STATEMENTS.refused[u],
+          STATEMENTS.dt,
+          STATEMENTS.d,
+          STATEMENTS.terminate,
+          STATEMENTS.searchPath,
+          STATEMENTS.after,
+          '',
+        ].join('\n');
         return [
           pgcli(gh.port, u, ['-d', 'warehouse'], script).then((r) => (session[u] = r)),
           pgcli(gh.port, u, ['-l']).then((r) => (list[u] = r)),
@@ -154,7 +166,11 @@ driverSuite('pgcli', missingCommand('pgcli', 'pgcli'), () => {
     it(`${user}: pgcli -d postgres is the one connection, warehouse`, () => {
       const r = postgres[user];
       expect(r.code).toBe(0);
-      expect(csv(blocks(r, 'postgres').get(STATEMENTS.connect) ?? [])).toEqual([['current_database', 'current_user'], ['warehouse', see.sessionUser], ['SELECT 1']]);
+      expect(csv(blocks(r, 'postgres').get(STATEMENTS.connect) ?? [])).toEqual([
+        ['current_database', 'current_user'],
+        ['warehouse', see.sessionUser],
+        ['SELECT 1'],
+      ]);
     });
     it(`${user}: connect, a script on stdin`, () => {
       expect(session[user].code).toBe(0);
@@ -179,7 +195,11 @@ driverSuite('pgcli', missingCommand('pgcli', 'pgcli'), () => {
       expect(session[user].log).toContain(`error: InsufficientPrivilege('${message}')`);
     });
     it(`${user}: \\dt and \\d customers (pgcli's own catalog queries)`, () => {
-      expect(csv(block(STATEMENTS.dt))).toEqual([['Schema', 'Name', 'Type', 'Owner'], ...see.tables.map((t) => ['public', t, 'table', 'postgres']), [`SELECT ${see.tables.length}`]]);
+      expect(csv(block(STATEMENTS.dt))).toEqual([
+        ['Schema', 'Name', 'Type', 'Owner'],
+        ...see.tables.map((t) => ['public', t, 'table', 'postgres']),
+        [`SELECT ${see.tables.length}`],
+      ]);
       const d = csv(block(STATEMENTS.d));
       expect(d[0]).toEqual(['Column', 'Type', 'Modifiers']);
       expect(d.slice(1, 1 + see.customersColumns.length).map((c) => c[0])).toEqual(see.customersColumns);
@@ -188,7 +208,9 @@ driverSuite('pgcli', missingCommand('pgcli', 'pgcli'), () => {
       expect(block(STATEMENTS.terminate)).toEqual(['function pg_terminate_backend is not permitted through Gatehouse']);
     });
     it(`${user}: SET search_path ${bob ? 'is refused (fixed for query_topics users)' : 'is allowed (a querier)'}`, () => {
-      expect(block(STATEMENTS.searchPath)).toEqual([bob ? 'SET search_path is not permitted for query_topics users on connection warehouse (search_path is fixed by Gatehouse)' : 'SET']);
+      expect(block(STATEMENTS.searchPath)).toEqual([
+        bob ? 'SET search_path is not permitted for query_topics users on connection warehouse (search_path is fixed by Gatehouse)' : 'SET',
+      ]);
     });
     it(`${user}: the session keeps serving after the refusals`, () => {
       expect(csv(block(STATEMENTS.after))).toEqual([['still_here'], ['1'], ['SELECT 1']]);

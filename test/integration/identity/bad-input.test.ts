@@ -38,7 +38,7 @@ afterAll(async () => {
 
 /** The session opened before every case answers, before and after it. */
 async function stillHealthy(): Promise<void> {
-  const r = await healthy.query('SELECT count(*)::int AS n, string_agg(DISTINCT region, \',\') AS r FROM orders');
+  const r = await healthy.query("SELECT count(*)::int AS n, string_agg(DISTINCT region, ',') AS r FROM orders");
   expect(r.rows[0].r).toBe('EMEA');
   expect(r.rows[0].n).toBeGreaterThan(0);
 }
@@ -62,7 +62,7 @@ describe('malformed startup packets', () => {
   it.each([
     ['a length below 8', packet(4, Buffer.alloc(0))],
     ['a negative length', packet(-1, Buffer.alloc(8))],
-    ['a length past PostgreSQL\'s 10000-byte startup limit', packet(10_001, Buffer.alloc(16))],
+    ["a length past PostgreSQL's 10000-byte startup limit", packet(10_001, Buffer.alloc(16))],
     ['an absurd length (2^31-1), with no body sent', packet(0x7fffffff, v3())],
   ])('%s: the socket closes without a reply (PostgreSQL only logs a bad startup length)', async (_what, bytes) => {
     const out = await sendRaw(gh.port, bytes);
@@ -73,14 +73,24 @@ describe('malformed startup packets', () => {
   it.each([
     ['parameters without their final NUL', '08P01', withLength(Buffer.concat([v3(), cstring('user'), cstring(BOB)])), /^invalid startup packet layout/],
     ['a name without a value', '08P01', withLength(Buffer.concat([v3(), cstring('user'), Buffer.from([0])])), /^invalid startup packet layout/],
-    ['a user name that is not UTF-8', '08P01', withLength(Buffer.concat([v3(), cstring('user'), Buffer.from([0xff, 0xfe, 0x41, 0]), Buffer.from([0])])), /not valid UTF-8/],
+    [
+      'a user name that is not UTF-8',
+      '08P01',
+      withLength(Buffer.concat([v3(), cstring('user'), Buffer.from([0xff, 0xfe, 0x41, 0]), Buffer.from([0])])),
+      /not valid UTF-8/,
+    ],
     ['no user', '28000', withLength(Buffer.concat([v3(), cstring('database'), cstring('warehouse'), Buffer.from([0])])), /^no user name specified/],
     // (1234.5678 would be the CancelRequest code, 1234.5679 SSLRequest's.)
-    ['protocol 9.9', '0A000', (() => {
-      const b = startupMessage({ user: BOB });
-      b.writeInt32BE((9 << 16) | 9, 4);
-      return b;
-    })(), /^unsupported frontend protocol 9\.9/],
+    [
+      'protocol 9.9',
+      '0A000',
+      (() => {
+        const b = startupMessage({ user: BOB });
+        b.writeInt32BE((9 << 16) | 9, 4);
+        return b;
+      })(),
+      /^unsupported frontend protocol 9\.9/,
+    ],
     ['a CancelRequest of the wrong length', '08P01', withLength(Buffer.from([0x04, 0xd2, 0x16, 0x2e, 0, 0, 0, 1])), /^invalid length of cancel request packet/],
   ] as const)('%s: FATAL %s, then closed', async (_what, code, bytes, message) => {
     const out = await sendRaw(gh.port, bytes);

@@ -42,7 +42,10 @@ let adminUrl: string;
 function writeRules(): string {
   const dir = tlsRulesDir(pki, 'optional');
   const serverYaml = join(dir, 'gatehouse.yaml');
-  writeFileSync(serverYaml, `${readFileSync(serverYaml, 'utf8').trimEnd()}\n  sign_in_throttle:\n    max_failures_per_user: 10000\n    max_failures_per_address: 10000\n`);
+  writeFileSync(
+    serverYaml,
+    `${readFileSync(serverYaml, 'utf8').trimEnd()}\n  sign_in_throttle:\n    max_failures_per_user: 10000\n    max_failures_per_address: 10000\n`,
+  );
   const acmeOrg = join(dir, 'acme/org.yaml');
   writeFileSync(
     acmeOrg,
@@ -110,7 +113,18 @@ function psqlWithPgpass(home: string, user: string, sql: string): Promise<{ code
   return new Promise((done) => {
     execFile(
       'psql',
-      ['-X', '-q', '-A', '-t', '-w', '-v', 'ON_ERROR_STOP=1', `host=127.0.0.1 port=${gh.port} dbname=warehouse user=${user} sslmode=require connect_timeout=10`, '-c', sql],
+      [
+        '-X',
+        '-q',
+        '-A',
+        '-t',
+        '-w',
+        '-v',
+        'ON_ERROR_STOP=1',
+        `host=127.0.0.1 port=${gh.port} dbname=warehouse user=${user} sslmode=require connect_timeout=10`,
+        '-c',
+        sql,
+      ],
       // No PGPASSWORD, nothing but HOME: the token comes from ~/.pgpass, as libpq finds it.
       { env: { PATH: process.env.PATH, HOME: home }, timeout: 30_000 },
       (err, stdout, stderr) => done({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
@@ -135,7 +149,10 @@ async function pgWithPgpass(pgpassFile: string, user: string, sql: string): Prom
 }
 
 /** The CLI as a person runs it; resolves with the sign-in URL it printed, and its exit later. */
-function runLoginCli(args: string[], env: NodeJS.ProcessEnv): { url: Promise<string>; exit: Promise<{ code: number; stdout: string; stderr: string }>; child: ChildProcess } {
+function runLoginCli(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+): { url: Promise<string>; exit: Promise<{ code: number; stdout: string; stderr: string }>; child: ChildProcess } {
   const child = spawn(process.execPath, [BIN, 'login', ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
@@ -156,7 +173,10 @@ function runLoginCli(args: string[], env: NodeJS.ProcessEnv): { url: Promise<str
   return { url, exit, child };
 }
 
-const pgpassLine = (file: string, user: string) => readFileSync(file, 'utf8').split('\n').find((l) => l.startsWith(`127.0.0.1:${gh.port}:*:${user}:`));
+const pgpassLine = (file: string, user: string) =>
+  readFileSync(file, 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith(`127.0.0.1:${gh.port}:*:${user}:`));
 const claims = (jwt: string) => JSON.parse(Buffer.from(jwt.split('.')[1], 'base64url').toString()) as Record<string, unknown>;
 
 describe('the admin endpoint publishes what gatehouse login needs', () => {
@@ -231,7 +251,7 @@ describe('gatehouse login with the browser (authorization code + PKCE, loopback 
     expect(out.stdout + out.stderr).not.toContain(token.split('.')[2]);
   }, 60_000);
 
-  it('plain psql signs in with the pgpass entry (no PGPASSWORD): the token as the password over TLS, governed as ivan (org.yaml\'s region)', async () => {
+  it("plain psql signs in with the pgpass entry (no PGPASSWORD): the token as the password over TLS, governed as ivan (org.yaml's region)", async () => {
     const r = await psqlWithPgpass(person.home, IVAN, 'SELECT DISTINCT region FROM orders ORDER BY 1');
     expect(r.stderr).toBe('');
     expect(r.stdout.trim()).toBe('APAC');
@@ -317,7 +337,10 @@ describe('gatehouse login --device (RFC 8628)', () => {
     const zoe = newHome();
     const pgpassFile = join(zoe.home, 'custom', 'pgpass');
     const printed: string[] = [];
-    const done = login({ target: `${adminUrl}/acme`, device: true, timeoutMs: 60_000 }, { env: { ...zoe.env, PGPASSFILE: pgpassFile }, home: zoe.home, print: (t) => printed.push(t) });
+    const done = login(
+      { target: `${adminUrl}/acme`, device: true, timeoutMs: 60_000 },
+      { env: { ...zoe.env, PGPASSFILE: pgpassFile }, home: zoe.home, print: (t) => printed.push(t) },
+    );
     const verify = await waitFor(() => printed.join('').match(/open (http:\/\/\S+) in a browser/)?.[1]);
     const code = printed.join('').match(/The code is (\S+);/)?.[1];
     expect(new URL(verify).searchParams.get('user_code')).toBe(code);
@@ -329,7 +352,12 @@ describe('gatehouse login --device (RFC 8628)', () => {
     // zoe exists only at acme's provider: acme's default membership, her claim's region.
     expect(await pgWithPgpass(pgpassFile, ZOE, 'SELECT DISTINCT region FROM orders ORDER BY 1')).toEqual(['AMER']);
     const r2 = await new Promise<string>((done2) =>
-      execFile('psql', ['-X', '-A', '-t', '-w', `host=127.0.0.1 port=${gh.port} dbname=warehouse user=${ZOE} sslmode=require`, '-c', 'SELECT DISTINCT region FROM orders'], { env: { PATH: process.env.PATH, HOME: zoe.home, PGPASSFILE: pgpassFile } }, (e, out, err) => done2(e ? err : out)),
+      execFile(
+        'psql',
+        ['-X', '-A', '-t', '-w', `host=127.0.0.1 port=${gh.port} dbname=warehouse user=${ZOE} sslmode=require`, '-c', 'SELECT DISTINCT region FROM orders'],
+        { env: { PATH: process.env.PATH, HOME: zoe.home, PGPASSFILE: pgpassFile } },
+        (e, out, err) => done2(e ? err : out),
+      ),
     );
     expect(r2.trim()).toBe('AMER');
   }, 90_000);
@@ -337,7 +365,9 @@ describe('gatehouse login --device (RFC 8628)', () => {
   it('denied on the other device: a clear error', async () => {
     const h = newHome();
     const printed: string[] = [];
-    const done = login({ target: `${adminUrl}/acme`, device: true, timeoutMs: 60_000 }, { env: h.env, home: h.home, print: (t) => printed.push(t) }).catch((e) => e);
+    const done = login({ target: `${adminUrl}/acme`, device: true, timeoutMs: 60_000 }, { env: h.env, home: h.home, print: (t) => printed.push(t) }).catch(
+      (e) => e,
+    );
     const verify = await waitFor(() => printed.join('').match(/open (http:\/\/\S+) in a browser/)?.[1]);
     await scriptedBrowser(verify, { login: 'zoe', deny: true });
     const e = await done;
@@ -384,7 +414,13 @@ describe('bad cases give clear errors', () => {
       const res = await fetch(discovery.token_endpoint, {
         method: 'POST',
         headers: { 'content-type': 'application/x-www-form-urlencoded' },
-        body: new URLSearchParams({ grant_type: 'authorization_code', code, redirect_uri: redirectUri, client_id: CLI_CLIENT, ...(verifier ? { code_verifier: verifier } : {}) }).toString(),
+        body: new URLSearchParams({
+          grant_type: 'authorization_code',
+          code,
+          redirect_uri: redirectUri,
+          client_id: CLI_CLIENT,
+          ...(verifier ? { code_verifier: verifier } : {}),
+        }).toString(),
       });
       expect(res.status).toBe(400);
       expect(await res.json()).toMatchObject({ error: 'invalid_grant' });
@@ -395,7 +431,7 @@ describe('bad cases give clear errors', () => {
     expect('r' in out && out.r.email).toBe(IVAN);
   });
 
-  it('gatehouse login\'s own exchange reaching the provider with a wrong PKCE verifier: refused by the provider, and the login says the code was refused', async () => {
+  it("gatehouse login's own exchange reaching the provider with a wrong PKCE verifier: refused by the provider, and the login says the code was refused", async () => {
     const { done, url } = start(`${adminUrl}/acme`);
     acme.swapNextVerifier();
     await scriptedBrowser(await url, { login: 'ivan' });
@@ -433,7 +469,17 @@ describe('bad cases give clear errors', () => {
   it('the provider down, Gatehouse down, an unknown org, a Gatehouse over plain http to another host', async () => {
     // A Gatehouse login endpoint naming a provider that does not answer.
     const deadIssuer = `http://127.0.0.1:${await deadPort()}`;
-    const doc: LoginDocument = { org: 'acme', issuer: deadIssuer, client_id: CLI_CLIENT, scopes: ['openid'], authorization_params: {}, token: 'id_token', audience: CLI_CLIENT, email_claim: 'email', postgres: { port: gh.port, tls: 'optional', token_sign_in: 'password' } };
+    const doc: LoginDocument = {
+      org: 'acme',
+      issuer: deadIssuer,
+      client_id: CLI_CLIENT,
+      scopes: ['openid'],
+      authorization_params: {},
+      token: 'id_token',
+      audience: CLI_CLIENT,
+      email_claim: 'email',
+      postgres: { port: gh.port, tls: 'optional', token_sign_in: 'password' },
+    };
     const fake = http.createServer((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(doc)));
     await new Promise<void>((r) => fake.listen(0, '127.0.0.1', r));
     const h = newHome();

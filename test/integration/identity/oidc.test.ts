@@ -47,7 +47,10 @@ function rulesWithProviders(tokenSignIn: 'password' | 'oauthbearer'): string {
   // These tests fail many sign-ins for the same people on purpose: the throttle (its own tests
   // in throttle.test.ts) must not answer in the tokens' place.
   const serverYaml = join(dir, 'gatehouse.yaml');
-  writeFileSync(serverYaml, `${readFileSync(serverYaml, 'utf8').trimEnd()}\n  sign_in_throttle:\n    max_failures_per_user: 10000\n    max_failures_per_address: 10000\n  token_sign_in: ${tokenSignIn}\n`);
+  writeFileSync(
+    serverYaml,
+    `${readFileSync(serverYaml, 'utf8').trimEnd()}\n  sign_in_throttle:\n    max_failures_per_user: 10000\n    max_failures_per_address: 10000\n  token_sign_in: ${tokenSignIn}\n`,
+  );
   const acmeOrg = join(dir, 'acme/org.yaml');
   writeFileSync(
     acmeOrg,
@@ -100,7 +103,14 @@ beforeAll(async () => {
   saslAuditPath = join(mkdtempSync(join(tmpdir(), 'gatehouse-oidc-audit-')), 'audit.jsonl');
   gh = await serve({ rulesDir: rulesWithProviders('password'), host: '127.0.0.1', port: 0, adminPort: 0, auditPath, logger: pino({ level: 'debug' }, logs) });
   port = gh.port;
-  ghSasl = await serve({ rulesDir: rulesWithProviders('oauthbearer'), host: '127.0.0.1', port: 0, adminPort: 0, auditPath: saslAuditPath, logger: pino({ level: 'debug' }, logs) });
+  ghSasl = await serve({
+    rulesDir: rulesWithProviders('oauthbearer'),
+    host: '127.0.0.1',
+    port: 0,
+    adminPort: 0,
+    auditPath: saslAuditPath,
+    logger: pino({ level: 'debug' }, logs),
+  });
 }, 180_000);
 
 afterAll(async () => {
@@ -131,7 +141,15 @@ interface Outcome {
 /** The pg driver with the token as the password; over TLS unless `plaintext`. */
 async function viaPg(user: string, password: string, opts: { plaintext?: boolean; app?: string; port?: number } = {}): Promise<Outcome> {
   secrets.add(password);
-  const c = new pg.Client({ host: '127.0.0.1', port: opts.port ?? port, user, password, database: 'warehouse', ssl: opts.plaintext ? false : { ca: readFileSync(pki.caCert) }, application_name: opts.app });
+  const c = new pg.Client({
+    host: '127.0.0.1',
+    port: opts.port ?? port,
+    user,
+    password,
+    database: 'warehouse',
+    ssl: opts.plaintext ? false : { ca: readFileSync(pki.caCert) },
+    application_name: opts.app,
+  });
   c.on('error', () => {});
   try {
     await c.connect();
@@ -151,7 +169,17 @@ function psql(user: string, token: string, sslmode: string): Promise<{ code: num
   return new Promise((done) => {
     execFile(
       'psql',
-      ['-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', `host=127.0.0.1 port=${port} dbname=warehouse user=${user} sslmode=${sslmode} connect_timeout=10`, '-c', 'SELECT DISTINCT region FROM orders ORDER BY 1'],
+      [
+        '-X',
+        '-q',
+        '-A',
+        '-t',
+        '-v',
+        'ON_ERROR_STOP=1',
+        `host=127.0.0.1 port=${port} dbname=warehouse user=${user} sslmode=${sslmode} connect_timeout=10`,
+        '-c',
+        'SELECT DISTINCT region FROM orders ORDER BY 1',
+      ],
       { env: { ...process.env, PGPASSWORD: token, PGSSLMODE: '', PGSSLROOTCERT: '', HOME: tmpdir() }, timeout: 30_000 },
       (err, stdout, stderr) => {
         errorTexts.push(stderr);
@@ -171,14 +199,14 @@ describe('a token as the password, over TLS', () => {
     expect(start).toMatchObject({ org: 'acme', level: 'query_topics', sign_in: 'oidc-password', tls: true });
   });
 
-  it('the pg driver: a person acme does not list gets its default membership with the claims\' groups and region (undeclared groups dropped)', async () => {
+  it("the pg driver: a person acme does not list gets its default membership with the claims' groups and region (undeclared groups dropped)", async () => {
     const token = await acme.token('zoe', ACME_AUD);
     expect(await viaPg(ZOE, token, { app: 'zoe-default' })).toEqual({ regions: 'AMER,EMEA' });
     const start = (await audit('session_start')).find((x) => x.application_name === 'zoe-default');
     expect(start).toMatchObject({ org: 'acme', user: ZOE, level: 'query_topics', sign_in: 'oidc-password' });
   });
 
-  it('the startup user is the token\'s email case-insensitively; another name is refused without saying what differed', async () => {
+  it("the startup user is the token's email case-insensitively; another name is refused without saying what differed", async () => {
     const token = await acme.token('ivan', ACME_AUD);
     expect(await viaPg('IVAN@Acme.Example', token)).toEqual({ regions: 'APAC' });
     const other = await viaPg(ZOE, token);
@@ -187,12 +215,16 @@ describe('a token as the password, over TLS', () => {
   });
 
   it('pgjdbc (sslmode=require) with the token as the password', async () => {
-    if (!existsSync(JDBC_JAR)) throw new Error(`the PostgreSQL JDBC driver is missing at ${JDBC_JAR}: apt-get install -y libpostgresql-jdbc-java (bash .ci/run does this)`);
+    if (!existsSync(JDBC_JAR))
+      throw new Error(`the PostgreSQL JDBC driver is missing at ${JDBC_JAR}: apt-get install -y libpostgresql-jdbc-java (bash .ci/run does this)`);
     const token = await acme.token('ivan', ACME_AUD);
     secrets.add(token);
     const out = await new Promise<string>((done, fail) =>
-      execFile('java', ['-cp', JDBC_JAR, resolve(import.meta.dirname, '../java/TlsJdbc.java'), String(port), IVAN, token, 'ssl=true&sslmode=require'], { timeout: 120_000, env: { ...process.env, HOME: tmpdir() } }, (err, stdout, stderr) =>
-        err ? fail(new Error(`java TlsJdbc failed: ${err.message}\n${stderr}`)) : done(stdout),
+      execFile(
+        'java',
+        ['-cp', JDBC_JAR, resolve(import.meta.dirname, '../java/TlsJdbc.java'), String(port), IVAN, token, 'ssl=true&sslmode=require'],
+        { timeout: 120_000, env: { ...process.env, HOME: tmpdir() } },
+        (err, stdout, stderr) => (err ? fail(new Error(`java TlsJdbc failed: ${err.message}\n${stderr}`)) : done(stdout)),
       ),
     );
     expect(out).toContain('ok=true');
@@ -219,7 +251,7 @@ describe('a token as the password, over TLS', () => {
     expect((await lastFailure(IVAN))?.reason).toBe("token audience is not this org's");
   });
 
-  it('a token from an issuer no org trusts, and one claiming globex\'s issuer but signed with acme\'s key: refused', async () => {
+  it("a token from an issuer no org trusts, and one claiming globex's issuer but signed with acme's key: refused", async () => {
     const now = Math.floor(Date.now() / 1000);
     const unknown = await acme.mint({ iss: 'https://idp.example.net', aud: ACME_AUD, email: IVAN, exp: now + 600 });
     expect(await viaPg(IVAN, unknown)).toMatchObject({ code: '28000' });
@@ -270,20 +302,26 @@ describe('a token as the password, over TLS', () => {
     expect((await lastFailure(IVAN))?.reason).toBe('token algorithm not allowed');
   });
 
-  it('a token of globex\'s provider for a person acme lists, and acme\'s for globex\'s admin: refused (a provider vouches for its own org only)', async () => {
+  it("a token of globex's provider for a person acme lists, and acme's for globex's admin: refused (a provider vouches for its own org only)", async () => {
     const fromGlobex = await globex.token('ivan', GLOBEX_AUD);
     expect(await viaPg(IVAN, fromGlobex)).toMatchObject({ code: '28000', message: `identity provider token rejected for user "${IVAN}"` });
     expect((await lastFailure(IVAN))?.reason).toBe("token of org globex's provider for a user of another org");
   });
 
-  it('a name with a SCRAM verifier is asked for a password like everyone: another org\'s token for it is refused as a token', async () => {
+  it("a name with a SCRAM verifier is asked for a password like everyone: another org's token for it is refused as a token", async () => {
     const fromAcme = await acme.token('hank', ACME_AUD);
-    expect(await viaPg('hank@globex.example', fromAcme)).toMatchObject({ code: '28000', message: 'identity provider token rejected for user "hank@globex.example"' });
+    expect(await viaPg('hank@globex.example', fromAcme)).toMatchObject({
+      code: '28000',
+      message: 'identity provider token rejected for user "hank@globex.example"',
+    });
     expect((await lastFailure('hank@globex.example'))?.reason).toBe("token of org acme's provider for a user of another org");
   });
 
   it('token_sign_in oauthbearer: a token typed as the password runs SCRAM, so it is only ever a wrong SCRAM password (28P01), for every name', async () => {
-    for (const [client, user] of [['hank', 'hank@globex.example'], ['zoe', ZOE]]) {
+    for (const [client, user] of [
+      ['hank', 'hank@globex.example'],
+      ['zoe', ZOE],
+    ]) {
       const token = await acme.token(client, ACME_AUD);
       expect(await viaPg(user, token, { port: ghSasl.port })).toMatchObject({ code: '28P01', message: `password authentication failed for user "${user}"` });
     }
@@ -355,7 +393,7 @@ describe('tokens over plaintext', () => {
     const r = await viaPg(IVAN, token, { plaintext: true });
     expect(r).toMatchObject({ code: '28P01', message: `password authentication failed for user "${IVAN}"` });
     expect(r.hint).toMatch(/accepted over TLS only: connect with sslmode=require/);
-    expect((await lastFailure(IVAN))).toMatchObject({ reason: 'unknown user', tls: false });
+    expect(await lastFailure(IVAN)).toMatchObject({ reason: 'unknown user', tls: false });
     // A listed name with a password gets the same words.
     const bob = await viaPg(BOB, 'not-his-password', { plaintext: true });
     expect({ ...bob, message: bob.message?.replace(BOB, IVAN) }).toEqual(r);
@@ -449,7 +487,7 @@ describe('SASL OAUTHBEARER (RFC 7628), raw client over TLS', () => {
     }
   });
 
-  it('a person who exists only at acme\'s provider (zoe) signs in with OAUTHBEARER: acme\'s default membership', async () => {
+  it("a person who exists only at acme's provider (zoe) signs in with OAUTHBEARER: acme's default membership", async () => {
     const token = await acme.token('zoe', ACME_AUD);
     secrets.add(token);
     const { s, frames } = await oauthSession(ZOE);
@@ -473,14 +511,15 @@ describe('SASL OAUTHBEARER (RFC 7628), raw client over TLS', () => {
     while (m.type !== MSG.ReadyForQuery) m = await frames.next();
     s.write(queryMessage('SELECT DISTINCT region FROM orders ORDER BY 1'));
     const rows: string[] = [];
-    for (m = await frames.next(); m.type !== MSG.ReadyForQuery; m = await frames.next()) if (m.type === MSG.DataRow) rows.push(String(dataRowValues(m.body)[0]));
+    for (m = await frames.next(); m.type !== MSG.ReadyForQuery; m = await frames.next())
+      if (m.type === MSG.DataRow) rows.push(String(dataRowValues(m.body)[0]));
     expect(rows).toEqual(['EMEA']);
     s.destroy();
     const start = (await audit('session_start')).find((x) => x.application_name === `oauth-${BOB}`);
     expect(start).toMatchObject({ user: BOB, org: 'acme', sign_in: 'oauthbearer', level: 'query_topics' });
   });
 
-  it('a bad token: the RFC error (status, openid-configuration of acme\'s issuer, scope) in a SASLContinue, then \\x01, then FATAL 28000', async () => {
+  it("a bad token: the RFC error (status, openid-configuration of acme's issuer, scope) in a SASLContinue, then \\x01, then FATAL 28000", async () => {
     const now = Math.floor(Date.now() / 1000);
     const expired = await acme.mint({ aud: ACME_AUD, email: BOB, exp: now - 300 });
     secrets.add(expired);
@@ -503,7 +542,7 @@ describe('SASL OAUTHBEARER (RFC 7628), raw client over TLS', () => {
     s.destroy();
   });
 
-  it('discovery: an empty auth value gets the error with the issuer\'s discovery document, which the provider serves', async () => {
+  it("discovery: an empty auth value gets the error with the issuer's discovery document, which the provider serves", async () => {
     const { s, frames } = await oauthSession(BOB);
     s.write(saslInitial('OAUTHBEARER', 'n,,\x01auth=\x01\x01'));
     const cont = await frames.next();
@@ -519,7 +558,7 @@ describe('SASL OAUTHBEARER (RFC 7628), raw client over TLS', () => {
     s.destroy();
   });
 
-  it('acme\'s token for globex\'s admin (listed in globex) through OAUTHBEARER: refused, the error exchange names globex\'s issuer', async () => {
+  it("acme's token for globex's admin (listed in globex) through OAUTHBEARER: refused, the error exchange names globex's issuer", async () => {
     const token = await acme.token('hank', ACME_AUD);
     secrets.add(token);
     const { s, frames, mechanisms } = await oauthSession('hank@globex.example');

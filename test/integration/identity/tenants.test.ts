@@ -27,14 +27,35 @@ const CAROL = 'carol@acme.example';
 const HANK = 'hank@globex.example';
 
 /** What of acme's a globex user must never read in an error (unless they typed it themselves). */
-const ACME_NAMES = ['acme', 'ledger', 'customers', 'employees', 'sales_territory', 'sales-emea', 'analysts', 'alice', 'carol', 'grace', 'erin', 'frank', 'dave', 'EMEA', 'AMER', 'APAC', 'customer_id'];
+const ACME_NAMES = [
+  'acme',
+  'ledger',
+  'customers',
+  'employees',
+  'sales_territory',
+  'sales-emea',
+  'analysts',
+  'alice',
+  'carol',
+  'grace',
+  'erin',
+  'frank',
+  'dave',
+  'EMEA',
+  'AMER',
+  'APAC',
+  'customer_id',
+];
 
 function tenantRules(ledgerPort: number): string {
   const dir = mkdtempSync(join(tmpdir(), 'gatehouse-tenants-rules-'));
   cpSync(DEMO_RULES, dir, { recursive: true });
   const globexOrg = join(dir, 'globex/org.yaml');
   const hankVerifier = /scram: (\S+)/.exec(readFileSync(globexOrg, 'utf8'))![1];
-  writeFileSync(globexOrg, `${readFileSync(globexOrg, 'utf8').trimEnd()}\n  - email: ${GLOBEX_BOB}\n    groups: [ops]\n    attributes: { region: NORTH }\n    scram: ${hankVerifier}\n`);
+  writeFileSync(
+    globexOrg,
+    `${readFileSync(globexOrg, 'utf8').trimEnd()}\n  - email: ${GLOBEX_BOB}\n    groups: [ops]\n    attributes: { region: NORTH }\n    scram: ${hankVerifier}\n`,
+  );
   writeFileSync(join(dir, 'globex/topics/shipments.yaml'), 'connection: warehouse\nbase: public.shipments\nfields: [id, order_id, carrier, shipped_at]\n');
   // acme: a connection globex lacks (a postgres server nobody listens for: left unverified, it starts nothing)...
   writeFileSync(
@@ -114,15 +135,18 @@ describe('identity decides the org', () => {
     const g = await connect(GLOBEX_BOB);
     const a = await connect(ACME_BOB);
     try {
-      const gRows = (await run(g, 'SELECT count(*)::int AS n, string_agg(DISTINCT region, \',\') AS regions, max(amount) < 502 AS globex_amounts FROM orders')).rows;
+      const gRows = (await run(g, "SELECT count(*)::int AS n, string_agg(DISTINCT region, ',') AS regions, max(amount) < 502 AS globex_amounts FROM orders"))
+        .rows;
       expect(gRows).toEqual([{ n: 600, regions: 'NORTH', globex_amounts: true }]);
-      expect((await run(a, 'SELECT string_agg(DISTINCT region, \',\') AS regions FROM orders')).rows).toEqual([{ regions: 'EMEA' }]);
+      expect((await run(a, "SELECT string_agg(DISTINCT region, ',') AS regions FROM orders")).rows).toEqual([{ regions: 'EMEA' }]);
       // globex's orders have no customer_id; acme's do.
       const noColumn = (await run(g, 'SELECT customer_id FROM orders LIMIT 1')).error;
       expect(noColumn?.code).toMatch(/^(42501|42703)$/);
       expectNoAcmeNames(noColumn, 'customer_id');
       expect((await run(a, 'SELECT customer_id FROM orders LIMIT 1')).rows).toHaveLength(1);
-      expect((await run(g, 'SELECT current_user AS u, session_user AS s, current_database() AS d')).rows).toEqual([{ u: GLOBEX_BOB, s: GLOBEX_BOB, d: 'warehouse' }]);
+      expect((await run(g, 'SELECT current_user AS u, session_user AS s, current_database() AS d')).rows).toEqual([
+        { u: GLOBEX_BOB, s: GLOBEX_BOB, d: 'warehouse' },
+      ]);
       // A topic only globex has.
       expect((await run(g, 'SELECT count(*)::int AS n FROM shipments')).rows).toEqual([{ n: 900 }]);
     } finally {
@@ -148,7 +172,7 @@ describe('identity decides the org', () => {
     expect(ledger?.hint).toMatch(/connections you can use: warehouse\b/);
     for (const db of ['acme', 'acme/warehouse', 'acme.warehouse', 'warehouse@acme']) expectNoAcmeNames(await connectError(GLOBEX_BOB, db), db);
     const p = await connect(GLOBEX_BOB, 'postgres');
-    expect((await run(p, 'SELECT string_agg(DISTINCT region, \',\') AS r FROM orders')).rows).toEqual([{ r: 'NORTH' }]);
+    expect((await run(p, "SELECT string_agg(DISTINCT region, ',') AS r FROM orders")).rows).toEqual([{ r: 'NORTH' }]);
     await p.end();
   });
 });
@@ -187,17 +211,17 @@ describe("nothing of acme's in what globex's bob can provoke", () => {
       'SELECT * FROM orders JOIN customers USING (id)',
       'SELECT * FROM pg_catalog.pg_class JOIN orders ON true',
       'SET ROLE "bob@acme.example"',
-      'SET SESSION AUTHORIZATION \'bob@acme.example\'',
-      "SET search_path TO acme",
+      "SET SESSION AUTHORIZATION 'bob@acme.example'",
+      'SET search_path TO acme',
       "SELECT current_setting('gatehouse.org')",
-      'SELECT * FROM orders WHERE region = current_setting(\'application_name\')',
+      "SELECT * FROM orders WHERE region = current_setting('application_name')",
       'EXECUTE nosuchstmt',
       'FETCH 1 FROM nosuchcursor',
       'CLOSE nosuchcursor',
       'DEALLOCATE nosuchstmt',
       'SELECT pg_sleep(0)',
-      'SELECT * FROM dblink(\'dbname=warehouse\', \'SELECT 1\') AS t(x int)',
-      "COPY customers TO STDOUT",
+      "SELECT * FROM dblink('dbname=warehouse', 'SELECT 1') AS t(x int)",
+      'COPY customers TO STDOUT',
       'SELECT 1/0 FROM orders',
       'EXPLAIN SELECT * FROM customers',
       'TABLE customers',
@@ -212,20 +236,25 @@ describe("nothing of acme's in what globex's bob can provoke", () => {
     // SET application_name to another org's name changes nothing but the name.
     await run(g, "SET application_name TO 'acme'");
     expect((await run(g, 'SHOW application_name')).rows).toEqual([{ application_name: 'acme' }]);
-    expect((await run(g, 'SELECT current_user AS u, string_agg(DISTINCT region, \',\') AS r FROM orders')).rows).toEqual([{ u: GLOBEX_BOB, r: 'NORTH' }]);
+    expect((await run(g, "SELECT current_user AS u, string_agg(DISTINCT region, ',') AS r FROM orders")).rows).toEqual([{ u: GLOBEX_BOB, r: 'NORTH' }]);
     await run(g, 'RESET application_name');
   });
 
   it("the catalog (information_schema, pg_catalog, psql's \\dt and \\d) lists globex's topics only", async () => {
-    expect((await run(g, "SELECT table_name FROM information_schema.tables WHERE table_schema NOT IN ('pg_catalog', 'information_schema') ORDER BY 1")).rows).toEqual([
-      { table_name: 'orders' },
-      { table_name: 'shipments' },
-    ]);
-    expect((await run(g, "SELECT c.relname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r','v','m','p','f') AND n.nspname NOT IN ('pg_catalog','information_schema','pg_toast') ORDER BY 1")).rows).toEqual([
-      { relname: 'orders' },
-      { relname: 'shipments' },
-    ]);
-    const cols = (await run(g, "SELECT column_name FROM information_schema.columns WHERE table_name = 'orders' ORDER BY ordinal_position")).rows?.map((r) => r.column_name);
+    expect(
+      (await run(g, "SELECT table_name FROM information_schema.tables WHERE table_schema NOT IN ('pg_catalog', 'information_schema') ORDER BY 1")).rows,
+    ).toEqual([{ table_name: 'orders' }, { table_name: 'shipments' }]);
+    expect(
+      (
+        await run(
+          g,
+          "SELECT c.relname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r','v','m','p','f') AND n.nspname NOT IN ('pg_catalog','information_schema','pg_toast') ORDER BY 1",
+        )
+      ).rows,
+    ).toEqual([{ relname: 'orders' }, { relname: 'shipments' }]);
+    const cols = (await run(g, "SELECT column_name FROM information_schema.columns WHERE table_name = 'orders' ORDER BY ordinal_position")).rows?.map(
+      (r) => r.column_name,
+    );
     expect(cols).toEqual(['id', 'region', 'amount', 'status', 'ordered_at']);
     expectNoAcmeNames((await run(g, "SELECT 'customers'::regclass")).error, "'customers'::regclass");
     const psql = (cmd: string) =>
@@ -239,7 +268,12 @@ describe("nothing of acme's in what globex's bob can provoke", () => {
       );
     const dt = await psql('\\dt');
     expect(dt.stderr).toBe('');
-    expect(dt.stdout.trim().split('\n').map((l) => l.split('|')[1])).toEqual(['orders', 'shipments']);
+    expect(
+      dt.stdout
+        .trim()
+        .split('\n')
+        .map((l) => l.split('|')[1]),
+    ).toEqual(['orders', 'shipments']);
     const d = await psql('\\d customers');
     expect(d.stderr).toMatch(/Did not find any relation named "customers"/);
     const l = await psql('\\l');
@@ -323,7 +357,7 @@ describe('session state of one org is out of reach of the other', () => {
 describe('audit', () => {
   it('every record carries the org of the person it is about', async () => {
     // A failed sign-in of each bob, so auth records are in the trail too.
-    expect(await connectError(GLOBEX_BOB + '', 'warehouse')).toBeUndefined();
+    expect(await connectError(`${GLOBEX_BOB}`, 'warehouse')).toBeUndefined();
     const fail = async (user: string) => {
       const c = new pg.Client({ host: '127.0.0.1', port: gh.port, user, password: 'wrong', database: 'warehouse' });
       c.on('error', () => {});
@@ -336,7 +370,10 @@ describe('audit', () => {
       .split('\n')
       .filter(Boolean)
       .map((l) => JSON.parse(l) as Record<string, unknown>);
-    const about = (r: Record<string, unknown>) => String(r.user ?? '').trim().toLowerCase();
+    const about = (r: Record<string, unknown>) =>
+      String(r.user ?? '')
+        .trim()
+        .toLowerCase();
     const globex = records.filter((r) => about(r).endsWith('@globex.example'));
     const acme = records.filter((r) => about(r).endsWith('@acme.example'));
     expect(globex.length).toBeGreaterThan(20);
@@ -369,7 +406,9 @@ describe('one email in two orgs', () => {
         err = e;
       }
       expect(err).toBeInstanceOf(RulesError);
-      expect((err as RulesError).problems).toEqual([{ file: 'globex/org.yaml', path: 'users.1.email', reason: 'user bob@acme.example already exists (in org acme)' }]);
+      expect((err as RulesError).problems).toEqual([
+        { file: 'globex/org.yaml', path: 'users.1.email', reason: 'user bob@acme.example already exists (in org acme)' },
+      ]);
     }
   });
 });

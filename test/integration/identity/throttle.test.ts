@@ -91,7 +91,10 @@ const THROTTLED = /^too many failed sign-ins for this user or address; wait \d s
 describe('the pg driver', () => {
   it('wrong passwords until throttled (28P01, before any password is asked); another user from another address is served meanwhile', async () => {
     for (let i = 0; i < 3; i++) {
-      expect(await signIn('BOB@acme.example', 'wrong', '127.0.0.3')).toMatchObject({ code: '28P01', message: 'password authentication failed for user "BOB@acme.example"' });
+      expect(await signIn('BOB@acme.example', 'wrong', '127.0.0.3')).toMatchObject({
+        code: '28P01',
+        message: 'password authentication failed for user "BOB@acme.example"',
+      });
     }
     // The right password no longer helps: the attempt is refused at the StartupMessage.
     const locked = await signIn('bob@acme.example', DEMO_PASSWORD, '127.0.0.3');
@@ -147,12 +150,20 @@ describe('the pg driver', () => {
 });
 
 describe('psql', () => {
-  it('prints the throttle\'s FATAL after wrong passwords, and no password prompt', async () => {
+  it("prints the throttle's FATAL after wrong passwords, and no password prompt", async () => {
     const psql = (password: string) =>
       new Promise<{ code: number; stderr: string }>((done) =>
         execFile(
           'psql',
-          ['-X', '-w', '-A', '-t', '-c', 'SELECT 1', `host=127.0.0.1 port=${gh.port} dbname=warehouse user=frank@acme.example sslmode=disable connect_timeout=10`],
+          [
+            '-X',
+            '-w',
+            '-A',
+            '-t',
+            '-c',
+            'SELECT 1',
+            `host=127.0.0.1 port=${gh.port} dbname=warehouse user=frank@acme.example sslmode=disable connect_timeout=10`,
+          ],
           { env: { ...process.env, PGPASSWORD: password }, timeout: 30_000 },
           (err, _out, stderr) => done({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stderr }),
         ),
@@ -225,7 +236,11 @@ describe('memory and floods', () => {
     await new Promise<void>((r) => over.once('close', () => r()));
     const reply = Buffer.concat(got);
     expect(reply[0]).toBe(MSG.ErrorResponse);
-    expect(errorFields(reply.subarray(5, 1 + reply.readInt32BE(1)))).toMatchObject({ S: 'FATAL', C: '53300', M: 'too many connections from this address are still signing in (limit 6)' });
+    expect(errorFields(reply.subarray(5, 1 + reply.readInt32BE(1)))).toMatchObject({
+      S: 'FATAL',
+      C: '53300',
+      M: 'too many connections from this address are still signing in (limit 6)',
+    });
     // The pg driver sees the same refusal as its error.
     expect(await signIn('erin@acme.example', DEMO_PASSWORD, '127.0.0.30')).toMatchObject({ code: '53300' });
     expect(await signIn('erin@acme.example', DEMO_PASSWORD, '127.0.0.31')).toMatchObject({ ok: 'AMER,APAC,EMEA' });

@@ -60,7 +60,13 @@ async function probe(port: number, user: string): Promise<Exchange> {
   s.write(frame(0x70, Buffer.concat([cstring('SCRAM-SHA-256'), len, first])));
   const cont = await next();
   expect(cont.body.readInt32BE(0)).toBe(11);
-  const attrs = Object.fromEntries(cont.body.subarray(4).toString('utf8').split(',').map((p) => [p[0], p.slice(2)]));
+  const attrs = Object.fromEntries(
+    cont.body
+      .subarray(4)
+      .toString('utf8')
+      .split(',')
+      .map((p) => [p[0], p.slice(2)]),
+  );
   const t0 = process.hrtime.bigint();
   s.write(frame(0x70, Buffer.from(`c=biws,r=${attrs.r},p=${Buffer.alloc(32, 7).toString('base64')}`)));
   const err = await next();
@@ -82,7 +88,10 @@ function rulesWithIterations(iterations: number): string {
   const dir = mkdtempSync(join(tmpdir(), 'gatehouse-rules-'));
   cpSync(DEMO_RULES, dir, { recursive: true });
   const org = join(dir, 'acme/org.yaml');
-  writeFileSync(org, readFileSync(org, 'utf8').replace(/SCRAM-SHA-256\$[^\s]+/g, () => formatVerifier(makeVerifier('gatehouse-demo', iterations))));
+  writeFileSync(
+    org,
+    readFileSync(org, 'utf8').replace(/SCRAM-SHA-256\$[^\s]+/g, () => formatVerifier(makeVerifier('gatehouse-demo', iterations))),
+  );
   return dir;
 }
 
@@ -113,7 +122,7 @@ describe('an unknown user gets the same SCRAM exchange as a known one', () => {
     expect(a.salt).not.toBe(b.salt);
   });
 
-  it('the iteration count, salt length, nonce and failure are the known users\' own', async () => {
+  it("the iteration count, salt length, nonce and failure are the known users' own", async () => {
     const known = await probe(server.port, 'BOB@acme.example');
     expect(known.iterations).toBe(8192);
     for (const u of ['nobody@x', 'NOBODY@acme.example', 'dave2@acme.example']) {

@@ -22,12 +22,19 @@ INSERT INTO orders SELECT g, 1 + g % 3, g * 1.5, timestamptz '2024-01-01 00:00:0
 CREATE TABLE secrets (id int, ssn text);
 `;
 const TOPIC: Topic = {
-  name: 'customers', org: 'acme', connection: 'warehouse', base: { schema: 'public', table: 'customers' },
-  fields: ['id', 'name'], access_filters: [{ field: 'region', attribute: 'region', values_for_unfiltered: ['ALL'] }],
+  name: 'customers',
+  org: 'acme',
+  connection: 'warehouse',
+  base: { schema: 'public', table: 'customers' },
+  fields: ['id', 'name'],
+  access_filters: [{ field: 'region', attribute: 'region', values_for_unfiltered: ['ALL'] }],
 };
 
-const stmt = (sql: string, returnsRows = false, kind: WarehouseStatement['kind'] = returnsRows ? 'select' : 'other'): WarehouseStatement =>
-  ({ sql, kind, returnsRows });
+const stmt = (sql: string, returnsRows = false, kind: WarehouseStatement['kind'] = returnsRows ? 'select' : 'other'): WarehouseStatement => ({
+  sql,
+  kind,
+  returnsRows,
+});
 
 let wh: EmbeddedWarehouse;
 let stateDir: string;
@@ -43,8 +50,12 @@ async function run(s: PostgresSession, ...st: WarehouseStatement[]) {
   return { sink, status };
 }
 const conn: Connection = {
-  name: 'warehouse', org: 'acme', target: { kind: 'embedded', seed: ['seed.sql'] }, allow_writes: false,
-  permissions: { default: 'no_access', groups: {}, users: {} }, topics_schema: 'topics',
+  name: 'warehouse',
+  org: 'acme',
+  target: { kind: 'embedded', seed: ['seed.sql'] },
+  allow_writes: false,
+  permissions: { default: 'no_access', groups: {}, users: {} },
+  topics_schema: 'topics',
 };
 
 beforeAll(async () => {
@@ -66,7 +77,11 @@ describe('embedded warehouse (a real PostgreSQL server)', () => {
     const { sink, status } = await run(s, stmt('SELECT id, name, region FROM customers ORDER BY id', true));
     expect(status).toBe('I');
     expect(sink.types()).toBe('T D D D C');
-    expect(sink.rows()).toEqual([['1', 'Ada', 'EMEA'], ['2', 'Bo', 'AMER'], ['3', 'tab\there "q", comma', null]]);
+    expect(sink.rows()).toEqual([
+      ['1', 'Ada', 'EMEA'],
+      ['2', 'Bo', 'AMER'],
+      ['3', 'tab\there "q", comma', null],
+    ]);
     expect(s.serverVersion).toMatch(/^16\./);
   });
 
@@ -138,11 +153,17 @@ describe('embedded warehouse (a real PostgreSQL server)', () => {
     await run(r, stmt('ROLLBACK', false, 'transaction'));
     await run(r, stmt('DISCARD ALL', false, 'discard'));
     expect((await run(r, stmt('INSERT INTO secrets VALUES (7)'))).sink.errors()[0].C).toBe('25006');
-    const who = await run(r, stmt(`SELECT current_user, r.rolsuper, (SELECT count(*) FROM pg_auth_members m WHERE m.member = r.oid) FROM pg_roles r WHERE r.rolname = current_user`, true));
+    const who = await run(
+      r,
+      stmt(
+        `SELECT current_user, r.rolsuper, (SELECT count(*) FROM pg_auth_members m WHERE m.member = r.oid) FROM pg_roles r WHERE r.rolname = current_user`,
+        true,
+      ),
+    );
     expect(who.sink.rows()).toEqual([['gatehouse_querier', 'f', '0']]);
   });
 
-  it('the topics account reads only the topics\' allowed columns (and filter columns), no temp tables, no pg_stat_activity', async () => {
+  it("the topics account reads only the topics' allowed columns (and filter columns), no temp tables, no pg_stat_activity", async () => {
     const t = await session('topics');
     expect((await run(t, stmt('SELECT id, name, region FROM customers ORDER BY id', true))).sink.rows()[0]).toEqual(['1', 'Ada', 'EMEA']);
     expect((await run(t, stmt('SELECT email FROM customers', true))).sink.errors()[0].C).toBe('42501');
@@ -153,13 +174,19 @@ describe('embedded warehouse (a real PostgreSQL server)', () => {
     expect((await run(t, stmt('CREATE TEMP TABLE t (a int)'))).sink.errors()[0].C).toBe('42501');
     await run(t, stmt('ROLLBACK', false, 'transaction'));
     expect((await run(t, stmt('SELECT query FROM pg_stat_activity', true))).sink.errors()[0].C).toBe('42501');
-    const who = await run(t, stmt(`SELECT r.rolsuper, (SELECT count(*) FROM pg_auth_members m WHERE m.member = r.oid) FROM pg_roles r WHERE r.rolname = current_user`, true));
+    const who = await run(
+      t,
+      stmt(`SELECT r.rolsuper, (SELECT count(*) FROM pg_auth_members m WHERE m.member = r.oid) FROM pg_roles r WHERE r.rolname = current_user`, true),
+    );
     expect(who.sink.rows()).toEqual([['f', '0']]);
   });
 
   it('describeRelation gives column types', async () => {
     expect(await wh.describeRelation('public', 'orders')).toEqual({
-      id: 'integer', customer_id: 'integer', amount: 'numeric(12,2)', ordered_at: 'timestamp with time zone',
+      id: 'integer',
+      customer_id: 'integer',
+      amount: 'numeric(12,2)',
+      ordered_at: 'timestamp with time zone',
     });
     await expect(wh.describeRelation('public', 'nope')).rejects.toMatchObject({ sqlstate: '42P01' });
   });
@@ -191,7 +218,10 @@ setInterval(() => {}, 1000);
   async function startChild(dir: string): Promise<{ child: ReturnType<typeof spawn>; pid: number }> {
     await writeFile(path.join(dir, 'run.mts'), script(dir));
     // node itself (not the tsx CLI, which runs a second node a SIGKILL would not reach).
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(dir, 'run.mts')], { cwd: path.resolve(import.meta.dirname, '../../..'), stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(dir, 'run.mts')], {
+      cwd: path.resolve(import.meta.dirname, '../../..'),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let err = '';
     child.stderr!.on('data', (c: Buffer) => (err += c.toString()));
     const pid = await new Promise<number>((resolve, reject) => {

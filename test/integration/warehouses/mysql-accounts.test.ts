@@ -9,7 +9,18 @@ const DB = 'gatehouse_mysql_accounts_test';
 const PW = 'gh-ma-pw-7';
 process.env.GH_MA_PW = PW;
 
-const USERS = ['gh_ma_ok', 'gh_ma_file', 'gh_ma_super', 'gh_ma_grantopt', 'gh_ma_all', 'gh_ma_write', 'gh_ma_global', 'gh_ma_process', 'gh_ma_mysqldb', 'gh_ma_role'];
+const USERS = [
+  'gh_ma_ok',
+  'gh_ma_file',
+  'gh_ma_super',
+  'gh_ma_grantopt',
+  'gh_ma_all',
+  'gh_ma_write',
+  'gh_ma_global',
+  'gh_ma_process',
+  'gh_ma_mysqldb',
+  'gh_ma_role',
+];
 const TOPICS_USERS = ['gh_ma_t_ok', 'gh_ma_t_table', 'gh_ma_t_extra', 'gh_ma_t_other', 'gh_ma_t_missing', 'gh_ma_t_insert'];
 
 const ORDERS: Topic = {
@@ -25,7 +36,17 @@ function connection(target: Partial<MysqlConnection>, allowWrites = false): Conn
   return {
     name: 'mywh',
     org: 'acme',
-    target: { kind: 'mysql', host: '127.0.0.1', port: 3306, database: DB, user: 'gh_ma_ok', password_env: 'GH_MA_PW', allow_superuser: false, allow_topics_privileges: false, ...target },
+    target: {
+      kind: 'mysql',
+      host: '127.0.0.1',
+      port: 3306,
+      database: DB,
+      user: 'gh_ma_ok',
+      password_env: 'GH_MA_PW',
+      allow_superuser: false,
+      allow_topics_privileges: false,
+      ...target,
+    },
     allow_writes: allowWrites,
     permissions: { default: 'no_access', groups: {}, users: {} },
     topics_schema: 'topics',

@@ -46,7 +46,9 @@ const stmt = (sql: string, returnsRows = true): WarehouseStatement => ({ sql, ki
 
 const warehouses: MysqlWarehouse[] = [];
 async function open(opts: { readOnly?: boolean; user?: string; target?: Partial<MysqlConnection>; pool?: 'none' | 'session' } = {}) {
-  const wh = new MysqlWarehouse(connection(opts.target ?? {}, opts.pool ? { pool: { mode: opts.pool, size: 5, idleTimeoutMs: 60_000, waitTimeoutMs: 1000 } } : {}));
+  const wh = new MysqlWarehouse(
+    connection(opts.target ?? {}, opts.pool ? { pool: { mode: opts.pool, size: 5, idleTimeoutMs: 60_000, waitTimeoutMs: 1000 } } : {}),
+  );
   warehouses.push(wh);
   const s = (await wh.openSession({ params: {}, readOnly: opts.readOnly ?? true, user: opts.user ?? 'carol@acme.example' })) as RowSession;
   return { wh, s };
@@ -94,10 +96,36 @@ describe('mysql connector: types as PostgreSQL types and text', () => {
     const [t] = sink.of('T');
     const types = Object.fromEntries(t.fields!.map((f) => [f.name, f.typeOid]));
     expect(types).toEqual({
-      id: OID.int4, ti: OID.int2, tu: OID.int2, si: OID.int2, su: OID.int4, mi: OID.int4, i: OID.int4, iu: OID.int8,
-      bi: OID.int8, bu: OID.numeric, dec2: OID.numeric, dec0: OID.numeric, f: OID.float4, d: OID.float8,
-      dt: OID.date, dtm: OID.timestamp, dtm6: OID.timestamp, ts: OID.timestamptz, tm: OID.time, yr: OID.int2, flag: OID.bool,
-      vc: OID.varchar, txt: OID.text, ch: OID.varchar, bl: OID.bytea, vb: OID.bytea, js: OID.json, bits: OID.bit, en: OID.text, st: OID.text,
+      id: OID.int4,
+      ti: OID.int2,
+      tu: OID.int2,
+      si: OID.int2,
+      su: OID.int4,
+      mi: OID.int4,
+      i: OID.int4,
+      iu: OID.int8,
+      bi: OID.int8,
+      bu: OID.numeric,
+      dec2: OID.numeric,
+      dec0: OID.numeric,
+      f: OID.float4,
+      d: OID.float8,
+      dt: OID.date,
+      dtm: OID.timestamp,
+      dtm6: OID.timestamp,
+      ts: OID.timestamptz,
+      tm: OID.time,
+      yr: OID.int2,
+      flag: OID.bool,
+      vc: OID.varchar,
+      txt: OID.text,
+      ch: OID.varchar,
+      bl: OID.bytea,
+      vb: OID.bytea,
+      js: OID.json,
+      bits: OID.bit,
+      en: OID.text,
+      st: OID.text,
     });
     const typmod = Object.fromEntries(t.fields!.map((f) => [f.name, f.typeModifier]));
     expect(typmod.dec2).toBe(((10 << 16) | 2) + 4);
@@ -106,13 +134,52 @@ describe('mysql connector: types as PostgreSQL types and text', () => {
     const [r1, r2, r3] = sink.rows();
     const row = (r: (string | null)[]) => Object.fromEntries(t.names.map((n, i) => [n, r[i]]));
     expect(row(r1)).toEqual({
-      id: '1', ti: '-128', tu: '255', si: '-32768', su: '65535', mi: '-8388608', i: '-2147483648', iu: '4294967295',
-      bi: '-9223372036854775808', bu: '18446744073709551615', dec2: '-12345678.90', dec0: '12345678901234567890', f: '0.1', d: '0.1',
-      dt: '2024-02-29', dtm: '2024-01-02 03:04:05', dtm6: '1999-12-31 23:59:59.12345', ts: '2024-06-30 12:00:00+00', tm: '-838:59:59', yr: '2024', flag: 't',
-      vc: `hé "q" \\ 'x'`, txt: 'ünïcødé ✓ 日本', ch: 'ab', bl: '\\x00ff10', vb: '\\xdeadbeef', js: '{"k": [1, 2.5, "x"]}', bits: '1000000001', en: 'green', st: 'a,c',
+      id: '1',
+      ti: '-128',
+      tu: '255',
+      si: '-32768',
+      su: '65535',
+      mi: '-8388608',
+      i: '-2147483648',
+      iu: '4294967295',
+      bi: '-9223372036854775808',
+      bu: '18446744073709551615',
+      dec2: '-12345678.90',
+      dec0: '12345678901234567890',
+      f: '0.1',
+      d: '0.1',
+      dt: '2024-02-29',
+      dtm: '2024-01-02 03:04:05',
+      dtm6: '1999-12-31 23:59:59.12345',
+      ts: '2024-06-30 12:00:00+00',
+      tm: '-838:59:59',
+      yr: '2024',
+      flag: 't',
+      vc: `hé "q" \\ 'x'`,
+      txt: 'ünïcødé ✓ 日本',
+      ch: 'ab',
+      bl: '\\x00ff10',
+      vb: '\\xdeadbeef',
+      js: '{"k": [1, 2.5, "x"]}',
+      bits: '1000000001',
+      en: 'green',
+      st: 'a,c',
     });
     // Zero dates have no PostgreSQL value: NULL. Floats in PostgreSQL's shortest form.
-    expect(row(r2)).toMatchObject({ dec2: '-0.01', f: '-1.5e-07', d: '1e+300', dt: null, dtm: null, tm: '12:30:00.5', yr: '1901', flag: 'f', vc: '', bl: '\\x', js: 'null', bits: '0000000000' });
+    expect(row(r2)).toMatchObject({
+      dec2: '-0.01',
+      f: '-1.5e-07',
+      d: '1e+300',
+      dt: null,
+      dtm: null,
+      tm: '12:30:00.5',
+      yr: '1901',
+      flag: 'f',
+      vc: '',
+      bl: '\\x',
+      js: 'null',
+      bits: '0000000000',
+    });
     expect(r3.slice(1).every((v) => v === null)).toBe(true);
     expect(sink.tags()).toEqual(['SELECT 3']);
     await s.close();
@@ -136,7 +203,7 @@ describe('float text against PostgreSQL itself', () => {
   it('pgFloat prints 6,000 random doubles and floats exactly as PostgreSQL 15 does', async () => {
     await requirePostgres();
     let seed = 42;
-    const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const rand = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
     const doubles = Array.from({ length: 3000 }, () => (rand() - 0.5) * 10 ** Math.floor(rand() * 40 - 20));
     const floats = doubles.map((d) => Math.fround(d * 3.7));
     const c = new pg.Client(PG);
@@ -155,7 +222,10 @@ describe('float text against PostgreSQL itself', () => {
 describe('mysql connector: session settings and who is behind a statement', () => {
   it('every session runs the pinned sql_mode, UTC and utf8mb4; a backslash in a literal is a character', async () => {
     const { s } = await open();
-    const { sink } = await query(s, "SELECT @@SESSION.sql_mode, @@SESSION.time_zone, @@character_set_client, @@character_set_results, 'a\\b' AS lit, \"dq\" AS dq, 'a' || 'b' AS pipes");
+    const { sink } = await query(
+      s,
+      "SELECT @@SESSION.sql_mode, @@SESSION.time_zone, @@character_set_client, @@character_set_results, 'a\\b' AS lit, \"dq\" AS dq, 'a' || 'b' AS pipes",
+    );
     const [[mode, tz, cs, cr, lit, dq, pipes]] = sink.rows();
     for (const m of MYSQL_SQL_MODE) expect(mode!.split(',')).toContain(m);
     expect(mode).not.toMatch(/ANSI_QUOTES|PIPES_AS_CONCAT/);
@@ -179,7 +249,9 @@ describe('mysql connector: session settings and who is behind a statement', () =
     const { s } = await open({ user: 'carol*/evil@acme.example' });
     const running = query(s, 'SELECT SLEEP(1.5)');
     await new Promise((r) => setTimeout(r, 500));
-    const rows = (await mariadbRun(`SELECT INFO FROM information_schema.PROCESSLIST WHERE USER = '${READER}' AND INFO LIKE '%SLEEP(1.5)%'`)) as { INFO: string }[];
+    const rows = (await mariadbRun(`SELECT INFO FROM information_schema.PROCESSLIST WHERE USER = '${READER}' AND INFO LIKE '%SLEEP(1.5)%'`)) as {
+      INFO: string;
+    }[];
     await running;
     expect(rows.map((r) => r.INFO)).toEqual(['/* gatehouse:carol%2a%2fevil@acme.example */ SELECT SLEEP(1.5)']);
     await s.close();
@@ -215,7 +287,7 @@ describe('mysql connector: errors as SQLSTATEs', () => {
 });
 
 describe('mysql connector: transaction status from the server, PostgreSQL rules on top', () => {
-  it("BEGIN -> T; an error fails the transaction (E, 25P02 for anything else); COMMIT of it rolls back -> I", async () => {
+  it('BEGIN -> T; an error fails the transaction (E, 25P02 for anything else); COMMIT of it rolls back -> I', async () => {
     const { s } = await open();
     expect(s.txStatus).toBe('I');
     expect((await query(s, 'BEGIN')).outcome.status).toBe('T');
@@ -235,7 +307,7 @@ describe('mysql connector: transaction status from the server, PostgreSQL rules 
 });
 
 describe('mysql connector: cancel, a warehouse down, a connection dropped', () => {
-  it("cancel (KILL QUERY on a second connection) ends a running statement with 57014 and the session goes on", async () => {
+  it('cancel (KILL QUERY on a second connection) ends a running statement with 57014 and the session goes on', async () => {
     const { s } = await open();
     const started = performance.now();
     const running = query(s, 'SELECT SLEEP(20)');
@@ -289,7 +361,9 @@ describe('mysql connector: cancel, a warehouse down, a connection dropped', () =
     const sink = new CollectingSink({ countOnly: true, highWaterMessages: 100, drainDelayMs: 5 });
     const running = s.run([stmt("SELECT seq, REPEAT('x', 100) FROM seq_1_to_300000")], sink).catch((e) => e);
     await new Promise((r) => setTimeout(r, 300));
-    const rows = (await mariadbRun(`SELECT ID FROM information_schema.PROCESSLIST WHERE USER = '${READER}' AND INFO LIKE '%seq_1_to_300000%'`)) as { ID: number }[];
+    const rows = (await mariadbRun(`SELECT ID FROM information_schema.PROCESSLIST WHERE USER = '${READER}' AND INFO LIKE '%seq_1_to_300000%'`)) as {
+      ID: number;
+    }[];
     expect(rows).toHaveLength(1);
     await mariadbRun(`KILL CONNECTION ${rows[0].ID}`);
     const err = await running;
@@ -311,8 +385,16 @@ describe('mysql connector: the extended protocol emulated', () => {
     b.writeInt32BE(n);
     return b;
   };
-  const bind = (params: (Buffer | null)[], paramFormats: number[], resultFormats: number[] = [], statement = 'q', portal = ''): Bind => ({ type: 'Bind', portal, statement, paramFormats, params, resultFormats });
-  const framesOf = (sink: CollectingSink) => sink.relayed.flatMap((b) => [...messages(b)].map((m) => ({ type: String.fromCharCode(m.type), body: Buffer.from(m.body) })));
+  const bind = (params: (Buffer | null)[], paramFormats: number[], resultFormats: number[] = [], statement = 'q', portal = ''): Bind => ({
+    type: 'Bind',
+    portal,
+    statement,
+    paramFormats,
+    params,
+    resultFormats,
+  });
+  const framesOf = (sink: CollectingSink) =>
+    sink.relayed.flatMap((b) => [...messages(b)].map((m) => ({ type: String.fromCharCode(m.type), body: Buffer.from(m.body) })));
 
   it('Parse, Describe (ParameterDescription, RowDescription), Bind text and binary, Execute with max-rows and PortalSuspended, Close, Sync', async () => {
     const { s } = await open();
@@ -325,13 +407,22 @@ describe('mysql connector: the extended protocol emulated', () => {
     ];
     await s.sendExtended!(steps, sink, true);
     expect(sink.types()).toBe('1 t T 2 D D s');
-    let frames = framesOf(sink);
+    const frames = framesOf(sink);
     const paramDesc = frames[1].body;
     expect([paramDesc.readInt16BE(0), paramDesc.readInt32BE(2), paramDesc.readInt32BE(6)]).toEqual([2, 23, 25]);
-    expect(sink.rows()).toEqual([['2', 'bob', '2.25'], ['3', 'cid', null]]);
+    expect(sink.rows()).toEqual([
+      ['2', 'bob', '2.25'],
+      ['3', 'cid', null],
+    ]);
     expect(s.inExtended).toBe(true);
     sink.clear();
-    const outcome = await s.syncExtended!([{ type: 'Execute', portal: '', maxRows: 0 }, { type: 'Close', kind: 'S', name: 'q' }], sink);
+    const outcome = await s.syncExtended!(
+      [
+        { type: 'Execute', portal: '', maxRows: 0 },
+        { type: 'Close', kind: 'S', name: 'q' },
+      ],
+      sink,
+    );
     expect(sink.types()).toBe('D C 3');
     expect(sink.rows()).toEqual([['5', 'eve', '0']]);
     expect(sink.tags()).toEqual(['SELECT 1']);

@@ -26,8 +26,23 @@ beforeAll(async () => {
 afterAll(() => cluster?.stop());
 
 function wh(user: string, passwordEnv?: string): PostgresWarehouse {
-  const target: PostgresConnection = { kind: 'postgres', host: '127.0.0.1', port, database: 'postgres', user, password_env: passwordEnv, allow_superuser: false };
-  const conn: Connection = { name: 'authwh', org: 'acme', target, allow_writes: false, permissions: { default: 'no_access', groups: {}, users: {} }, topics_schema: 'topics' };
+  const target: PostgresConnection = {
+    kind: 'postgres',
+    host: '127.0.0.1',
+    port,
+    database: 'postgres',
+    user,
+    password_env: passwordEnv,
+    allow_superuser: false,
+  };
+  const conn: Connection = {
+    name: 'authwh',
+    org: 'acme',
+    target,
+    allow_writes: false,
+    permissions: { default: 'no_access', groups: {}, users: {} },
+    topics_schema: 'topics',
+  };
   return new PostgresWarehouse(conn);
 }
 
@@ -57,7 +72,12 @@ describe('postgres warehouse: upstream authentication', () => {
     const secret = 'Wr0ng-But-Secret-L00king!';
     process.env.GH_AUTH_WRONG = secret;
     for (const user of ['scramuser', 'md5user', 'clearuser']) {
-      const err = await wh(user, 'GH_AUTH_WRONG').start().then(() => undefined, (e) => e);
+      const err = await wh(user, 'GH_AUTH_WRONG')
+        .start()
+        .then(
+          () => undefined,
+          (e) => e,
+        );
       expect(err).toMatchObject({ sqlstate: '08001', message: 'could not connect to warehouse of connection "authwh"' });
       expect(err.detail).toContain('password authentication failed');
       expect(JSON.stringify({ m: err.message, d: err.detail, h: err.hint, s: String(err.stack) })).not.toContain(secret);

@@ -37,10 +37,13 @@ afterAll(() => {
 });
 
 function open(host: string, port: number, tls: UpstreamTls | undefined): Promise<UpstreamConnection> {
-  return UpstreamConnection.open(
-    { connection: 'tlswh', host, port, database: 'postgres', user: 'reader', password: () => PASSWORD, ...(tls ? { tls } : {}) },
-    [['user', 'reader'], ['database', 'postgres'], ['application_name', 'gh-tls-test'], ['client_encoding', 'UTF8'], ['standard_conforming_strings', 'on']],
-  );
+  return UpstreamConnection.open({ connection: 'tlswh', host, port, database: 'postgres', user: 'reader', password: () => PASSWORD, ...(tls ? { tls } : {}) }, [
+    ['user', 'reader'],
+    ['database', 'postgres'],
+    ['application_name', 'gh-tls-test'],
+    ['client_encoding', 'UTF8'],
+    ['standard_conforming_strings', 'on'],
+  ]);
 }
 
 async function refusal(p: Promise<UpstreamConnection>): Promise<GatehouseError> {
@@ -79,7 +82,7 @@ describe('postgres connector: TLS to the warehouse', () => {
   it('a result of many TLS records arrives whole (messages cut across records)', async () => {
     const c = await open('127.0.0.1', tlsCluster!.port, { mode: 'verify-full', caFile: pki.caCert });
     try {
-      const r = await c.rows("SELECT g, repeat(md5(g::text), 40) FROM generate_series(1, 20000) g");
+      const r = await c.rows('SELECT g, repeat(md5(g::text), 40) FROM generate_series(1, 20000) g');
       expect(r.rows.length).toBe(20000);
       expect(r.rows[19999]).toEqual(['20000', expect.stringMatching(/^[0-9a-f]{1280}$/)]);
       expect(r.rows.every((row, i) => row[0] === String(i + 1))).toBe(true);
@@ -102,8 +105,12 @@ describe('postgres connector: TLS to the warehouse', () => {
     }
   });
 
-  it('a certificate from a CA not given is refused (08001), with another CA and with none (Node\'s own roots)', async () => {
-    for (const tls of [{ mode: 'verify-full', caFile: pki.otherCaCert }, { mode: 'verify-full' }, { mode: 'verify-ca', caFile: pki.otherCaCert }] as UpstreamTls[]) {
+  it("a certificate from a CA not given is refused (08001), with another CA and with none (Node's own roots)", async () => {
+    for (const tls of [
+      { mode: 'verify-full', caFile: pki.otherCaCert },
+      { mode: 'verify-full' },
+      { mode: 'verify-ca', caFile: pki.otherCaCert },
+    ] as UpstreamTls[]) {
       const err = await refusal(open('127.0.0.1', tlsCluster!.port, tls));
       expect(err).toMatchObject({ sqlstate: '08001', message: 'could not connect to warehouse of connection "tlswh": its TLS certificate did not verify' });
       expect(err.detail).toMatch(/certificate/i);
@@ -139,7 +146,10 @@ describe('postgres connector: TLS to the warehouse', () => {
     const c = await open('127.0.0.1', tlsCluster!.port, { mode: 'verify-full', caFile: pki.caCert });
     try {
       const started = Date.now();
-      const running = c.rows('SELECT pg_sleep(30)').then(() => 'finished', (e: Error) => e.message);
+      const running = c.rows('SELECT pg_sleep(30)').then(
+        () => 'finished',
+        (e: Error) => e.message,
+      );
       await new Promise((r) => setTimeout(r, 300));
       await c.cancel();
       expect(await running).toMatch(/57014/);
@@ -149,7 +159,7 @@ describe('postgres connector: TLS to the warehouse', () => {
     }
   });
 
-  it('bytes in clear after the server\'s S are refused (CVE-2021-23222), as is an answer that is neither S nor N', async () => {
+  it("bytes in clear after the server's S are refused (CVE-2021-23222), as is an answer that is neither S nor N", async () => {
     for (const answer of [Buffer.from('SX\0\0\0\x08'), Buffer.from('E')]) {
       const server = net.createServer((s) => s.once('data', () => s.write(answer)));
       await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -163,21 +173,45 @@ describe('postgres connector: TLS to the warehouse', () => {
     }
   });
 
-  it('a connection file\'s tls reaches the warehouse; the session shows application_name gatehouse:<email> (pg_stat_activity)', async () => {
+  it("a connection file's tls reaches the warehouse; the session shows application_name gatehouse:<email> (pg_stat_activity)", async () => {
     process.env.GH_TLS_READER = PASSWORD;
     const target: PostgresConnection = {
-      kind: 'postgres', host: '127.0.0.1', port: tlsCluster!.port, database: 'postgres', user: 'reader', password_env: 'GH_TLS_READER', allow_superuser: false,
+      kind: 'postgres',
+      host: '127.0.0.1',
+      port: tlsCluster!.port,
+      database: 'postgres',
+      user: 'reader',
+      password_env: 'GH_TLS_READER',
+      allow_superuser: false,
       tls: { mode: 'verify-full', ca_file: pki.caCert },
     };
-    const conn: Connection = { name: 'tlswh', org: 'acme', target, allow_writes: false, permissions: { default: 'no_access', groups: {}, users: {} }, topics_schema: 'topics' };
+    const conn: Connection = {
+      name: 'tlswh',
+      org: 'acme',
+      target,
+      allow_writes: false,
+      permissions: { default: 'no_access', groups: {}, users: {} },
+      topics_schema: 'topics',
+    };
     for (const pooling of ['session', 'none'] as const) {
       const w = new PostgresWarehouse({ ...conn, pool: { mode: pooling, size: 2, idleTimeoutMs: 60_000, waitTimeoutMs: 5_000 } });
       await w.start();
       const who = async (user: string) => {
         const s = await w.openSession({ params: { application_name: 'psql' }, readOnly: true, user });
         const sink = new CollectingSink();
-        await s.run([{ sql: 'SELECT a.application_name, s.ssl FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid) WHERE a.pid = pg_backend_pid()', kind: 'select', returnsRows: true }], sink);
-        const seen = tlsCluster!.psql('postgres', `SELECT application_name FROM pg_stat_activity WHERE usename = 'reader' AND application_name LIKE 'gatehouse:%'`).trim();
+        await s.run(
+          [
+            {
+              sql: 'SELECT a.application_name, s.ssl FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid) WHERE a.pid = pg_backend_pid()',
+              kind: 'select',
+              returnsRows: true,
+            },
+          ],
+          sink,
+        );
+        const seen = tlsCluster!
+          .psql('postgres', `SELECT application_name FROM pg_stat_activity WHERE usename = 'reader' AND application_name LIKE 'gatehouse:%'`)
+          .trim();
         await s.close();
         return { row: sink.rows()[0], seen };
       };
@@ -190,7 +224,7 @@ describe('postgres connector: TLS to the warehouse', () => {
     await expect(refused.start()).rejects.toMatchObject({ sqlstate: '08001', message: expect.stringContaining('certificate did not verify') });
   });
 
-  it('through Gatehouse: a connection file with tls and a relative ca_file; carol\'s session is encrypted and named for her; the wrong CA is 08001', async () => {
+  it("through Gatehouse: a connection file with tls and a relative ca_file; carol's session is encrypted and named for her; the wrong CA is 08001", async () => {
     process.env.GH_TLS_READER = PASSWORD;
     const rulesWith = (ca: string) => {
       const dir = mkdtempSync(join(tmpdir(), 'gatehouse-rules-pgtls-'));
@@ -209,7 +243,9 @@ describe('postgres connector: TLS to the warehouse', () => {
       try {
         // pg_stat_* are not readable through Gatehouse: the warehouse's superuser looks.
         const pid = (await c.query('SELECT pg_backend_pid() AS pid')).rows[0].pid;
-        const seen = tlsCluster!.psql('postgres', `SELECT s.ssl, a.application_name FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE pid = ${Number(pid)}`).trim();
+        const seen = tlsCluster!
+          .psql('postgres', `SELECT s.ssl, a.application_name FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE pid = ${Number(pid)}`)
+          .trim();
         expect(seen).toBe('t|gatehouse:carol@acme.example');
       } finally {
         await c.end();

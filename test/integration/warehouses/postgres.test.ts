@@ -1,7 +1,7 @@
 // The postgres connector against the local PostgreSQL (127.0.0.1:5432, trust auth).
 // No skips: if the server is not there, beforeAll fails and every test with it.
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { Connection, PostgresConnection } from '../../../src/config/model.ts';
 import { GatehouseError } from '../../../src/errors.ts';
 import { messages } from '../../../src/warehouses/pg-framing.ts';
@@ -65,9 +65,7 @@ describe('postgres warehouse: relay', () => {
     stream.on('data', (b: Buffer) => captured.push(Buffer.from(b)));
     const viaDriver = await c.query({ text: SAMPLE, rowMode: 'array', types: { getTypeParser: () => (v: string) => v } });
     await c.end();
-    const driverBytes = Buffer.concat(
-      [...messages(Buffer.concat(captured))].filter((m) => 'TDC'.includes(String.fromCharCode(m.type))).map((m) => m.frame),
-    );
+    const driverBytes = Buffer.concat([...messages(Buffer.concat(captured))].filter((m) => 'TDC'.includes(String.fromCharCode(m.type))).map((m) => m.frame));
 
     const { s } = await open();
     const sink = new CollectingSink();
@@ -148,7 +146,7 @@ describe('postgres warehouse: relay', () => {
     await s.close();
   });
 
-  it('a sink that cannot feed COPY FROM STDIN (Gatehouse\'s own queries) answers CopyFail and carries on', async () => {
+  it("a sink that cannot feed COPY FROM STDIN (Gatehouse's own queries) answers CopyFail and carries on", async () => {
     const { s } = await open({ user: 'postgres', allow_superuser: true });
     const sink = new CollectingSink();
     expect((await s.run([stmt('COPY scratch FROM STDIN')], sink)).status).toBe('I');
@@ -188,7 +186,9 @@ describe('postgres warehouse: streaming and backpressure', () => {
     expect(sink.maxSinceDrain).toBeLessThan(10_000);
     expect(sink.drains).toBeGreaterThan(50);
     expect(heapMax - heap0).toBeLessThan(100 * 1024 * 1024);
-    console.log(`postgres: 1M rows relayed in ${ms.toFixed(0)} ms, ${sink.relayCalls} relay calls, ${sink.drains} drains, max ${sink.maxSinceDrain} messages between drains`);
+    console.log(
+      `postgres: 1M rows relayed in ${ms.toFixed(0)} ms, ${sink.relayCalls} relay calls, ${sink.drains} drains, max ${sink.maxSinceDrain} messages between drains`,
+    );
     await s.close();
   });
 
@@ -216,7 +216,10 @@ describe('postgres warehouse: streaming and backpressure', () => {
 describe('postgres warehouse: start() and connecting', () => {
   it('refuses a superuser account unless allow_superuser, naming the connection and what is wrong', async () => {
     const wh = new PostgresWarehouse(connection({ user: 'postgres' }, 'warehouse'));
-    const err = await wh.start().then(() => undefined, (e) => e);
+    const err = await wh.start().then(
+      () => undefined,
+      (e) => e,
+    );
     expect(err).toBeInstanceOf(GatehouseError);
     expect(err.sqlstate).toBe('42501');
     expect(err.message).toContain('"warehouse"');
@@ -233,7 +236,10 @@ describe('postgres warehouse: start() and connecting', () => {
     const secret = 'Sup3r-S3cret-P4ssw0rd!';
     process.env.GH_TEST_WH_PASSWORD = secret;
     const wh = new PostgresWarehouse(connection({ port: 1, password_env: 'GH_TEST_WH_PASSWORD' }, 'warehouse'));
-    const err = await wh.start().then(() => undefined, (e) => e);
+    const err = await wh.start().then(
+      () => undefined,
+      (e) => e,
+    );
     expect(err).toBeInstanceOf(GatehouseError);
     expect(err.sqlstate).toBe('08001');
     expect(err.message).toBe('could not connect to warehouse of connection "warehouse"');
@@ -251,8 +257,14 @@ describe('postgres warehouse: start() and connecting', () => {
   it('describeRelation gives column types', async () => {
     const wh = new PostgresWarehouse(connection({}));
     expect(await wh.describeRelation('public', 'sample')).toEqual({
-      id: 'integer', name: 'text', amount: 'numeric(12,2)', created_at: 'timestamp with time zone',
-      tags: 'text[]', doc: 'jsonb', raw: 'bytea', ok: 'boolean',
+      id: 'integer',
+      name: 'text',
+      amount: 'numeric(12,2)',
+      created_at: 'timestamp with time zone',
+      tags: 'text[]',
+      doc: 'jsonb',
+      raw: 'bytea',
+      ok: 'boolean',
     });
     await expect(wh.describeRelation('public', "no'such")).rejects.toMatchObject({ sqlstate: '42P01' });
   });

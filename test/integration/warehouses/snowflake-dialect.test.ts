@@ -45,7 +45,15 @@ beforeAll(async () => {
     CREATE TABLE "PUBLIC"."ORDERS" AS SELECT id AS "ID", customer_id AS "CUSTOMER_ID", region AS "REGION", amount AS "AMOUNT",
       status AS "STATUS", ordered_at AS "ORDERED_AT" FROM public.orders;`);
   fake = await startFakeSnowflake({ pg: { ...PG, database: DB }, users: { svc: { password: 'dialect-pw' } } });
-  sf = await connectSnowflake({ account: 'gh-test', user: 'svc', password: 'dialect-pw', accessUrl: fake.url, database: 'GH', schema: 'PUBLIC', warehouse: 'WH' });
+  sf = await connectSnowflake({
+    account: 'gh-test',
+    user: 'svc',
+    password: 'dialect-pw',
+    accessUrl: fake.url,
+    database: 'GH',
+    schema: 'PUBLIC',
+    warehouse: 'WH',
+  });
 });
 
 afterAll(async () => {
@@ -64,21 +72,67 @@ const CASES: Array<{ name: string; sql: string; params?: (string | null)[]; orde
   { name: 'NULL ordering, ascending and descending', sql: `SELECT id, amount FROM ${ALL_ORDERS} ORDER BY amount, id`, ordered: true },
   { name: 'NULLs first when descending', sql: `SELECT id, status FROM ${ALL_ORDERS} ORDER BY status DESC, id`, ordered: true },
   { name: 'explicit NULLS FIRST', sql: `SELECT id, ordered_at FROM ${ALL_ORDERS} ORDER BY ordered_at ASC NULLS FIRST, id`, ordered: true },
-  { name: 'aggregates, GROUP BY, HAVING', sql: `SELECT region, count(*), count(amount), count(DISTINCT status), sum(amount), min(amount), max(ordered_at) FROM ${ALL_ORDERS} GROUP BY region HAVING count(*) > 1 ORDER BY region`, ordered: true },
+  {
+    name: 'aggregates, GROUP BY, HAVING',
+    sql: `SELECT region, count(*), count(amount), count(DISTINCT status), sum(amount), min(amount), max(ordered_at) FROM ${ALL_ORDERS} GROUP BY region HAVING count(*) > 1 ORDER BY region`,
+    ordered: true,
+  },
   { name: 'avg', sql: `SELECT region, avg(amount) FROM ${ALL_ORDERS} GROUP BY region ORDER BY 1`, ordered: true },
-  { name: 'join of two topics', sql: `SELECT o.id, c.name FROM ${ORDERS.replace('AS orders', 'AS o')} JOIN ${CUSTOMERS.replace('AS customers', 'AS c')} ON o.customer_id = c.id ORDER BY o.id`, ordered: true },
-  { name: 'left join keeps unmatched rows', sql: `SELECT c.name, o.id FROM ${CUSTOMERS.replace('AS customers', 'AS c')} LEFT JOIN ${ORDERS.replace('AS orders', 'AS o')} ON o.customer_id = c.id ORDER BY c.name, o.id`, ordered: true },
-  { name: 'CTE, IN and EXISTS subqueries', sql: `WITH big AS (SELECT id, customer_id FROM ${ALL_ORDERS} WHERE amount > 20) SELECT c.name FROM ${CUSTOMERS.replace('AS customers', 'AS c')} WHERE c.id IN (SELECT customer_id FROM big) OR EXISTS (SELECT 1 FROM big WHERE big.id = c.id) ORDER BY 1`, ordered: true },
+  {
+    name: 'join of two topics',
+    sql: `SELECT o.id, c.name FROM ${ORDERS.replace('AS orders', 'AS o')} JOIN ${CUSTOMERS.replace('AS customers', 'AS c')} ON o.customer_id = c.id ORDER BY o.id`,
+    ordered: true,
+  },
+  {
+    name: 'left join keeps unmatched rows',
+    sql: `SELECT c.name, o.id FROM ${CUSTOMERS.replace('AS customers', 'AS c')} LEFT JOIN ${ORDERS.replace('AS orders', 'AS o')} ON o.customer_id = c.id ORDER BY c.name, o.id`,
+    ordered: true,
+  },
+  {
+    name: 'CTE, IN and EXISTS subqueries',
+    sql: `WITH big AS (SELECT id, customer_id FROM ${ALL_ORDERS} WHERE amount > 20) SELECT c.name FROM ${CUSTOMERS.replace('AS customers', 'AS c')} WHERE c.id IN (SELECT customer_id FROM big) OR EXISTS (SELECT 1 FROM big WHERE big.id = c.id) ORDER BY 1`,
+    ordered: true,
+  },
   { name: 'scalar subquery', sql: `SELECT id, (SELECT max(amount) FROM ${ALL_ORDERS}) AS top FROM ${ORDERS} ORDER BY id`, ordered: true },
-  { name: 'CASE, COALESCE, NULLIF, concatenation', sql: `SELECT id, CASE WHEN amount > 20 THEN 'big' WHEN amount IS NULL THEN 'none' ELSE 'small' END, COALESCE(status, '?') || '/' || region, NULLIF(status, 'open') FROM ${ALL_ORDERS} ORDER BY id`, ordered: true },
-  { name: 'LIKE with the default backslash escape', sql: `SELECT id FROM ${ALL_ORDERS} WHERE status LIKE 'x\\_%' OR status ILIKE 'SHIP%' ORDER BY id`, ordered: true },
-  { name: 'IN, NOT IN, BETWEEN, IS DISTINCT FROM', sql: `SELECT id FROM ${ALL_ORDERS} WHERE id IN (1, 2, 3, 4, 5) AND status NOT IN ('x') AND customer_id BETWEEN 1 AND 3 AND status IS DISTINCT FROM 'shipped' ORDER BY id`, ordered: true },
+  {
+    name: 'CASE, COALESCE, NULLIF, concatenation',
+    sql: `SELECT id, CASE WHEN amount > 20 THEN 'big' WHEN amount IS NULL THEN 'none' ELSE 'small' END, COALESCE(status, '?') || '/' || region, NULLIF(status, 'open') FROM ${ALL_ORDERS} ORDER BY id`,
+    ordered: true,
+  },
+  {
+    name: 'LIKE with the default backslash escape',
+    sql: `SELECT id FROM ${ALL_ORDERS} WHERE status LIKE 'x\\_%' OR status ILIKE 'SHIP%' ORDER BY id`,
+    ordered: true,
+  },
+  {
+    name: 'IN, NOT IN, BETWEEN, IS DISTINCT FROM',
+    sql: `SELECT id FROM ${ALL_ORDERS} WHERE id IN (1, 2, 3, 4, 5) AND status NOT IN ('x') AND customer_id BETWEEN 1 AND 3 AND status IS DISTINCT FROM 'shipped' ORDER BY id`,
+    ordered: true,
+  },
   { name: 'LIMIT and OFFSET as parameters', sql: `SELECT id FROM ${ALL_ORDERS} ORDER BY id LIMIT $1 OFFSET $2`, params: ['3', '2'], ordered: true },
   { name: 'OFFSET without LIMIT', sql: `SELECT id FROM ${ALL_ORDERS} ORDER BY id OFFSET 5`, ordered: true },
-  { name: 'parameters in conditions, reused', sql: `SELECT id FROM ${ALL_ORDERS} WHERE region = $1 OR customer_id = $2 OR id = $2 ORDER BY id`, params: ['APAC', '2'], ordered: true },
-  { name: 'casts of constants and parameters', sql: `SELECT id FROM ${ALL_ORDERS} WHERE ordered_at >= '2024-01-15'::timestamp AND ordered_at < $1::date ORDER BY id`, params: ['2024-03-01'], ordered: true },
-  { name: 'casts outside a fence', sql: `SELECT id::text, amount::float8 / 4, amount::numeric(10,1), (id > 3)::text FROM public.orders ORDER BY id`, ordered: true },
-  { name: 'UNION, INTERSECT, EXCEPT', sql: `SELECT region FROM ${ALL_ORDERS} UNION SELECT region FROM ${CUSTOMERS} EXCEPT SELECT 'AMER' ORDER BY 1`, ordered: true },
+  {
+    name: 'parameters in conditions, reused',
+    sql: `SELECT id FROM ${ALL_ORDERS} WHERE region = $1 OR customer_id = $2 OR id = $2 ORDER BY id`,
+    params: ['APAC', '2'],
+    ordered: true,
+  },
+  {
+    name: 'casts of constants and parameters',
+    sql: `SELECT id FROM ${ALL_ORDERS} WHERE ordered_at >= '2024-01-15'::timestamp AND ordered_at < $1::date ORDER BY id`,
+    params: ['2024-03-01'],
+    ordered: true,
+  },
+  {
+    name: 'casts outside a fence',
+    sql: `SELECT id::text, amount::float8 / 4, amount::numeric(10,1), (id > 3)::text FROM public.orders ORDER BY id`,
+    ordered: true,
+  },
+  {
+    name: 'UNION, INTERSECT, EXCEPT',
+    sql: `SELECT region FROM ${ALL_ORDERS} UNION SELECT region FROM ${CUSTOMERS} EXCEPT SELECT 'AMER' ORDER BY 1`,
+    ordered: true,
+  },
   { name: 'UNION ALL keeps duplicates', sql: `SELECT region FROM ${ORDERS} UNION ALL SELECT region FROM ${CUSTOMERS}` },
   { name: 'DISTINCT and scalar functions', sql: `SELECT DISTINCT upper(status), length(region), abs(-customer_id), round(amount, 1) FROM ${ALL_ORDERS}` },
   { name: 'exponent literal stays numeric', sql: `SELECT id FROM ${ALL_ORDERS} WHERE amount > 1e1 ORDER BY id`, ordered: true },

@@ -88,10 +88,15 @@ async function sdkConnect(extra: Record<string, unknown> = {}) {
   await new Promise<void>((resolve, reject) => conn.connect((err: unknown) => (err ? reject(err) : resolve())));
   return conn;
 }
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 function sdkRun(conn: any, sqlText: string, binds: unknown[] = []): Promise<{ err?: any; rows?: unknown[][] }> {
   return new Promise((resolve) => {
-    conn.execute({ sqlText, binds, rowMode: 'array', fetchAsString: ['Number'], complete: (err: unknown, _s: unknown, rows: unknown[][]) => resolve({ err, rows }) });
+    conn.execute({
+      sqlText,
+      binds,
+      rowMode: 'array',
+      fetchAsString: ['Number'],
+      complete: (err: unknown, _s: unknown, rows: unknown[][]) => resolve({ err, rows }),
+    });
   });
 }
 
@@ -111,7 +116,10 @@ describe('the fake Snowflake, driven by the real snowflake-sdk', () => {
     const conn = await sdkConnect();
     const a = await sdkRun(conn, `SELECT "ID", '?' AS q FROM "PUBLIC"."TYPES" WHERE "ID" >= ? AND "NAME" <> ? ORDER BY "ID"`, [1, 'x']);
     expect(a.err).toBeFalsy();
-    expect(a.rows).toEqual([['1', '?'], ['2', '?']]);
+    expect(a.rows).toEqual([
+      ['1', '?'],
+      ['2', '?'],
+    ]);
     const b = await sdkRun(conn, `SELECT "ID" FROM "PUBLIC"."TYPES" WHERE "ID" = :2 OR "ID" = :1 ORDER BY 1`, [1, 2]);
     expect(b.rows).toEqual([['1'], ['2']]);
     expect(fake.queries.at(-2)?.pgSql).toBe(`SELECT "ID", '?' AS q FROM "PUBLIC"."TYPES" WHERE "ID" >= $1 AND "NAME" <> $2 ORDER BY "ID"`);
@@ -202,13 +210,42 @@ describe('snowflake connector', () => {
       ['IV', 25, -1],
     ]);
     expect(out.rows[0]).toEqual([
-      '1', '9007199254740993', '12.50', '12345678901234567890123456789012345678', '0.25', 'plain', 'ab', 't', '2024-02-29', '12:34:56.500000',
-      '2024-02-29 12:00:00.123456', '2024-02-29 12:00:00+00', '2024-02-29 12:00:00+00', '{"k": [1, 2]}', '\\x00ff',
-      'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '1 day',
+      '1',
+      '9007199254740993',
+      '12.50',
+      '12345678901234567890123456789012345678',
+      '0.25',
+      'plain',
+      'ab',
+      't',
+      '2024-02-29',
+      '12:34:56.500000',
+      '2024-02-29 12:00:00.123456',
+      '2024-02-29 12:00:00+00',
+      '2024-02-29 12:00:00+00',
+      '{"k": [1, 2]}',
+      '\\x00ff',
+      'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11',
+      '1 day',
     ]);
     expect(out.rows[1]).toEqual([
-      '2', '-1', '-0.01', '0', '1e+300', 'it\'s \\ "q" ünï ✓', '', 'f', '1969-12-31', '00:00:00.000000',
-      '1969-12-31 23:59:59.5', null, null, 'null', '\\x', null, null,
+      '2',
+      '-1',
+      '-0.01',
+      '0',
+      '1e+300',
+      'it\'s \\ "q" ünï ✓',
+      '',
+      'f',
+      '1969-12-31',
+      '00:00:00.000000',
+      '1969-12-31 23:59:59.5',
+      null,
+      null,
+      'null',
+      '\\x',
+      null,
+      null,
     ]);
     expect(out.rows[2]).toEqual(['3', ...Array(16).fill(null)]);
   });
@@ -331,7 +368,10 @@ describe('snowflake connector', () => {
 
   it('refuses a wrong password with 08001 naming the connection and never the password', async () => {
     const wrong = 'not-the-Pa55word';
-    const err = await connectSnowflake(creds({ password: wrong }), { connectionName: 'sf_main' }).then(() => undefined, (e) => e);
+    const err = await connectSnowflake(creds({ password: wrong }), { connectionName: 'sf_main' }).then(
+      () => undefined,
+      (e) => e,
+    );
     expect(err).toBeInstanceOf(GatehouseError);
     expect(err.sqlstate).toBe('08001');
     expect(err.message).toMatch(/connection sf_main: Snowflake sign-in failed: Incorrect username or password/);

@@ -8,7 +8,7 @@ import { RulesError, loadRules, topicsOf } from '../../../src/config/load.ts';
 import type { Connection, PostgresConnection, Topic } from '../../../src/config/model.ts';
 import { GatehouseError } from '../../../src/errors.ts';
 import { PostgresWarehouse } from '../../../src/warehouses/postgres.ts';
-import { type RunningGatehouse } from '../../../src/serve.ts';
+import type { RunningGatehouse } from '../../../src/serve.ts';
 import { DEMO_PASSWORD, DEMO_RULES, asUser, demoRulesWith, postgresWarehouseYaml, startGatehouse } from '../../helpers/gatehouse.ts';
 import { RawClient } from '../../helpers/raw-client.ts';
 import { createAcmeWarehouse, psqlAdmin, requirePostgres, topicsAccountSql } from '../../helpers/servers.ts';
@@ -32,7 +32,10 @@ function connection(target: Partial<PostgresConnection> = {}): Connection {
 }
 
 async function startError(conn = connection()): Promise<GatehouseError | undefined> {
-  return new PostgresWarehouse(conn, undefined, demoTopics()).start().then(() => undefined, (e) => e);
+  return new PostgresWarehouse(conn, undefined, demoTopics()).start().then(
+    () => undefined,
+    (e) => e,
+  );
 }
 
 beforeAll(async () => {
@@ -56,29 +59,115 @@ beforeAll(async () => {
 });
 
 describe('the topics account, checked at start', () => {
-  it('accepts an account with SELECT on exactly the topics\' fields, no TEMP and no memberships', async () => {
+  it("accepts an account with SELECT on exactly the topics' fields, no TEMP and no memberships", async () => {
     expect(await startError()).toBeUndefined();
   });
 
   const cases: { name: string; grant: string; revoke: string; reason: RegExp }[] = [
-    { name: 'SELECT on the whole customers table (email too)', grant: `GRANT SELECT ON public.customers TO ${TOPICS}`, revoke: `REVOKE SELECT ON public.customers FROM ${TOPICS}; GRANT SELECT (id, name, region, created_at) ON public.customers TO ${TOPICS}`, reason: /columns email of table public\.customers/ },
-    { name: 'SELECT on customers.email alone', grant: `GRANT SELECT (email) ON public.customers TO ${TOPICS}`, revoke: `REVOKE SELECT (email) ON public.customers FROM ${TOPICS}`, reason: /columns email of table public\.customers/ },
-    { name: 'SELECT on employees', grant: `GRANT SELECT ON public.employees TO ${TOPICS}`, revoke: `REVOKE SELECT ON public.employees FROM ${TOPICS}`, reason: /can SELECT table public\.employees, which is no topic's base relation/ },
-    { name: 'SELECT on one column of employees', grant: `GRANT SELECT (name) ON public.employees TO ${TOPICS}`, revoke: `REVOKE SELECT (name) ON public.employees FROM ${TOPICS}`, reason: /table public\.employees/ },
-    { name: 'SELECT on employees through PUBLIC', grant: `GRANT SELECT ON public.employees TO PUBLIC`, revoke: `REVOKE SELECT ON public.employees FROM PUBLIC`, reason: /table public\.employees/ },
-    { name: 'a view over employees in another schema', grant: `GRANT USAGE ON SCHEMA hr TO ${TOPICS}; GRANT SELECT ON hr.salaries TO ${TOPICS}`, revoke: `REVOKE SELECT ON hr.salaries FROM ${TOPICS}; REVOKE USAGE ON SCHEMA hr FROM ${TOPICS}`, reason: /view hr\.salaries/ },
-    { name: 'a sequence', grant: `GRANT USAGE ON SEQUENCE public.invoice_no TO ${TOPICS}`, revoke: `REVOKE USAGE ON SEQUENCE public.invoice_no FROM ${TOPICS}`, reason: /sequence public\.invoice_no/ },
-    { name: 'UPDATE on a topic column', grant: `GRANT UPDATE (status) ON public.orders TO ${TOPICS}`, revoke: `REVOKE UPDATE (status) ON public.orders FROM ${TOPICS}`, reason: /INSERT, UPDATE or REFERENCES columns status of table public\.orders/ },
-    { name: 'INSERT on a topic base', grant: `GRANT INSERT ON public.orders TO ${TOPICS}`, revoke: `REVOKE INSERT ON public.orders FROM ${TOPICS}`, reason: /other than SELECT on table public\.orders/ },
-    { name: 'TRUNCATE on a topic base', grant: `GRANT TRUNCATE ON public.orders TO ${TOPICS}`, revoke: `REVOKE TRUNCATE ON public.orders FROM ${TOPICS}`, reason: /other than SELECT on table public\.orders/ },
-    { name: 'TEMP through PUBLIC (the default)', grant: `GRANT TEMP ON DATABASE ${DB} TO PUBLIC`, revoke: `REVOKE TEMP ON DATABASE ${DB} FROM PUBLIC`, reason: /temporary tables/ },
-    { name: 'TEMP granted to the account', grant: `GRANT TEMP ON DATABASE ${DB} TO ${TOPICS}`, revoke: `REVOKE TEMP ON DATABASE ${DB} FROM ${TOPICS}`, reason: /temporary tables/ },
-    { name: 'CREATE on the database', grant: `GRANT CREATE ON DATABASE ${DB} TO ${TOPICS}`, revoke: `REVOKE CREATE ON DATABASE ${DB} FROM ${TOPICS}`, reason: /create schemas/ },
-    { name: 'CREATE on schema public', grant: `GRANT CREATE ON SCHEMA public TO ${TOPICS}`, revoke: `REVOKE CREATE ON SCHEMA public FROM ${TOPICS}`, reason: /create objects in schema public/ },
-    ...['pg_read_server_files', 'pg_signal_backend', 'pg_read_all_data', 'pg_monitor', 'pg_read_all_stats', 'pg_write_server_files', 'pg_execute_server_program'].map((r) => ({
-      name: `membership of ${r}`, grant: `GRANT ${r} TO ${TOPICS}`, revoke: `REVOKE ${r} FROM ${TOPICS}`, reason: new RegExp(`member of ${r}`),
+    {
+      name: 'SELECT on the whole customers table (email too)',
+      grant: `GRANT SELECT ON public.customers TO ${TOPICS}`,
+      revoke: `REVOKE SELECT ON public.customers FROM ${TOPICS}; GRANT SELECT (id, name, region, created_at) ON public.customers TO ${TOPICS}`,
+      reason: /columns email of table public\.customers/,
+    },
+    {
+      name: 'SELECT on customers.email alone',
+      grant: `GRANT SELECT (email) ON public.customers TO ${TOPICS}`,
+      revoke: `REVOKE SELECT (email) ON public.customers FROM ${TOPICS}`,
+      reason: /columns email of table public\.customers/,
+    },
+    {
+      name: 'SELECT on employees',
+      grant: `GRANT SELECT ON public.employees TO ${TOPICS}`,
+      revoke: `REVOKE SELECT ON public.employees FROM ${TOPICS}`,
+      reason: /can SELECT table public\.employees, which is no topic's base relation/,
+    },
+    {
+      name: 'SELECT on one column of employees',
+      grant: `GRANT SELECT (name) ON public.employees TO ${TOPICS}`,
+      revoke: `REVOKE SELECT (name) ON public.employees FROM ${TOPICS}`,
+      reason: /table public\.employees/,
+    },
+    {
+      name: 'SELECT on employees through PUBLIC',
+      grant: `GRANT SELECT ON public.employees TO PUBLIC`,
+      revoke: `REVOKE SELECT ON public.employees FROM PUBLIC`,
+      reason: /table public\.employees/,
+    },
+    {
+      name: 'a view over employees in another schema',
+      grant: `GRANT USAGE ON SCHEMA hr TO ${TOPICS}; GRANT SELECT ON hr.salaries TO ${TOPICS}`,
+      revoke: `REVOKE SELECT ON hr.salaries FROM ${TOPICS}; REVOKE USAGE ON SCHEMA hr FROM ${TOPICS}`,
+      reason: /view hr\.salaries/,
+    },
+    {
+      name: 'a sequence',
+      grant: `GRANT USAGE ON SEQUENCE public.invoice_no TO ${TOPICS}`,
+      revoke: `REVOKE USAGE ON SEQUENCE public.invoice_no FROM ${TOPICS}`,
+      reason: /sequence public\.invoice_no/,
+    },
+    {
+      name: 'UPDATE on a topic column',
+      grant: `GRANT UPDATE (status) ON public.orders TO ${TOPICS}`,
+      revoke: `REVOKE UPDATE (status) ON public.orders FROM ${TOPICS}`,
+      reason: /INSERT, UPDATE or REFERENCES columns status of table public\.orders/,
+    },
+    {
+      name: 'INSERT on a topic base',
+      grant: `GRANT INSERT ON public.orders TO ${TOPICS}`,
+      revoke: `REVOKE INSERT ON public.orders FROM ${TOPICS}`,
+      reason: /other than SELECT on table public\.orders/,
+    },
+    {
+      name: 'TRUNCATE on a topic base',
+      grant: `GRANT TRUNCATE ON public.orders TO ${TOPICS}`,
+      revoke: `REVOKE TRUNCATE ON public.orders FROM ${TOPICS}`,
+      reason: /other than SELECT on table public\.orders/,
+    },
+    {
+      name: 'TEMP through PUBLIC (the default)',
+      grant: `GRANT TEMP ON DATABASE ${DB} TO PUBLIC`,
+      revoke: `REVOKE TEMP ON DATABASE ${DB} FROM PUBLIC`,
+      reason: /temporary tables/,
+    },
+    {
+      name: 'TEMP granted to the account',
+      grant: `GRANT TEMP ON DATABASE ${DB} TO ${TOPICS}`,
+      revoke: `REVOKE TEMP ON DATABASE ${DB} FROM ${TOPICS}`,
+      reason: /temporary tables/,
+    },
+    {
+      name: 'CREATE on the database',
+      grant: `GRANT CREATE ON DATABASE ${DB} TO ${TOPICS}`,
+      revoke: `REVOKE CREATE ON DATABASE ${DB} FROM ${TOPICS}`,
+      reason: /create schemas/,
+    },
+    {
+      name: 'CREATE on schema public',
+      grant: `GRANT CREATE ON SCHEMA public TO ${TOPICS}`,
+      revoke: `REVOKE CREATE ON SCHEMA public FROM ${TOPICS}`,
+      reason: /create objects in schema public/,
+    },
+    ...[
+      'pg_read_server_files',
+      'pg_signal_backend',
+      'pg_read_all_data',
+      'pg_monitor',
+      'pg_read_all_stats',
+      'pg_write_server_files',
+      'pg_execute_server_program',
+    ].map((r) => ({
+      name: `membership of ${r}`,
+      grant: `GRANT ${r} TO ${TOPICS}`,
+      revoke: `REVOKE ${r} FROM ${TOPICS}`,
+      reason: new RegExp(`member of ${r}`),
     })),
-    { name: 'membership of an ordinary role', grant: `DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'gh_lp_friends') THEN CREATE ROLE gh_lp_friends; END IF; END $$; GRANT gh_lp_friends TO ${TOPICS}`, revoke: `REVOKE gh_lp_friends FROM ${TOPICS}`, reason: /member of gh_lp_friends/ },
+    {
+      name: 'membership of an ordinary role',
+      grant: `DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'gh_lp_friends') THEN CREATE ROLE gh_lp_friends; END IF; END $$; GRANT gh_lp_friends TO ${TOPICS}`,
+      revoke: `REVOKE gh_lp_friends FROM ${TOPICS}`,
+      reason: /member of gh_lp_friends/,
+    },
     {
       name: 'EXECUTE on a SECURITY DEFINER function (PUBLIC has EXECUTE by default)',
       grant: `CREATE FUNCTION public.salary_of(text) RETURNS numeric LANGUAGE sql SECURITY DEFINER AS 'SELECT salary FROM public.employees WHERE name = $1'`,
@@ -90,7 +179,12 @@ describe('the topics account, checked at start', () => {
     { name: 'CREATEDB', grant: `ALTER ROLE ${TOPICS} CREATEDB`, revoke: `ALTER ROLE ${TOPICS} NOCREATEDB`, reason: /CREATEDB/ },
     { name: 'BYPASSRLS', grant: `ALTER ROLE ${TOPICS} BYPASSRLS`, revoke: `ALTER ROLE ${TOPICS} NOBYPASSRLS`, reason: /BYPASSRLS/ },
     { name: 'REPLICATION', grant: `ALTER ROLE ${TOPICS} REPLICATION`, revoke: `ALTER ROLE ${TOPICS} NOREPLICATION`, reason: /REPLICATION/ },
-    { name: 'a topic field it cannot read', grant: `REVOKE SELECT (amount) ON public.orders FROM ${TOPICS}`, revoke: `GRANT SELECT (amount) ON public.orders TO ${TOPICS}`, reason: /cannot SELECT columns amount of table public\.orders/ },
+    {
+      name: 'a topic field it cannot read',
+      grant: `REVOKE SELECT (amount) ON public.orders FROM ${TOPICS}`,
+      revoke: `GRANT SELECT (amount) ON public.orders TO ${TOPICS}`,
+      reason: /cannot SELECT columns amount of table public\.orders/,
+    },
   ];
   for (const c of cases) {
     it(`refuses ${c.name}`, async () => {
@@ -109,8 +203,14 @@ describe('the topics account, checked at start', () => {
   }
 
   it('refuses a topic whose base relation does not exist', async () => {
-    const topics = [...demoTopics(), { name: 'ghost', org: 'acme', connection: 'warehouse', base: { schema: 'public', table: 'ghost' }, fields: ['id'], access_filters: [] }];
-    const err = await new PostgresWarehouse(connection(), undefined, topics).start().then(() => undefined, (e) => e);
+    const topics = [
+      ...demoTopics(),
+      { name: 'ghost', org: 'acme', connection: 'warehouse', base: { schema: 'public', table: 'ghost' }, fields: ['id'], access_filters: [] },
+    ];
+    const err = await new PostgresWarehouse(connection(), undefined, topics).start().then(
+      () => undefined,
+      (e) => e,
+    );
     expect(err?.message).toMatch(/cannot see public\.ghost, the base relation of topic ghost/);
   });
 
@@ -129,7 +229,14 @@ describe('the topics account, checked at start', () => {
 });
 
 describe('the querier account, checked at start', () => {
-  for (const r of ['pg_read_server_files', 'pg_write_server_files', 'pg_execute_server_program', 'pg_signal_backend', 'pg_read_all_data', 'pg_write_all_data']) {
+  for (const r of [
+    'pg_read_server_files',
+    'pg_write_server_files',
+    'pg_execute_server_program',
+    'pg_signal_backend',
+    'pg_read_all_data',
+    'pg_write_all_data',
+  ]) {
     it(`refuses membership of ${r} unless allow_superuser`, async () => {
       psqlAdmin(DB, `GRANT ${r} TO ${READER}`);
       try {
@@ -156,7 +263,9 @@ describe('rules: a postgres connection with topics needs a topics account', () =
       }
     })() as RulesError;
     expect(err).toBeInstanceOf(RulesError);
-    expect(err.problems).toContainEqual(expect.objectContaining({ file: 'acme/connections/warehouse.yaml', path: 'topics_user', reason: expect.stringMatching(/add topics_user/) }));
+    expect(err.problems).toContainEqual(
+      expect.objectContaining({ file: 'acme/connections/warehouse.yaml', path: 'topics_user', reason: expect.stringMatching(/add topics_user/) }),
+    );
   });
 
   it('refuses timeouts that are not durations (they become upstream settings)', () => {
@@ -172,7 +281,11 @@ describe('rules: a postgres connection with topics needs a topics account', () =
 describe('through Gatehouse: query_topics sessions on the topics account', () => {
   let gh: RunningGatehouse;
   beforeAll(async () => {
-    gh = await startGatehouse(demoRulesWith(`${postgresWarehouseYaml(DB).replace('gatehouse_topics', TOPICS).replace('gatehouse_reader', READER)}topics_statement_timeout: 300ms\ntopics_idle_in_transaction_session_timeout: 700ms\n`));
+    gh = await startGatehouse(
+      demoRulesWith(
+        `${postgresWarehouseYaml(DB).replace('gatehouse_topics', TOPICS).replace('gatehouse_reader', READER)}topics_statement_timeout: 300ms\ntopics_idle_in_transaction_session_timeout: 700ms\n`,
+      ),
+    );
   });
   afterAll(async () => gh?.close());
 

@@ -3,7 +3,13 @@
 import { describe, expect, it } from 'vitest';
 import { Metrics } from '../../../src/admin/metrics.ts';
 
-const value = (text: string, series: string) => Number(text.split('\n').find((l) => l.startsWith(`${series} `))?.split(' ')[1]);
+const value = (text: string, series: string) =>
+  Number(
+    text
+      .split('\n')
+      .find((l) => l.startsWith(`${series} `))
+      ?.split(' ')[1],
+  );
 
 describe('Metrics.countStatement', () => {
   it('adds up across scrapes, per org and decision', async () => {

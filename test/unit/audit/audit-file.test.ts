@@ -8,11 +8,24 @@ import { describe, expect, it, vi } from 'vitest';
 import { type StatementRecord, fileAudit } from '../../../src/audit/audit.ts';
 
 const record = (n: number): StatementRecord => ({
-  org: 'acme', user: 'bob@acme.example', connection: 'warehouse', level: 'query_topics', client_address: '127.0.0.1',
-  statement: `SELECT ${n}`, decision: 'allowed', rule: 'r', policy_version: 'v', topics: [], duration_ms: 1,
+  org: 'acme',
+  user: 'bob@acme.example',
+  connection: 'warehouse',
+  level: 'query_topics',
+  client_address: '127.0.0.1',
+  statement: `SELECT ${n}`,
+  decision: 'allowed',
+  rule: 'r',
+  policy_version: 'v',
+  topics: [],
+  duration_ms: 1,
 });
 
-const lines = (path: string) => readFileSync(path, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+const lines = (path: string) =>
+  readFileSync(path, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
 
 describe('fileAudit', () => {
   it('writes every record, in order, within milliseconds, as JSON lines with their time', async () => {

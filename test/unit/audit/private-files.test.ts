@@ -13,8 +13,17 @@ afterEach(() => void process.umask(original));
 
 function record(statement: string) {
   return {
-    org: 'acme', user: 'bob@acme.example', connection: 'warehouse', level: 'query_topics', client_address: '127.0.0.1',
-    statement, decision: 'allowed' as const, rule: 'r', policy_version: 'v', topics: [], duration_ms: 1,
+    org: 'acme',
+    user: 'bob@acme.example',
+    connection: 'warehouse',
+    level: 'query_topics',
+    client_address: '127.0.0.1',
+    statement,
+    decision: 'allowed' as const,
+    rule: 'r',
+    policy_version: 'v',
+    topics: [],
+    duration_ms: 1,
   };
 }
 

@@ -27,7 +27,10 @@ const PROVIDER = `identity_provider:
 function rulesWith(acmeExtra: string, globexExtra = ''): string {
   const dir = mkdtempSync(join(tmpdir(), 'gh-oidc-rules-'));
   cpSync(DEMO, dir, { recursive: true });
-  for (const [org, extra] of [['acme', acmeExtra], ['globex', globexExtra]]) {
+  for (const [org, extra] of [
+    ['acme', acmeExtra],
+    ['globex', globexExtra],
+  ]) {
     const f = join(dir, org, 'org.yaml');
     writeFileSync(f, `${readFileSync(f, 'utf8').trimEnd()}\n${extra}`);
   }
@@ -59,15 +62,30 @@ describe('org.yaml identity_provider', () => {
 
   it('provider URLs: https anywhere, http to loopback only, no credentials', () => {
     expect(['https://idp.example.com', 'http://127.0.0.1:8080', 'http://localhost:1/x', 'http://[::1]:9'].map(isProviderUrl)).toEqual([true, true, true, true]);
-    expect(['http://idp.example.com', 'http://10.0.0.1', 'ftp://127.0.0.1', 'https://u:p@idp.example.com', 'not a url'].map(isProviderUrl)).toEqual([false, false, false, false, false]);
+    expect(['http://idp.example.com', 'http://10.0.0.1', 'ftp://127.0.0.1', 'https://u:p@idp.example.com', 'not a url'].map(isProviderUrl)).toEqual([
+      false,
+      false,
+      false,
+      false,
+      false,
+    ]);
     expect(problemsOf(rulesWith(PROVIDER.replace('https://login.acme.example', 'http://login.acme.example')))).toEqual([
       expect.stringContaining('acme/org.yaml identity_provider.issuer: must be an https URL'),
     ]);
   });
 
   it('default_membership is required (no silent default), and two orgs cannot share an issuer', () => {
-    expect(problemsOf(rulesWith(PROVIDER.replace('  default_membership: allow\n', '')))).toEqual([expect.stringContaining('identity_provider.default_membership')]);
-    expect(problemsOf(rulesWith(PROVIDER, PROVIDER.replace('groups_claim: groups', 'groups_claim: roles').replace('attribute_claims: { region: region }', 'attribute_claims: {}')))).toEqual([
+    expect(problemsOf(rulesWith(PROVIDER.replace('  default_membership: allow\n', '')))).toEqual([
+      expect.stringContaining('identity_provider.default_membership'),
+    ]);
+    expect(
+      problemsOf(
+        rulesWith(
+          PROVIDER,
+          PROVIDER.replace('groups_claim: groups', 'groups_claim: roles').replace('attribute_claims: { region: region }', 'attribute_claims: {}'),
+        ),
+      ),
+    ).toEqual([
       expect.stringContaining('globex/org.yaml identity_provider.issuer: issuer https://login.acme.example is already the identity provider of org acme'),
     ]);
   });
@@ -78,7 +96,17 @@ describe('OAUTHBEARER initial response (RFC 7628 3.1)', () => {
     expect(parseInitialResponse('n,,\x01auth=Bearer abc.def.ghi\x01\x01')).toEqual({ auth: 'Bearer abc.def.ghi' });
     expect(parseInitialResponse('y,,\x01host=db\x01port=5432\x01auth=Bearer x\x01\x01')).toEqual({ auth: 'Bearer x' });
     expect(parseInitialResponse('n,,\x01auth=\x01\x01')).toEqual({ auth: '' });
-    for (const bad of ['p=x,,\x01auth=Bearer x\x01\x01', 'n,a=bob,\x01auth=Bearer x\x01\x01', 'n,,auth=x\x01\x01', 'n,,\x01auth=x\x01', 'n,,\x01\x01', 'n,,\x01auth=x\x01auth=y\x01\x01', 'n,,\x01auth=x\x01\x01extra', 'n,,\x01=x\x01\x01', 'n,,\x01auth=\x02\x01\x01']) {
+    for (const bad of [
+      'p=x,,\x01auth=Bearer x\x01\x01',
+      'n,a=bob,\x01auth=Bearer x\x01\x01',
+      'n,,auth=x\x01\x01',
+      'n,,\x01auth=x\x01',
+      'n,,\x01\x01',
+      'n,,\x01auth=x\x01auth=y\x01\x01',
+      'n,,\x01auth=x\x01\x01extra',
+      'n,,\x01=x\x01\x01',
+      'n,,\x01auth=\x02\x01\x01',
+    ]) {
       expect(parseInitialResponse(bad)).toHaveProperty('malformed');
     }
     expect(bearerToken('Bearer abc')).toBe('abc');
@@ -88,49 +116,89 @@ describe('OAUTHBEARER initial response (RFC 7628 3.1)', () => {
   });
 
   it('plaintext: the mechanism is refused before a token is read', async () => {
-    const flow = oauthBearerFlow({ user: 'bob@acme.example', database: 'w', channel: { tls: false, remoteAddress: 'x' } }, { signIn: () => Promise.reject(new Error('must not be called')) });
+    const flow = oauthBearerFlow(
+      { user: 'bob@acme.example', database: 'w', channel: { tls: false, remoteAddress: 'x' } },
+      { signIn: () => Promise.reject(new Error('must not be called')) },
+    );
     const step = await flow.onMessage({ type: 'SASLInitialResponse', mechanism: 'OAUTHBEARER', data: Buffer.from('n,,\x01auth=Bearer a.b.c\x01\x01') });
     expect(step).toMatchObject({ kind: 'fail', reason: 'token sign-in over plaintext refused', error: { sqlstate: '28000' } });
   });
 
   it('no initial response: an empty challenge, then the same data as a SASLResponse', async () => {
     const seen: string[] = [];
-    const flow = oauthBearerFlow({ user: 'bob@acme.example', database: 'w', channel: { tls: true, remoteAddress: 'x' } }, {
-      signIn: async (token) => {
-        seen.push(token);
-        return { identity: { org: 'acme', email: 'bob@acme.example', role: 'member', groups: [], attributes: {}, method: 'oauthbearer' } };
+    const flow = oauthBearerFlow(
+      { user: 'bob@acme.example', database: 'w', channel: { tls: true, remoteAddress: 'x' } },
+      {
+        signIn: async (token) => {
+          seen.push(token);
+          return { identity: { org: 'acme', email: 'bob@acme.example', role: 'member', groups: [], attributes: {}, method: 'oauthbearer' } };
+        },
       },
+    );
+    expect(await flow.onMessage({ type: 'SASLInitialResponse', mechanism: 'OAUTHBEARER', data: undefined })).toEqual({
+      kind: 'continue',
+      send: { type: 'AuthenticationSASLContinue', data: '' },
     });
-    expect(await flow.onMessage({ type: 'SASLInitialResponse', mechanism: 'OAUTHBEARER', data: undefined })).toEqual({ kind: 'continue', send: { type: 'AuthenticationSASLContinue', data: '' } });
-    expect(await flow.onMessage({ type: 'SASLResponse', data: Buffer.from('n,,\x01auth=Bearer a.b.c\x01\x01') })).toMatchObject({ kind: 'done', identity: { method: 'oauthbearer' } });
+    expect(await flow.onMessage({ type: 'SASLResponse', data: Buffer.from('n,,\x01auth=Bearer a.b.c\x01\x01') })).toMatchObject({
+      kind: 'done',
+      identity: { method: 'oauthbearer' },
+    });
     expect(seen).toEqual(['a.b.c']);
   });
 });
 
 describe('tokenIdentity', () => {
-  const rules = loadRules(rulesWith(PROVIDER, PROVIDER.replace('https://login.acme.example', 'https://login.globex.example').replace('allow', 'deny').replace('attribute_claims: { region: region }', 'attribute_claims: {}')));
+  const rules = loadRules(
+    rulesWith(
+      PROVIDER,
+      PROVIDER.replace('https://login.acme.example', 'https://login.globex.example')
+        .replace('allow', 'deny')
+        .replace('attribute_claims: { region: region }', 'attribute_claims: {}'),
+    ),
+  );
   const directory = new Directory(rules);
   const membership = { org: (n: string) => rules.orgs.get(n), user: (e: string) => directory.find(e) };
 
   it('a listed person: org.yaml role and attributes win, groups are the union', () => {
-    const out = tokenIdentity({ org: 'acme', email: 'bob@acme.example', groups: ['analysts'], attributes: { region: ['AMER'], team: ['x'] } }, 'Bob@Acme.Example ', 'oidc-password', membership);
-    expect(out).toEqual({ identity: { org: 'acme', email: 'bob@acme.example', role: 'member', groups: ['sales-emea', 'analysts'], attributes: { region: ['EMEA'], team: ['x'] }, method: 'oidc-password' } });
+    const out = tokenIdentity(
+      { org: 'acme', email: 'bob@acme.example', groups: ['analysts'], attributes: { region: ['AMER'], team: ['x'] } },
+      'Bob@Acme.Example ',
+      'oidc-password',
+      membership,
+    );
+    expect(out).toEqual({
+      identity: {
+        org: 'acme',
+        email: 'bob@acme.example',
+        role: 'member',
+        groups: ['sales-emea', 'analysts'],
+        attributes: { region: ['EMEA'], team: ['x'] },
+        method: 'oidc-password',
+      },
+    });
   });
 
-  it('the role is org.yaml\'s; a token never signs in a user of another org, or under another name', () => {
+  it("the role is org.yaml's; a token never signs in a user of another org, or under another name", () => {
     const admin = tokenIdentity({ org: 'acme', email: 'alice@acme.example', groups: [], attributes: {} }, 'alice@acme.example', 'oauthbearer', membership);
     expect(admin).toMatchObject({ identity: { role: 'admin' } }); // org.yaml's role, as listed
     const other = tokenIdentity({ org: 'acme', email: 'hank@globex.example', groups: [], attributes: {} }, 'hank@globex.example', 'oauthbearer', membership);
     expect(other).toMatchObject({ reason: "token of org acme's provider for a user of another org", error: { sqlstate: '28000' } });
     const mismatch = tokenIdentity({ org: 'acme', email: 'bob@acme.example', groups: [], attributes: {} }, 'erin@acme.example', 'oauthbearer', membership);
-    expect(mismatch).toMatchObject({ reason: 'startup user is not the token email', error: { message: 'identity provider token rejected for user "erin@acme.example"' } });
+    expect(mismatch).toMatchObject({
+      reason: 'startup user is not the token email',
+      error: { message: 'identity provider token rejected for user "erin@acme.example"' },
+    });
   });
 
   it('an unlisted person: the default membership (allow), or the refusal naming the org (deny)', () => {
-    expect(tokenIdentity({ org: 'acme', email: 'new@acme.example', groups: ['analysts'], attributes: {} }, 'new@acme.example', 'oidc-password', membership)).toEqual({
+    expect(
+      tokenIdentity({ org: 'acme', email: 'new@acme.example', groups: ['analysts'], attributes: {} }, 'new@acme.example', 'oidc-password', membership),
+    ).toEqual({
       identity: { org: 'acme', email: 'new@acme.example', role: 'member', groups: ['analysts'], attributes: {}, method: 'oidc-password' },
     });
-    expect(tokenIdentity({ org: 'globex', email: 'new@globex.example', groups: [], attributes: {} }, 'new@globex.example', 'oidc-password', membership)).toMatchObject({
+    expect(
+      tokenIdentity({ org: 'globex', email: 'new@globex.example', groups: [], attributes: {} }, 'new@globex.example', 'oidc-password', membership),
+    ).toMatchObject({
       error: { sqlstate: '28000', message: 'new@globex.example is not a member of org globex; ask an org admin' },
     });
   });
@@ -142,8 +210,12 @@ describe('which flow a name gets: the same for every name (listed with a passwor
     const dir = rulesWith(`${PROVIDER}`);
     // ivan is listed without a password (a person who exists in org.yaml only for attributes).
     const orgFile = join(dir, 'acme', 'org.yaml');
-    writeFileSync(orgFile, readFileSync(orgFile, 'utf8').replace('identity_provider:', '  - email: ivan@acme.example\n    attributes: { region: APAC }\nidentity_provider:'));
-    if (serverExtra) writeFileSync(join(dir, 'gatehouse.yaml'), `${readFileSync(join(dir, 'gatehouse.yaml'), 'utf8').replace(/^server:\n/m, `server:\n${serverExtra}`)}`);
+    writeFileSync(
+      orgFile,
+      readFileSync(orgFile, 'utf8').replace('identity_provider:', '  - email: ivan@acme.example\n    attributes: { region: APAC }\nidentity_provider:'),
+    );
+    if (serverExtra)
+      writeFileSync(join(dir, 'gatehouse.yaml'), `${readFileSync(join(dir, 'gatehouse.yaml'), 'utf8').replace(/^server:\n/m, `server:\n${serverExtra}`)}`);
     const rules = loadRules(dir);
     return { rules, flows: new SignInFlows(rules, new Directory(rules), new OidcVerifier(rules.orgs.values())) };
   };
@@ -158,8 +230,12 @@ describe('which flow a name gets: the same for every name (listed with a passwor
 
   it('token_sign_in password: an org.yaml password still signs its user in (method password); a wrong one, or any for a name without one, fails in the same words', async () => {
     const { flows } = flowsOf();
-    const answer = (user: string, password: string) => flows.flow({ user, database: 'warehouse', channel: tls }).onMessage({ type: 'CleartextPassword', password });
-    expect(await answer('bob@acme.example', 'gatehouse-demo')).toMatchObject({ kind: 'done', identity: { email: 'bob@acme.example', org: 'acme', method: 'password' } });
+    const answer = (user: string, password: string) =>
+      flows.flow({ user, database: 'warehouse', channel: tls }).onMessage({ type: 'CleartextPassword', password });
+    expect(await answer('bob@acme.example', 'gatehouse-demo')).toMatchObject({
+      kind: 'done',
+      identity: { email: 'bob@acme.example', org: 'acme', method: 'password' },
+    });
     const failures = [];
     for (const user of NAMES) {
       const step = await answer(user, 'wrong.password');
@@ -177,7 +253,17 @@ describe('which flow a name gets: the same for every name (listed with a passwor
       const f = flows.flow({ user, database: 'warehouse', channel: tls });
       expect(f.start()).toEqual({ type: 'AuthenticationSASL', mechanisms: ['SCRAM-SHA-256-PLUS', 'SCRAM-SHA-256', 'OAUTHBEARER'] });
       const step = await f.onMessage({ type: 'SASLInitialResponse', mechanism: 'OAUTHBEARER', data: Buffer.from('n,,\x01auth=\x01\x01') });
-      expect(step).toEqual({ kind: 'continue', send: { type: 'AuthenticationSASLContinue', data: JSON.stringify({ status: 'invalid_token', 'openid-configuration': 'https://login.acme.example/.well-known/openid-configuration', scope: 'openid email' }) } });
+      expect(step).toEqual({
+        kind: 'continue',
+        send: {
+          type: 'AuthenticationSASLContinue',
+          data: JSON.stringify({
+            status: 'invalid_token',
+            'openid-configuration': 'https://login.acme.example/.well-known/openid-configuration',
+            scope: 'openid email',
+          }),
+        },
+      });
     }
   });
 
@@ -199,8 +285,14 @@ describe('which flow a name gets: the same for every name (listed with a passwor
   });
 
   it('several providers: OAUTHBEARER discovery names the provider of the org listing the email domain, or none', async () => {
-    const dir = rulesWith(PROVIDER, PROVIDER.replace('https://login.acme.example', 'https://login.globex.example').replace('attribute_claims: { region: region }', 'attribute_claims: {}'));
-    writeFileSync(join(dir, 'gatehouse.yaml'), readFileSync(join(dir, 'gatehouse.yaml'), 'utf8').replace(/^server:\n/m, 'server:\n  token_sign_in: oauthbearer\n'));
+    const dir = rulesWith(
+      PROVIDER,
+      PROVIDER.replace('https://login.acme.example', 'https://login.globex.example').replace('attribute_claims: { region: region }', 'attribute_claims: {}'),
+    );
+    writeFileSync(
+      join(dir, 'gatehouse.yaml'),
+      readFileSync(join(dir, 'gatehouse.yaml'), 'utf8').replace(/^server:\n/m, 'server:\n  token_sign_in: oauthbearer\n'),
+    );
     const rules = loadRules(dir);
     const flows = new SignInFlows(rules, new Directory(rules), new OidcVerifier(rules.orgs.values()));
     const discovery = async (user: string) => {
@@ -219,7 +311,10 @@ describe('which flow a name gets: the same for every name (listed with a passwor
   it('without any provider: SCRAM for everyone, as before', () => {
     const demo = loadRules(DEMO);
     const plainFlows = new SignInFlows(demo, new Directory(demo), new OidcVerifier(demo.orgs.values()));
-    expect(plainFlows.flow({ user: 'nobody@acme.example', database: 'w', channel: tls }).start()).toEqual({ type: 'AuthenticationSASL', mechanisms: ['SCRAM-SHA-256-PLUS', 'SCRAM-SHA-256'] });
+    expect(plainFlows.flow({ user: 'nobody@acme.example', database: 'w', channel: tls }).start()).toEqual({
+      type: 'AuthenticationSASL',
+      mechanisms: ['SCRAM-SHA-256-PLUS', 'SCRAM-SHA-256'],
+    });
   });
 
   it('the password flow itself refuses a plaintext channel and anything but one PasswordMessage', async () => {
@@ -229,7 +324,10 @@ describe('which flow a name gets: the same for every name (listed with a passwor
     const overPlain = tokenOrPasswordFlow({ user: 'x@acme.example', database: 'w', channel: plain }, never, creds);
     expect(await overPlain.onMessage({ type: 'CleartextPassword', password: 'a.b.c' })).toMatchObject({ kind: 'fail', error: { sqlstate: '28000' } });
     const wrong = tokenOrPasswordFlow({ user: 'x@acme.example', database: 'w', channel: tls }, never, creds);
-    expect(await wrong.onMessage({ type: 'SASLResponse', data: Buffer.alloc(0) } as AuthResponse)).toMatchObject({ kind: 'fail', error: { sqlstate: '08P01' } });
+    expect(await wrong.onMessage({ type: 'SASLResponse', data: Buffer.alloc(0) } as AuthResponse)).toMatchObject({
+      kind: 'fail',
+      error: { sqlstate: '08P01' },
+    });
   });
 
   it('a token-looking password is three base64url parts of at most 16 KiB whose header and payload are JSON', () => {

@@ -19,11 +19,16 @@ const response = (text: string): AuthResponse => ({ type: 'SASLResponse', data: 
 
 function flowFor(channel: SignInChannel, known = true) {
   const request = { user: 'bob@acme.example', database: 'warehouse', channel };
-  return known ? scramFlow(request, { verifier, identity: member }) : scramFlow(request, { verifier: mockVerifier('nobody@x', randomBytes(32)), identity: undefined });
+  return known
+    ? scramFlow(request, { verifier, identity: member })
+    : scramFlow(request, { verifier: mockVerifier('nobody@x', randomBytes(32)), identity: undefined });
 }
 
 /** Runs the exchange as a client would: SASLInitialResponse, then the proof; the flow's last step. */
-async function exchange(channel: SignInChannel, opts: { mechanism?: string; password?: string; clientBinding?: Buffer | 'not offered'; known?: boolean } = {}): Promise<AuthStep> {
+async function exchange(
+  channel: SignInChannel,
+  opts: { mechanism?: string; password?: string; clientBinding?: Buffer | 'not offered'; known?: boolean } = {},
+): Promise<AuthStep> {
   const flow = flowFor(channel, opts.known ?? true);
   const binding = opts.clientBinding === 'not offered' ? opts.clientBinding : opts.clientBinding ? { tlsServerEndPoint: opts.clientBinding } : undefined;
   const client = scramClient(opts.password ?? PASSWORD, binding);
@@ -38,7 +43,10 @@ describe('scramFlow', () => {
     expect(flowFor(overTls).start()).toEqual({ type: 'AuthenticationSASL', mechanisms: ['SCRAM-SHA-256-PLUS', 'SCRAM-SHA-256'] });
     expect(flowFor({ tls: true, remoteAddress: '127.0.0.1' }).start()).toEqual({ type: 'AuthenticationSASL', mechanisms: ['SCRAM-SHA-256'] });
     // A hash handed over on a plaintext channel is ignored.
-    expect(flowFor({ tls: false, tlsServerEndPoint: endPoint, remoteAddress: '127.0.0.1' }).start()).toEqual({ type: 'AuthenticationSASL', mechanisms: ['SCRAM-SHA-256'] });
+    expect(flowFor({ tls: false, tlsServerEndPoint: endPoint, remoteAddress: '127.0.0.1' }).start()).toEqual({
+      type: 'AuthenticationSASL',
+      mechanisms: ['SCRAM-SHA-256'],
+    });
   });
 
   it('signs in with the right password and hands over the Identity, method scram, with SASLFinal', async () => {
@@ -64,7 +72,11 @@ describe('scramFlow', () => {
   it('SCRAM-SHA-256-PLUS bound to another certificate (a man in the middle) fails like a wrong password', async () => {
     const other = createHash('sha256').update('the man in the middle').digest();
     const step = await exchange(overTls, { mechanism: 'SCRAM-SHA-256-PLUS', clientBinding: other });
-    expect(step).toMatchObject({ kind: 'fail', reason: 'wrong password', error: { sqlstate: '28P01', message: 'password authentication failed for user "bob@acme.example"' } });
+    expect(step).toMatchObject({
+      kind: 'fail',
+      reason: 'wrong password',
+      error: { sqlstate: '28P01', message: 'password authentication failed for user "bob@acme.example"' },
+    });
   });
 
   it('a wrong password, and an unknown user, fail with the same words', async () => {
@@ -110,6 +122,9 @@ describe('scramFlow', () => {
   it('answers out of order are refused, never a crash', async () => {
     expect(await flowFor(plain).onMessage(response('c=biws,r=x,p=y'))).toMatchObject({ kind: 'fail', error: { sqlstate: '08P01' } });
     expect(await flowFor(plain).onMessage({ type: 'CleartextPassword', password: PASSWORD })).toMatchObject({ kind: 'fail', error: { sqlstate: '08P01' } });
-    expect(await flowFor(plain).onMessage({ type: 'SASLInitialResponse', mechanism: 'SCRAM-SHA-256', data: undefined })).toMatchObject({ kind: 'fail', error: { sqlstate: '08P01' } });
+    expect(await flowFor(plain).onMessage({ type: 'SASLInitialResponse', mechanism: 'SCRAM-SHA-256', data: undefined })).toMatchObject({
+      kind: 'fail',
+      error: { sqlstate: '08P01' },
+    });
   });
 });

@@ -82,7 +82,9 @@ describe('limits in rules/', () => {
     const conn = readFileSync(join(DEMO, 'acme/connections/warehouse.yaml'), 'utf8');
     const rules = loadRules(
       demoWith({
-        'acme/org.yaml': orgYaml('  max_sessions: 50\n  max_sessions_per_user: 5\n  statement_timeout: 1min\n  max_result_rows: 1000\n  max_result_bytes: 65536\n'),
+        'acme/org.yaml': orgYaml(
+          '  max_sessions: 50\n  max_sessions_per_user: 5\n  statement_timeout: 1min\n  max_result_rows: 1000\n  max_result_bytes: 65536\n',
+        ),
         'acme/connections/warehouse.yaml': `${conn}\nstatement_timeout: 2s\n`,
       }),
     );
@@ -123,7 +125,7 @@ describe('statementLimits', () => {
 describe('SessionCounter', () => {
   const rules = loadRules(demoWith({ 'gatehouse.yaml': 'server:\n  max_sessions: 5\n  max_sessions_per_org: 4\n  max_sessions_per_user: 2\n' }));
 
-  it('refuses the session past a user\'s limit with 53300 naming the limit, its value and how to raise it; a release frees the slot', () => {
+  it("refuses the session past a user's limit with 53300 naming the limit, its value and how to raise it; a release frees the slot", () => {
     const c = new SessionCounter(rules.server, rules.orgs);
     const a = c.admit('acme', 'bob@acme.example');
     const b = c.admit('acme', 'bob@acme.example');
@@ -131,7 +133,11 @@ describe('SessionCounter', () => {
     const third = c.admit('acme', 'bob@acme.example');
     expect(third).toMatchObject({ limit: 'max_sessions_per_user', value: 2 });
     if (!('error' in third)) throw new Error('admitted');
-    expect(third.error).toMatchObject({ sqlstate: '53300', severity: 'FATAL', message: 'too many connections for user "bob@acme.example": the limit is 2 sessions per user' });
+    expect(third.error).toMatchObject({
+      sqlstate: '53300',
+      severity: 'FATAL',
+      message: 'too many connections for user "bob@acme.example": the limit is 2 sessions per user',
+    });
     expect(third.error.hint).toContain('server.max_sessions_per_user in rules/gatehouse.yaml');
     // Another user is not affected.
     expect('release' in c.admit('acme', 'carol@acme.example')).toBe(true);
@@ -143,10 +149,14 @@ describe('SessionCounter', () => {
     expect(c.counts()).toEqual({ total: 3, byOrg: { acme: 3 } });
   });
 
-  it('refuses past the org\'s limit and the server\'s, the most specific one named', () => {
+  it("refuses past the org's limit and the server's, the most specific one named", () => {
     const c = new SessionCounter(rules.server, rules.orgs);
     for (const u of ['a', 'a', 'b', 'b']) expect('release' in c.admit('acme', `${u}@acme.example`)).toBe(true);
-    expect(c.admit('acme', 'c@acme.example')).toMatchObject({ limit: 'max_sessions_per_org', value: 4, error: { message: 'too many connections for organization acme: the limit is 4 sessions' } });
+    expect(c.admit('acme', 'c@acme.example')).toMatchObject({
+      limit: 'max_sessions_per_org',
+      value: 4,
+      error: { message: 'too many connections for organization acme: the limit is 4 sessions' },
+    });
     // The user limit is named first when both are reached.
     expect(c.admit('acme', 'a@acme.example')).toMatchObject({ limit: 'max_sessions_per_user' });
     expect('release' in c.admit('globex', 'hank@globex.example')).toBe(true);

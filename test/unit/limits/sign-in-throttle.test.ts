@@ -84,7 +84,7 @@ describe('per user', () => {
     expect(c.refusal('bob')).toBeUndefined();
   });
 
-  it('a success forgets the user\'s failures', () => {
+  it("a success forgets the user's failures", () => {
     const c = clocked();
     c.fail('bob', undefined, 2);
     c.attempt('bob').succeeded();
@@ -113,7 +113,7 @@ describe('per user', () => {
     expect(c.refusal('bob', '10.0.0.9')?.retry_after_seconds).toBe(1);
   });
 
-  it('a clean name may sign in many times at once (a BI tool\'s pool), within a bound', () => {
+  it("a clean name may sign in many times at once (a BI tool's pool), within a bound", () => {
     const c = clocked({ max_failures_per_address: 0 });
     const pool: SignInAttempt[] = [];
     for (let i = 0; i < 32; i++) pool.push(c.attempt('bob'));
@@ -210,7 +210,10 @@ it('gatehouse.yaml defaults: 5 per user, 50 per address, 15 min window, 10 s dou
     max_signing_in_per_user: 256,
     max_tracked: 100_000,
   });
-  expect(serverFileSchema.parse({ server: { sign_in_throttle: { failure_window: '5min', lockout: '2s' } } }).server.sign_in_throttle).toMatchObject({ failure_window: 300_000, lockout: 2000 });
+  expect(serverFileSchema.parse({ server: { sign_in_throttle: { failure_window: '5min', lockout: '2s' } } }).server.sign_in_throttle).toMatchObject({
+    failure_window: 300_000,
+    lockout: 2000,
+  });
   expect(serverFileSchema.safeParse({ server: { sign_in_throttle: { lockout: '1min', max_lockout: '10s' } } }).success).toBe(false);
   expect(serverFileSchema.safeParse({ server: { sign_in_throttle: { max_failures: 3 } } }).success).toBe(false);
 });

@@ -91,8 +91,12 @@ describe('the loopback redirect', () => {
     expect(readRedirect(q({ code: 'c', state: 's' }), 's')).toEqual({ code: 'c' });
     expect(readRedirect(q({ code: 'c', state: 'other' }), 's')).toMatchObject({ error: { message: expect.stringContaining('state mismatch') } });
     expect(readRedirect(q({ error: 'access_denied', state: 'other' }), 's')).toMatchObject({ error: { message: expect.stringContaining('state mismatch') } });
-    expect(readRedirect(q({ error: 'access_denied', error_description: 'no', state: 's' }), 's')).toMatchObject({ error: { message: 'the sign-in was denied at the identity provider (access_denied: no)' } });
-    expect(readRedirect(q({ error: 'invalid_request', state: 's' }), 's')).toMatchObject({ error: { message: 'the identity provider refused the sign-in (invalid_request)' } });
+    expect(readRedirect(q({ error: 'access_denied', error_description: 'no', state: 's' }), 's')).toMatchObject({
+      error: { message: 'the sign-in was denied at the identity provider (access_denied: no)' },
+    });
+    expect(readRedirect(q({ error: 'invalid_request', state: 's' }), 's')).toMatchObject({
+      error: { message: 'the identity provider refused the sign-in (invalid_request)' },
+    });
     expect(readRedirect(q({ state: 's' }), 's')).toMatchObject({ error: { message: 'the browser came back without a sign-in code' } });
   });
 });

@@ -19,9 +19,12 @@ describe('query_topics: catalog queries go to the topic catalog', () => {
     ['pg_catalog-qualified', 'SELECT relname FROM pg_catalog.pg_class'],
     ['unqualified pg_* relations', 'SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace'],
     ['information_schema', "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"],
-    ['catalog functions', 'SELECT pg_catalog.format_type(a.atttypid, a.atttypmod), pg_catalog.col_description(a.attrelid, a.attnum) FROM pg_catalog.pg_attribute a'],
+    [
+      'catalog functions',
+      'SELECT pg_catalog.format_type(a.atttypid, a.atttypmod), pg_catalog.col_description(a.attrelid, a.attnum) FROM pg_catalog.pg_attribute a',
+    ],
     ['a CTE over the catalog', 'WITH t AS (SELECT oid, relname FROM pg_class) SELECT relname FROM t'],
-    ['a subquery in the catalog', 'SELECT relname FROM pg_class WHERE relnamespace IN (SELECT oid FROM pg_namespace WHERE nspname = \'public\')'],
+    ['a subquery in the catalog', "SELECT relname FROM pg_class WHERE relnamespace IN (SELECT oid FROM pg_namespace WHERE nspname = 'public')"],
     ['no relation, a catalog function', 'SELECT pg_catalog.version()'],
     ['no relation, current_schemas', 'SELECT current_schemas(false)'],
     ['no relation, a regclass cast', "SELECT 'orders'::regclass::oid"],
@@ -89,7 +92,9 @@ describe('query_topics: catalog queries go to the topic catalog', () => {
     const email = "CAST('bob@acme.example' AS pg_catalog.name)";
     for (const col of ['current_user', 'session_user', 'user', 'current_role']) expect(sql).toContain(`${email} AS "${col}"`);
     expect(sql.replace(/"[^"]*"/g, '')).not.toMatch(/current_user|session_user|current_role|\buser\b/);
-    expect(sqlOf(await decide(bob, 'SELECT relname, "current_user"(), pg_catalog.getpgusername() FROM pg_class'))).toContain(`${email} AS "current_user", ${email} AS getpgusername`);
+    expect(sqlOf(await decide(bob, 'SELECT relname, "current_user"(), pg_catalog.getpgusername() FROM pg_class'))).toContain(
+      `${email} AS "current_user", ${email} AS getpgusername`,
+    );
     expect(sqlOf(await decide(bob, 'SELECT rolname FROM pg_roles WHERE rolname = current_user'))).toContain(`rolname = ${email}`);
     // A privilege function's role argument stays: it names the role whose privileges the catalog shows.
     const priv = sqlOf(await decide(bob, "SELECT relname FROM pg_class WHERE has_table_privilege(current_user, oid, 'SELECT')"));
@@ -97,7 +102,9 @@ describe('query_topics: catalog queries go to the topic catalog', () => {
     expect(priv).not.toContain('bob@acme.example');
     // Texts of one shape keep their own constants (decisions shared by shape never carry a catalog statement).
     for (const rel of ['orders', 'customers']) {
-      expect(sqlOf(await decide(bob, `SELECT relname, current_user FROM pg_class WHERE relname = '${rel}'`))).toBe(`SELECT relname, ${email} AS "current_user" FROM pg_class WHERE relname = '${rel}'`);
+      expect(sqlOf(await decide(bob, `SELECT relname, current_user FROM pg_class WHERE relname = '${rel}'`))).toBe(
+        `SELECT relname, ${email} AS "current_user" FROM pg_class WHERE relname = '${rel}'`,
+      );
     }
     // Without such a call the client's text runs as written.
     expect(sqlOf(await decide(bob, 'SELECT  version()'))).toBe('SELECT  version()');

@@ -32,12 +32,24 @@ const BOB_CUSTOMERS = "( SELECT id, name, region, created_at FROM public.custome
 describe('DECLARE CURSOR for query_topics users', () => {
   it.each([
     // psycopg 3.1 (ServerCursor._make_declare_statement), newer psycopg 3 and SQLAlchemy on psycopg2
-    ['DECLARE "my_cursor" CURSOR FOR SELECT id, amount FROM orders WHERE amount > 10', `DECLARE my_cursor CURSOR FOR SELECT id, amount FROM ${BOB_ORDERS} WHERE amount > 10`, 'my_cursor'],
+    [
+      'DECLARE "my_cursor" CURSOR FOR SELECT id, amount FROM orders WHERE amount > 10',
+      `DECLARE my_cursor CURSOR FOR SELECT id, amount FROM ${BOB_ORDERS} WHERE amount > 10`,
+      'my_cursor',
+    ],
     ['DECLARE "c_7f2a_1" CURSOR WITHOUT HOLD FOR SELECT * FROM orders', `DECLARE c_7f2a_1 CURSOR FOR SELECT * FROM ${BOB_ORDERS}`, 'c_7f2a_1'],
-    ['DECLARE "named" SCROLL CURSOR WITH HOLD FOR SELECT name FROM customers', `DECLARE named SCROLL CURSOR WITH HOLD FOR SELECT name FROM ${BOB_CUSTOMERS}`, 'named'],
+    [
+      'DECLARE "named" SCROLL CURSOR WITH HOLD FOR SELECT name FROM customers',
+      `DECLARE named SCROLL CURSOR WITH HOLD FOR SELECT name FROM ${BOB_CUSTOMERS}`,
+      'named',
+    ],
     ['DECLARE "named" NO SCROLL CURSOR FOR SELECT name FROM customers', `DECLARE named NO SCROLL CURSOR FOR SELECT name FROM ${BOB_CUSTOMERS}`, 'named'],
     // psqlODBC UseDeclareFetch
-    ['declare "SQL_CUR0x55d5c0a8e2b0" cursor with hold for select * from customers', `DECLARE "SQL_CUR0x55d5c0a8e2b0" CURSOR WITH HOLD FOR SELECT * FROM ${BOB_CUSTOMERS}`, 'SQL_CUR0x55d5c0a8e2b0'],
+    [
+      'declare "SQL_CUR0x55d5c0a8e2b0" cursor with hold for select * from customers',
+      `DECLARE "SQL_CUR0x55d5c0a8e2b0" CURSOR WITH HOLD FOR SELECT * FROM ${BOB_CUSTOMERS}`,
+      'SQL_CUR0x55d5c0a8e2b0',
+    ],
     ['DECLARE c BINARY INSENSITIVE CURSOR FOR SELECT count(*) FROM orders', `DECLARE c BINARY INSENSITIVE CURSOR FOR SELECT count(*) FROM ${BOB_ORDERS}`, 'c'],
   ])('%s: the query rewritten like the SELECT, written from the AST', async (sql, written, name) => {
     const s = forwarded(await decide(bob, sql));
@@ -50,7 +62,9 @@ describe('DECLARE CURSOR for query_topics users', () => {
     const cursor = refused(await decide(bob, 'DECLARE "c_1" CURSOR WITHOUT HOLD FOR SELECT * FROM employees'));
     expect(cursor).toEqual(select);
     expect(cursor.sqlstate).toBe('42501');
-    expect(refused(await decide(bob, 'DECLARE c CURSOR FOR SELECT ssn FROM orders')).message).toBe(refused(await decide(bob, 'SELECT ssn FROM orders')).message);
+    expect(refused(await decide(bob, 'DECLARE c CURSOR FOR SELECT ssn FROM orders')).message).toBe(
+      refused(await decide(bob, 'SELECT ssn FROM orders')).message,
+    );
   });
   it('a cursor over a catalog query runs on the topic catalog, held (the catalog has no client transaction)', async () => {
     const s = only(await decide(bob, 'declare "SQL_CUR0x1" cursor for SELECT c.relname FROM pg_catalog.pg_class c WHERE c.relkind = \'r\''));
@@ -130,7 +144,9 @@ describe('PREPARE, EXECUTE, DEALLOCATE for query_topics users', () => {
     expect(s.names).toEqual({ space: 'statement', creates: 'by_status' });
   });
   it('psqlODBC names ("_PLAN0x...") keep their quotes at every step', async () => {
-    expect(forwarded(await decide(bob, 'PREPARE "_PLAN0x55d5c0a8e2b0" AS SELECT count(*) FROM orders')).sql).toBe(`PREPARE "_PLAN0x55d5c0a8e2b0" AS SELECT count(*) FROM ${BOB_ORDERS}`);
+    expect(forwarded(await decide(bob, 'PREPARE "_PLAN0x55d5c0a8e2b0" AS SELECT count(*) FROM orders')).sql).toBe(
+      `PREPARE "_PLAN0x55d5c0a8e2b0" AS SELECT count(*) FROM ${BOB_ORDERS}`,
+    );
     const s = forwarded(await decide(bob, 'DEALLOCATE "_PLAN0x55d5c0a8e2b0"'));
     expect(s.sql).toBe('DEALLOCATE "_PLAN0x55d5c0a8e2b0"');
     expect(s.names).toEqual({

@@ -9,8 +9,21 @@ import type { Decision, DecisionContext, PlannedStatement } from '../../../src/p
 import { ensureParser } from '../../../src/sql/parse.ts';
 import { ctxFor, customers, orders } from './demo-context.ts';
 
-const ORDERS_TYPES = { id: 'integer', customer_id: 'integer', region: 'character varying', amount: 'numeric', status: 'character varying', ordered_at: 'timestamp with time zone' };
-const CUSTOMERS_TYPES = { id: 'integer', name: 'character varying', email: 'character varying', region: 'character varying', created_at: 'timestamp with time zone' };
+const ORDERS_TYPES = {
+  id: 'integer',
+  customer_id: 'integer',
+  region: 'character varying',
+  amount: 'numeric',
+  status: 'character varying',
+  ordered_at: 'timestamp with time zone',
+};
+const CUSTOMERS_TYPES = {
+  id: 'integer',
+  name: 'character varying',
+  email: 'character varying',
+  region: 'character varying',
+  created_at: 'timestamp with time zone',
+};
 
 function typed(): Map<string, Topic> {
   return new Map<string, Topic>([
@@ -19,7 +32,13 @@ function typed(): Map<string, Topic> {
   ]);
 }
 
-function mysqlCtx(user: string, level: 'query_topics' | 'querier' | 'connection_admin', attrs: Record<string, string[]>, topics = typed(), flavor?: 'mariadb' | 'mysql'): DecisionContext {
+function mysqlCtx(
+  user: string,
+  level: 'query_topics' | 'querier' | 'connection_admin',
+  attrs: Record<string, string[]>,
+  topics = typed(),
+  flavor?: 'mariadb' | 'mysql',
+): DecisionContext {
   const c = ctxFor(user, level, attrs, { topics });
   return { ...c, connection: { ...c.connection, dialect: 'mysql', ...(flavor ? { flavor } : {}) } };
 }
@@ -73,7 +92,10 @@ describe('query_topics on a mysql connection: the topic rewrite written by the M
     const st = forwarded(await decide(bob, 'SELECT id, amount > $2 AS big FROM orders WHERE id = $1 AND status = $1::text'));
     expect(st.sql.match(/\?/g)?.length).toBe(3);
     expect(st.params).toEqual([2, 1, 1]);
-    expect(st.columns).toEqual([{ name: 'id', type: 'int' }, { name: 'big', type: 'bool' }]);
+    expect(st.columns).toEqual([
+      { name: 'id', type: 'int' },
+      { name: 'big', type: 'bool' },
+    ]);
   });
 
   it('the flavor picks the collation, and is part of the cache key', async () => {
@@ -83,7 +105,10 @@ describe('query_topics on a mysql connection: the topic rewrite written by the M
   });
 
   it('column types unknown: refused 0A000; learned later (replaced whole), the same text is decided again', async () => {
-    const topics = new Map<string, Topic>([['orders', { ...orders }], ['customers', { ...customers }]]);
+    const topics = new Map<string, Topic>([
+      ['orders', { ...orders }],
+      ['customers', { ...customers }],
+    ]);
     const ctx = mysqlCtx('bob@acme.example', 'query_topics', { region: ['EMEA'] }, topics);
     const before = refused(await decide(ctx, 'SELECT id FROM orders'));
     expect(before.sqlstate).toBe('0A000');
@@ -174,7 +199,7 @@ describe('queriers on a mysql connection: MySQL SQL classified and forwarded unc
 
   it('refuses $n where MySQL reads the text differently from PostgreSQL, or next to a ? of its own (0A000)', async () => {
     // `#` starts a comment in MySQL and is an operator in PostgreSQL: the $1 would vanish.
-    for (const sql of ['SELECT 1 #$1', "SELECT ?, $1"]) {
+    for (const sql of ['SELECT 1 #$1', 'SELECT ?, $1']) {
       const r = refused(await decide(carol, sql));
       expect(r.sqlstate, sql).toMatch(/^(0A000|42601|42501)$/);
     }
@@ -192,13 +217,18 @@ describe('queriers on a mysql connection: MySQL SQL classified and forwarded unc
 
   it('a text PostgreSQL also reads goes as written too, statement by statement', async () => {
     const statements = run(await decide(carol, 'SELECT 1 AS a; BEGIN; SELECT name FROM employees; COMMIT'));
-    expect(statements.map((s) => (s.action === 'forward' ? s.sql : s.action))).toEqual(['SELECT 1 AS a', 'START TRANSACTION READ ONLY', 'SELECT name FROM employees', 'COMMIT']);
+    expect(statements.map((s) => (s.action === 'forward' ? s.sql : s.action))).toEqual([
+      'SELECT 1 AS a',
+      'START TRANSACTION READ ONLY',
+      'SELECT name FROM employees',
+      'COMMIT',
+    ]);
   });
 
   it('writes, INTO OUTFILE, LOAD_FILE and SLEEP are refused with 42501', async () => {
     for (const sql of [
       'DELETE FROM employees',
-      "INSERT INTO employees (id) VALUES (1)",
+      'INSERT INTO employees (id) VALUES (1)',
       "SELECT * FROM employees INTO OUTFILE '/tmp/x'",
       "SELECT LOAD_FILE('/etc/passwd')",
       'SELECT SLEEP(10)',
@@ -209,7 +239,7 @@ describe('queriers on a mysql connection: MySQL SQL classified and forwarded unc
     }
   });
 
-  it('pg_catalog queries go to the topic catalog; information_schema is MySQL\'s', async () => {
+  it("pg_catalog queries go to the topic catalog; information_schema is MySQL's", async () => {
     expect(run(await decide(carol, 'SELECT relname FROM pg_catalog.pg_class'))[0].action).toBe('catalog');
     expect(run(await decide(carol, 'SELECT pg_catalog.version()'))[0].action).toBe('catalog');
     expect(forwarded(await decide(carol, 'SELECT table_name FROM information_schema.tables')).sql).toContain('information_schema');

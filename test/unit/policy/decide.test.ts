@@ -22,7 +22,9 @@ describe('query_topics: topic rewrite', () => {
     const d = await decide(bob, 'SELECT o.id, o.amount FROM orders o WHERE o.amount > 10');
     expect(d.outcome === 'run' && d.rule).toBe('topic_rewrite');
     expect(d.outcome === 'run' && d.topics).toEqual(['orders']);
-    expect(sqlOf(d)).toMatch(/^SELECT o\.id, o\.amount FROM \( SELECT id, customer_id, region, amount, status, ordered_at FROM public\.orders WHERE region = 'EMEA' OFFSET 0 \) AS o WHERE o\.amount > 10$/);
+    expect(sqlOf(d)).toMatch(
+      /^SELECT o\.id, o\.amount FROM \( SELECT id, customer_id, region, amount, status, ordered_at FROM public\.orders WHERE region = 'EMEA' OFFSET 0 \) AS o WHERE o\.amount > 10$/,
+    );
     const s = ran(d)[0];
     expect(s.action === 'forward' && s.returnsRows && s.kind).toBe('select');
   });
@@ -109,10 +111,24 @@ describe('query_topics: statement kinds, functions, settings', () => {
     const d = await decide(bob, "BEGIN; SET TimeZone = 'UTC'; SHOW DateStyle; RESET statement_timeout; SELECT 1; COMMIT; DISCARD ALL");
     const st = ran(d);
     expect(st.map((s) => s.kind)).toEqual(['transaction', 'set', 'show', 'reset', 'select', 'transaction', 'discard']);
-    expect(st.map((s) => (s.action === 'forward' ? s.sql : ''))).toEqual(['BEGIN', "SET timezone TO 'UTC'", 'SHOW datestyle', 'RESET statement_timeout', 'SELECT 1', 'COMMIT', 'DISCARD ALL']);
+    expect(st.map((s) => (s.action === 'forward' ? s.sql : ''))).toEqual([
+      'BEGIN',
+      "SET timezone TO 'UTC'",
+      'SHOW datestyle',
+      'RESET statement_timeout',
+      'SELECT 1',
+      'COMMIT',
+      'DISCARD ALL',
+    ]);
   });
   it('refuses SET search_path, role and read-only settings', async () => {
-    for (const q of ['SET search_path = public', 'SET ROLE admin', 'SET default_transaction_read_only = off', 'RESET transaction_read_only', 'SET SESSION AUTHORIZATION x']) {
+    for (const q of [
+      'SET search_path = public',
+      'SET ROLE admin',
+      'SET default_transaction_read_only = off',
+      'RESET transaction_read_only',
+      'SET SESSION AUTHORIZATION x',
+    ]) {
       expect(refused(await decide(bob, q)).rule, q).toBe('query_topics.setting_not_allowed');
     }
     expect(refused(await decide(bob, 'SET search_path = hr')).message).toContain('search_path is fixed by Gatehouse');
@@ -132,9 +148,13 @@ describe('query_topics: statement kinds, functions, settings', () => {
     expect(st.kind).toBe('copy_out');
     expect(st.copyOut!.query).toContain("region = 'EMEA'");
     expect(st.sql).toMatch(/^COPY \(SELECT id, amount FROM .*\) TO STDOUT WITH \(FORMAT csv, HEADER true, DELIMITER ';'\)$/);
-    expect(sqlOf(await decide(bob, 'COPY customers (id, name) TO STDOUT'))).toMatch(/^COPY \(SELECT id, name FROM \( SELECT id, name, region, created_at FROM public\.customers WHERE region = 'EMEA'/);
+    expect(sqlOf(await decide(bob, 'COPY customers (id, name) TO STDOUT'))).toMatch(
+      /^COPY \(SELECT id, name FROM \( SELECT id, name, region, created_at FROM public\.customers WHERE region = 'EMEA'/,
+    );
     // Binary COPY of the rewritten query: the format is only the encoding of the governed rows.
-    expect(sqlOf(await decide(bob, 'COPY (SELECT id FROM orders) TO STDOUT (FORMAT binary)'))).toMatch(/^COPY \(SELECT id FROM \( SELECT .* WHERE region = 'EMEA' OFFSET 0 \) AS orders\) TO STDOUT WITH \(FORMAT binary\)$/);
+    expect(sqlOf(await decide(bob, 'COPY (SELECT id FROM orders) TO STDOUT (FORMAT binary)'))).toMatch(
+      /^COPY \(SELECT id FROM \( SELECT .* WHERE region = 'EMEA' OFFSET 0 \) AS orders\) TO STDOUT WITH \(FORMAT binary\)$/,
+    );
     expect(refused(await decide(bob, 'COPY (SELECT 1) TO STDOUT (FORMAT parquet)')).sqlstate).toBe('0A000');
   });
 });
@@ -198,10 +218,23 @@ describe('queriers and connection admins', () => {
   });
   it('refuse the denylist at every level', async () => {
     for (const ctx of [carol, alice, ctxFor('x', 'connection_admin', {}, { allowWrites: true })]) {
-      for (const q of ["SELECT query_to_xml('select 1', true, true, '')", "SELECT public.dblink('x', 'y')", "SELECT pg_read_file('/etc/passwd')", "SELECT lo_import('/etc/passwd')", "SELECT set_config('a.b', 'c', false)", 'SELECT pg_terminate_backend(1)', 'SELECT pg_cancel_backend(1)']) {
+      for (const q of [
+        "SELECT query_to_xml('select 1', true, true, '')",
+        "SELECT public.dblink('x', 'y')",
+        "SELECT pg_read_file('/etc/passwd')",
+        "SELECT lo_import('/etc/passwd')",
+        "SELECT set_config('a.b', 'c', false)",
+        'SELECT pg_terminate_backend(1)',
+        'SELECT pg_cancel_backend(1)',
+      ]) {
         expect(refused(await decide(ctx, q)), q).toMatchObject({ rule: 'denied_function', sqlstate: '42501' });
       }
-      for (const q of ['DO $$ BEGIN END $$', "COPY employees TO PROGRAM 'x'", "COPY employees TO '/tmp/x'", "CREATE FUNCTION f() RETURNS int AS 'select 1' LANGUAGE sql"]) {
+      for (const q of [
+        'DO $$ BEGIN END $$',
+        "COPY employees TO PROGRAM 'x'",
+        "COPY employees TO '/tmp/x'",
+        "CREATE FUNCTION f() RETURNS int AS 'select 1' LANGUAGE sql",
+      ]) {
         expect(refused(await decide(ctx, q)), q).toMatchObject({ rule: 'denied_statement', sqlstate: '42501' });
       }
       expect(refused(await decide(ctx, 'SELECT * FROM pg_stats')).rule).toBe('denied_relation');
@@ -213,8 +246,12 @@ describe('queriers and connection admins', () => {
     const c = ctxFor('carol@acme.example', 'querier', { region: ['APAC'] });
     const d = await decide(c, 'SELECT o.id, e.name FROM topics . "orders" o JOIN employees e ON e.id = o.id');
     expect(d.outcome === 'run' && d.topics).toEqual(['orders']);
-    expect(sqlOf(d)).toBe("SELECT o.id, e.name FROM (SELECT id, customer_id, region, amount, status, ordered_at FROM public.orders WHERE region = 'APAC' OFFSET 0) o JOIN employees e ON e.id = o.id");
-    expect(sqlOf(await decide(c, 'select * from topics.customers'))).toBe("select * from (SELECT id, name, region, created_at FROM public.customers WHERE region = 'APAC' OFFSET 0) AS customers");
+    expect(sqlOf(d)).toBe(
+      "SELECT o.id, e.name FROM (SELECT id, customer_id, region, amount, status, ordered_at FROM public.orders WHERE region = 'APAC' OFFSET 0) o JOIN employees e ON e.id = o.id",
+    );
+    expect(sqlOf(await decide(c, 'select * from topics.customers'))).toBe(
+      "select * from (SELECT id, name, region, created_at FROM public.customers WHERE region = 'APAC' OFFSET 0) AS customers",
+    );
     expect(refused(await decide(c, 'SELECT email FROM topics.customers')).rule).toBe('query_topics.non_topic_field');
     expect(refused(await decide(c, 'SELECT * FROM topics.nope')).rule).toBe('topics_schema.unknown_topic');
   });

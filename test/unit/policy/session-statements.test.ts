@@ -15,7 +15,8 @@ function refused(d: Decision): {
   return { sqlstate: d.error.sqlstate, message: d.error.message, rule: d.rule };
 }
 function forwarded(d: Decision): Extract<PlannedStatement, { action: 'forward' }> {
-  if (d.outcome !== 'run' || d.statements.length !== 1 || d.statements[0].action !== 'forward') throw new Error(`expected one forward, got ${JSON.stringify(d)}`);
+  if (d.outcome !== 'run' || d.statements.length !== 1 || d.statements[0].action !== 'forward')
+    throw new Error(`expected one forward, got ${JSON.stringify(d)}`);
   return d.statements[0];
 }
 
@@ -58,7 +59,13 @@ describe('transaction characteristics that only tighten, at every level', () => 
     expect(s.notice).toBeUndefined();
   });
   it('a transaction asking to write now stays refused where writes are not allowed', async () => {
-    for (const sql of ['BEGIN READ WRITE', 'START TRANSACTION READ WRITE', 'SET TRANSACTION READ WRITE', 'SET default_transaction_read_only = off', 'SET transaction_read_only = false']) {
+    for (const sql of [
+      'BEGIN READ WRITE',
+      'START TRANSACTION READ WRITE',
+      'SET TRANSACTION READ WRITE',
+      'SET default_transaction_read_only = off',
+      'SET transaction_read_only = false',
+    ]) {
       expect(refused(await decide(bob, sql)).sqlstate, sql).toBe('42501');
       expect(refused(await decide(carol, sql)), sql).toMatchObject({
         sqlstate: '42501',
@@ -71,7 +78,12 @@ describe('transaction characteristics that only tighten, at every level', () => 
 describe('pg_sleep, pg_cancel_backend, pg_terminate_backend, DO', () => {
   it('pg_sleep is allowed for queriers and connection admins: only their own backend waits', async () => {
     for (const ctx of [carol, alice]) {
-      for (const sql of ['SELECT pg_sleep(0.1)', "SELECT pg_sleep_for('10 ms')", "SELECT pg_sleep_until(now() + interval '10 ms')", 'SELECT (0::float8).pg_sleep']) {
+      for (const sql of [
+        'SELECT pg_sleep(0.1)',
+        "SELECT pg_sleep_for('10 ms')",
+        "SELECT pg_sleep_until(now() + interval '10 ms')",
+        'SELECT (0::float8).pg_sleep',
+      ]) {
         expect(forwarded(await decide(ctx, sql)).sql, sql).toBe(sql);
       }
     }

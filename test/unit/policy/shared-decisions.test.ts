@@ -18,7 +18,14 @@ const writer = ctxFor('wanda@acme.example', 'querier', {}, { allowWrites: true, 
 const carolTyped: DecisionContext = { ...carol, topics: typedTopics };
 /** A querier with a region: raw SQL naming topics.orders gets the barrier spliced in, with pushdown. */
 const quinn = ctxFor('quinn@acme.example', 'querier', { region: ['EMEA'] }, { topics: typedTopics });
-const CONTEXTS: [string, DecisionContext][] = [['bob', bob], ['carol', carolTyped], ['grace', grace], ['odd', odd], ['writer', writer], ['quinn', quinn]];
+const CONTEXTS: [string, DecisionContext][] = [
+  ['bob', bob],
+  ['carol', carolTyped],
+  ['grace', grace],
+  ['odd', odd],
+  ['writer', writer],
+  ['quinn', quinn],
+];
 
 beforeEach(() => clearDecisionCache());
 
@@ -63,7 +70,10 @@ const constantOf = (cls: ConstantClass): fc.Arbitrary<string> => {
     case 'int':
       return fc.oneof(fc.integer({ min: 0, max: 2147483647 }).map(String), fc.constantFrom('0', '1', '2', '007', '2147483647'));
     case 'numeric':
-      return fc.oneof(fc.tuple(fc.nat(), fc.nat()).map(([a, b]) => `${a}.${b}`), fc.bigInt({ min: 2147483648n, max: 10n ** 18n }).map(String));
+      return fc.oneof(
+        fc.tuple(fc.nat(), fc.nat()).map(([a, b]) => `${a}.${b}`),
+        fc.bigInt({ min: 2147483648n, max: 10n ** 18n }).map(String),
+      );
   }
 };
 
@@ -118,15 +128,15 @@ const withConstants = fc.oneof(
     'SELECT DISTINCT ON (1) id FROM orders',
     'SELECT id FROM orders FETCH FIRST 5 ROWS ONLY',
     "SELECT id FROM orders WHERE status = 'x' FOR UPDATE",
-    "SELECT id INTO t FROM orders WHERE id = 1",
+    'SELECT id INTO t FROM orders WHERE id = 1',
     "VALUES (1, 'a'), (2, 'b')",
-    "WITH x AS (SELECT id FROM orders WHERE id > 10) SELECT * FROM x WHERE id < 20",
+    'WITH x AS (SELECT id FROM orders WHERE id > 10) SELECT * FROM x WHERE id < 20',
     "SELECT '$1', id FROM orders WHERE id = 1",
     "SELECT id FROM orders WHERE status = '$1' AND id = 1",
     "SELECT id FROM orders /* it's */ WHERE status = 'x' -- it's\n AND id = 2",
     'SELECT "weird""name" FROM orders WHERE id = 1',
     "SELECT xmlelement(name x, 'v'), 1",
-    "SELECT pg_sleep(1)",
+    'SELECT pg_sleep(1)',
   ),
   fc.oneof(answerable, gray, hostile).map((s) => s.sql),
 );
@@ -159,7 +169,9 @@ describe('shared decisions', () => {
     await decide(quinn, 'SELECT o.id FROM topics.orders o WHERE o.id = 1 /* raw */');
     expect(sharing(quinn, 'SELECT o.id FROM topics.orders o WHERE o.id = 77 /* raw */')).toBe('shared');
     const [s] = sqlOf(await decide(quinn, 'SELECT o.id FROM topics.orders o WHERE o.id = 77 /* raw */'));
-    expect(s).toBe("SELECT o.id FROM (SELECT id, customer_id, region, amount, status, ordered_at FROM public.orders WHERE region = 'EMEA' AND id = 77 OFFSET 0) o WHERE o.id = 77 /* raw */");
+    expect(s).toBe(
+      "SELECT o.id FROM (SELECT id, customer_id, region, amount, status, ordered_at FROM public.orders WHERE region = 'EMEA' AND id = 77 OFFSET 0) o WHERE o.id = 77 /* raw */",
+    );
   });
 
   it("an extended-protocol parameter stays unpushed (its type is the client's)", async () => {
@@ -179,7 +191,12 @@ describe('shared decisions', () => {
     ['a statement refused with a parameter but allowed with a constant', bob, "SELECT current_setting('TimeZone')", "SELECT current_setting('DateStyle')"],
     ['a catalog query', bob, "SELECT relname FROM pg_catalog.pg_class WHERE relname = 'a'", "SELECT relname FROM pg_catalog.pg_class WHERE relname = 'b'"],
     ['a reg* cast (catalog)', bob, "SELECT 'orders'::regclass", "SELECT 'pg_authid'::regclass"],
-    ['a field of EXTRACT (the deparser writes it by value)', bob, "SELECT EXTRACT('epoch' FROM ordered_at) FROM orders", "SELECT EXTRACT('*' FROM ordered_at) FROM orders"],
+    [
+      'a field of EXTRACT (the deparser writes it by value)',
+      bob,
+      "SELECT EXTRACT('epoch' FROM ordered_at) FROM orders",
+      "SELECT EXTRACT('*' FROM ordered_at) FROM orders",
+    ],
     ['a SQL-syntax call', bob, 'SELECT substring(status FROM 1 FOR 2) FROM orders', 'SELECT substring(status FROM 2 FOR 3) FROM orders'],
     ['a typmod', bob, 'SELECT amount::numeric(10, 2) FROM orders', 'SELECT amount::numeric(12, 2) FROM orders'],
     ['a negative constant (the parser folds the sign)', bob, 'SELECT id FROM orders WHERE id = -5', 'SELECT id FROM orders WHERE id = -6'],

@@ -58,7 +58,15 @@ describe('options: split as pg_split_opts does', () => {
 
 describe('options: decided like the SET they stand for', () => {
   it('other startup parameters are settings too (node-postgres sends statement_timeout so), never dropped; replication is refused', async () => {
-    expect(startupParameterSettings({ application_name: 'x', DateStyle: 'ISO', options: '-c a=b', statement_timeout: '3000', Idle_In_Transaction_Session_Timeout: '3s' })).toEqual([
+    expect(
+      startupParameterSettings({
+        application_name: 'x',
+        DateStyle: 'ISO',
+        options: '-c a=b',
+        statement_timeout: '3000',
+        Idle_In_Transaction_Session_Timeout: '3s',
+      }),
+    ).toEqual([
       { name: 'statement_timeout', value: '3000', written: 'parameter statement_timeout=3000' },
       { name: 'idle_in_transaction_session_timeout', value: '3s', written: 'parameter Idle_In_Transaction_Session_Timeout=3s' },
     ]);
@@ -85,7 +93,9 @@ describe('options: decided like the SET they stand for', () => {
   it('bob may set what he may SET; search_path and the read-only guard are refused at every level', async () => {
     const ok = await decideStartupOptions(bob, '-c DateStyle=ISO,\\ DMY --extra-float-digits=3');
     expect(ok.map((s) => s.action === 'forward' && s.sql)).toEqual(["SET datestyle TO 'ISO, DMY'", "SET extra_float_digits TO '3'"]);
-    expect((await fatalOf(decideStartupOptions(bob, '-c search_path=hr'))).message).toMatch(/^startup option -c search_path=hr refused: SET search_path is not permitted/);
+    expect((await fatalOf(decideStartupOptions(bob, '-c search_path=hr'))).message).toMatch(
+      /^startup option -c search_path=hr refused: SET search_path is not permitted/,
+    );
     for (const ctx of [bob, carol]) {
       expect((await fatalOf(decideStartupOptions(ctx, '-c default_transaction_read_only=off'))).sqlstate).toBe('42501');
       expect((await fatalOf(decideStartupOptions(ctx, '-c standard_conforming_strings=off'))).message).toMatch(/standard_conforming_strings stays on/);
@@ -152,7 +162,9 @@ describe('maintenance database names (postgres, template1)', () => {
       e = x as GatehouseError;
     }
     expect(e?.sqlstate).toBe('3D000');
-    expect(e?.hint).toBe('connections you can use: finance, warehouse (the database name is the connection); "postgres" stands for your connection only when you can use exactly one');
+    expect(e?.hint).toBe(
+      'connections you can use: finance, warehouse (the database name is the connection); "postgres" stands for your connection only when you can use exactly one',
+    );
   });
   it('a connection really named postgres is that connection', () => {
     const dir = mkdtempSync(join(tmpdir(), 'gh-rules-'));

@@ -106,7 +106,9 @@ describe('resolveKeys', () => {
     expect(resolveKeys({ env: {}, rulesDir: rules, configuredKeyFile: 'master.key' })).toEqual({
       problem: expect.stringMatching(/is inside the rules directory/),
     });
-    expect(resolveKeys({ env: { GATEHOUSE_KEY_FILE: inside }, rulesDir: rules })).toEqual({ problem: expect.stringMatching(/GATEHOUSE_KEY_FILE .* inside the rules directory/) });
+    expect(resolveKeys({ env: { GATEHOUSE_KEY_FILE: inside }, rulesDir: rules })).toEqual({
+      problem: expect.stringMatching(/GATEHOUSE_KEY_FILE .* inside the rules directory/),
+    });
     expect(resolveKeys({ env: {}, rulesDir: rules, configuredKeyFile: '../rules/./master.key' })).toHaveProperty('problem');
   });
 });

@@ -79,7 +79,9 @@ describe('connection files with stored secrets', () => {
     expect(problemsOf(rulesWith({ 'acme/connections/vault.yaml': pgConnection(`password: ${pw}\npassword_env: X\n`) }))).toEqual([
       { file: 'acme/connections/vault.yaml', path: 'password', reason: 'set password or password_env, not both' },
     ]);
-    const conn = loadRules(rulesWith({ 'acme/connections/vault.yaml': pgConnection('password_env: X\n') })).orgs.get('acme')!.connections.get('vault')!;
+    const conn = loadRules(rulesWith({ 'acme/connections/vault.yaml': pgConnection('password_env: X\n') }))
+      .orgs.get('acme')!
+      .connections.get('vault')!;
     expect(conn.target).toMatchObject({ password_env: 'X' });
   });
 
@@ -107,7 +109,10 @@ topics_user: gatehouse_topics
 topics_password: '${b}'
 permissions: { default: no_access }
 `;
-    const dir = rulesWith({ 'acme/connections/vault.yaml': vault, 'acme/connections/other.yaml': pgConnection(`password: "${c}"\n`).replace('topics_user: gatehouse_topics\n', '') });
+    const dir = rulesWith({
+      'acme/connections/vault.yaml': vault,
+      'acme/connections/other.yaml': pgConnection(`password: "${c}"\n`).replace('topics_user: gatehouse_topics\n', ''),
+    });
     const mode = statSync(join(dir, 'acme/connections/vault.yaml')).mode & 0o777;
     const report = rotateRules(dir, k12);
     expect(report.failures).toEqual([]);
@@ -118,7 +123,7 @@ permissions: { default: no_access }
     expect(report.unchanged).toEqual([{ file: 'acme/connections/other.yaml', field: 'password', from: 'k2' }]);
     expect(report.written).toEqual(['acme/connections/vault.yaml']);
     const after = readFileSync(join(dir, 'acme/connections/vault.yaml'), 'utf8');
-    const [, na] = /password: (gh1:\S+)   # rotated/.exec(after)!;
+    const [, na] = /password: (gh1:\S+) {3}# rotated/.exec(after)!;
     const [, nb] = /topics_password: '(gh1:\S+)'/.exec(after)!;
     // Byte for byte the same file but for the two ciphertexts.
     expect(after).toBe(vault.replace(a, na).replace(b, nb));

@@ -27,7 +27,7 @@ describe('lexing settings are pinned', () => {
     'set STANDARD_CONFORMING_STRINGS=off',
     "SET client_encoding = 'SJIS'",
     "SET client_encoding TO 'BIG5'",
-    "SET backslash_quote = on",
+    'SET backslash_quote = on',
   ]) {
     for (const who of [bob, carol, alice]) {
       it(`${who.user}: ${q} is refused, saying why`, async () => {
@@ -72,9 +72,11 @@ describe('lexing settings are pinned', () => {
 
 describe('session identity is the person, not the warehouse account', () => {
   it('current_user, session_user, user, current_role, current_database() and current_catalog', async () => {
-    const [sql] = sent(await decide(bob, 'SELECT current_user, session_user, user, current_role, current_database(), current_catalog, pg_catalog.current_user()'));
+    const [sql] = sent(
+      await decide(bob, 'SELECT current_user, session_user, user, current_role, current_database(), current_catalog, pg_catalog.current_user()'),
+    );
     expect(sql).not.toMatch(/current_user\b(?!")|session_user\b(?!")|current_database\(/);
-    expect(sql).toContain("CAST('bob@acme.example' AS pg_catalog.name) AS \"current_user\"");
+    expect(sql).toContain('CAST(\'bob@acme.example\' AS pg_catalog.name) AS "current_user"');
     expect(sql).toContain("CAST('warehouse' AS pg_catalog.name) AS current_database");
   });
   it('inside expressions too', async () => {
@@ -103,25 +105,46 @@ describe('column notation and field selection are calls', () => {
     });
   }
   it('denied functions in column notation are refused for queriers too', async () => {
-    for (const q of ["SELECT ('SELECT 1'::text).ts_stat", "SELECT ('/etc/passwd'::text).pg_read_file", 'SELECT (8::int4).pg_cancel_backend', 'SELECT x.pg_terminate_backend FROM (SELECT 1 AS x) s', "SELECT ('x'::text).lo_import"]) {
+    for (const q of [
+      "SELECT ('SELECT 1'::text).ts_stat",
+      "SELECT ('/etc/passwd'::text).pg_read_file",
+      'SELECT (8::int4).pg_cancel_backend',
+      'SELECT x.pg_terminate_backend FROM (SELECT 1 AS x) s',
+      "SELECT ('x'::text).lo_import",
+    ]) {
       expect(refusedWith(await decide(carol, q)).sqlstate, q).toBe('42501');
     }
   });
   it('a field of a FROM item is fine', async () => {
-    for (const q of ['SELECT (o).amount, (o).id FROM orders o', 'SELECT (c).* FROM customers c', 'SELECT x.n FROM (SELECT 1 AS n) x', 'SELECT t.x FROM unnest(ARRAY[1]) AS t(x)']) {
+    for (const q of [
+      'SELECT (o).amount, (o).id FROM orders o',
+      'SELECT (c).* FROM customers c',
+      'SELECT x.n FROM (SELECT 1 AS n) x',
+      'SELECT t.x FROM unnest(ARRAY[1]) AS t(x)',
+    ]) {
       expect((await decide(bob, q)).outcome, q).toBe('run');
     }
   });
 });
 
 describe('types and parameter types name built-in scalar types only', () => {
-  for (const q of ['SELECT (NULL::employees).*', 'SELECT NULL::public.customers', "SELECT 'x'::xml", "SELECT '1'::regtype::text FROM orders", 'SELECT NULL::orders', 'SELECT CAST(id AS customers) FROM orders', 'SELECT NULL::pg_catalog.pg_class']) {
+  for (const q of [
+    'SELECT (NULL::employees).*',
+    'SELECT NULL::public.customers',
+    "SELECT 'x'::xml",
+    "SELECT '1'::regtype::text FROM orders",
+    'SELECT NULL::orders',
+    'SELECT CAST(id AS customers) FROM orders',
+    'SELECT NULL::pg_catalog.pg_class',
+  ]) {
     it(`refused: ${q}`, async () => {
       expect(refusedWith(await decide(bob, q)).sqlstate).toBe('42501');
     });
   }
   it('built-in casts are fine', async () => {
-    expect((await decide(bob, "SELECT id::text, amount::float8, ordered_at::date, '1 day'::interval, status::varchar(10), ARRAY[1]::int[] FROM orders")).outcome).toBe('run');
+    expect(
+      (await decide(bob, "SELECT id::text, amount::float8, ordered_at::date, '1 day'::interval, status::varchar(10), ARRAY[1]::int[] FROM orders")).outcome,
+    ).toBe('run');
   });
 });
 
@@ -130,7 +153,7 @@ describe('what is forwarded parses back to the tree that was decided', () => {
     const d = await decide(erin, "SELECT id FROM orders WHERE EXTRACT('public.employees' FROM ordered_at) = 2024");
     expect(refusedWith(d).sqlstate).toBe('0A000');
   });
-  it("a qualified type the writer would unqualify is refused rather than resolved anew", async () => {
+  it('a qualified type the writer would unqualify is refused rather than resolved anew', async () => {
     expect(refusedWith(await decide(bob, "SELECT 'x'::pg_catalog.text")).sqlstate).toBe('0A000');
     expect((await decide(bob, "SELECT 'x'::text, 1::int, now()::timestamptz")).outcome).toBe('run');
   });
@@ -155,11 +178,18 @@ describe("the second outside review's findings", () => {
     }
   });
   it("other sessions' activity and advisory locks are refused for queriers", async () => {
-    for (const q of ['SELECT * FROM pg_stat_activity', 'SELECT * FROM pg_catalog.pg_locks', 'SELECT pg_stat_get_activity(NULL)', 'SELECT pg_blocking_pids(1)', 'SELECT pg_try_advisory_xact_lock(1)', 'SELECT pg_advisory_lock_shared(1)']) {
+    for (const q of [
+      'SELECT * FROM pg_stat_activity',
+      'SELECT * FROM pg_catalog.pg_locks',
+      'SELECT pg_stat_get_activity(NULL)',
+      'SELECT pg_blocking_pids(1)',
+      'SELECT pg_try_advisory_xact_lock(1)',
+      'SELECT pg_advisory_lock_shared(1)',
+    ]) {
       expect(refusedWith(await decide(carol, q)).sqlstate, q).toBe('42501');
     }
   });
-  it("column names the walker cannot be sure of are unknown, so t.fn stays a refusal", async () => {
+  it('column names the walker cannot be sure of are unknown, so t.fn stays a refusal', async () => {
     for (const q of [
       'SELECT t.pg_typeof, t.hash_record FROM (SELECT (pg_typeof).arr[1], (hash_record).arr[1] FROM (SELECT ARRAY[1] AS arr) AS pg_typeof, (SELECT ARRAY[2] AS arr) AS hash_record) AS t',
       'SELECT t.pg_column_size FROM (SELECT (x).* FROM (SELECT 1 AS pg_column_size) AS x) AS t',
@@ -224,7 +254,13 @@ describe("the second attack round's findings", () => {
     ]) {
       expect(refusedWith(await decide(bob, q)).sqlstate, q).toBe('42501');
     }
-    for (const q of ['SELECT x.case FROM (SELECT CASE WHEN true THEN 1 ELSE 2 END) x', 'SELECT x.text FROM (SELECT 1::int4::text) x', 'SELECT x.length FROM (SELECT CASE WHEN true THEN 1 ELSE length(status) END FROM orders) x', 'SELECT x.n FROM (SELECT (SELECT count(*) AS n FROM orders)) x', 'SELECT x.count FROM (SELECT (SELECT count(*) FROM orders)) x']) {
+    for (const q of [
+      'SELECT x.case FROM (SELECT CASE WHEN true THEN 1 ELSE 2 END) x',
+      'SELECT x.text FROM (SELECT 1::int4::text) x',
+      'SELECT x.length FROM (SELECT CASE WHEN true THEN 1 ELSE length(status) END FROM orders) x',
+      'SELECT x.n FROM (SELECT (SELECT count(*) AS n FROM orders)) x',
+      'SELECT x.count FROM (SELECT (SELECT count(*) FROM orders)) x',
+    ]) {
       expect((await decide(bob, q)).outcome, q).toBe('run');
     }
   });

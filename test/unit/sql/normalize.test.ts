@@ -23,9 +23,14 @@ describe('normalizeConstants', () => {
     ["/* a /* nested 'b' */ still ' comment */ SELECT 'x'", "/* a /* nested 'b' */ still ' comment */ SELECT $1", ["'x'"], ['string']],
     ['SELECT "a""\'b" FROM t WHERE "c\'" = \'y\'', 'SELECT "a""\'b" FROM t WHERE "c\'" = $1', ["'y'"], ['string']],
     ['SELECT 2147483647, 2147483648, 007', 'SELECT $1, $2, $3', ['2147483647', '2147483648', '007'], ['int', 'numeric', 'int']],
-    ["SELECT 'é', \"ñ\" FROM t WHERE é = 5", "SELECT $1, \"ñ\" FROM t WHERE é = $2", ["'é'", '5'], ['string', 'int']],
+    ['SELECT \'é\', "ñ" FROM t WHERE é = 5', 'SELECT $1, "ñ" FROM t WHERE é = $2', ["'é'", '5'], ['string', 'int']],
     ['(SELECT 1) UNION (SELECT 2)', '(SELECT $1) UNION (SELECT $2)', ['1', '2'], ['int', 'int']],
-    ["WITH x AS (SELECT 1) INSERT INTO t SELECT * FROM x WHERE a <> 'b'", "WITH x AS (SELECT $1) INSERT INTO t SELECT * FROM x WHERE a <> $2", ['1', "'b'"], ['int', 'string']],
+    [
+      "WITH x AS (SELECT 1) INSERT INTO t SELECT * FROM x WHERE a <> 'b'",
+      'WITH x AS (SELECT $1) INSERT INTO t SELECT * FROM x WHERE a <> $2',
+      ['1', "'b'"],
+      ['int', 'string'],
+    ],
     ['SELECT a-1, a*-2 FROM t', 'SELECT a-$1, a*-$2 FROM t', ['1', '2'], ['int', 'int']],
   ])('%s', (sql, text, constants, classes) => {
     expect(norm(sql)).toEqual({ text, constants, classes });
@@ -34,7 +39,7 @@ describe('normalizeConstants', () => {
   it.each([
     ["SELECT date '2024-01-01'", "SELECT date '2024-01-01'"],
     ["SELECT interval '1 day', x::text FROM t", "SELECT interval '1 day', x::text FROM t"],
-    ['SELECT varchar(10) \'x\'', 'SELECT varchar($1) \'x\''],
+    ["SELECT varchar(10) 'x'", "SELECT varchar($1) 'x'"],
     ['SELECT "int4" \'5\'', 'SELECT "int4" \'5\''],
   ])('keeps typed literals in the text: %s', (sql, text) => {
     expect(norm(sql)?.text).toBe(text);
@@ -72,7 +77,7 @@ describe('normalizeConstants', () => {
     ['SET', 'SET x = 5'],
     ['SHOW', 'SHOW x'],
     ['EXPLAIN', 'EXPLAIN SELECT 1'],
-    ['COPY', "COPY (SELECT 1) TO STDOUT"],
+    ['COPY', 'COPY (SELECT 1) TO STDOUT'],
     ['DECLARE', 'DECLARE c CURSOR FOR SELECT 1'],
     ['PREPARE', 'PREPARE p AS SELECT 1'],
     ['a constant first', "'x' SELECT"],
@@ -150,7 +155,7 @@ function checkAgainstParser(sql: string): void {
   }
 }
 
-describe('the scanner against PostgreSQL\'s parser', () => {
+describe("the scanner against PostgreSQL's parser", () => {
   it('the client corpus (psql, pgjdbc, SQLAlchemy, BI tools)', () => {
     const corpus = JSON.parse(readFileSync(resolve(process.env.CORPUS_DIR ?? '/work/shared/corpus', 'client-queries.json'), 'utf8')) as { sql: string }[];
     let shared = 0;
@@ -168,7 +173,7 @@ describe('the scanner against PostgreSQL\'s parser', () => {
       fc.string({ unit: fc.constantFrom('a', "'", '\\', '"', '-', '/', '*', '$', 'é', '\n', ' ', '1') }).map((s) => `'${s.replace(/'/g, "''")}'`),
       fc.constantFrom('1e5', '.5', "E'\\''", '0x1F', '1_000', "U&'x'", "B'1'", '$1', '$$x$$'),
     );
-    const spaced = fc.constantFrom(' ', '\n', ' -- c\n', ' /* \' */ ', '');
+    const spaced = fc.constantFrom(' ', '\n', ' -- c\n', " /* ' */ ", '');
     fc.assert(
       fc.property(fc.oneof(answerable, gray, hostile), fc.array(fc.tuple(constant, spaced), { maxLength: 3 }), ({ sql }, extra) => {
         checkAgainstParser(sql);

@@ -23,38 +23,64 @@ describe('snowflake dialect: written as', () => {
     [`SELECT a || '-' || b, a + 1, a - -1, -a FROM t`, `SELECT (("A" || '-') || "B"), ("A" + 1), ("A" - (-1)), (-"A") FROM "T"`],
     [`SELECT a::float8 / 2 FROM t`, 'SELECT (CAST("A" AS DOUBLE PRECISION) / 2) FROM "T"'],
     [`SELECT 1 FROM t WHERE a <> 1 AND b != 2 OR NOT c`, 'SELECT 1 FROM "T" WHERE ((("A" <> 1) AND ("B" <> 2)) OR (NOT "C"))'],
-    [`SELECT 1 FROM t WHERE a LIKE 'x\\_%' AND b NOT ILIKE '%y'`, `SELECT 1 FROM "T" WHERE (("A" LIKE $$x\\_%$$ ESCAPE $$\\$$) AND ("B" NOT ILIKE '%y' ESCAPE $$\\$$))`],
-    [`SELECT 1 FROM t WHERE a IN (1, 2) AND b NOT IN ('x') AND c BETWEEN 1 AND 3 AND d NOT BETWEEN 1 AND 3`,
-      `SELECT 1 FROM "T" WHERE (("A" IN (1, 2)) AND ("B" NOT IN ('x')) AND ("C" BETWEEN 1 AND 3) AND ("D" NOT BETWEEN 1 AND 3))`],
-    [`SELECT 1 FROM t WHERE a IS NULL AND b IS NOT NULL AND a IS DISTINCT FROM b`,
-      `SELECT 1 FROM "T" WHERE (("A" IS NULL) AND ("B" IS NOT NULL) AND ("A" IS DISTINCT FROM "B"))`],
-    [`SELECT CASE WHEN a > 1 THEN 'big' ELSE 'small' END, CASE a WHEN 1 THEN 'one' END, COALESCE(a, b, 0), NULLIF(a, 0) FROM t`,
-      `SELECT CASE WHEN ("A" > 1) THEN 'big' ELSE 'small' END, CASE "A" WHEN 1 THEN 'one' END, COALESCE("A", "B", 0), NULLIF("A", 0) FROM "T"`],
+    [
+      `SELECT 1 FROM t WHERE a LIKE 'x\\_%' AND b NOT ILIKE '%y'`,
+      `SELECT 1 FROM "T" WHERE (("A" LIKE $$x\\_%$$ ESCAPE $$\\$$) AND ("B" NOT ILIKE '%y' ESCAPE $$\\$$))`,
+    ],
+    [
+      `SELECT 1 FROM t WHERE a IN (1, 2) AND b NOT IN ('x') AND c BETWEEN 1 AND 3 AND d NOT BETWEEN 1 AND 3`,
+      `SELECT 1 FROM "T" WHERE (("A" IN (1, 2)) AND ("B" NOT IN ('x')) AND ("C" BETWEEN 1 AND 3) AND ("D" NOT BETWEEN 1 AND 3))`,
+    ],
+    [
+      `SELECT 1 FROM t WHERE a IS NULL AND b IS NOT NULL AND a IS DISTINCT FROM b`,
+      `SELECT 1 FROM "T" WHERE (("A" IS NULL) AND ("B" IS NOT NULL) AND ("A" IS DISTINCT FROM "B"))`,
+    ],
+    [
+      `SELECT CASE WHEN a > 1 THEN 'big' ELSE 'small' END, CASE a WHEN 1 THEN 'one' END, COALESCE(a, b, 0), NULLIF(a, 0) FROM t`,
+      `SELECT CASE WHEN ("A" > 1) THEN 'big' ELSE 'small' END, CASE "A" WHEN 1 THEN 'one' END, COALESCE("A", "B", 0), NULLIF("A", 0) FROM "T"`,
+    ],
     // Casts to types with the same meaning.
-    [`SELECT a::int, a::bigint, a::numeric(12,2), a::text, a::varchar(5), a::boolean, '2024-01-02'::date, '2024-01-02 03:04:05'::timestamp, '2024-01-02'::timestamptz FROM t`,
-      `SELECT CAST("A" AS INTEGER), CAST("A" AS BIGINT), CAST("A" AS NUMERIC(12,2)), CAST("A" AS VARCHAR), CAST("A" AS VARCHAR(5)), CAST("A" AS BOOLEAN), CAST('2024-01-02' AS DATE), CAST('2024-01-02 03:04:05' AS TIMESTAMP_NTZ), CAST('2024-01-02' AS TIMESTAMP_LTZ) FROM "T"`],
+    [
+      `SELECT a::int, a::bigint, a::numeric(12,2), a::text, a::varchar(5), a::boolean, '2024-01-02'::date, '2024-01-02 03:04:05'::timestamp, '2024-01-02'::timestamptz FROM t`,
+      `SELECT CAST("A" AS INTEGER), CAST("A" AS BIGINT), CAST("A" AS NUMERIC(12,2)), CAST("A" AS VARCHAR), CAST("A" AS VARCHAR(5)), CAST("A" AS BOOLEAN), CAST('2024-01-02' AS DATE), CAST('2024-01-02 03:04:05' AS TIMESTAMP_NTZ), CAST('2024-01-02' AS TIMESTAMP_LTZ) FROM "T"`,
+    ],
     // Aggregates, grouping, NULL ordering written out.
-    [`SELECT region, count(*), count(DISTINCT status), sum(amount), avg(amount), min(id), max(id) FROM t GROUP BY region HAVING count(*) > 1 ORDER BY 2 DESC, region`,
-      `SELECT "REGION", COUNT(*), COUNT(DISTINCT "STATUS"), SUM("AMOUNT"), AVG("AMOUNT"), MIN("ID"), MAX("ID") FROM "T" GROUP BY "REGION" HAVING (COUNT(*) > 1) ORDER BY 2 DESC NULLS FIRST, "REGION" ASC NULLS LAST`],
+    [
+      `SELECT region, count(*), count(DISTINCT status), sum(amount), avg(amount), min(id), max(id) FROM t GROUP BY region HAVING count(*) > 1 ORDER BY 2 DESC, region`,
+      `SELECT "REGION", COUNT(*), COUNT(DISTINCT "STATUS"), SUM("AMOUNT"), AVG("AMOUNT"), MIN("ID"), MAX("ID") FROM "T" GROUP BY "REGION" HAVING (COUNT(*) > 1) ORDER BY 2 DESC NULLS FIRST, "REGION" ASC NULLS LAST`,
+    ],
     [`SELECT a FROM t ORDER BY a ASC NULLS FIRST, b DESC NULLS LAST`, 'SELECT "A" FROM "T" ORDER BY "A" ASC NULLS FIRST, "B" DESC NULLS LAST'],
-    [`SELECT upper(a), lower(a), length(a), abs(b), round(b), round(b, 2) FROM t`, 'SELECT UPPER("A"), LOWER("A"), LENGTH("A"), ABS("B"), ROUND("B"), ROUND("B", 2) FROM "T"'],
+    [
+      `SELECT upper(a), lower(a), length(a), abs(b), round(b), round(b, 2) FROM t`,
+      'SELECT UPPER("A"), LOWER("A"), LENGTH("A"), ABS("B"), ROUND("B"), ROUND("B", 2) FROM "T"',
+    ],
     // LIMIT / OFFSET, parameters as ? with their $n.
     [`SELECT a FROM t LIMIT 10 OFFSET 5`, 'SELECT "A" FROM "T" LIMIT 10 OFFSET 5'],
     [`SELECT a FROM t OFFSET 5`, 'SELECT "A" FROM "T" LIMIT NULL OFFSET 5'],
     [`SELECT a FROM t WHERE b = $2 AND c = $1 LIMIT $2`, 'SELECT "A" FROM "T" WHERE (("B" = ?) AND ("C" = ?)) LIMIT ?', [2, 1, 2]],
     // Joins, subqueries, CTEs, set operations.
-    [`SELECT * FROM a JOIN b ON a.id = b.id LEFT JOIN c ON c.id = a.id CROSS JOIN d`,
-      'SELECT * FROM "A" JOIN "B" ON ("A"."ID" = "B"."ID") LEFT JOIN "C" ON ("C"."ID" = "A"."ID") CROSS JOIN "D"'],
-    [`SELECT (SELECT max(x) FROM u) AS m FROM t WHERE EXISTS (SELECT 1 FROM u WHERE u.id = t.id) AND t.id IN (SELECT id FROM v)`,
-      'SELECT (SELECT MAX("X") FROM "U") AS "M" FROM "T" WHERE ((EXISTS (SELECT 1 FROM "U" WHERE ("U"."ID" = "T"."ID"))) AND ("T"."ID" IN (SELECT "ID" FROM "V")))'],
-    [`WITH big AS (SELECT id FROM t WHERE amount > 10) SELECT count(*) FROM big`,
-      'WITH "BIG" AS (SELECT "ID" FROM "T" WHERE ("AMOUNT" > 10)) SELECT COUNT(*) FROM "BIG"'],
-    [`SELECT a FROM t UNION SELECT a FROM u EXCEPT SELECT a FROM v ORDER BY 1 LIMIT 3`,
-      '(SELECT "A" FROM "T" UNION SELECT "A" FROM "U") EXCEPT SELECT "A" FROM "V" ORDER BY 1 ASC NULLS LAST LIMIT 3'],
+    [
+      `SELECT * FROM a JOIN b ON a.id = b.id LEFT JOIN c ON c.id = a.id CROSS JOIN d`,
+      'SELECT * FROM "A" JOIN "B" ON ("A"."ID" = "B"."ID") LEFT JOIN "C" ON ("C"."ID" = "A"."ID") CROSS JOIN "D"',
+    ],
+    [
+      `SELECT (SELECT max(x) FROM u) AS m FROM t WHERE EXISTS (SELECT 1 FROM u WHERE u.id = t.id) AND t.id IN (SELECT id FROM v)`,
+      'SELECT (SELECT MAX("X") FROM "U") AS "M" FROM "T" WHERE ((EXISTS (SELECT 1 FROM "U" WHERE ("U"."ID" = "T"."ID"))) AND ("T"."ID" IN (SELECT "ID" FROM "V")))',
+    ],
+    [
+      `WITH big AS (SELECT id FROM t WHERE amount > 10) SELECT count(*) FROM big`,
+      'WITH "BIG" AS (SELECT "ID" FROM "T" WHERE ("AMOUNT" > 10)) SELECT COUNT(*) FROM "BIG"',
+    ],
+    [
+      `SELECT a FROM t UNION SELECT a FROM u EXCEPT SELECT a FROM v ORDER BY 1 LIMIT 3`,
+      '(SELECT "A" FROM "T" UNION SELECT "A" FROM "U") EXCEPT SELECT "A" FROM "V" ORDER BY 1 ASC NULLS LAST LIMIT 3',
+    ],
     [`SELECT DISTINCT a FROM t`, 'SELECT DISTINCT "A" FROM "T"'],
     // The topic's fence: OFFSET 0 means nothing on Snowflake and is dropped.
-    [`SELECT id FROM (SELECT id, region FROM public.orders WHERE region = 'EMEA' OFFSET 0) AS orders WHERE id = 42`,
-      `SELECT "ID" FROM (SELECT "ID", "REGION" FROM "PUBLIC"."ORDERS" WHERE ("REGION" = 'EMEA')) AS "ORDERS" WHERE ("ID" = 42)`],
+    [
+      `SELECT id FROM (SELECT id, region FROM public.orders WHERE region = 'EMEA' OFFSET 0) AS orders WHERE id = 42`,
+      `SELECT "ID" FROM (SELECT "ID", "REGION" FROM "PUBLIC"."ORDERS" WHERE ("REGION" = 'EMEA')) AS "ORDERS" WHERE ("ID" = 42)`,
+    ],
   ];
   for (const [pg, sf, params] of cases) {
     it(pg, () => {
@@ -66,9 +92,19 @@ describe('snowflake dialect: written as', () => {
 
   it('gives the output column names PostgreSQL would, expanding * over derived tables', () => {
     expect(emit(`SELECT id, amount AS total, count(*), a::int, '2024-01-01'::date, CASE WHEN a THEN 1 END, 1 FROM t`).columnNames).toEqual([
-      'id', 'total', 'count', 'a', 'date', 'case', '?column?',
+      'id',
+      'total',
+      'count',
+      'a',
+      'date',
+      'case',
+      '?column?',
     ]);
-    expect(emit(`SELECT * FROM (SELECT id, region FROM public.orders OFFSET 0) AS o JOIN (SELECT id AS cid, name FROM public.customers OFFSET 0) AS c ON o.id = c.cid`).columnNames).toEqual(['id', 'region', 'cid', 'name']);
+    expect(
+      emit(
+        `SELECT * FROM (SELECT id, region FROM public.orders OFFSET 0) AS o JOIN (SELECT id AS cid, name FROM public.customers OFFSET 0) AS c ON o.id = c.cid`,
+      ).columnNames,
+    ).toEqual(['id', 'region', 'cid', 'name']);
     expect(emit(`SELECT c.* FROM (SELECT id AS cid, name FROM public.customers OFFSET 0) AS c`).columnNames).toEqual(['cid', 'name']);
     expect(emit(`WITH w AS (SELECT 1 AS one) SELECT * FROM w`).columnNames).toEqual(['one']);
     // A * over a table whose columns the emitter cannot see: Snowflake's names are reported.

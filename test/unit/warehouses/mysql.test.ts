@@ -34,7 +34,7 @@ describe('pgFloat: a double as PostgreSQL 12+ prints float8 and float4', () => {
 
 describe('SHOW GRANTS lines', () => {
   it('reads privileges, column lists, the object and GRANT OPTION', () => {
-    const g = parseGrant("GRANT SELECT (`id`, `we,ird``col`), INSERT ON `my db`.`t``x` TO `u`@`%` WITH GRANT OPTION");
+    const g = parseGrant('GRANT SELECT (`id`, `we,ird``col`), INSERT ON `my db`.`t``x` TO `u`@`%` WITH GRANT OPTION');
     expect(g.privileges).toEqual([{ name: 'SELECT', columns: ['id', 'we,ird`col'] }, { name: 'INSERT' }]);
     expect(g.on).toEqual({ kind: 'table', db: 'my db', table: 't`x' });
     expect(g.grantOption).toBe(true);

@@ -44,7 +44,9 @@ describe('postgres tls settings', () => {
       } catch (e) {
         if (e instanceof RulesError) problems = e.problems;
       }
-      expect(problems, tls).toEqual(expect.arrayContaining([expect.objectContaining({ file: 'acme/connections/pgwh.yaml', path: expect.stringMatching(/^tls/) })]));
+      expect(problems, tls).toEqual(
+        expect.arrayContaining([expect.objectContaining({ file: 'acme/connections/pgwh.yaml', path: expect.stringMatching(/^tls/) })]),
+      );
     }
   });
 });

@@ -23,7 +23,11 @@ describe('upstream startup parameters', () => {
       expect(values('client_encoding')).toEqual(['UTF8']);
       expect(values('backslash_quote')).toEqual(['safe_encoding']);
       expect(values('options')).toEqual(['-c default_transaction_read_only=on']);
-      expect(sent.filter(([n]) => /conforming|encoding|backslash|escape/i.test(n) && !['standard_conforming_strings', 'client_encoding', 'backslash_quote'].includes(n))).toEqual([]);
+      expect(
+        sent.filter(
+          ([n]) => /conforming|encoding|backslash|escape/i.test(n) && !['standard_conforming_strings', 'client_encoding', 'backslash_quote'].includes(n),
+        ),
+      ).toEqual([]);
     });
   }
 

@@ -1,22 +1,15 @@
 import { serialize } from 'pg-protocol';
 import { describe, expect, it } from 'vitest';
 import { GatehouseError } from '../../../src/errors.ts';
-import {
-  FrontendDecoder,
-  decodeSASLInitialResponse,
-  decodeSASLResponse,
-} from '../../../src/wire/decode.ts';
+import { FrontendDecoder, decodeSASLInitialResponse, decodeSASLResponse } from '../../../src/wire/decode.ts';
 import type { FrontendMessage } from '../../../src/wire/messages.ts';
 
 // Frontend bytes come from pg-protocol's own client serializer: an independent encoder.
-const startupStream = Buffer.concat([
-  serialize.requestSsl(),
-  serialize.startup({ user: 'bob@acme.example', database: 'warehouse', application_name: 'psql' }),
-]);
+const startupStream = Buffer.concat([serialize.requestSsl(), serialize.startup({ user: 'bob@acme.example', database: 'warehouse', application_name: 'psql' })]);
 
 const typedStream = Buffer.concat([
   serialize.password('ignored-body'),
-  serialize.query('select 1; select \'é\''),
+  serialize.query("select 1; select 'é'"),
   serialize.query(''),
   serialize.parse({ name: 's1', text: 'select $1::int', types: [23] }),
   serialize.bind({ portal: 'p', statement: 's1', values: ['1', null] }),
@@ -264,7 +257,7 @@ describe('random input', () => {
   it('never throws anything but a GatehouseError, in either phase', () => {
     // A small deterministic PRNG so a failure is reproducible.
     let seed = 42;
-    const rand = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
+    const rand = () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff;
     for (let round = 0; round < 2000; round++) {
       const d = round % 2 === 0 ? new FrontendDecoder({ maxMessageBytes: 4096 }) : typedDecoder(4096);
       const bytes = Buffer.from(Array.from({ length: 1 + Math.floor(rand() * 64) }, () => Math.floor(rand() * 256)));

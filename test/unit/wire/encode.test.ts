@@ -24,15 +24,11 @@ describe('backend message bytes', () => {
   });
 
   it('AuthenticationSASL lists the mechanisms, each NUL-terminated, then a NUL', () => {
-    expect(enc.authenticationSASL(['SCRAM-SHA-256'])).toEqual(
-      Buffer.from('R\0\0\0\x17\0\0\0\x0aSCRAM-SHA-256\0\0', 'latin1'),
-    );
+    expect(enc.authenticationSASL(['SCRAM-SHA-256'])).toEqual(Buffer.from('R\0\0\0\x17\0\0\0\x0aSCRAM-SHA-256\0\0', 'latin1'));
   });
 
   it('DataRow with text, empty and NULL values in UTF-8', () => {
-    expect(enc.dataRow(['é', '', null])).toEqual(
-      Buffer.from([0x44, 0, 0, 0, 20, 0, 3, 0, 0, 0, 2, 0xc3, 0xa9, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]),
-    );
+    expect(enc.dataRow(['é', '', null])).toEqual(Buffer.from([0x44, 0, 0, 0, 20, 0, 3, 0, 0, 0, 2, 0xc3, 0xa9, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]));
   });
 
   it('ErrorResponse carries S, V, C, M, D, H, P', () => {
@@ -41,12 +37,7 @@ describe('backend message bytes', () => {
       hint: 'h',
       position: 7,
     });
-    expect(enc.errorResponse(e)).toEqual(
-      Buffer.from(
-        'E\0\0\0\x44SERROR\0VERROR\0C42601\0Msyntax error at or near "selec"\0Dd\0Hh\0P7\0\0',
-        'latin1',
-      ),
-    );
+    expect(enc.errorResponse(e)).toEqual(Buffer.from('E\0\0\0\x44SERROR\0VERROR\0C42601\0Msyntax error at or near "selec"\0Dd\0Hh\0P7\0\0', 'latin1'));
   });
 
   it('an internal error goes out without its text', () => {

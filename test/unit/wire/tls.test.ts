@@ -19,7 +19,25 @@ const dir = mkdtempSync(join(tmpdir(), 'gatehouse-tls-unit-'));
 
 /** A self-signed certificate and key made by openssl: `<name>.pem`, `<name>.key` (0600). */
 async function selfSigned(name: string, keyArgs: string[], digest?: string): Promise<{ cert: string; key: string; der: Buffer }> {
-  await run('openssl', ['req', '-x509', ...keyArgs, '-nodes', '-keyout', `${name}.key`, '-out', `${name}.pem`, '-days', '1', '-subj', '/CN=localhost', ...(digest ? [`-${digest}`] : [])], { cwd: dir });
+  await run(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      ...keyArgs,
+      '-nodes',
+      '-keyout',
+      `${name}.key`,
+      '-out',
+      `${name}.pem`,
+      '-days',
+      '1',
+      '-subj',
+      '/CN=localhost',
+      ...(digest ? [`-${digest}`] : []),
+    ],
+    { cwd: dir },
+  );
   chmodSync(join(dir, `${name}.key`), 0o600);
   const pem = readFileSync(join(dir, `${name}.pem`));
   return { cert: join(dir, `${name}.pem`), key: join(dir, `${name}.key`), der: new X509Certificate(pem).raw };
@@ -73,7 +91,9 @@ describe('loadWireTls', () => {
 
   it('refuses a key that does not match the certificate, and a missing file', () => {
     expect(() => loadWireTls({ cert_file: rsa.cert, key_file: ec384.key, mode: 'optional' })).toThrow(/is not the key of the certificate/);
-    expect(() => loadWireTls({ cert_file: join(dir, 'absent.pem'), key_file: rsa.key, mode: 'optional' })).toThrow(/server\.tls\.cert_file: cannot read .*absent\.pem: ENOENT/);
+    expect(() => loadWireTls({ cert_file: join(dir, 'absent.pem'), key_file: rsa.key, mode: 'optional' })).toThrow(
+      /server\.tls\.cert_file: cannot read .*absent\.pem: ENOENT/,
+    );
   });
 });
 
@@ -106,13 +126,65 @@ describe('ca_file: the issuer certificates sent with the certificate', () => {
 
   it('lets a client that trusts only the root verify a certificate signed by an intermediate', async () => {
     const sh = (...args: string[]) => run('openssl', args, { cwd: dir });
-    await sh('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'root.key', '-out', 'root.pem', '-days', '1', '-subj', '/CN=root', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign');
+    await sh(
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-keyout',
+      'root.key',
+      '-out',
+      'root.pem',
+      '-days',
+      '1',
+      '-subj',
+      '/CN=root',
+      '-addext',
+      'basicConstraints=critical,CA:TRUE',
+      '-addext',
+      'keyUsage=critical,keyCertSign',
+    );
     await sh('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'inter.key', '-out', 'inter.csr', '-subj', '/CN=intermediate');
     writeFileSync(join(dir, 'inter.ext'), 'basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign\n');
-    await sh('x509', '-req', '-in', 'inter.csr', '-CA', 'root.pem', '-CAkey', 'root.key', '-CAcreateserial', '-out', 'inter.pem', '-days', '1', '-extfile', 'inter.ext');
+    await sh(
+      'x509',
+      '-req',
+      '-in',
+      'inter.csr',
+      '-CA',
+      'root.pem',
+      '-CAkey',
+      'root.key',
+      '-CAcreateserial',
+      '-out',
+      'inter.pem',
+      '-days',
+      '1',
+      '-extfile',
+      'inter.ext',
+    );
     await sh('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'leaf.key', '-out', 'leaf.csr', '-subj', '/CN=localhost');
     writeFileSync(join(dir, 'leaf.ext'), 'subjectAltName=IP:127.0.0.1\n');
-    await sh('x509', '-req', '-in', 'leaf.csr', '-CA', 'inter.pem', '-CAkey', 'inter.key', '-CAcreateserial', '-out', 'leaf.pem', '-days', '1', '-extfile', 'leaf.ext');
+    await sh(
+      'x509',
+      '-req',
+      '-in',
+      'leaf.csr',
+      '-CA',
+      'inter.pem',
+      '-CAkey',
+      'inter.key',
+      '-CAcreateserial',
+      '-out',
+      'leaf.pem',
+      '-days',
+      '1',
+      '-extfile',
+      'leaf.ext',
+    );
     chmodSync(join(dir, 'leaf.key'), 0o600);
     const root = readFileSync(join(dir, 'root.pem'));
     const leaf = { cert_file: join(dir, 'leaf.pem'), key_file: join(dir, 'leaf.key'), mode: 'optional' as const };

@@ -8,9 +8,10 @@ import { isGatehouseError } from '../../../../src/errors.ts';
 import { createMysqlDialect } from '../../../../src/sql/dialects/mysql.ts';
 import { ensureParser, parseSqlSync } from '../../../../src/sql/parse.ts';
 
-const corpus = JSON.parse(
-  readFileSync(resolve(process.env.CORPUS_DIR ?? '/work/shared/corpus', 'client-queries.json'), 'utf8'),
-) as Array<{ source: string; sql: string }>;
+const corpus = JSON.parse(readFileSync(resolve(process.env.CORPUS_DIR ?? '/work/shared/corpus', 'client-queries.json'), 'utf8')) as Array<{
+  source: string;
+  sql: string;
+}>;
 
 // Every relation typed as a table of text and integer columns, so emission goes deep.
 const dialect = createMysqlDialect({ columnTypes: () => ({ id: 'integer', name: 'text', region: 'text', amount: 'numeric' }) });

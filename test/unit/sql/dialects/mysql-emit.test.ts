@@ -9,7 +9,17 @@ import { postgresDialect } from '../../../../src/sql/dialects/postgres.ts';
 import { ensureParser, parseSqlSync } from '../../../../src/sql/parse.ts';
 
 const TYPES: Record<string, Record<string, string>> = {
-  orders: { id: 'integer', region: 'text', status: 'varchar(20)', amount: 'numeric(10,2)', qty: 'integer', day: 'date', at: 'timestamp', flag: 'boolean', tags: 'jsonb' },
+  orders: {
+    id: 'integer',
+    region: 'text',
+    status: 'varchar(20)',
+    amount: 'numeric(10,2)',
+    qty: 'integer',
+    day: 'date',
+    at: 'timestamp',
+    flag: 'boolean',
+    tags: 'jsonb',
+  },
 };
 const dialect = createMysqlDialect({ columnTypes: (_s, t) => TYPES[t] });
 const mysqlOf = (sql: string) => dialect.emit(parseSqlSync(sql).statements[0]!.stmt);
@@ -24,16 +34,37 @@ const GOLDEN: Array<[string, string]> = [
     `SELECT o.id FROM ${T} AS o WHERE o.status = 'shipped'`,
     "SELECT `o`.`id` AS `id` FROM (SELECT `id` AS `id`, (CONVERT(`region` USING utf8mb4) COLLATE utf8mb4_nopad_bin) AS `region`, (CONVERT(`status` USING utf8mb4) COLLATE utf8mb4_nopad_bin) AS `status`, `amount` AS `amount`, `qty` AS `qty`, `day` AS `day`, `at` AS `at`, `flag` AS `flag` FROM `orders` WHERE ((CONVERT(`region` USING utf8mb4) COLLATE utf8mb4_nopad_bin) = 'EMEA') LIMIT 18446744073709551615 OFFSET 0) AS `o` WHERE (`o`.`status` = 'shipped')",
   ],
-  [`SELECT qty / 2, amount / 2, status || '-' || qty FROM ${T} o`, 'SELECT (`qty` DIV 2) AS `?column?`, (`amount` / 2) AS `?column?`, CONCAT(CONCAT(`status`, \'-\'), `qty`) AS `?column?` FROM'],
-  [`SELECT id FROM ${T} o ORDER BY amount DESC, 1 NULLS FIRST LIMIT 5 OFFSET 10`, 'ORDER BY (`amount`) IS NULL DESC, `amount` DESC, (`id`) IS NULL DESC, `id` LIMIT 5 OFFSET 10'],
-  [`SELECT count(*), count(DISTINCT status) AS n FROM ${T} o GROUP BY region HAVING count(*) > 1`, 'SELECT COUNT(*) AS `count`, COUNT(DISTINCT `status`) AS `n` FROM'],
-  [`SELECT id FROM ${T} o WHERE day >= '2024-01-01' AND at < day + interval '1 month'`, "WHERE ((`day` >= DATE'2024-01-01') AND (`at` < (CAST(`day` AS DATETIME) + INTERVAL 1 MONTH)))"],
+  [
+    `SELECT qty / 2, amount / 2, status || '-' || qty FROM ${T} o`,
+    "SELECT (`qty` DIV 2) AS `?column?`, (`amount` / 2) AS `?column?`, CONCAT(CONCAT(`status`, '-'), `qty`) AS `?column?` FROM",
+  ],
+  [
+    `SELECT id FROM ${T} o ORDER BY amount DESC, 1 NULLS FIRST LIMIT 5 OFFSET 10`,
+    'ORDER BY (`amount`) IS NULL DESC, `amount` DESC, (`id`) IS NULL DESC, `id` LIMIT 5 OFFSET 10',
+  ],
+  [
+    `SELECT count(*), count(DISTINCT status) AS n FROM ${T} o GROUP BY region HAVING count(*) > 1`,
+    'SELECT COUNT(*) AS `count`, COUNT(DISTINCT `status`) AS `n` FROM',
+  ],
+  [
+    `SELECT id FROM ${T} o WHERE day >= '2024-01-01' AND at < day + interval '1 month'`,
+    "WHERE ((`day` >= DATE'2024-01-01') AND (`at` < (CAST(`day` AS DATETIME) + INTERVAL 1 MONTH)))",
+  ],
   [`SELECT id FROM ${T} o WHERE status LIKE 'a\\_%'`, "WHERE (`status` LIKE _utf8mb4 X'615C5F25' COLLATE utf8mb4_nopad_bin ESCAPE X'5C')"],
-  [`SELECT amount::numeric(6,1), qty::text, extract(dow from day), date_trunc('month', at) FROM ${T} o`, "SELECT CAST(`amount` AS DECIMAL(6, 1)) AS `amount`, CAST(`qty` AS CHAR) AS `qty`, (DAYOFWEEK(`day`) - 1) AS `extract`, CAST(DATE_FORMAT(`at`, '%Y-%m-01 00:00:00') AS DATETIME) AS `date_trunc` FROM"],
-  ['SELECT 1 UNION ALL SELECT 2 ORDER BY 1 LIMIT 1', 'SELECT * FROM (SELECT 1 AS `?column?` UNION ALL SELECT 2 AS `?column?`) AS `gh_set_1` ORDER BY (`gh_set_1`.`?column?`) IS NULL, `gh_set_1`.`?column?` LIMIT 1'],
+  [
+    `SELECT amount::numeric(6,1), qty::text, extract(dow from day), date_trunc('month', at) FROM ${T} o`,
+    "SELECT CAST(`amount` AS DECIMAL(6, 1)) AS `amount`, CAST(`qty` AS CHAR) AS `qty`, (DAYOFWEEK(`day`) - 1) AS `extract`, CAST(DATE_FORMAT(`at`, '%Y-%m-01 00:00:00') AS DATETIME) AS `date_trunc` FROM",
+  ],
+  [
+    'SELECT 1 UNION ALL SELECT 2 ORDER BY 1 LIMIT 1',
+    'SELECT * FROM (SELECT 1 AS `?column?` UNION ALL SELECT 2 AS `?column?`) AS `gh_set_1` ORDER BY (`gh_set_1`.`?column?`) IS NULL, `gh_set_1`.`?column?` LIMIT 1',
+  ],
   // A constant output column sorts nothing: written out, MySQL would read 0 as a position.
   [`SELECT qty, 0 AS z FROM ${T} o ORDER BY 2, z, 1`, 'ORDER BY (`qty`) IS NULL, `qty`'],
-  ["SELECT 'it''s', 'back\\slash', \"a`b\" FROM (SELECT 1 AS \"a`b\") s", "SELECT 'it''s' AS `?column?`, _utf8mb4 X'6261636B5C736C617368' COLLATE utf8mb4_nopad_bin AS `?column?`, `a``b` AS `a``b` FROM (SELECT 1 AS `a``b`) AS `s`"],
+  [
+    "SELECT 'it''s', 'back\\slash', \"a`b\" FROM (SELECT 1 AS \"a`b\") s",
+    "SELECT 'it''s' AS `?column?`, _utf8mb4 X'6261636B5C736C617368' COLLATE utf8mb4_nopad_bin AS `?column?`, `a``b` AS `a``b` FROM (SELECT 1 AS `a``b`) AS `s`",
+  ],
 ];
 
 describe('golden MySQL text', () => {
@@ -67,8 +98,11 @@ describe('result columns', () => {
   it("reports PostgreSQL's names and types so a connector can read 1/0 as a boolean", () => {
     const e = mysqlOf(`SELECT qty > 1, count(*), id AS "Key", sum(qty), avg(qty) FROM ${T} o GROUP BY 1, 3`);
     expect(e.columns).toEqual([
-      { name: '?column?', type: 'bool' }, { name: 'count', type: 'int8' }, { name: 'Key', type: 'int' },
-      { name: 'sum', type: 'int8' }, { name: 'avg', type: 'numeric' },
+      { name: '?column?', type: 'bool' },
+      { name: 'count', type: 'int8' },
+      { name: 'Key', type: 'int' },
+      { name: 'sum', type: 'int8' },
+      { name: 'avg', type: 'numeric' },
     ]);
   });
 });
@@ -91,7 +125,7 @@ const UNSUPPORTED: Array<[string, string]> = [
   [`SELECT id FROM ${T} o INTERSECT SELECT id FROM ${T} p`, 'INTERSECT'],
   [`SELECT id FROM ${T} o EXCEPT SELECT id FROM ${T} p`, 'EXCEPT'],
   ['SELECT id FROM orders', "reading the table orders outside a topic's derived table"],
-  ["SELECT id FROM (SELECT id FROM secret WHERE true OFFSET 0) s", 'the table secret, whose column types Gatehouse does not know'],
+  ['SELECT id FROM (SELECT id FROM secret WHERE true OFFSET 0) s', 'the table secret, whose column types Gatehouse does not know'],
   [`SELECT x.* FROM ${T} o, LATERAL (SELECT o.id) x`, 'LATERAL'],
   [`SELECT region, count(*) FROM ${T} o GROUP BY ROLLUP (region)`, 'GROUPING SETS, ROLLUP and CUBE'],
   [`SELECT id FROM ${T} o FOR UPDATE`, 'FOR UPDATE/FOR SHARE'],
@@ -169,7 +203,9 @@ describe('tokens', () => {
 
   it('the session statements set sql_mode, the collation and the barrier optimizer switches', () => {
     const s = mysqlSessionStatements('mariadb').join(';\n');
-    expect(s).toContain("SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_BACKSLASH_ESCAPES,ONLY_FULL_GROUP_BY,NO_ZERO_IN_DATE,NO_ZERO_DATE,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION'");
+    expect(s).toContain(
+      "SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_BACKSLASH_ESCAPES,ONLY_FULL_GROUP_BY,NO_ZERO_IN_DATE,NO_ZERO_DATE,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION'",
+    );
     expect(s).toContain("SET SESSION collation_connection = 'utf8mb4_nopad_bin'");
     expect(s).toContain('derived_merge=off,condition_pushdown_for_derived=off');
     expect(s).toContain('SET SESSION div_precision_increment = 16');
