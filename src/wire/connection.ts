@@ -350,6 +350,13 @@ export class WireConnection {
         }
         if (!msg) break;
         await this.handle(msg);
+        // A client that does not read its answers is not read either, as PostgreSQL blocks on
+        // its send: answers Gatehouse writes itself (refusals, SET/SHOW, the catalog's) would
+        // otherwise pile up in memory for as long as the client keeps sending.
+        if (this.sink.behind) {
+          this.socket.pause();
+          await this.sink.drain();
+        }
       }
     } catch (e) {
       // Never let client bytes (or a bug they trigger) take down more than this connection.

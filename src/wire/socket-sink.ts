@@ -28,6 +28,11 @@ export class SocketSink implements ResultSink {
     });
   }
 
+  /** The client is not reading: the socket holds more than its high-water mark (or gathered bytes wait). */
+  get behind(): boolean {
+    return this.socket.writableNeedDrain || this.gatheredBytes >= GATHER_BYTES;
+  }
+
   /** True once the client has gone (closed, errored or destroyed): stop producing. */
   get closed(): boolean {
     return this.gone || this.socket.destroyed || !this.socket.writable;
