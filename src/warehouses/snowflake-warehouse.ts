@@ -207,6 +207,9 @@ export class SnowflakeSession implements ConnectorSession {
    * columns. Parameter types are left unknown (the client binds text; Snowflake converts).
    */
   async describe(sql: string): Promise<Description | { error: ConnectorError }> {
+    // Gatehouse's own transaction texts return no rows to the client (execute() drops their status
+    // row): described as such, as execute() will run them, without asking Snowflake.
+    if (TRANSACTION_TEXT.test(sql)) return { paramTypes: [], fields: [] };
     const fields: FieldDescription[] = [];
     this.running = true;
     try {
