@@ -27,6 +27,12 @@ process.env.GH_SFGOV_PW = PW;
 
 /** What an org's Snowflake account holds: its tables, the querier role reads all, the topics role the topics' tables. */
 const TABLES = { acme: ['CUSTOMERS', 'ORDERS', 'EMPLOYEES'], globex: ['ORDERS', 'SHIPMENTS'] };
+/** Not demo data: a table of acme's with a GEOGRAPHY column, a Snowflake type PostgreSQL has no counterpart for. */
+const SITES = [
+  [1, '{"coordinates":[13.4050,52.5200],"type":"Point"}'],
+  [2, '{"coordinates":[[0,0],[1,1]],"type":"LineString"}'],
+  [3, null],
+] as const;
 const TOPIC_TABLES = { acme: ['CUSTOMERS', 'ORDERS'], globex: ['ORDERS'] };
 
 function connectionYaml(fake: FakeSnowflake, groups: Record<string, string>): string {
@@ -78,6 +84,10 @@ async function loadDemoData(org: 'acme' | 'globex'): Promise<void> {
       await db.query(`CREATE TABLE "PUBLIC"."${table}" AS SELECT ${list} FROM public.${table.toLowerCase()} ORDER BY id`);
     }
     await db.query(`DROP TABLE ${TABLES[org].map((t) => `public.${t.toLowerCase()}`).join(', ')} CASCADE`);
+    if (org === 'acme') {
+      await db.query(`CREATE TABLE "PUBLIC"."SITES" ("ID" int, "LOCATION" "PUBLIC".geography)`);
+      for (const [id, location] of SITES) await db.query('INSERT INTO "PUBLIC"."SITES" VALUES ($1, $2)', [id, location]);
+    }
   } finally {
     await db.end();
   }
@@ -95,7 +105,7 @@ async function startFake(org: 'acme' | 'globex'): Promise<FakeSnowflake> {
     pg: { ...PG, database: DB[org] },
     users: { gh_reader: { password: PW }, gh_topics: { password: PW } },
     // Reported to Gatehouse's least-privilege check at load (the fake does not enforce them).
-    grants: { READER: [...usage, ...selectOn(TABLES[org])], TOPICS: [...usage, ...selectOn(TOPIC_TABLES[org])] },
+    grants: { READER: [...usage, ...selectOn([...TABLES[org], ...(org === 'acme' ? ['SITES'] : [])])], TOPICS: [...usage, ...selectOn(TOPIC_TABLES[org])] },
   });
 }
 
@@ -558,5 +568,53 @@ describe('pgjdbc and psycopg2 on a snowflake warehouse', () => {
     expect(out.query).toEqual({ rows: [['50']] });
     expect(out.param).toEqual({ rows: [['1000']] });
     expect(out.refused?.sqlstate).toBe('42501');
+  });
+});
+
+describe('bad input on a snowflake connection', () => {
+  it('the warehouse connection dropped mid-result: rows already sent, then 08006; the next session works', async () => {
+    const c = await pgClient(gh, CAROL);
+    c.on('error', () => undefined);
+    // 5,000 rows: 1,000 in the query response, the rest in a chunk the fake cuts halfway, ending the session.
+    fakes.acme!.dropMidResult(/"gh_dropped"/);
+    const q = new pg.Query({ text: 'SELECT "ID" AS "gh_dropped" FROM "PUBLIC"."ORDERS" ORDER BY "ID"' });
+    let received = 0;
+    q.on('row', () => {
+      received++;
+    });
+    const err = await new Promise<{ code?: string; message?: string; detail?: string; severity?: string } | undefined>((done) => {
+      q.on('error', done);
+      q.on('end', () => done(undefined));
+      c.query(q);
+    });
+    // As on MySQL: FATAL, naming the connection, the SDK's reason in the detail; the client's session ends with it.
+    expect(err).toMatchObject({ code: '08006', severity: 'FATAL', message: 'lost the connection to warehouse of connection "warehouse"' });
+    expect(err?.detail).toMatch(/S3\/Blob|Snowflake error 40\d{4}/);
+    expect(received).toBeGreaterThan(0);
+    expect(received).toBeLessThan(5000);
+    await c.end().catch(() => undefined);
+    const next = await pgClient(gh, CAROL);
+    try {
+      expect((await next.query('SELECT COUNT(*) AS "n" FROM "PUBLIC"."ORDERS"')).rows).toEqual([{ n: '5000' }]);
+    } finally {
+      await next.end();
+    }
+  }, 60_000);
+
+  it('a Snowflake type Gatehouse cannot map (GEOGRAPHY) is sent as text, never dropped', async () => {
+    const c = await pgClient(gh, CAROL);
+    try {
+      const r = await c.query({ text: 'SELECT "ID", "LOCATION" FROM "PUBLIC"."SITES" ORDER BY "ID"', rowMode: 'array' });
+      expect(r.fields.map((f) => [f.name, f.dataTypeID])).toEqual([
+        ['ID', 1700],
+        ['LOCATION', 25],
+      ]);
+      expect(r.rows).toEqual(SITES.map(([id, location]) => [String(id), location]));
+    } finally {
+      await c.end();
+    }
+    const p = await psql(gh, CAROL, 'SELECT "LOCATION" FROM "PUBLIC"."SITES" WHERE "ID" = 2');
+    expect(p.stderr).toBe('');
+    expect(p.stdout.trim()).toBe(SITES[1][1]);
   });
 });
