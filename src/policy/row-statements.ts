@@ -320,7 +320,8 @@ function checkValue(ctx: DecisionContext, name: string, value: string): void {
         return /^-?\d+$/.test(v) && Number(v) >= -15 && Number(v) <= 3;
       case 'transaction_isolation':
       case 'default_transaction_isolation':
-        return v === 'repeatable read';
+        // The level the warehouse runs (pg-settings.ts answers it): InnoDB's, or Snowflake's only one.
+        return v === (ctx.connection.dialect === 'snowflake' ? 'read committed' : 'repeatable read');
       default:
         return true;
     }

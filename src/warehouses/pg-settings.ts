@@ -70,9 +70,19 @@ export class EmulatedSettings {
   /** SET LOCAL values: gone when the transaction ends. */
   private local = new Map<string, string>();
 
-  constructor(opts: { readOnly: boolean; params?: Record<string, string> }) {
+  constructor(opts: { readOnly: boolean; params?: Record<string, string>; isolation?: string }) {
     const ro = opts.readOnly ? 'on' : 'off';
-    this.initial = new Map(Object.entries({ ...DEFAULTS, default_transaction_read_only: ro, transaction_read_only: ro }));
+    // The warehouse's own isolation level where it is not InnoDB's (Snowflake: READ COMMITTED).
+    const iso = opts.isolation ?? DEFAULTS.transaction_isolation;
+    this.initial = new Map(
+      Object.entries({
+        ...DEFAULTS,
+        default_transaction_read_only: ro,
+        transaction_read_only: ro,
+        default_transaction_isolation: iso,
+        transaction_isolation: iso,
+      }),
+    );
     // The client's allowlisted startup parameters (application_name; DateStyle and TimeZone as the connector prints).
     const app = opts.params?.application_name;
     if (app !== undefined) this.initial.set('application_name', app);

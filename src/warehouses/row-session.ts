@@ -41,7 +41,7 @@ export interface RowSessionSettings {
   user?: string;
   connection: string;
   /** PostgreSQL's settings answered by Gatehouse (pg-settings.ts): the session's read-only default and startup parameters. */
-  emulation?: { readOnly: boolean; params?: Record<string, string> };
+  emulation?: { readOnly: boolean; params?: Record<string, string>; isolation?: string };
 }
 
 interface Prepared {
@@ -143,6 +143,8 @@ function binaryValue(typeOid: number, text: string): Buffer | undefined {
       b.writeDoubleBE(Number(text));
       return b;
     }
+    case OID.numeric:
+      return numericBinary(text);
     case OID.bytea:
       return Buffer.from(text.slice(2), 'hex');
     case OID.text:
@@ -168,9 +170,54 @@ function binaryValue(typeOid: number, text: string): Buffer | undefined {
   }
 }
 
+/**
+ * A numeric's text (digits, an optional sign and point, or NaN/Infinity) as PostgreSQL's binary
+ * numeric: ndigits, weight, sign, dscale, then base-10000 digits. Snowflake's integers are
+ * NUMBER(38,0), numeric here, so pgjdbc's server-prepared statements ask for this format.
+ */
+export function numericBinary(text: string): Buffer | undefined {
+  const head = (ndigits: number, weight: number, sign: number, dscale: number) => {
+    const b = Buffer.alloc(8 + ndigits * 2);
+    b.writeInt16BE(ndigits, 0);
+    b.writeInt16BE(weight, 2);
+    b.writeUInt16BE(sign, 4);
+    b.writeUInt16BE(dscale, 6);
+    return b;
+  };
+  if (/^nan$/i.test(text)) return head(0, 0, 0xc000, 0);
+  // dscale 32 for the infinities: what PostgreSQL's numeric_send writes (checked in numeric-binary.test.ts).
+  if (/^\+?infinity$/i.test(text)) return head(0, 0, 0xd000, 32);
+  if (/^-infinity$/i.test(text)) return head(0, 0, 0xf000, 32);
+  const m = /^([+-]?)(\d*)(?:\.(\d*))?$/.exec(text);
+  if (!m || (m[2] === '' && !m[3])) return undefined;
+  const int = m[2].replace(/^0+/, '');
+  const frac = m[3] ?? '';
+  const dscale = frac.length;
+  // Base-10000 groups aligned on the decimal point: the integer part padded on the left, the fraction on the right.
+  const intPadded = int.padStart(Math.ceil(int.length / 4) * 4, '0');
+  const fracPadded = frac.padEnd(Math.ceil(frac.length / 4) * 4, '0');
+  const groups: number[] = [];
+  for (let i = 0; i < intPadded.length; i += 4) groups.push(Number(intPadded.slice(i, i + 4)));
+  for (let i = 0; i < fracPadded.length; i += 4) groups.push(Number(fracPadded.slice(i, i + 4)));
+  let weight = intPadded.length / 4 - 1;
+  let first = 0;
+  while (first < groups.length && groups[first] === 0) {
+    first++;
+    weight--;
+  }
+  let last = groups.length;
+  while (last > first && groups[last - 1] === 0) last--;
+  const digits = groups.slice(first, last);
+  if (digits.length === 0) return head(0, 0, 0, dscale);
+  const b = head(digits.length, weight, m[1] === '-' ? 0x4000 : 0, dscale);
+  for (const [i, d] of digits.entries()) b.writeInt16BE(d, 8 + i * 2);
+  return b;
+}
+
 /** Types whose binary result format this session writes. */
 const BINARY_RESULT_TYPES: ReadonlySet<number> = new Set([
   OID.bool,
+  OID.numeric,
   OID.int2,
   OID.int4,
   OID.int8,

@@ -79,7 +79,8 @@ export abstract class RowWarehouse implements Warehouse {
       user: opts.user,
       connection: this.conn.name,
       // PostgreSQL's settings (SET/SHOW/RESET) are answered per session by Gatehouse (pg-settings.ts).
-      emulation: { readOnly: opts.readOnly, params: opts.params },
+      // SHOW transaction isolation level tells the warehouse's truth: Snowflake runs every transaction READ COMMITTED.
+      emulation: { readOnly: opts.readOnly, params: opts.params, ...(this.connector.kind === 'snowflake' ? { isolation: 'read committed' } : {}) },
     };
     if (this.poolSettings.mode === 'none') {
       const session = await open();

@@ -70,8 +70,9 @@ export class SnowflakeConnector implements Connector {
       ...(c.privateKey !== undefined ? { privateKey: c.privateKey, privateKeyPassphrase: c.privateKeyPassphrase } : { password: c.password }),
       ...(this.target.accessUrl ? { accessUrl: this.target.accessUrl } : {}),
     };
-    const session = await connectSnowflake(creds, { connectionName: `"${this.target.connection}"` });
-    return new SnowflakeSession(session);
+    const connectionName = `"${this.target.connection}"`;
+    const session = await connectSnowflake(creds, { connectionName });
+    return new SnowflakeSession(session, connectionName);
   }
 
   async health(credentials: CredentialSource): Promise<{ ok: true; serverVersion?: string } | { ok: false; error: ConnectorError }> {
@@ -93,7 +94,11 @@ export class SnowflakeSession implements ConnectorSession {
   private queryTag: string | undefined;
   onDead?: () => void;
 
-  constructor(private readonly sdk: SdkSession) {}
+  constructor(
+    private readonly sdk: SdkSession,
+    /** The connection's name, quoted, for errors. */
+    private readonly connectionName: string,
+  ) {}
 
   get txStatus(): TxStatus {
     return this.status;
@@ -117,6 +122,8 @@ export class SnowflakeSession implements ConnectorSession {
     let batch: (string | null)[][] = [];
     let ended = false;
     let discard = false;
+    // A lost session ends the client's too (the connector contract: next() rejects with 08006, which the client gets as FATAL).
+    let failure: GatehouseError | undefined;
     let wakeConsumer: (() => void) | undefined;
     let wakeProducer: (() => void) | undefined;
     const push = (e: ResultEvent) => {
@@ -154,7 +161,11 @@ export class SnowflakeSession implements ConnectorSession {
       .then((outcome) => {
         flush();
         if ('error' in outcome) {
-          if (outcome.error.sqlstate.startsWith('08')) this.lost();
+          if (outcome.error.sqlstate.startsWith('08')) {
+            this.lost();
+            failure = this.lostError(`${outcome.error.message}${outcome.error.warehouseCode ? ` (Snowflake error ${outcome.error.warehouseCode})` : ''}`);
+            return;
+          }
           push({ type: 'error', error: { sqlstate: outcome.error.sqlstate, message: outcome.error.message } });
           return;
         }
@@ -163,7 +174,7 @@ export class SnowflakeSession implements ConnectorSession {
       })
       .catch((e: unknown) => {
         this.lost();
-        push({ type: 'error', error: { sqlstate: '08006', message: `the Snowflake session was lost: ${(e as Error).message}` } });
+        failure = this.lostError((e as Error).message);
       })
       .finally(() => {
         ended = true;
@@ -181,6 +192,7 @@ export class SnowflakeSession implements ConnectorSession {
             }
             return { value: e, done: false };
           }
+          if (failure) throw failure;
           if (ended) return { value: undefined, done: true };
           await new Promise<void>((resolve) => {
             wakeConsumer = resolve;
@@ -207,6 +219,9 @@ export class SnowflakeSession implements ConnectorSession {
    * columns. Parameter types are left unknown (the client binds text; Snowflake converts).
    */
   async describe(sql: string): Promise<Description | { error: ConnectorError }> {
+    // Gatehouse's own transaction texts return no rows to the client (execute() drops their status
+    // row): described as such, as execute() will run them, without asking Snowflake.
+    if (TRANSACTION_TEXT.test(sql)) return { paramTypes: [], fields: [] };
     const fields: FieldDescription[] = [];
     this.running = true;
     try {
@@ -216,7 +231,13 @@ export class SnowflakeSession implements ConnectorSession {
         { onColumns: (f) => void fields.push(...f), onRow: () => true, resume: async () => undefined },
         { describeOnly: true, queryTag: this.queryTag },
       );
-      if ('error' in out) return { error: { sqlstate: out.error.sqlstate, message: out.error.message } };
+      if ('error' in out) {
+        if (out.error.sqlstate.startsWith('08')) {
+          this.lost();
+          throw this.lostError(out.error.message);
+        }
+        return { error: { sqlstate: out.error.sqlstate, message: out.error.message } };
+      }
       return { paramTypes: [], fields };
     } finally {
       this.running = false;
@@ -235,6 +256,11 @@ export class SnowflakeSession implements ConnectorSession {
   async close(): Promise<void> {
     this.lost();
     await this.sdk.close();
+  }
+
+  /** The session is gone: the client's session ends with 08006 naming the connection, Snowflake's reason in the detail. */
+  private lostError(reason: string): GatehouseError {
+    return new GatehouseError('08006', `lost the connection to warehouse of connection ${this.connectionName}`, { detail: reason });
   }
 
   private lost(): void {

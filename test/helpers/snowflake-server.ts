@@ -23,8 +23,12 @@
 // the PostgreSQL search_path, folded as Snowflake folds it (unquoted -> upper case).
 //
 // Snowflake type names that PostgreSQL lacks come from domains the test database may define
-// (see SNOWFLAKE_DOMAINS_SQL): timestamp_ntz, timestamp_ltz, timestamp_tz, variant, number.
+// (see SNOWFLAKE_DOMAINS_SQL): timestamp_ntz, timestamp_ltz, timestamp_tz, variant, number,
+// geography (a type Gatehouse has no PostgreSQL counterpart for: its text is sent as is).
 // A column of such a domain is reported with the Snowflake type of the domain's name.
+//
+// Faults on demand: dropMidResult(pattern) cuts the next matching statement's first result
+// chunk mid-body and ends its session, as a warehouse connection lost mid-result.
 //
 // describeOnly is answered with the columns of the statement run under LIMIT 0 with NULL binds
 // (PostgreSQL infers each parameter's type from where it stands; one it cannot is an error).
@@ -99,6 +103,12 @@ export interface FakeSnowflake {
   sessionCount(): number;
   /** Makes every current session token expired: the next request gets 390112 and the SDK renews. */
   expireSessionTokens(): void;
+  /**
+   * The next statement whose text matches: its first result chunk is cut mid-body (the socket
+   * destroyed) and its session ended, so the SDK's retry finds neither. Needs a result larger
+   * than inlineRows.
+   */
+  dropMidResult(pattern: RegExp): void;
   close(): Promise<void>;
 }
 
@@ -111,6 +121,9 @@ export const SNOWFLAKE_DOMAINS_SQL = `
       CREATE DOMAIN "PUBLIC".timestamp_ltz AS timestamptz;
       CREATE DOMAIN "PUBLIC".timestamp_tz AS timestamptz;
       CREATE DOMAIN "PUBLIC".variant AS jsonb;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace WHERE n.nspname = 'PUBLIC' AND t.typname = 'geography') THEN
+      CREATE DOMAIN "PUBLIC".geography AS text;
     END IF;
   END $$;`;
 
@@ -195,6 +208,9 @@ export async function startFakeSnowflake(opts: FakeSnowflakeOptions): Promise<Fa
   const logins: FakeSnowflake['logins'] = [];
   let renewals = 0;
   let pendingAnswers = 0;
+  let dropPattern: RegExp | undefined;
+  /** Query ids whose first chunk is cut (dropMidResult). */
+  const dropping = new Set<string>();
   let baseUrl = '';
   // Cancels go through their own connection: the session's is busy with the statement.
   const admin = new pg.Client(opts.pg);
@@ -222,7 +238,7 @@ export async function startFakeSnowflake(opts: FakeSnowflakeOptions): Promise<Fa
     await client.query(`SET TimeZone TO 'UTC'`);
     const domains = new Map<number, string>();
     const d = await client.query(
-      `SELECT t.oid, t.typname FROM pg_type t WHERE t.typtype = 'd' AND t.typname IN ('timestamp_ntz', 'timestamp_ltz', 'timestamp_tz', 'variant')`,
+      `SELECT t.oid, t.typname FROM pg_type t WHERE t.typtype = 'd' AND t.typname IN ('timestamp_ntz', 'timestamp_ltz', 'timestamp_tz', 'variant', 'geography')`,
     );
     for (const r of d.rows) domains.set(Number(r.oid), String(r.typname));
     const session: Session = {
@@ -476,6 +492,18 @@ export async function startFakeSnowflake(opts: FakeSnowflakeOptions): Promise<Fa
         return;
       }
       chunkFetches.push({ queryId: chunk[1], index: Number(chunk[2]) });
+      if (dropping.has(chunk[1])) {
+        // Half the body, then the connection goes; the chunks and the session go with it.
+        dropping.delete(chunk[1]);
+        chunkStore.delete(chunk[1]);
+        const q = running.get(chunk[1]);
+        if (q) await closeSession(q.session);
+        res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'Content-Length': String(Buffer.byteLength(text)) });
+        res.write(text.slice(0, Math.floor(text.length / 2)));
+        await new Promise((r) => setTimeout(r, 20));
+        res.socket?.destroy();
+        return;
+      }
       // Not application/json: the SDK would JSON.parse the body itself and the chunk would fail.
       res.writeHead(200, { 'Content-Type': 'application/octet-stream' });
       res.end(text);
@@ -518,6 +546,10 @@ export async function startFakeSnowflake(opts: FakeSnowflakeOptions): Promise<Fa
       };
       if (!/^\s*alter\s+session\s/i.test(sqlText)) rec.pgSql = rewriteBinds(sqlText);
       queries.push(rec);
+      if (dropPattern?.test(sqlText)) {
+        dropPattern = undefined;
+        dropping.add(queryId);
+      }
       const q: RunningQuery = { session: s, requestId, queryId, done: undefined as never };
       const prior = s.queue;
       const describeOnly = body.describeOnly === true;
@@ -576,6 +608,9 @@ export async function startFakeSnowflake(opts: FakeSnowflakeOptions): Promise<Fa
     sessionCount: () => sessions.size,
     expireSessionTokens() {
       for (const s of sessions.values()) s.tokenExpired = true;
+    },
+    dropMidResult(pattern: RegExp) {
+      dropPattern = pattern;
     },
     async close() {
       server.closeAllConnections();
@@ -710,6 +745,8 @@ function snowflakeColumn(f: pg.FieldDef, domains: Map<number, string>): Snowflak
   // timestamp_tz: "<epoch seconds> <offset minutes + 1440>"; PostgreSQL keeps no offset, the session is UTC.
   if (domain === 'timestamp_tz') return col('timestamp_tz', { scale: 9, precision: 0 }, (v) => `${epochText(v)} 1440`);
   if (domain === 'variant') return col('variant', { length: 16777216, byteLength: 16777216 }, identity);
+  // GEOGRAPHY: Snowflake sends its GeoJSON (GEOGRAPHY_OUTPUT_FORMAT's default) as the value's text.
+  if (domain === 'geography') return col('geography', {}, identity);
   switch (f.dataTypeID) {
     case 20:
     case 21:
