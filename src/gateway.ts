@@ -31,6 +31,7 @@ import { type Warehouse, type WarehouseSession, acceptedClientEncoding, forwarde
 import type { ConnectionHandler, ServerSession, StartupInfo } from './wire/handler.ts';
 import type { KeyResolution } from './secrets/resolve.ts';
 import { SERVER_VERSION } from './warehouses/pg-settings.ts';
+import { mockAuthSecret } from './identity/mock-auth-secret.ts';
 
 export { SERVER_VERSION };
 
@@ -62,7 +63,7 @@ export class Gateway implements ConnectionHandler {
     /** The master keys of stored credentials (src/secrets/resolve.ts); absent: none configured. */
     private readonly keys?: KeyResolution,
   ) {
-    this.directory = new Directory(rules);
+    this.directory = new Directory(rules, mockAuthSecret(stateDir));
     this.signInFlows = new SignInFlows(rules, this.directory, new OidcVerifier(rules.orgs.values(), { logger }));
     this.sessions = new SessionCounter(rules.server, rules.orgs);
   }

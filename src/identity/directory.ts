@@ -1,6 +1,5 @@
 // Who may sign in: local users of every org, found by email. The org comes
 // from the identity, never from what the client names.
-import { randomBytes } from 'node:crypto';
 import type { Rules, User } from '../config/model.ts';
 import type { Identity } from './flow.ts';
 import { type ScramVerifier, mockVerifier, parseVerifier } from './scram.ts';
@@ -30,10 +29,12 @@ function mockShape(rules: Rules): { iterations: number; saltBytes: number } {
 }
 
 export class Directory {
-  // Per-process secret: a mock verifier's salt is stable for a name while the server runs.
-  private readonly mockSecret = randomBytes(32);
   private shape: { iterations: number; saltBytes: number };
-  constructor(private rules: Rules) {
+  constructor(
+    private rules: Rules,
+    /** Unknown names' mock salts derive from it: the same across restarts and instances (mock-auth-secret.ts). */
+    private readonly mockSecret: Buffer,
+  ) {
     this.shape = mockShape(rules);
   }
 

@@ -2,6 +2,7 @@
 // nobody) must get the same SCRAM exchange. The salt and iteration count of the
 // server-first message, and the failure that follows a wrong proof, must not differ
 // between a known and an unknown name, nor between spellings of one unknown name.
+import { randomBytes } from 'node:crypto';
 import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -149,7 +150,7 @@ describe('an unknown user gets the same SCRAM exchange as a known one', () => {
 
 describe('Directory', () => {
   it('derives the mock from the same normalised name it looks users up by', () => {
-    const d = new Directory(loadRules(DEMO_RULES));
+    const d = new Directory(loadRules(DEMO_RULES), randomBytes(32));
     const salt = (u: string) => d.verifierFor(u).verifier.salt.toString('base64');
     expect(salt('NOBODY@x')).toBe(salt('nobody@x'));
     expect(salt(' NoBody@X ')).toBe(salt('nobody@x'));

@@ -1,6 +1,7 @@
 // The identity provider sign-in in data (no sockets, no provider): org.yaml's
 // identity_provider as loaded, OAUTHBEARER's initial response as PostgreSQL reads it, the
 // merge of a verified token with org.yaml, and which flow each name gets on each channel.
+import { randomBytes } from 'node:crypto';
 import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -156,7 +157,7 @@ describe('tokenIdentity', () => {
         .replace('attribute_claims: { region: region }', 'attribute_claims: {}'),
     ),
   );
-  const directory = new Directory(rules);
+  const directory = new Directory(rules, randomBytes(32));
   const membership = { org: (n: string) => rules.orgs.get(n), user: (e: string) => directory.find(e) };
 
   it('a listed person: org.yaml role and attributes win, groups are the union', () => {
@@ -217,7 +218,7 @@ describe('which flow a name gets: the same for every name (listed with a passwor
     if (serverExtra)
       writeFileSync(join(dir, 'gatehouse.yaml'), `${readFileSync(join(dir, 'gatehouse.yaml'), 'utf8').replace(/^server:\n/m, `server:\n${serverExtra}`)}`);
     const rules = loadRules(dir);
-    return { rules, flows: new SignInFlows(rules, new Directory(rules), new OidcVerifier(rules.orgs.values())) };
+    return { rules, flows: new SignInFlows(rules, new Directory(rules, randomBytes(32)), new OidcVerifier(rules.orgs.values())) };
   };
   const tls: SignInChannel = { tls: true, tlsServerEndPoint: Buffer.alloc(32), remoteAddress: 'x' };
   const plain: SignInChannel = { tls: false, remoteAddress: 'x' };
@@ -294,7 +295,7 @@ describe('which flow a name gets: the same for every name (listed with a passwor
       readFileSync(join(dir, 'gatehouse.yaml'), 'utf8').replace(/^server:\n/m, 'server:\n  token_sign_in: oauthbearer\n'),
     );
     const rules = loadRules(dir);
-    const flows = new SignInFlows(rules, new Directory(rules), new OidcVerifier(rules.orgs.values()));
+    const flows = new SignInFlows(rules, new Directory(rules, randomBytes(32)), new OidcVerifier(rules.orgs.values()));
     const discovery = async (user: string) => {
       const f = flows.flow({ user, database: 'warehouse', channel: tls });
       f.start();
@@ -310,7 +311,7 @@ describe('which flow a name gets: the same for every name (listed with a passwor
 
   it('without any provider: SCRAM for everyone, as before', () => {
     const demo = loadRules(DEMO);
-    const plainFlows = new SignInFlows(demo, new Directory(demo), new OidcVerifier(demo.orgs.values()));
+    const plainFlows = new SignInFlows(demo, new Directory(demo, randomBytes(32)), new OidcVerifier(demo.orgs.values()));
     expect(plainFlows.flow({ user: 'nobody@acme.example', database: 'w', channel: tls }).start()).toEqual({
       type: 'AuthenticationSASL',
       mechanisms: ['SCRAM-SHA-256-PLUS', 'SCRAM-SHA-256'],
@@ -320,7 +321,7 @@ describe('which flow a name gets: the same for every name (listed with a passwor
   it('the password flow itself refuses a plaintext channel and anything but one PasswordMessage', async () => {
     const never = { signIn: () => Promise.reject(new Error('must not be called')) };
     const demo = loadRules(DEMO);
-    const creds = new Directory(demo).scramCredentials('x@acme.example');
+    const creds = new Directory(demo, randomBytes(32)).scramCredentials('x@acme.example');
     const overPlain = tokenOrPasswordFlow({ user: 'x@acme.example', database: 'w', channel: plain }, never, creds);
     expect(await overPlain.onMessage({ type: 'CleartextPassword', password: 'a.b.c' })).toMatchObject({ kind: 'fail', error: { sqlstate: '28000' } });
     const wrong = tokenOrPasswordFlow({ user: 'x@acme.example', database: 'w', channel: tls }, never, creds);
