@@ -142,8 +142,10 @@ export class OidcVerifier {
     }
 
     const email = payload[provider.email_claim];
-    if (typeof email !== 'string' || !/^[^@\s]+@[^@\s]+$/.test(email)) {
-      return { ok: false, kind: 'rejected', reason: `token has no email in claim ${provider.email_claim}` };
+    // ASCII only: lower-casing other characters can land on an ASCII name (U+212A KELVIN SIGN
+    // lower-cases to 'k'), which would sign the token in as someone else of the org.
+    if (typeof email !== 'string' || !/^[!-?A-~]+@[!-?A-~]+$/.test(email)) {
+      return { ok: false, kind: 'rejected', reason: `token has no ASCII email address in claim ${provider.email_claim}` };
     }
     // A provider that says the address is unverified vouches for an account, not for the mailbox.
     const verified = payload.email_verified;

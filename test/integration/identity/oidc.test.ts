@@ -88,6 +88,8 @@ beforeAll(async () => {
     bob: { email: BOB, claims: { groups: ['sales-emea'] } },
     unverified: { email: 'uma@acme.example', claims: { groups: ['sales-emea'], email_verified: false } },
     hank: { email: 'hank@globex.example' },
+    // U+212A KELVIN SIGN lower-cases to an ASCII 'k': this must not become a known acme name.
+    kelvin: { email: 'ivan\u212a@acme.example', claims: { groups: ['sales-emea'] } },
   });
   globex = await startTestIdp({
     ivan: { email: IVAN, claims: {} },
@@ -332,6 +334,13 @@ describe('a token as the password, over TLS', () => {
     const r = await viaPg('yuri@globex.example', token);
     expect(r).toMatchObject({ code: '28000', message: 'yuri@globex.example is not a member of org globex; ask an org admin' });
     expect((await lastFailure('yuri@globex.example'))?.reason).toBe('not a member of org globex (default_membership deny)');
+  });
+
+  it('an email claim that is not ASCII is refused (lower-casing could land on another name)', async () => {
+    const token = await acme.token('kelvin', ACME_AUD);
+    const r = await viaPg('ivan\u212a@acme.example', token);
+    expect(r).toMatchObject({ code: '28000' });
+    expect((await lastFailure('ivan\u212a@acme.example'))?.reason).toBe('token has no ASCII email address in claim email');
   });
 
   it('email_verified false: refused', async () => {
