@@ -186,7 +186,15 @@ class AuditFile implements AuditSink {
     this.timer = undefined;
     const buf = Buffer.from(this.takeLines().join(''));
     let off = 0;
-    while (off < buf.length) off += writeSync(this.fd, buf, off, buf.length - off);
+    try {
+      while (off < buf.length) off += writeSync(this.fd, buf, off, buf.length - off);
+    } catch (e) {
+      // The last chance to keep them (shutdown): what the file did not take goes to stderr,
+      // whole lines after a marker, so an operator can append them to the trail by hand.
+      process.stderr.write(`gatehouse: the audit file could not be written (${(e as Error).message}); its remaining records follow\n`);
+      process.stderr.write(buf.subarray(off === 0 ? 0 : buf.lastIndexOf(10, off - 1) + 1));
+      throw e;
+    }
   }
 }
 

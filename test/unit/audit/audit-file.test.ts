@@ -79,4 +79,23 @@ describe('fileAudit', () => {
     await vi.waitFor(() => expect(lines(path).map((l) => l.statement)).toEqual(['SELECT 1', 'SELECT 2']), { timeout: 5000 });
     expect(audit.failure()).toBeUndefined();
   });
+
+  it('flush() that cannot write (shutdown) hands the waiting records to stderr whole, then throws', () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'gh-audit-')), 'audit.jsonl');
+    const audit = fileAudit(path);
+    (audit as unknown as { fd: number }).fd = 1_000_000;
+    audit.statement(record(7));
+    const written: string[] = [];
+    const spy = vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => {
+      written.push(String(chunk));
+      return true;
+    });
+    try {
+      expect(() => audit.flush()).toThrow();
+    } finally {
+      spy.mockRestore();
+    }
+    expect(written[0]).toMatch(/^gatehouse: the audit file could not be written/);
+    expect(JSON.parse(written[1])).toMatchObject({ type: 'statement', statement: 'SELECT 7' });
+  });
 });
