@@ -35,7 +35,7 @@ export interface AuditSink {
 }
 
 /** A limit_reached record names the limit (`limit`, src/limits) and its `value`, beside who hit it. */
-export type AuditEvent = 'auth_failed' | 'auth_throttled' | 'session_start' | 'session_end' | 'limit_reached';
+export type AuditEvent = 'auth_failed' | 'auth_throttled' | 'session_start' | 'session_end' | 'limit_reached' | 'statement_failed';
 
 /** Lines are written at most this long after the statement they record... */
 const AUDIT_FLUSH_MS = 20;
@@ -227,7 +227,9 @@ export function countedAudit(inner: AuditSink, metrics: Metrics): AuditSink {
       if (kind === 'auth_failed') metrics.authFailures.inc();
       else if (kind === 'auth_throttled') metrics.limitRefusals.inc({ limit: String(fields.limit) });
       else if (kind === 'limit_reached') metrics.limitRefusals.inc({ limit: String(fields.limit) });
-      else if (!fields.refused) metrics.sessions.inc({ org: String(fields.org) }, kind === 'session_start' ? 1 : -1);
+      else if (kind === 'statement_failed') {
+        // Counted with its statement already; the trail says how it ended.
+      } else if (!fields.refused) metrics.sessions.inc({ org: String(fields.org) }, kind === 'session_start' ? 1 : -1);
       inner.event(kind, fields);
     },
   };

@@ -56,6 +56,12 @@ interface Exchange {
   started: number;
   /** One per Parse, written at the end of the exchange with its duration and the warehouse's error. */
   records: StatementRecord[];
+  /**
+   * Records written before their statements ran (at Flush: a client may read its rows and
+   * never Sync). An error the warehouse reports for them later is audited as a
+   * statement_failed record naming the same statement.
+   */
+  written: StatementRecord[];
   segment?: Segment;
   /** Portals bound in this exchange to the ROLLBACK that ends an aborted transaction. */
   endingPortals: Set<string>;
@@ -67,7 +73,7 @@ const exchanges = new WeakMap<StatementSession, Exchange>();
 function exchangeOf(s: StatementSession): Exchange {
   let x = exchanges.get(s);
   if (!x) {
-    x = { started: performance.now(), records: [], endingPortals: new Set(), endsAborted: false };
+    x = { started: performance.now(), records: [], written: [], endingPortals: new Set(), endsAborted: false };
     exchanges.set(s, x);
   }
   return x;
@@ -100,7 +106,7 @@ export async function extendedMessage(s: StatementSession, m: ExtendedStep, sink
         // next Parse: each upstream's part ends with its own Sync, in order. What the split loses
         // is one implicit transaction over both: nothing, as catalog statements belong to Query
         // Topics users, who cannot write.
-        const outcome = await endSegment(x, sink);
+        const outcome = await endSegment(s, x, sink);
         if (outcome.error) return false; // PostgreSQL would skip the rest up to Sync
       }
       x.segment = { target: admitted.target, upstream, held: [], sent: false };
@@ -131,7 +137,7 @@ export async function extendedSync(s: StatementSession, sink: ResultSink): Promi
   let failed = false;
   try {
     if (x.segment) {
-      const outcome = await endSegment(x, sink);
+      const outcome = await endSegment(s, x, sink);
       failed = outcome.error !== undefined;
       if (failed) noteFailure(s);
     }
@@ -186,16 +192,18 @@ async function send(s: StatementSession, x: Exchange, seg: Segment, sink: Result
   seg.sent = true;
   // Audited before it runs: a client that reads its rows after Flush and never sends Sync
   // (or closes) must leave the same records as one that does (an outside review read rows so).
+  x.written.push(...x.records);
   writeRecords(s, x);
   await seg.upstream.sendExtended!(held, sink, flush);
 }
 
 /** The segment's held messages and Sync: resolves at the upstream's ReadyForQuery. */
-async function endSegment(x: Exchange, sink: ResultSink): Promise<RunOutcome> {
+async function endSegment(s: StatementSession, x: Exchange, sink: ResultSink): Promise<RunOutcome> {
   const seg = x.segment!;
   x.segment = undefined;
   const outcome = await seg.upstream.syncExtended!(seg.held, sink);
   noteUpstreamError(x.records, outcome);
+  auditLateFailure(s, x, outcome);
   return outcome;
 }
 
@@ -213,6 +221,7 @@ async function refuse(s: StatementSession, x: Exchange, refusal: GatehouseError,
   if (seg && (seg.sent || seg.held.length > 0)) {
     const outcome = await seg.upstream.abortExtended!(seg.held, sink);
     noteUpstreamError(x.records, outcome);
+    auditLateFailure(s, x, outcome);
     answered = outcome.aborted;
   }
   if (answered) sink.error(refusal);
@@ -339,6 +348,23 @@ function refusedParameterType(s: StatementSession, paramTypes: readonly number[]
 
 function unknownStatement(name: string): GatehouseError {
   return new GatehouseError('26000', name === '' ? 'unnamed prepared statement does not exist' : `prepared statement "${name}" does not exist`);
+}
+
+/** The warehouse failed statements whose records were already written (at Flush): say so in the trail. */
+function auditLateFailure(s: StatementSession, x: Exchange, outcome: RunOutcome): void {
+  const written = x.written;
+  x.written = [];
+  if (!outcome.error) return;
+  for (const r of written) {
+    s.audit.event('statement_failed', {
+      org: r.org,
+      user: r.user,
+      connection: r.connection,
+      statement: r.statement,
+      sqlstate: outcome.error.sqlstate,
+      upstream_error: outcome.error.message,
+    });
+  }
 }
 
 function writeRecords(s: StatementSession, x: Exchange): void {

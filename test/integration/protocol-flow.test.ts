@@ -152,6 +152,22 @@ describe('a refusal in the middle of an extended exchange', () => {
     });
   });
 
+  it('a statement audited at Flush that the warehouse then fails gets a statement_failed record (an outside review found it recorded as a success)', async () => {
+    const c = await raw();
+    c.socket.write(Buffer.concat([P('SELECT 1 / (id - id) FROM orders /* late-failure */'), B(), E(), FLUSH]));
+    expect(await take(c, 3)).toEqual(['ParseComplete', 'BindComplete', 'ErrorResponse 22012']);
+    c.socket.write(syncMessage());
+    expect(await take(c, 1)).toEqual(['ReadyForQuery I']);
+    await c.close();
+    await vi.waitFor(() => {
+      const lines = auditLines().filter((r) => String(r.statement).includes('late-failure'));
+      expect(lines).toMatchObject([
+        { type: 'statement', decision: 'allowed', user: CAROL },
+        { type: 'statement_failed', user: CAROL, sqlstate: '22012', upstream_error: 'division by zero' },
+      ]);
+    });
+  });
+
   it('every refusal is audited, whichever path refused it', async () => {
     const c = await raw();
     c.socket.write(Buffer.concat([B('', 'never_prepared'), syncMessage()]));
