@@ -447,6 +447,13 @@ function warehouseReading(text: string, dialect: RawDialect): { text: string; st
       'end comment lines with a newline (\\n or \\r\\n)',
     );
   }
+  if (lexed.unspacedLineComment) {
+    refuse(
+      '42501',
+      `a line comment mark with no space after it (--x, //x) is not a comment to every SQL reader, so Gatehouse refuses it on ${engine}`,
+      'write `-- ` or `// ` with a space after it, or /* */',
+    );
+  }
   if (lexed.tokens.some((t) => t.kind === 'dollar')) {
     refuse(
       '0A000',

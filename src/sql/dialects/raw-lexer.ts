@@ -31,6 +31,11 @@ export interface Lexed {
   nestedComment: boolean;
   /** A line comment holding a carriage return not followed by a newline (readers end it at different places). */
   strayCarriageReturn: boolean;
+  /**
+   * A Snowflake line comment (`--`, `//`) with no space or control character after its mark:
+   * a comment to Snowflake as documented, but not to MySQL's rule, and not provable here.
+   */
+  unspacedLineComment: boolean;
   /** A quote or comment left open at the end. */
   unterminated: boolean;
 }
@@ -56,6 +61,7 @@ export function lexRaw(text: string, dialect: LexDialect, backslashEscapes: bool
   let optimizerHint = false;
   let nestedComment = false;
   let strayCarriageReturn = false;
+  let unspacedLineComment = false;
   let unterminated = false;
   let i = 0;
   const n = text.length;
@@ -105,6 +111,7 @@ export function lexRaw(text: string, dialect: LexDialect, backslashEscapes: bool
       const stop = end < 0 ? n : end + 1;
       const body = text.slice(i, end < 0 ? n : end);
       if (/\r(?!$)/.test(body) || (end < 0 && body.endsWith('\r'))) strayCarriageReturn = true;
+      if (c !== '#' && i + 2 < n && text.charCodeAt(i + 2) > 0x20) unspacedLineComment = true;
       tokens.push({ kind: 'line', start: i, end: stop });
       i = stop;
       continue;
@@ -115,7 +122,8 @@ export function lexRaw(text: string, dialect: LexDialect, backslashEscapes: bool
       const end = text.indexOf('*/', i + 2);
       if (end < 0) unterminated = true;
       const stop = end < 0 ? n : end + 2;
-      if (text.slice(i + 2, end < 0 ? n : end).includes('/*')) nestedComment = true;
+      // Up to the closing `*`: in `/* a /*/` the `/*/` ends the comment here and nests for PostgreSQL.
+      if (text.slice(i + 2, end < 0 ? n : end + 1).includes('/*')) nestedComment = true;
       tokens.push({ kind: 'block', start: i, end: stop });
       i = stop;
       continue;
@@ -132,7 +140,7 @@ export function lexRaw(text: string, dialect: LexDialect, backslashEscapes: bool
   }
   if (pendingCode) statements++;
   const shape = tokens.map((t) => `${SHAPE_LETTER[t.kind]}${t.start}-${t.end}`).join();
-  return { tokens, shape, statements, executableComment, optimizerHint, nestedComment, strayCarriageReturn, unterminated };
+  return { tokens, shape, statements, executableComment, optimizerHint, nestedComment, strayCarriageReturn, unspacedLineComment, unterminated };
 }
 
 /** The stretches of the text the lexer read as code: everything outside quotes and comments. */

@@ -47,7 +47,8 @@ const ALLOWED: Array<[string, string, RawDialect?]> = [
   ['SELECT 1 - -1', 'select'],
   ['SELECT \'a--1\', "/* #", `x--y` FROM t', 'select'],
   ['SELECT 1 // , CURRENT_USER()', 'select', 'snowflake'],
-  ['SELECT 1 --1, CURRENT_USER()', 'select', 'snowflake'],
+  ['SELECT 1 -- , CURRENT_USER()', 'select', 'snowflake'],
+  ['SELECT 1 //\t, CURRENT_USER()', 'select', 'snowflake'],
   ['SELECT \'a -- b\', "c--d" FROM t /* x */', 'select', 'snowflake'],
 ];
 
@@ -140,6 +141,11 @@ const READ_TWO_WAYS: Array<[string, string, RawDialect]> = [
   ['SELECT 1 AS a /* /* */ , USER() AS u -- */', 'nested comments are not allowed on MariaDB', 'mariadb'],
   // Snowflake: `#` is no comment; `$$` strings the classifier reads as variables; escapes.
   ['SELECT 1 # , CURRENT_USER()', '`#` outside a string is not a comment to Snowflake', 'snowflake'],
+  // Snowflake documents --x and //x as comments; MySQL does not read --x as one, and the fake cannot prove Snowflake's lexer.
+  ['SELECT 1 --1, CURRENT_USER()', 'a line comment mark with no space after it', 'snowflake'],
+  ['SELECT 1 //x\n', 'a line comment mark with no space after it', 'snowflake'],
+  // `/*/` inside a comment ends it on Snowflake (its documentation); PostgreSQL nests there.
+  ['SELECT 1 /* a /*/ , CURRENT_USER() -- */', 'nested comments', 'snowflake'],
   ['SELECT $$ -- $$, CURRENT_USER()', '$$ strings are not supported', 'snowflake'],
   ["SELECT 'a\\' -- ', CURRENT_USER() AS u", 'a backslash before a quote in a string literal is an escape to Snowflake', 'snowflake'],
   // A carriage return in a line comment: PostgreSQL ends the comment there.

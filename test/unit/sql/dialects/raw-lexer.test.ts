@@ -58,6 +58,11 @@ describe('comment marks left in the code', () => {
     expect(lexRaw('SELECT 1 /* a */ /* b */', 'snowflake', true).nestedComment).toBe(false);
     expect(lexRaw('SELECT 1 -- a\rb\n', 'mysql', true).strayCarriageReturn).toBe(true);
     expect(lexRaw('SELECT 1 -- a\r\n', 'mysql', true).strayCarriageReturn).toBe(false);
+    expect(lexRaw('SELECT 1 /* a /*/', 'snowflake', true).nestedComment).toBe(true);
+    expect(lexRaw('SELECT 1 --x', 'snowflake', true).unspacedLineComment).toBe(true);
+    expect(lexRaw('SELECT 1 //x', 'snowflake', true).unspacedLineComment).toBe(true);
+    expect(lexRaw('SELECT 1 -- x\n //\tx', 'snowflake', true).unspacedLineComment).toBe(false);
+    expect(lexRaw('SELECT 1 #x', 'mysql', true).unspacedLineComment).toBe(false);
     expect(lexRaw('SELECT /*+ BKA(t) */ 1', 'mysql', true).optimizerHint).toBe(true);
     expect(lexRaw('SELECT /*!50000 1 */', 'mysql', true).executableComment).toBe(true);
     expect(lexRaw('SELECT /*M!100000 1 */', 'mysql', true).executableComment).toBe(true);
