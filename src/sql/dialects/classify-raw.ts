@@ -440,10 +440,10 @@ function warehouseReading(text: string, dialect: RawDialect): { text: string; st
       'close each /* comment before opening another',
     );
   }
-  if (lexed.strayCarriageReturn) {
+  if (lexed.strayLineBreak) {
     refuse(
       '42501',
-      `a carriage return inside a line comment is read as the comment's end by some SQL readers and not by ${engine}, so Gatehouse refuses it`,
+      `a line break other than a newline (a carriage return not followed by one, \\v, \\f, U+2028...) inside a line comment is read as the comment's end by some SQL readers and not by others, so Gatehouse refuses it on ${engine}`,
       'end comment lines with a newline (\\n or \\r\\n)',
     );
   }

@@ -29,8 +29,12 @@ export interface Lexed {
   optimizerHint: boolean;
   /** A `/*` inside a block comment: PostgreSQL and node-sql-parser nest them, these warehouses do not. */
   nestedComment: boolean;
-  /** A line comment holding a carriage return not followed by a newline (readers end it at different places). */
-  strayCarriageReturn: boolean;
+  /**
+   * A line comment holding a line break other than its closing `\n` (a lone `\r`, `\v`, `\f`,
+   * U+0085, U+2028, U+2029): readers end the comment at different places (PostgreSQL and
+   * node-sql-parser at `\r`, MySQL at `\n` only, Snowflake's lexer unproven).
+   */
+  strayLineBreak: boolean;
   /**
    * A Snowflake line comment (`--`, `//`) with no space or control character after its mark:
    * a comment to Snowflake as documented, but not to MySQL's rule, and not provable here.
@@ -60,7 +64,7 @@ export function lexRaw(text: string, dialect: LexDialect, backslashEscapes: bool
   let executableComment = false;
   let optimizerHint = false;
   let nestedComment = false;
-  let strayCarriageReturn = false;
+  let strayLineBreak = false;
   let unspacedLineComment = false;
   let unterminated = false;
   let i = 0;
@@ -110,7 +114,8 @@ export function lexRaw(text: string, dialect: LexDialect, backslashEscapes: bool
       const end = text.indexOf('\n', i);
       const stop = end < 0 ? n : end + 1;
       const body = text.slice(i, end < 0 ? n : end);
-      if (/\r(?!$)/.test(body) || (end < 0 && body.endsWith('\r'))) strayCarriageReturn = true;
+      // A `\r` just before the closing `\n` is a Windows line end; anywhere else, a second reading.
+      if (/[\v\f\u0085\u2028\u2029]|\r(?!$)/.test(body) || (end < 0 && body.endsWith('\r'))) strayLineBreak = true;
       if (c !== '#' && i + 2 < n && text.charCodeAt(i + 2) > 0x20) unspacedLineComment = true;
       tokens.push({ kind: 'line', start: i, end: stop });
       i = stop;
@@ -140,7 +145,7 @@ export function lexRaw(text: string, dialect: LexDialect, backslashEscapes: bool
   }
   if (pendingCode) statements++;
   const shape = tokens.map((t) => `${SHAPE_LETTER[t.kind]}${t.start}-${t.end}`).join();
-  return { tokens, shape, statements, executableComment, optimizerHint, nestedComment, strayCarriageReturn, unspacedLineComment, unterminated };
+  return { tokens, shape, statements, executableComment, optimizerHint, nestedComment, strayLineBreak, unspacedLineComment, unterminated };
 }
 
 /** The stretches of the text the lexer read as code: everything outside quotes and comments. */

@@ -148,9 +148,10 @@ const READ_TWO_WAYS: Array<[string, string, RawDialect]> = [
   ['SELECT 1 /* a /*/ , CURRENT_USER() -- */', 'nested comments', 'snowflake'],
   ['SELECT $$ -- $$, CURRENT_USER()', '$$ strings are not supported', 'snowflake'],
   ["SELECT 'a\\' -- ', CURRENT_USER() AS u", 'a backslash before a quote in a string literal is an escape to Snowflake', 'snowflake'],
-  // A carriage return in a line comment: PostgreSQL ends the comment there.
-  ['SELECT 1 -- x\r, USER()\n', 'a carriage return inside a line comment', 'mariadb'],
-  ['SELECT 1 // x\r, CURRENT_USER()\n', 'a carriage return inside a line comment', 'snowflake'],
+  // A carriage return in a line comment: PostgreSQL and node-sql-parser end the comment there.
+  ['SELECT 1 -- x\r, USER()\n', 'inside a line comment is read as the comment', 'mariadb'],
+  ['SELECT 1 // x\r, CURRENT_USER()\n', 'inside a line comment is read as the comment', 'snowflake'],
+  ['SELECT 1 -- x\u2028, CURRENT_USER()\n', 'inside a line comment is read as the comment', 'snowflake'],
   // MySQL 8 reads /*+ */ as optimizer hints (SET_VAR sets session variables for the statement).
   ["SELECT /*+ SET_VAR(sql_mode='') */ 1", 'optimizer hints', 'mysql'],
 ];

@@ -56,8 +56,12 @@ describe('comment marks left in the code', () => {
   it('flags what only some readers agree on', () => {
     expect(lexRaw('SELECT 1 /* /* */ */', 'snowflake', true).nestedComment).toBe(true);
     expect(lexRaw('SELECT 1 /* a */ /* b */', 'snowflake', true).nestedComment).toBe(false);
-    expect(lexRaw('SELECT 1 -- a\rb\n', 'mysql', true).strayCarriageReturn).toBe(true);
-    expect(lexRaw('SELECT 1 -- a\r\n', 'mysql', true).strayCarriageReturn).toBe(false);
+    expect(lexRaw('SELECT 1 -- a\rb\n', 'mysql', true).strayLineBreak).toBe(true);
+    expect(lexRaw('SELECT 1 -- a\r', 'mysql', true).strayLineBreak).toBe(true);
+    expect(lexRaw('SELECT 1 // a\u2028b', 'snowflake', true).strayLineBreak).toBe(true);
+    expect(lexRaw('SELECT 1 -- a\vb\n', 'snowflake', true).strayLineBreak).toBe(true);
+    expect(lexRaw('SELECT 1 -- a\r\n', 'mysql', true).strayLineBreak).toBe(false);
+    expect(lexRaw('SELECT 1 /* a\rb */', 'mysql', true).strayLineBreak).toBe(false);
     expect(lexRaw('SELECT 1 /* a /*/', 'snowflake', true).nestedComment).toBe(true);
     expect(lexRaw('SELECT 1 --x', 'snowflake', true).unspacedLineComment).toBe(true);
     expect(lexRaw('SELECT 1 //x', 'snowflake', true).unspacedLineComment).toBe(true);
