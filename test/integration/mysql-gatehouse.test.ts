@@ -181,7 +181,7 @@ describe('a querier on a mysql connection', () => {
       for (const sql of simple) {
         const err = await c.query(sql).catch((e) => e);
         expect(err.code, sql).toBe('42501');
-        expect(err.message, sql).toMatch(/`--` outside a string is not a comment to MariaDB|nested comments are not allowed on MariaDB/);
+        expect(err.message, sql).toMatch(/`--` outside a string is not a comment mark to MariaDB|nested comments are not allowed on MariaDB/);
       }
       expect(await mariadbRun("SELECT IS_FREE_LOCK('gatehouse-rawlex') AS free")).toEqual([{ free: 1 }]);
       const extended: Array<[string, unknown[]]> = [

@@ -252,7 +252,7 @@ describe('carol (querier) on a snowflake connection', () => {
         ['SELECT 1 AS a /* /* */ , CURRENT_USER() AS u -- */', [], /nested comments are not allowed on Snowflake/],
         ['SELECT 1 AS a /* /* */ , CURRENT_USER() AS u /* */ */', [], /nested comments are not allowed on Snowflake/],
         ['SELECT $1 AS a /* /* */ , CURRENT_USER() AS u -- */', ['x'], /nested comments are not allowed on Snowflake/],
-        ['SELECT 1 AS a # , CURRENT_USER() AS u', [], /`#` outside a string is not a comment to Snowflake/],
+        ['SELECT 1 AS a # , CURRENT_USER() AS u', [], /`#` outside a string is not a comment mark to Snowflake/],
         ["SELECT 'a\\' -- ', CURRENT_USER() AS u", [], /a backslash before a quote/],
         ['SELECT $$ -- $$ AS a, CURRENT_USER() AS u', [], /\$\$ strings are not supported/],
       ];

@@ -465,7 +465,7 @@ function warehouseReading(text: string, dialect: RawDialect): { text: string; st
   if (mark) {
     refuse(
       '42501',
-      `\`${mark}\` outside a string is not a comment to ${engine} but other SQL readers take it for one, so Gatehouse refuses the text it could hide`,
+      `\`${mark}\` outside a string is not a comment mark to ${engine}, but other SQL readers take it for one, so Gatehouse refuses the text it could hide`,
       COMMENT_MARK_HINTS[mark],
     );
   }

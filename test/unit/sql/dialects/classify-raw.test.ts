@@ -121,8 +121,8 @@ const REFUSED: Array<[string, string, string, RawDialect?]> = [
 // is refused. Each text would hide a denied call or a second statement from the classifier.
 const READ_TWO_WAYS: Array<[string, string, RawDialect]> = [
   // MySQL/MariaDB: `--` without a space after it is two minus signs.
-  ['SELECT 1 --1, USER() AS u', '`--` outside a string is not a comment to MariaDB', 'mariadb'],
-  ['SELECT 1 --1, USER() AS u', '`--` outside a string is not a comment to MySQL', 'mysql'],
+  ['SELECT 1 --1, USER() AS u', '`--` outside a string is not a comment mark to MariaDB', 'mariadb'],
+  ['SELECT 1 --1, USER() AS u', '`--` outside a string is not a comment mark to MySQL', 'mysql'],
   ['SELECT 1 --1 INTO @x', '`--`', 'mariadb'],
   ["SELECT 1 --1, GET_LOCK('x', 0) AS got", '`--`', 'mariadb'],
   ['SELECT ? --1, USER()', '`--`', 'mariadb'],
@@ -140,7 +140,7 @@ const READ_TWO_WAYS: Array<[string, string, RawDialect]> = [
   ['SELECT 1 AS a /* /* */ ; DELETE FROM t -- */', 'nested comments', 'snowflake'],
   ['SELECT 1 AS a /* /* */ , USER() AS u -- */', 'nested comments are not allowed on MariaDB', 'mariadb'],
   // Snowflake: `#` is no comment; `$$` strings the classifier reads as variables; escapes.
-  ['SELECT 1 # , CURRENT_USER()', '`#` outside a string is not a comment to Snowflake', 'snowflake'],
+  ['SELECT 1 # , CURRENT_USER()', '`#` outside a string is not a comment mark to Snowflake', 'snowflake'],
   // Snowflake documents --x and //x as comments; MySQL does not read --x as one, and the fake cannot prove Snowflake's lexer.
   ['SELECT 1 --1, CURRENT_USER()', 'a line comment mark with no space after it', 'snowflake'],
   ['SELECT 1 //x\n', 'a line comment mark with no space after it', 'snowflake'],
