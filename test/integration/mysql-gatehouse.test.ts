@@ -168,6 +168,42 @@ describe('a querier on a mysql connection', () => {
     }
   });
 
+  it('text MariaDB lexes differently from the classifier is refused, over both protocols (`--1` is `- -1` to MariaDB)', async () => {
+    const c = await pgClient(gh, 'carol@acme.example');
+    try {
+      // The reviewer's repros: each hid a denied call after what the classifier took for a comment.
+      const simple = [
+        'SELECT 1 --1, USER() AS u',
+        'SELECT 1 --1 INTO @x',
+        "SELECT 1 --1, GET_LOCK('gatehouse-rawlex', 0) AS got",
+        'SELECT 1 AS a /* /* */ , USER() AS u -- */',
+      ];
+      for (const sql of simple) {
+        const err = await c.query(sql).catch((e) => e);
+        expect(err.code, sql).toBe('42501');
+        expect(err.message, sql).toMatch(/`--` outside a string is not a comment mark to MariaDB|nested comments are not allowed on MariaDB/);
+      }
+      expect(await mariadbRun("SELECT IS_FREE_LOCK('gatehouse-rawlex') AS free")).toEqual([{ free: 1 }]);
+      const extended: Array<[string, unknown[]]> = [
+        ['SELECT $1 --1, USER()', ['x']],
+        ['SELECT name FROM employees WHERE name = $2 --1 OR 1=1\n', ['x', 'y']],
+        ['SELECT (SELECT COUNT(*) FROM employees WHERE salary > $1) --1, @@hostname\n', [1]],
+        ['SELECT 1 --$1\n, $1 AS b', ['x']],
+      ];
+      for (const [sql, params] of extended) {
+        const err = await c.query(sql, params).catch((e) => e);
+        expect(err.code, sql).toMatch(/^(42501|0A000)$/);
+        expect(err.message, sql).not.toMatch(/^(Employee|gh_)/);
+      }
+      // What every reader reads alike still runs: `-- ` with a space, /* */, and `- -1` written apart.
+      expect((await c.query('SELECT 1 - -1 AS a -- a comment\n')).rows).toEqual([{ a: 2 }]);
+      expect((await c.query('SELECT /* a comment */ $1 AS a -- another\n', ['x'])).rows).toEqual([{ a: 'x' }]);
+      expect((await c.query('SELECT COUNT(*) AS n FROM employees # a MySQL comment')).rows.map((r) => Number(r.n))).toEqual([10]);
+    } finally {
+      await c.end();
+    }
+  });
+
   it("a CancelRequest (pg's cancel) stops a running statement with 57014 (KILL QUERY on the warehouse)", async () => {
     const c = await pgClient(gh, 'carol@acme.example');
     try {

@@ -244,6 +244,31 @@ describe('carol (querier) on a snowflake connection', () => {
     expect(await direct('SELECT count(*)::int AS n FROM "PUBLIC"."EMPLOYEES"')).toEqual([{ n: 10 }]);
   });
 
+  it('text Snowflake lexes differently from the classifier is refused and never reaches Snowflake (comments do not nest there)', async () => {
+    const before = fake.queries.length;
+    const c = await pgClient(gh, 'carol@acme.example');
+    try {
+      const cases: Array<[string, unknown[], RegExp]> = [
+        ['SELECT 1 AS a /* /* */ , CURRENT_USER() AS u -- */', [], /nested comments are not allowed on Snowflake/],
+        ['SELECT 1 AS a /* /* */ , CURRENT_USER() AS u /* */ */', [], /nested comments are not allowed on Snowflake/],
+        ['SELECT $1 AS a /* /* */ , CURRENT_USER() AS u -- */', ['x'], /nested comments are not allowed on Snowflake/],
+        ['SELECT 1 AS a # , CURRENT_USER() AS u', [], /`#` outside a string is not a comment mark to Snowflake/],
+        ["SELECT 'a\\' -- ', CURRENT_USER() AS u", [], /a backslash before a quote/],
+        ['SELECT $$ -- $$ AS a, CURRENT_USER() AS u', [], /\$\$ strings are not supported/],
+      ];
+      for (const [sql, params, message] of cases) {
+        const err = await c.query(sql, params).catch((e) => e);
+        expect(err.code, sql).toMatch(/^(42501|0A000)$/);
+        expect(err.message, sql).toMatch(message);
+      }
+      // A comment every reader ends at the same place still runs.
+      expect((await c.query('SELECT 1 AS "a" /* a comment */ -- another')).rows.map((r) => Number(r.a))).toEqual([1]);
+    } finally {
+      await c.end();
+    }
+    expect(fake.queries.slice(before).filter((q) => /CURRENT_USER/i.test(q.sqlText))).toEqual([]);
+  });
+
   it('a Snowflake error reaches the client with a SQLSTATE, and the session goes on', async () => {
     const c = await pgClient(gh, 'carol@acme.example');
     try {

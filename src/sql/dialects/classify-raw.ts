@@ -8,7 +8,7 @@
 import { createRequire } from 'node:module';
 import type { Parser } from 'node-sql-parser';
 import { GatehouseError } from '../../errors.ts';
-import { lexRaw } from './raw-lexer.ts';
+import { blankComments, commentMarkInCode, lexRaw } from './raw-lexer.ts';
 
 export type RawDialect = 'mysql' | 'mariadb' | 'snowflake';
 export type RawKind = 'select' | 'show' | 'describe' | 'explain' | 'set';
@@ -366,27 +366,10 @@ export function classifyRawSql(text: string, dialect: RawDialect): RawClassifica
 
 function classify(text: string, dialect: RawDialect): RawKind[] {
   const engine = ENGINE[dialect];
-  const lexDialect = dialect === 'snowflake' ? 'snowflake' : 'mysql';
-  const escaped = lexRaw(text, lexDialect, true);
-  if (escaped.unterminated) refuse('0A000', `Gatehouse cannot classify this ${engine} SQL: a quoted string or comment is not closed`);
-  if (escaped.executableComment) {
-    refuse('42501', `executable comments (/*! ... */) are not permitted in ${engine} raw SQL through Gatehouse: the server runs their contents`);
-  }
-  if (lexDialect === 'mysql') {
-    // The same text under NO_BACKSLASH_ESCAPES: if a string ends elsewhere, a statement or a
-    // function call could hide behind `\'` for one reader and not the other.
-    const plain = lexRaw(text, 'mysql', false);
-    if (plain.unterminated || plain.shape.join() !== escaped.shape.join()) {
-      refuse(
-        '42501',
-        `a backslash before a quote in a string literal reads differently in ${engine} sessions with NO_BACKSLASH_ESCAPES, so Gatehouse refuses it`,
-        "write a quote inside a string doubled ('') instead of \\'",
-      );
-    }
-  }
+  const classified = warehouseReading(text, dialect);
   let ast: Node | Node[];
   try {
-    ast = parserFor(dialect).astify(text, { database: PARSER_DATABASE[dialect] }) as unknown as Node | Node[];
+    ast = parserFor(dialect).astify(classified.text, { database: PARSER_DATABASE[dialect] }) as unknown as Node | Node[];
   } catch (e) {
     const first = String((e as Error).message ?? e)
       .split('\n')[0]!
@@ -398,11 +381,95 @@ function classify(text: string, dialect: RawDialect): RawKind[] {
     );
   }
   const statements = (Array.isArray(ast) ? ast : [ast]).filter((s) => s && Object.keys(s).length > 0);
-  if (statements.length !== escaped.statements) {
-    refuse('0A000', `Gatehouse read ${statements.length} statements where the ${engine} server would read ${escaped.statements}, so it runs none`);
+  if (statements.length !== classified.statements) {
+    refuse('0A000', `Gatehouse read ${statements.length} statements where the ${engine} server would read ${classified.statements}, so it runs none`);
   }
   if (statements.length === 0) refuse('0A000', 'an empty statement');
   return statements.map((s) => statement(s, dialect));
+}
+
+// Why a comment mark left in the warehouse's code is refused, and what to write instead.
+const COMMENT_MARK_HINTS: Record<string, string> = {
+  '--': 'write `-- ` with a space after it for a comment, or /* */ (and `- -1` for a double negation)',
+  '#': 'write -- or /* */ comments',
+  '//': 'write -- or /* */ comments',
+  '*/': 'close each /* comment once: nested comments are not allowed',
+  '/*': 'close each /* comment once: nested comments are not allowed',
+};
+
+/**
+ * The text the classifier parses: the querier's text read the warehouse's way (raw-lexer.ts),
+ * its comments blanked out. The warehouse runs exactly this (a comment is blank space to it),
+ * and no other reader has a comment left to read differently: whatever in it node-sql-parser
+ * or PostgreSQL's parser could take for a comment, a `$$` string or the end of a string where
+ * the warehouse does not is refused first. The original text is what is forwarded.
+ */
+function warehouseReading(text: string, dialect: RawDialect): { text: string; statements: number } {
+  const engine = ENGINE[dialect];
+  const lexDialect = dialect === 'snowflake' ? 'snowflake' : 'mysql';
+  const lexed = lexRaw(text, lexDialect, true);
+  if (lexed.unterminated) refuse('0A000', `Gatehouse cannot classify this ${engine} SQL: a quoted string or comment is not closed`);
+  if (lexed.executableComment) {
+    refuse('42501', `executable comments (/*! ... */) are not permitted in ${engine} raw SQL through Gatehouse: the server runs their contents`);
+  }
+  if (lexed.optimizerHint) {
+    refuse(
+      '42501',
+      `optimizer hints (/*+ ... */) are not permitted in ${engine} raw SQL through Gatehouse: the server reads them (SET_VAR sets session variables)`,
+      'write a plain /* */ comment, without the +',
+    );
+  }
+  // The same text with and without backslash escapes (MySQL under NO_BACKSLASH_ESCAPES, as the
+  // connector pins it, or not; Snowflake, which escapes, against PostgreSQL, which does not):
+  // if a string ends elsewhere, a statement or a function call could hide behind `\'` for one
+  // reader and not the other.
+  const plain = lexRaw(text, lexDialect, false);
+  if (plain.unterminated || plain.shape !== lexed.shape) {
+    refuse(
+      '42501',
+      lexDialect === 'mysql'
+        ? `a backslash before a quote in a string literal reads differently in ${engine} sessions with NO_BACKSLASH_ESCAPES, so Gatehouse refuses it`
+        : `a backslash before a quote in a string literal is an escape to ${engine} and not to other SQL readers, so Gatehouse refuses it`,
+      "write a quote inside a string doubled ('') instead of \\'",
+    );
+  }
+  if (lexed.nestedComment) {
+    refuse(
+      '42501',
+      `nested comments are not allowed on ${engine} through Gatehouse: ${engine} ends a comment at its first */, where other SQL readers nest /* */ comments`,
+      'close each /* comment before opening another',
+    );
+  }
+  if (lexed.strayLineBreak) {
+    refuse(
+      '42501',
+      `a line break other than a newline (a carriage return not followed by one, \\v, \\f, U+2028...) inside a line comment is read as the comment's end by some SQL readers and not by others, so Gatehouse refuses it on ${engine}`,
+      'end comment lines with a newline (\\n or \\r\\n)',
+    );
+  }
+  if (lexed.unspacedLineComment) {
+    refuse(
+      '42501',
+      `a line comment mark with no space after it (--x, //x) is not a comment to every SQL reader, so Gatehouse refuses it on ${engine}`,
+      'write `-- ` or `// ` with a space after it, or /* */',
+    );
+  }
+  if (lexed.tokens.some((t) => t.kind === 'dollar')) {
+    refuse(
+      '0A000',
+      `$$ strings are not supported in ${engine} raw SQL through Gatehouse: the parser Gatehouse classifies with does not read them as ${engine} does`,
+      "write '...' strings, with a quote inside doubled ('')",
+    );
+  }
+  const mark = commentMarkInCode(text, lexed);
+  if (mark) {
+    refuse(
+      '42501',
+      `\`${mark}\` outside a string is not a comment mark to ${engine}, but other SQL readers take it for one, so Gatehouse refuses the text it could hide`,
+      COMMENT_MARK_HINTS[mark],
+    );
+  }
+  return { text: blankComments(text, lexed), statements: lexed.statements };
 }
 
 function statement(s: Node, dialect: RawDialect): RawKind {

@@ -36,6 +36,20 @@ const ALLOWED: Array<[string, string, RawDialect?]> = [
   ['SELECT IFF(a > 1, 1, 2), NVL(a, 0), DATEADD(day, 1, d) FROM t', 'select', 'snowflake'],
   ["SELECT 'a' // a Snowflake comment; with a semicolon\nFROM t", 'select', 'snowflake'],
   ['SHOW TABLES', 'show', 'snowflake'],
+  // Comments every reader ends where the warehouse does: MySQL's `-- ` needs a space or a
+  // control character after it, or the end of the text.
+  ['SELECT 1 -- , USER()\n', 'select'],
+  ['SELECT 1 --\t, USER()', 'select'],
+  ['SELECT 1 --', 'select'],
+  ['SELECT 1 --\r\n', 'select'],
+  ['SELECT 1 # , USER()', 'select', 'mariadb'],
+  ['SELECT 1 /* , USER() */ AS a -- x\r\n', 'select', 'mariadb'],
+  ['SELECT 1 - -1', 'select'],
+  ['SELECT \'a--1\', "/* #", `x--y` FROM t', 'select'],
+  ['SELECT 1 // , CURRENT_USER()', 'select', 'snowflake'],
+  ['SELECT 1 -- , CURRENT_USER()', 'select', 'snowflake'],
+  ['SELECT 1 //\t, CURRENT_USER()', 'select', 'snowflake'],
+  ['SELECT \'a -- b\', "c--d" FROM t /* x */', 'select', 'snowflake'],
 ];
 
 // [sql, SQLSTATE, words the message must contain, dialect]
@@ -98,9 +112,67 @@ const REFUSED: Array<[string, string, string, RawDialect?]> = [
   ['SELECT SYSTEM$WHITELIST()', '42501', "function SYSTEM$WHITELIST is not on Gatehouse's function allowlist for Snowflake raw SQL", 'snowflake'],
   ['COPY INTO t FROM @stage', '0A000', 'cannot classify this statement as Snowflake SQL', 'snowflake'],
   ['SET x = 1', '42501', 'SET is not permitted in Snowflake raw SQL', 'snowflake'],
-  ['SELECT $$x$$', '42501', 'variables', 'snowflake'],
+  ['SELECT $$x$$', '0A000', '$$ strings are not supported in Snowflake raw SQL', 'snowflake'],
   ['DELETE FROM t', '42501', 'DELETE is not permitted: raw SQL on MariaDB connections', 'mariadb'],
 ];
+
+// The same text read two ways (F1, F2 of the second review): the warehouse's lexer decides,
+// and whatever another reader (node-sql-parser, PostgreSQL's parser) would read differently
+// is refused. Each text would hide a denied call or a second statement from the classifier.
+const READ_TWO_WAYS: Array<[string, string, RawDialect]> = [
+  // MySQL/MariaDB: `--` without a space after it is two minus signs.
+  ['SELECT 1 --1, USER() AS u', '`--` outside a string is not a comment mark to MariaDB', 'mariadb'],
+  ['SELECT 1 --1, USER() AS u', '`--` outside a string is not a comment mark to MySQL', 'mysql'],
+  ['SELECT 1 --1 INTO @x', '`--`', 'mariadb'],
+  ["SELECT 1 --1, GET_LOCK('x', 0) AS got", '`--`', 'mariadb'],
+  ['SELECT ? --1, USER()', '`--`', 'mariadb'],
+  ['SELECT name FROM employees WHERE name = ? --1 OR 1=1', '`--`', 'mariadb'],
+  ['SELECT 1 ---1, USER()', '`--`', 'mariadb'],
+  ["SELECT 'a'--1, USER()", '`--`', 'mariadb'],
+  ['SELECT 1 --\x7f, USER()', '`--`', 'mariadb'],
+  ['SELECT 1 --\u00a0, USER()', '`--`', 'mariadb'],
+  ['SELECT 1 --1\n; DELETE FROM orders', '`--`', 'mariadb'],
+  ['SELECT 1 // , USER()', '`//`', 'mariadb'],
+  ['SELECT 1 */ , USER()', '`*/`', 'mariadb'],
+  // Nested block comments: PostgreSQL and node-sql-parser nest them, MySQL and Snowflake end at the first */.
+  ['SELECT 1 AS a /* /* */ , CURRENT_USER() AS u -- */', 'nested comments are not allowed on Snowflake', 'snowflake'],
+  ['SELECT 1 AS a /* /* */ , CURRENT_USER() AS u /* */ */', 'nested comments', 'snowflake'],
+  ['SELECT 1 AS a /* /* */ ; DELETE FROM t -- */', 'nested comments', 'snowflake'],
+  ['SELECT 1 AS a /* /* */ , USER() AS u -- */', 'nested comments are not allowed on MariaDB', 'mariadb'],
+  // Snowflake: `#` is no comment; `$$` strings the classifier reads as variables; escapes.
+  ['SELECT 1 # , CURRENT_USER()', '`#` outside a string is not a comment mark to Snowflake', 'snowflake'],
+  // Snowflake documents --x and //x as comments; MySQL does not read --x as one, and the fake cannot prove Snowflake's lexer.
+  ['SELECT 1 --1, CURRENT_USER()', 'a line comment mark with no space after it', 'snowflake'],
+  ['SELECT 1 //x\n', 'a line comment mark with no space after it', 'snowflake'],
+  // `/*/` inside a comment ends it on Snowflake (its documentation); PostgreSQL nests there.
+  ['SELECT 1 /* a /*/ , CURRENT_USER() -- */', 'nested comments', 'snowflake'],
+  ['SELECT $$ -- $$, CURRENT_USER()', '$$ strings are not supported', 'snowflake'],
+  ["SELECT 'a\\' -- ', CURRENT_USER() AS u", 'a backslash before a quote in a string literal is an escape to Snowflake', 'snowflake'],
+  // A carriage return in a line comment: PostgreSQL and node-sql-parser end the comment there.
+  ['SELECT 1 -- x\r, USER()\n', 'inside a line comment is read as the comment', 'mariadb'],
+  ['SELECT 1 // x\r, CURRENT_USER()\n', 'inside a line comment is read as the comment', 'snowflake'],
+  ['SELECT 1 -- x\u2028, CURRENT_USER()\n', 'inside a line comment is read as the comment', 'snowflake'],
+  // MySQL 8 reads /*+ */ as optimizer hints (SET_VAR sets session variables for the statement).
+  ["SELECT /*+ SET_VAR(sql_mode='') */ 1", 'optimizer hints', 'mysql'],
+];
+
+describe('text the warehouse and other readers lex differently is refused', () => {
+  for (const [sql, words, dialect] of READ_TWO_WAYS) {
+    it(`${dialect}: ${JSON.stringify(sql)}`, () => {
+      const r = classifyRawSql(sql, dialect);
+      expect(r.ok, JSON.stringify(r)).toBe(false);
+      if (r.ok) return;
+      expect(r.error.sqlstate).toMatch(/^(42501|0A000)$/);
+      expect(r.error.message).toContain(words);
+      expect(r.error.hint, 'a refusal says what to write instead').toBeTruthy();
+    });
+  }
+
+  it('the `--` refusal says how to write a MySQL comment', () => {
+    const r = classifyRawSql('SELECT 1 --1, USER()', 'mariadb');
+    expect(r.ok ? '' : r.error.hint).toContain('write `-- ` with a space after it');
+  });
+});
 
 describe('allowed raw SQL', () => {
   for (const [sql, kind, dialect = 'mysql'] of ALLOWED) {
