@@ -111,18 +111,7 @@ async function bad() {
       if (!summary.stopping) summary[part].closed_by_server++;
     });
   };
-  const held = Array.from({ length: summary.hold.wanted }, async () => {
-    const c = new pg.Client(conn);
-    clients.push(c);
-    watch(c, 'hold');
-    try {
-      await c.connect();
-      summary.hold.signed_in++;
-    } catch (e) {
-      tally(summary.hold.errors, errKey(e));
-    }
-  });
-  const stuck = Array.from({ length: summary.midauth.wanted }, () => midAuth(summary, sockets));
+  // The never-reading sessions sign in first: the held ones then fill the user's session limit.
   const noread = Array.from({ length: summary.noread.wanted }, async () => {
     const c = new pg.Client(conn);
     clients.push(c);
@@ -137,7 +126,20 @@ async function bad() {
       tally(summary.noread.errors, errKey(e));
     }
   });
-  await Promise.race([Promise.all([...held, ...stuck, ...noread]), sleep(30_000)]);
+  await Promise.race([Promise.all(noread), sleep(30_000)]);
+  const held = Array.from({ length: summary.hold.wanted }, async () => {
+    const c = new pg.Client(conn);
+    clients.push(c);
+    watch(c, 'hold');
+    try {
+      await c.connect();
+      summary.hold.signed_in++;
+    } catch (e) {
+      tally(summary.hold.errors, errKey(e));
+    }
+  });
+  const stuck = Array.from({ length: summary.midauth.wanted }, () => midAuth(summary, sockets));
+  await Promise.race([Promise.all([...held, ...stuck]), sleep(30_000)]);
   process.stderr.write('ready\n');
   await new Promise((resolve) => {
     const t = setTimeout(resolve, seconds * 1000);

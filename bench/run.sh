@@ -225,8 +225,7 @@ cat >"$RULES/bench/org.yaml" <<YAML
 name: bench
 groups: [bench]
 # pgbench signs every client in as one person: the per-user and per-org session limits
-# (20 and 200 by default) are raised so 150 clients can connect; the bad client's user
-# still has its own count.
+# (20 and 200 by default) are raised so 150 clients can connect.
 limits:
   max_sessions: 1000
   max_sessions_per_user: 1000
@@ -240,12 +239,30 @@ users:
     role: member
     attributes: { bid: "1" }
     scram: $VERIFIER
-  # The bad_client workload's misbehaving client: its own user, so per-user limits can tell it apart.
+YAML
+# The bad_client workload's misbehaving client: a person of another org on the same database,
+# under the default limits (20 sessions per user), as a hostile user of a real deployment is.
+mkdir -p "$RULES/badorg/connections"
+cat >"$RULES/badorg/org.yaml" <<YAML
+name: badorg
+groups: [bench]
+users:
   - email: bad@bench.example
     role: member
     groups: [bench]
     attributes: { bid: "1" }
     scram: $VERIFIER
+YAML
+cat >"$RULES/badorg/connections/pgbench.yaml" <<YAML
+kind: postgres
+host: $PGH
+port: $PGP
+database: $DB
+user: $READER
+allow_writes: false
+permissions:
+  default: no_access
+  groups: { bench: querier }
 YAML
 cat >"$RULES/bench/connections/pgbench.yaml" <<YAML
 kind: postgres
@@ -684,7 +701,7 @@ mkdir -p "$(dirname "$RESULTS")"
     echo
     echo "## Bad client"
     echo
-    echo "The $BAD_CLIENTS-client select-only workload (\`-S -M simple\`, as bench@bench.example) through Gatehouse, alone and then beside a misbehaving client (\`bench/clients.mjs bad\`, as bad@bench.example, same group and level) that holds $BAD_HOLD signed-in idle sessions, leaves $BAD_MIDAUTH connections stuck mid-authentication (StartupMessage sent, SCRAM never answered) and sends $BAD_NOREAD \`SELECT g, repeat('x', 100) FROM generate_series(1, 10000000) g\` whose results it never reads."
+    echo "The $BAD_CLIENTS-client select-only workload (\`-S -M simple\`, as bench@bench.example) through Gatehouse, alone and then beside a misbehaving client (\`bench/clients.mjs bad\`, as bad@bench.example of another org on the same database, same level) that holds $BAD_HOLD signed-in idle sessions, leaves $BAD_MIDAUTH connections stuck mid-authentication (StartupMessage sent, SCRAM never answered) and sends $BAD_NOREAD \`SELECT g, repeat('x', 100) FROM generate_series(1, 10000000) g\` whose results it never reads."
     echo
     echo "| good clients | TPS | p50 | p99 | Gatehouse peak RSS |"
     echo "|---|---|---|---|---|"
@@ -736,7 +753,7 @@ mkdir -p "$(dirname "$RESULTS")"
   echo '  ```'
   }
   echo "- Direct and PgBouncer connect as $READER ($WRITER for tpcb-like), the same least-privilege roles Gatehouse's connections pgbench and pgbench_rw use upstream."
-  echo "- Both authenticate every client with SCRAM-SHA-256 (4096 iterations). Gatehouse's connections use session pooling (the default): a session's upstream connection is reset with DISCARD ALL and reused by the next session, so the \`-C\` row measures sign-in and reuse on both sides. The bad client is in the bench org, whose per-user session limit is raised for pgbench's one user, so its 50 idle sessions are not stopped by the default limit of 20 per user here."
+  echo "- Both authenticate every client with SCRAM-SHA-256 (4096 iterations). Gatehouse's connections use session pooling (the default): a session's upstream connection is reset with DISCARD ALL and reused by the next session, so the \`-C\` row measures sign-in and reuse on both sides. The bad client is a person of another org (badorg) on the same database under the default limits: at most 20 sessions per user, so after its never-reading session, its idle sessions past 20 in all are refused with 53300 (its errors above), and each one it keeps holds an upstream connection (session pooling, as PgBouncer's session mode)."
   echo "- PgBouncer 1.18 in transaction mode does not support \`-M prepared\` (named prepared statements outlive the transaction; support came in 1.21), so prepared runs are compared with session mode."
   if (( ERR_COUNT > 0 )); then
     echo
