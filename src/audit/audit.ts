@@ -111,8 +111,14 @@ export function fileAudit(path: string): AuditSink & { flush(): void } {
 class AuditFile implements AuditSink {
   /** Records not yet turned into lines: serializing and hashing happen in the batch, not on the statement's path. */
   private waiting: Waiting[] = [];
-  /** Lines of a write that failed, kept in order for the next try. */
-  private unwritten: string[] = [];
+  /**
+   * The bytes a failed write did not get into the file, in order, for the next try. A short
+   * write (a full disk, a file size limit) can end mid-line: the retry writes exactly the
+   * rest, so the file gets every line once and whole, never a line's start twice.
+   */
+  private unwritten: Buffer = NOTHING;
+  /** The start of unwritten's first line that the file already holds (a write ended mid-line). */
+  private lineStarted: Buffer = NOTHING;
   private writing = false;
   private timer: NodeJS.Timeout | undefined;
   private failed: Error | undefined;
@@ -155,28 +161,36 @@ class AuditFile implements AuditSink {
     }
   }
 
-  /** Every waiting record as lines, after the lines of a write that failed: in the order they were made. */
-  private takeLines(): string[] {
-    const lines = this.unwritten;
-    for (const r of this.waiting) lines.push(auditLine(r));
-    this.unwritten = [];
+  /** What a failed write left, then every waiting record as a line: in the order they were made. */
+  private takeBytes(): Buffer {
+    const lines = this.waiting.map(auditLine).join('');
     this.waiting = [];
-    return lines;
+    const bytes = this.unwritten.length === 0 ? Buffer.from(lines) : Buffer.concat([this.unwritten, Buffer.from(lines)]);
+    this.unwritten = NOTHING;
+    return bytes;
+  }
+
+  /** A write of `bytes` got `written` of them into the file and failed: keep the rest, exactly. */
+  private keepUnwritten(bytes: Buffer, written: number): void {
+    this.unwritten = bytes.subarray(written);
+    if (written === 0) return;
+    const lineStart = bytes.lastIndexOf(10, written - 1) + 1;
+    this.lineStarted = lineStart === 0 ? Buffer.concat([this.lineStarted, bytes.subarray(0, written)]) : bytes.subarray(lineStart, written);
   }
 
   private async write(): Promise<void> {
     if (this.writing || (this.waiting.length === 0 && this.unwritten.length === 0)) return;
     this.writing = true;
-    const lines = this.takeLines();
-    try {
-      await writeAll(this.fd, Buffer.from(lines.join('')));
+    const bytes = this.takeBytes();
+    const { written, error } = await writeAll(this.fd, bytes);
+    this.writing = false;
+    if (error) {
+      // Keep what the file did not take (first, in order) and try again: nothing is dropped.
+      this.failed = error;
+      this.keepUnwritten(bytes, written);
+    } else {
       this.failed = undefined;
-    } catch (e) {
-      // Keep the lines (first, in order) and try again: nothing is dropped.
-      this.failed = e as Error;
-      this.unwritten = lines;
-    } finally {
-      this.writing = false;
+      this.lineStarted = NOTHING;
     }
     if (this.waiting.length > 0 || this.unwritten.length > 0) this.writeSoon(this.failed ? 1000 : AUDIT_FLUSH_MS);
   }
@@ -184,28 +198,37 @@ class AuditFile implements AuditSink {
   flush(): void {
     clearTimeout(this.timer);
     this.timer = undefined;
-    const buf = Buffer.from(this.takeLines().join(''));
+    const bytes = this.takeBytes();
     let off = 0;
     try {
-      while (off < buf.length) off += writeSync(this.fd, buf, off, buf.length - off);
+      while (off < bytes.length) off += writeSync(this.fd, bytes, off, bytes.length - off);
     } catch (e) {
       // The last chance to keep them (shutdown): what the file did not take goes to stderr,
-      // whole lines after a marker, so an operator can append them to the trail by hand.
+      // whole lines after a marker (a line the file holds the start of, whole again), so an
+      // operator can append them to the trail by hand.
+      this.keepUnwritten(bytes, off);
       process.stderr.write(`gatehouse: the audit file could not be written (${(e as Error).message}); its remaining records follow\n`);
-      process.stderr.write(buf.subarray(off === 0 ? 0 : buf.lastIndexOf(10, off - 1) + 1));
+      process.stderr.write(Buffer.concat([this.lineStarted, this.unwritten]));
       throw e;
     }
   }
 }
 
-async function writeAll(fd: number, buf: Buffer): Promise<void> {
-  let off = 0;
-  while (off < buf.length) {
-    const { bytesWritten } = await new Promise<{ bytesWritten: number }>((resolve, reject) =>
-      write(fd, buf, off, buf.length - off, null, (err, n) => (err ? reject(err) : resolve({ bytesWritten: n }))),
-    );
-    off += bytesWritten;
+const NOTHING = Buffer.alloc(0);
+
+/** Writes all of `bytes`, or says how many got in before the write failed. */
+async function writeAll(fd: number, bytes: Buffer): Promise<{ written: number; error?: Error }> {
+  let written = 0;
+  while (written < bytes.length) {
+    try {
+      written += await new Promise<number>((resolve, reject) =>
+        write(fd, bytes, written, bytes.length - written, null, (err, n) => (err ? reject(err) : resolve(n))),
+      );
+    } catch (e) {
+      return { written, error: e as Error };
+    }
   }
+  return { written };
 }
 
 export function loggerAudit(logger: Logger): AuditSink {
