@@ -138,7 +138,6 @@ describe('embedded warehouse: every session its own backend (issue 12)', () => {
     await new Promise((r) => setTimeout(r, 500));
     // node-postgres cancels by opening a second connection with the backend key data.
     const canceller = new pg.Client({ host: '127.0.0.1', port: gh.port, user: 'carol@acme.example', password: DEMO_PASSWORD, database: 'warehouse' });
-    // biome-ignore lint/suspicious/noExplicitAny: pg's cancel(client, query) takes the running query object
     (canceller as any).cancel(carol, (carol as any).activeQuery);
     const t0 = performance.now();
     expect(await running).toBe('57014');
@@ -168,7 +167,6 @@ describe('embedded warehouse: every session its own backend (issue 12)', () => {
     const carol = await client('carol@acme.example');
     const v = (await carol.query('SHOW server_version')).rows[0].server_version as string;
     expect(v).toMatch(/^16\./);
-    // biome-ignore lint/suspicious/noExplicitAny: the announced ParameterStatus
     expect((carol as any).connectionParameters !== undefined).toBe(true);
     const raw1 = await raw('carol@acme.example');
     expect(raw1.parameters.get('server_version')).toBe(v);

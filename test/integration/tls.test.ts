@@ -105,7 +105,6 @@ async function pgClient(port: number, ssl: pg.ClientConfig['ssl'], extra: Record
 }
 
 const regionsOf = async (c: pg.Client) => (await c.query('SELECT DISTINCT region FROM orders ORDER BY 1')).rows.map((r) => r.region).join(',');
-// biome-ignore lint/suspicious/noExplicitAny: the socket pg reads from, to check it is TLS
 const encrypted = (c: pg.Client) => (c as any).connection.stream.encrypted === true;
 
 let pki: TestPki;
@@ -223,7 +222,6 @@ describe('server.tls mode optional', () => {
         );
         await new Promise((r) => setTimeout(r, 500));
         const canceller = new pg.Client({ host: '127.0.0.1', port, user: CAROL, password: DEMO_PASSWORD, database: 'warehouse', ssl: { ca } });
-        // biome-ignore lint/suspicious/noExplicitAny: pg's cancel(client, query) takes the running query object
         (canceller as any).cancel(carol, (carol as any).activeQuery);
         expect(await running).toBe('57014');
       } finally {
@@ -410,7 +408,6 @@ describe('server.tls mode required', () => {
         (e: { code?: string }) => e.code,
       );
       await new Promise((r) => setTimeout(r, 500));
-      // biome-ignore lint/suspicious/noExplicitAny: pg keeps the backend key on the client
       const { processID, secretKey } = carol as any;
       const cancel = Buffer.alloc(16);
       cancel.writeInt32BE(16, 0);
