@@ -204,6 +204,25 @@ describe('a querier on a mysql connection', () => {
     }
   });
 
+  it("SHOW's WHERE, an expression MariaDB evaluates, is refused; SHOW ... LIKE runs (an outside review took a server-wide lock through it)", async () => {
+    const c = await pgClient(gh, 'carol@acme.example');
+    try {
+      for (const sql of [
+        "SHOW DATABASES WHERE GET_LOCK('gatehouse-show', 0) = 1",
+        'SHOW COLLATION WHERE SLEEP(1) = 0',
+        "SHOW CHARACTER SET WHERE USER() LIKE 'x%'",
+      ]) {
+        const err = await c.query(sql).catch((e) => e);
+        expect(err.code, sql).toBe('42501');
+        expect(err.message, sql).toMatch(/\.\.\. WHERE is not permitted in MariaDB raw SQL through Gatehouse/);
+      }
+      expect(await mariadbRun("SELECT IS_FREE_LOCK('gatehouse-show') AS free")).toEqual([{ free: 1 }]);
+      expect((await c.query("SHOW COLLATION LIKE 'utf8mb4_bin'")).rows.map((r) => r.Collation)).toEqual(['utf8mb4_bin']);
+    } finally {
+      await c.end();
+    }
+  });
+
   it("a CancelRequest (pg's cancel) stops a running statement with 57014 (KILL QUERY on the warehouse)", async () => {
     const c = await pgClient(gh, 'carol@acme.example');
     try {

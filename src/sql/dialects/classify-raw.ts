@@ -486,15 +486,15 @@ function statement(s: Node, dialect: RawDialect): RawKind {
       return 'explain';
     }
     case 'desc':
+      checkChildren(s, dialect);
       return 'describe';
     case 'show': {
       const keyword = String(s.keyword ?? '').toLowerCase();
+      const what = `SHOW ${keyword.toUpperCase()}${s.suffix ? ` ${String(s.suffix).toUpperCase()}` : ''}`;
       const ok = SHOW_KEYWORDS[dialect].has(keyword) && (keyword !== 'create' || SHOW_CREATE.has(String(s.suffix ?? '').toLowerCase()));
-      if (!ok)
-        refuse(
-          '42501',
-          `SHOW ${keyword.toUpperCase()}${s.suffix ? ` ${String(s.suffix).toUpperCase()}` : ''} is not permitted in ${engine} raw SQL through Gatehouse`,
-        );
+      if (!ok) refuse('42501', `${what} is not permitted in ${engine} raw SQL through Gatehouse`);
+      checkShowFilter(s.expr as Node | undefined, what, engine);
+      checkChildren({ ...s, expr: undefined }, dialect);
       return 'show';
     }
     case 'set':
@@ -538,6 +538,28 @@ function checkSet(s: Node, dialect: RawDialect): void {
       refuse('42501', `SET ${name} takes a constant value in raw SQL through Gatehouse`);
     }
   }
+}
+
+/**
+ * SHOW's filter: LIKE with a constant pattern only. A WHERE is an expression the server
+ * evaluates (an outside review ran SLEEP, BENCHMARK, GET_LOCK and USER() through
+ * `SHOW DATABASES WHERE ...` when only the keyword was checked).
+ */
+function checkShowFilter(filter: Node | undefined, what: string, engine: string): void {
+  if (filter === undefined || filter === null) return;
+  const right = filter.right as Node | undefined;
+  const likeConstant =
+    String(filter.op ?? '').toUpperCase() === 'LIKE' &&
+    Object.keys(filter).every((k) => k === 'op' || k === 'right') &&
+    ['single_quote_string', 'double_quote_string'].includes(String(right?.type));
+  if (!likeConstant) {
+    refuse('42501', `${what} ... WHERE is not permitted in ${engine} raw SQL through Gatehouse; filter with LIKE 'pattern' or query information_schema`);
+  }
+}
+
+/** Every node below a statement's own (names, filters): checked as a SELECT's nodes are. */
+function checkChildren(s: Node, dialect: RawDialect): void {
+  for (const [key, value] of Object.entries(s)) if (key !== 'type' && value && typeof value === 'object') checkTree(value, dialect);
 }
 
 /** Every node of a SELECT: no writing form, no variables, only allowlisted functions. */
