@@ -35,6 +35,14 @@ import {
 const MAX_HELD_MESSAGES = 256;
 
 /**
+ * Records written before their statements ran that an exchange keeps, the newest, to name in
+ * statement_failed records if the warehouse then fails the exchange. Bounded: a client that
+ * pipelines without Sync and never reads grew a session by 270 MB of kept records (an outside
+ * review); what is dropped was audited already and is counted in the failure's records.
+ */
+const MAX_WRITTEN_KEPT = 1024;
+
+/**
  * Named prepared statements one session may hold, and their text in all: each one holds
  * memory in a warehouse backend (an outside review grew one to 195 MB with 60 statements of
  * 1 MB), and the warehouse is shared.
@@ -62,6 +70,8 @@ interface Exchange {
    * statement_failed record naming the same statement.
    */
   written: StatementRecord[];
+  /** Written records dropped from `written` (the oldest), past MAX_WRITTEN_KEPT. */
+  writtenDropped: number;
   segment?: Segment;
   /** Portals bound in this exchange to the ROLLBACK that ends an aborted transaction. */
   endingPortals: Set<string>;
@@ -73,7 +83,7 @@ const exchanges = new WeakMap<StatementSession, Exchange>();
 function exchangeOf(s: StatementSession): Exchange {
   let x = exchanges.get(s);
   if (!x) {
-    x = { started: performance.now(), records: [], written: [], endingPortals: new Set(), endsAborted: false };
+    x = { started: performance.now(), records: [], written: [], writtenDropped: 0, endingPortals: new Set(), endsAborted: false };
     exchanges.set(s, x);
   }
   return x;
@@ -193,6 +203,7 @@ async function send(s: StatementSession, x: Exchange, seg: Segment, sink: Result
   // Audited before it runs: a client that reads its rows after Flush and never sends Sync
   // (or closes) must leave the same records as one that does (an outside review read rows so).
   x.written.push(...x.records);
+  if (x.written.length > MAX_WRITTEN_KEPT) x.writtenDropped += x.written.splice(0, x.written.length - MAX_WRITTEN_KEPT).length;
   writeRecords(s, x);
   await seg.upstream.sendExtended!(held, sink, flush);
 }
@@ -353,7 +364,9 @@ function unknownStatement(name: string): GatehouseError {
 /** The warehouse failed statements whose records were already written (at Flush): say so in the trail. */
 function auditLateFailure(s: StatementSession, x: Exchange, outcome: RunOutcome): void {
   const written = x.written;
+  const dropped = x.writtenDropped;
   x.written = [];
+  x.writtenDropped = 0;
   if (!outcome.error) return;
   for (const r of written) {
     s.audit.event('statement_failed', {
@@ -363,6 +376,8 @@ function auditLateFailure(s: StatementSession, x: Exchange, outcome: RunOutcome)
       statement: r.statement,
       sqlstate: outcome.error.sqlstate,
       upstream_error: outcome.error.message,
+      // The exchange's earlier statements, audited when written but not kept to name here.
+      ...(dropped > 0 ? { earlier_statements_not_named: dropped } : {}),
     });
   }
 }

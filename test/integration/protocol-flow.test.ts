@@ -168,6 +168,27 @@ describe('a refusal in the middle of an extended exchange', () => {
     });
   });
 
+  it('an exchange without Sync keeps the newest 1024 written records to name in statement_failed, counting the rest (a pipelining client grew a session by 270 MB)', async () => {
+    const c = await raw();
+    const n = 3000;
+    const ok = Buffer.concat([P('SELECT 1 /* kept-written */'), B(), E()]);
+    c.socket.write(Buffer.concat([...Array.from({ length: n }, () => ok), P('SELECT 1 / (id - id) FROM orders /* kept-written */'), B(), E(), FLUSH]));
+    const replies = await take(c, 4 * n + 3); // ParseComplete, BindComplete, DataRow, CommandComplete each
+    expect(replies.at(-1)).toBe('ErrorResponse 22012');
+    c.socket.write(syncMessage());
+    expect(await take(c, 1)).toEqual(['ReadyForQuery I']);
+    await c.close();
+    await vi.waitFor(() => {
+      const failed = auditLines().filter((r) => r.type === 'statement_failed' && String(r.statement).includes('kept-written'));
+      expect(failed).toHaveLength(1024);
+      expect(failed.at(-1)).toMatchObject({
+        statement: 'SELECT 1 / (id - id) FROM orders /* kept-written */',
+        sqlstate: '22012',
+        earlier_statements_not_named: n + 1 - 1024,
+      });
+    });
+  });
+
   it('every refusal is audited, whichever path refused it', async () => {
     const c = await raw();
     c.socket.write(Buffer.concat([B('', 'never_prepared'), syncMessage()]));
