@@ -58,7 +58,7 @@ const NAMES: Record<number, string> = {
 async function take(c: RawClient, n: number): Promise<string[]> {
   const out: string[] = [];
   for (let i = 0; i < n; i++) {
-    const m = await c.next(5000);
+    const m = await c.next(15_000); // generous: the first statement opens the upstream on a loaded machine
     out.push(
       m.type === MSG.ErrorResponse
         ? `ErrorResponse ${errorFields(m.body).C}`
@@ -95,7 +95,7 @@ describe('Flush and row-limited Execute (asyncpg, pg-cursor, pg-query-stream)', 
     c.socket.write(Buffer.concat([P('SELECT region FROM orders'), B('C_1'), E('C_1', 50), FLUSH]));
     const rows: string[] = [];
     for (let i = 0; i < 52; i++) {
-      const m = await c.next(5000);
+      const m = await c.next(15_000); // generous: the first statement opens the upstream on a loaded machine
       if (m.type === MSG.DataRow) rows.push(m.body.toString('utf8', 6));
     }
     expect(rows).toHaveLength(50);
