@@ -273,6 +273,23 @@ export class Gateway implements ConnectionHandler {
       }
       throw e;
     }
+    // Under transaction pooling a startup setting would be SET on an upstream connection that
+    // goes back to the pool after it, and reach whoever borrows it next (an outside review set
+    // erin's TimeZone and DateStyle from bob's PGOPTIONS). DateStyle, TimeZone and
+    // extra_float_digits as startup parameters are kept apart: each value has its own pool.
+    if (conn.pool?.mode === 'transaction' && (conn.target.kind === 'postgres' || conn.target.kind === 'embedded') && startupSets.length > 0) {
+      const e = new GatehouseError(
+        '0A000',
+        `startup settings (${startupSettingNames(startupSets)}, from options or parameters) are not supported on connection "${conn.name}": it uses transaction pooling, so a session setting would reach other clients`,
+        {
+          severity: 'FATAL',
+          hint: 'send DateStyle, TimeZone or extra_float_digits as startup parameters (they are kept per pool), use SET LOCAL inside a transaction, or use a connection with pooling: session',
+        },
+      );
+      this.logger.info({ ...fields, sqlstate: e.sqlstate, reason: e.message }, 'refused');
+      this.audit.event('session_start', { ...fields, refused: true, sqlstate: e.sqlstate, reason: e.message });
+      throw e;
+    }
     const params = forwardedParams(startup.params);
     const refusal = this.refused.get(key(org.name, conn.name));
     if (refusal) {
@@ -414,6 +431,11 @@ const setName = (sql: string) => /^SET ([a-z_][a-z0-9_$]*) TO /.exec(sql)?.[1];
  * startup when the warehouse rejects one (an unknown setting, a bad value), else undefined; the
  * values the warehouse reports back (ParameterStatus) land in `reported`.
  */
+/** The settings' names, for a message: `TimeZone, work_mem`. */
+function startupSettingNames(sets: PlannedStatement[]): string {
+  return [...new Set(sets.flatMap((st) => (st.action === 'forward' ? [setName(st.sql) ?? st.sql] : [])))].join(', ');
+}
+
 async function applyStartupSettings(
   upstream: WarehouseSession,
   sets: PlannedStatement[],

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import pino from 'pino';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { type RunningGatehouse, serve } from '../../src/serve.ts';
 import { DEMO_PASSWORD, DEMO_RULES, psql } from '../helpers/gatehouse.ts';
 
@@ -156,11 +156,13 @@ describe('sessions, statement timeout and result size', () => {
     expect(await metric(gh, 'gatehouse_limit_refusals_total', 'limit="max_sessions"')).toBe(1);
     await new Promise((r) => setTimeout(r, 300));
     expect(await metric(gh, 'gatehouse_sessions', 'org="acme"')).toBe(0);
-    const limited = auditRecords(auditPath).filter((r) => r.type === 'limit_reached');
-    expect(limited).toContainEqual(expect.objectContaining({ org: 'acme', user: 'carol@acme.example', limit: 'max_sessions_per_org', value: 5 }));
-    expect(auditRecords(auditPath)).toContainEqual(
-      expect.objectContaining({ type: 'session_start', user: 'bob@acme.example', refused: true, sqlstate: '53300' }),
-    );
+    await vi.waitFor(() => {
+      const limited = auditRecords(auditPath).filter((r) => r.type === 'limit_reached');
+      expect(limited).toContainEqual(expect.objectContaining({ org: 'acme', user: 'carol@acme.example', limit: 'max_sessions_per_org', value: 5 }));
+      expect(auditRecords(auditPath)).toContainEqual(
+        expect.objectContaining({ type: 'session_start', user: 'bob@acme.example', refused: true, sqlstate: '53300' }),
+      );
+    });
   });
 
   it("ends a statement past the connection's statement_timeout with 57014, which SET statement_timeout cannot lift; the session stays usable", async () => {
@@ -185,8 +187,11 @@ describe('sessions, statement timeout and result size', () => {
     } finally {
       await c.end();
     }
-    const statements = auditRecords(auditPath).filter((r) => r.type === 'statement' && r.user === 'carol@acme.example' && r.sqlstate === '57014');
-    expect(statements.length).toBeGreaterThanOrEqual(3);
+    // The audit writes its batch up to 20 ms after the statement: wait for the last record.
+    await vi.waitFor(() => {
+      const statements = auditRecords(auditPath).filter((r) => r.type === 'statement' && r.user === 'carol@acme.example' && r.sqlstate === '57014');
+      expect(statements.length).toBeGreaterThanOrEqual(3);
+    });
     expect(await metric(gh, 'gatehouse_limit_refusals_total', 'limit="statement_timeout"')).toBeGreaterThanOrEqual(3);
   });
 
@@ -288,9 +293,11 @@ describe('idle, idle-in-transaction and authentication timeouts', () => {
       await Promise.all([idle, inTx, busy].map((c) => c.end().catch(() => {})));
     }
     await new Promise((r) => setTimeout(r, 200));
-    const limited = auditRecords(auditPath).filter((r) => r.type === 'limit_reached');
-    expect(limited).toContainEqual(expect.objectContaining({ org: 'acme', user: 'bob@acme.example', limit: 'idle_session_timeout', value: 1000 }));
-    expect(limited).toContainEqual(expect.objectContaining({ user: 'carol@acme.example', limit: 'idle_in_transaction_session_timeout', value: 1500 }));
+    await vi.waitFor(() => {
+      const limited = auditRecords(auditPath).filter((r) => r.type === 'limit_reached');
+      expect(limited).toContainEqual(expect.objectContaining({ org: 'acme', user: 'bob@acme.example', limit: 'idle_session_timeout', value: 1000 }));
+      expect(limited).toContainEqual(expect.objectContaining({ user: 'carol@acme.example', limit: 'idle_in_transaction_session_timeout', value: 1500 }));
+    });
     expect(await metric(gh, 'gatehouse_limit_refusals_total', 'limit="idle_session_timeout"')).toBeGreaterThanOrEqual(1);
   });
 

@@ -12,6 +12,9 @@ import type { PoolStats } from '../../src/warehouses/pool.ts';
 import { appendFileSync } from 'node:fs';
 import { DEMO_RULES, demoRulesWith, pgClient, postgresWarehouseYaml, startGatehouse } from '../helpers/gatehouse.ts';
 import { createAcmeWarehouse, psqlAdmin, requirePostgres } from '../helpers/servers.ts';
+import { RawClient } from '../helpers/raw-client.ts';
+import { MSG, errorFields, extendedMessage, syncMessage } from '../../src/warehouses/pg-framing.ts';
+import { upstreamStatementName } from '../../src/warehouses/transaction-pool.ts';
 
 const DB = 'gatehouse_pool_test';
 const CAROL = 'carol@acme.example'; // querier: raw SQL, read-only
@@ -346,4 +349,123 @@ describe('transaction pooling (pooling: transaction)', () => {
     expect(p.idle + p.inUse).toBeLessThanOrEqual(SIZE);
     await Promise.all(clients.map((c) => c.end()));
   });
+});
+
+// An outside review (2026-12-03) reached other clients through a transaction pool: it ran
+// another client's prepared statement by its upstream name after a DISCARD ALL that was
+// parsed and never run, left other clients' Parses failing with 42P05, set other clients'
+// TimeZone from PGOPTIONS, and cancelled other clients' statements by cancelling its own as
+// they ended. One upstream connection, so every client shares it.
+describe('transaction pooling: one client cannot reach another (pool of one)', () => {
+  let gh: RunningGatehouse;
+  beforeAll(async () => {
+    gh = await startGatehouse(demoRulesWith(`${postgresWarehouseYaml(DB)}pooling: transaction\npool_size: 1\n`));
+  });
+  afterAll(async () => {
+    await gh?.close();
+  });
+
+  const raw = () => RawClient.connect({ port: gh.port, user: CAROL, password: 'gatehouse-demo', database: 'warehouse' });
+  const P = (name: string, query: string) => extendedMessage({ type: 'Parse', name, query, paramTypes: [] });
+  const B = (statement: string) => extendedMessage({ type: 'Bind', portal: '', statement, paramFormats: [], params: [], resultFormats: [] });
+  const E = () => extendedMessage({ type: 'Execute', portal: '', maxRows: 0 });
+  /** Messages up to ReadyForQuery: DataRow values as text, errors as their SQLSTATE. */
+  async function untilReady(c: RawClient): Promise<string[]> {
+    const out: string[] = [];
+    for (;;) {
+      const m = await c.next(10_000);
+      if (m.type === MSG.ReadyForQuery) return out;
+      if (m.type === MSG.DataRow) out.push(`row ${m.body.toString('utf8', 6)}`);
+      if (m.type === MSG.ErrorResponse) out.push(`error ${errorFields(m.body).C}`);
+    }
+  }
+
+  it("a name parsed after a DISCARD ALL that never ran is the client's own statement, never another client's upstream one; nobody gets 42P05", async () => {
+    const victim = await pgClient(gh, CAROL);
+    await victim.query({ name: 'S_1', text: 'SELECT 42 AS secret', rowMode: 'array' });
+    const stolen = upstreamStatementName('SELECT 42 AS secret', []);
+    const attacker = await raw();
+    attacker.socket.write(Buffer.concat([P('D', 'DISCARD ALL'), P(stolen, 'SELECT 1 AS mine'), syncMessage()]));
+    expect(await untilReady(attacker)).toEqual([]);
+    attacker.socket.write(Buffer.concat([B(stolen), E(), syncMessage()]));
+    expect(await untilReady(attacker)).toEqual(['row 1']);
+    await attacker.close();
+    // The victim's statement still runs, and a new client preparing the same text is not told it exists.
+    expect((await victim.query({ name: 'S_1', text: 'SELECT 42 AS secret', rowMode: 'array' })).rows).toEqual([[42]]);
+    const other = await pgClient(gh, CAROL);
+    expect((await other.query({ name: 'S_1', text: 'SELECT 42 AS secret', rowMode: 'array' })).rows).toEqual([[42]]);
+    await Promise.all([victim.end(), other.end()]);
+  });
+
+  it('a Bind, Describe or Close of a name the client never prepared never reaches the upstream by that name', async () => {
+    const victim = await pgClient(gh, CAROL);
+    await victim.query({ name: 'S_2', text: 'SELECT 43 AS secret', rowMode: 'array' });
+    const c = await raw();
+    const name = upstreamStatementName('SELECT 43 AS secret', []);
+    c.socket.write(Buffer.concat([extendedMessage({ type: 'Close', kind: 'S', name }), syncMessage()]));
+    expect(await untilReady(c)).toEqual([]);
+    c.socket.write(Buffer.concat([B(name), E(), syncMessage()]));
+    expect(await untilReady(c)).toEqual(['error 26000']);
+    await c.close();
+    expect((await victim.query({ name: 'S_2', text: 'SELECT 43 AS secret', rowMode: 'array' })).rows).toEqual([[43]]);
+    await victim.end();
+  });
+
+  it('startup settings (PGOPTIONS or parameters) are refused with 0A000: they would stay on the shared upstream', async () => {
+    const c = new pg.Client({
+      host: '127.0.0.1',
+      port: gh.port,
+      user: CAROL,
+      password: 'gatehouse-demo',
+      database: 'warehouse',
+      options: '-c TimeZone=Pacific/Kiritimati',
+    });
+    const e = await errorOf(c.connect());
+    expect(e.code).toBe('0A000');
+    expect(e.message).toMatch(
+      /startup settings \(timezone, from options or parameters\) are not supported on connection "warehouse": it uses transaction pooling/,
+    );
+    const d = await pgClient(gh, CAROL);
+    expect(await one(d, 'SHOW TimeZone')).not.toBe('Pacific/Kiritimati');
+    await d.end();
+  });
+});
+
+describe('transaction pooling: cancels that cross the end of their statement (pool of two)', () => {
+  let gh: RunningGatehouse;
+  beforeAll(async () => {
+    gh = await startGatehouse(demoRulesWith(`${postgresWarehouseYaml(DB)}pooling: transaction\npool_size: 2\n`));
+  });
+  afterAll(async () => {
+    await gh?.close();
+  });
+
+  it("one client's cancels, sent as its statements end, never cancel another client's statement on the upstream it gave back", async () => {
+    const canceller = await pgClient(gh, CAROL);
+    const victim = await pgClient(gh, CAROL);
+    const until = Date.now() + 6000;
+    let victimRuns = 0;
+    const victimErrors: string[] = [];
+    const victimLoop = (async () => {
+      while (Date.now() < until) {
+        try {
+          await victim.query('SELECT count(*) FROM generate_series(1, 100000)');
+          victimRuns++;
+        } catch (e) {
+          victimErrors.push((e as { code?: string }).code ?? String(e));
+        }
+      }
+    })();
+    const after = (ms: number) => new Promise((r) => setTimeout(r, ms)).then(() => cancel(gh, canceller));
+    while (Date.now() < until) {
+      // A short statement and cancels crossing its end, as the reviewer sent them (without the
+      // fix, about 3% of the victim's statements were cancelled).
+      const q = canceller.query('SELECT 1').catch(() => undefined);
+      await Promise.all([after(0), after(0.5), after(1), after(2), q]);
+    }
+    await victimLoop;
+    expect(victimRuns).toBeGreaterThan(10);
+    expect(victimErrors).toEqual([]);
+    await Promise.all([canceller.end(), victim.end()]);
+  }, 30_000);
 });
