@@ -456,12 +456,12 @@ describe('transaction pooling: cancels that cross the end of their statement (po
         }
       }
     })();
-    const after = (ms: number) => new Promise((r) => setTimeout(r, ms)).then(() => cancel(gh, canceller));
+    const cancelIn = (ms: number) => new Promise((r) => setTimeout(r, ms)).then(() => cancel(gh, canceller));
     while (Date.now() < until) {
       // A short statement and cancels crossing its end, as the reviewer sent them (without the
       // fix, about 3% of the victim's statements were cancelled).
       const q = canceller.query('SELECT 1').catch(() => undefined);
-      await Promise.all([after(0), after(0.5), after(1), after(2), q]);
+      await Promise.all([cancelIn(0), cancelIn(0.5), cancelIn(1), cancelIn(2), q]);
     }
     await victimLoop;
     expect(victimRuns).toBeGreaterThan(10);
