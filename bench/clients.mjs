@@ -165,10 +165,11 @@ async function connect() {
     Array.from({ length: n }, async () => {
       const c = new pg.Client(conn);
       c.on('error', () => {});
+      // Every client is ended at the end, those whose SELECT failed too (they kept the process alive).
+      clients.push(c);
       try {
         await c.connect();
         await c.query('SELECT 1');
-        clients.push(c);
         ok++;
       } catch (e) {
         tally(errors, errKey(e));
@@ -178,6 +179,7 @@ async function connect() {
   await sleep(num('seconds', 2) * 1000);
   await Promise.all(clients.map((c) => c.end().catch(() => {})));
   process.stdout.write(`${JSON.stringify({ wanted: n, signed_in: ok, errors })}\n`);
+  process.exit(0);
 }
 
 const commands = { stream, bad, connect };

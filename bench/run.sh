@@ -47,6 +47,9 @@ BAD_MIDAUTH="${BENCH_BAD_MIDAUTH:-20}"
 BAD_NOREAD="${BENCH_BAD_NOREAD:-1}"
 MANY_CLIENTS="${BENCH_MANY_CLIENTS:-150}"
 PGB_POOL="${BENCH_PGB_POOL:-20}"
+# Idle upstream connections of both proxies close after this many seconds, so the pools of one
+# workload do not hold the server's connection slots (max_connections) through the next ones.
+IDLE_SECONDS=10
 NODE_FLAGS="${BENCH_NODE_FLAGS:-}"
 PGH="${BENCH_PGHOST:-127.0.0.1}"
 PGP="${BENCH_PGPORT:-5432}"
@@ -181,6 +184,7 @@ auth_file = $WORK/pgbouncer/userlist.txt
 pool_mode = session
 max_client_conn = 1000
 default_pool_size = $PGB_POOL
+server_idle_timeout = $IDLE_SECONDS
 ignore_startup_parameters = extra_float_digits
 admin_users = $PGSU
 INI
@@ -260,6 +264,7 @@ port: $PGP
 database: $DB
 user: $READER
 allow_writes: false
+pool_idle_timeout: ${IDLE_SECONDS}s
 permissions:
   default: no_access
   groups: { bench: querier }
@@ -272,6 +277,7 @@ database: $DB
 user: $READER
 topics_user: $TOPICS
 allow_writes: false
+pool_idle_timeout: ${IDLE_SECONDS}s
 permissions:
   default: no_access
   groups: { bench: querier }
@@ -285,6 +291,7 @@ port: $PGP
 database: $DB
 user: $READER
 allow_writes: false
+pool_idle_timeout: ${IDLE_SECONDS}s
 pooling: transaction
 pool_size: 20
 permissions:
@@ -298,6 +305,7 @@ port: $PGP
 database: $DB
 user: $WRITER
 allow_writes: true
+pool_idle_timeout: ${IDLE_SECONDS}s
 permissions:
   default: no_access
   groups: { bench: querier }
@@ -563,6 +571,9 @@ for w in $WORKLOADS; do
       kill -0 "$GH_PID" 2>/dev/null || die "Gatehouse exited during the bad-client run: $(tail -20 "$WORK/gatehouse.log")" ;;
     many_clients)
       vacuum
+      # The idle pools of the workloads before (both proxies') close first, as in service.
+      say "many clients: waiting $((IDLE_SECONDS + 2)) s for idle upstream connections to close"
+      sleep $((IDLE_SECONDS + 2))
       row="many_clients|simple|$MANY_CLIENTS"; ROWS+=("$row")
       for t in pgb_txn gatehouse; do
         enabled_target "$t" || continue
@@ -626,7 +637,7 @@ mkdir -p "$(dirname "$RESULTS")"
   echo "- Load before: \`${LOAD_BEFORE# }\`; after: \`${LOAD_AFTER# }\`."
   echo "- Everything (PostgreSQL, PgBouncer, Gatehouse, pgbench) on the same machine, sharing its cores."
   echo "- pgbench scale $PG_SCALE, up to $THREADS threads, $SECONDS_PER_RUN s per run after ${WARMUP} s warm-up, \`-n\` (no vacuum by pgbench), \`-l\` (per-transaction log, from which p50 and p99 are computed)."
-  echo "- PgBouncer: \`auth_type = scram-sha-256\` against a userlist of SCRAM verifiers (4096 iterations, as Gatehouse's), \`default_pool_size = $PGB_POOL\`."
+  echo "- PgBouncer: \`auth_type = scram-sha-256\` against a userlist of SCRAM verifiers (4096 iterations, as Gatehouse's), \`default_pool_size = $PGB_POOL\`, \`server_idle_timeout = $IDLE_SECONDS\`; Gatehouse's connections \`pool_idle_timeout: ${IDLE_SECONDS}s\`, so idle upstream connections close alike on both."
   [[ -n "$PGB_NOTE" ]] && { echo; echo "**$PGB_NOTE**"; }
   echo
   echo "## Ratios"
