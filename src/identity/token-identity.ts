@@ -2,7 +2,7 @@
 // is the one whose provider issued the token; the groups and attributes its claims map to
 // are merged with the org's own entry for that email when org.yaml lists it. A person the
 // org does not list gets its default membership, or is refused.
-import type { Org, User } from '../config/model.ts';
+import type { Attributes, Org, User } from '../config/model.ts';
 import { GatehouseError } from '../errors.ts';
 import { normalizeUserName } from './directory.ts';
 import type { Identity, SignInMethod } from './flow.ts';
@@ -43,7 +43,7 @@ export function tokenIdentity(token: VerifiedToken, startupUser: string, method:
         role: listed.role,
         groups: [...new Set([...listed.groups, ...token.groups])],
         // An attribute org.yaml sets for the person is the admin's word and wins over the claim.
-        attributes: { ...token.attributes, ...listed.attributes },
+        attributes: { ...claimedAttributes(org, token.attributes), ...listed.attributes },
         method,
       },
     };
@@ -57,5 +57,31 @@ export function tokenIdentity(token: VerifiedToken, startupUser: string, method:
       }),
     };
   }
-  return { identity: { org: org.name, email: token.email, role: 'member', groups: token.groups, attributes: token.attributes, method } };
+  return {
+    identity: { org: org.name, email: token.email, role: 'member', groups: token.groups, attributes: claimedAttributes(org, token.attributes), method },
+  };
+}
+
+/**
+ * The attributes a token's claims may give: without the values that lift an access filter
+ * (a topic's values_for_unfiltered, such as region ALL). Seeing every row is the org admin's
+ * grant in org.yaml, never a claim's: an outside review read every region as a person whose
+ * provider profile said "ALL" (profiles are often editable by the person or a help desk).
+ */
+export function claimedAttributes(org: Org, claimed: Attributes): Attributes {
+  const unfiltered = new Map<string, Set<string>>();
+  for (const topic of org.topics.values()) {
+    for (const f of topic.access_filters) {
+      const values = unfiltered.get(f.attribute) ?? new Set<string>();
+      for (const v of f.values_for_unfiltered) values.add(v);
+      unfiltered.set(f.attribute, values);
+    }
+  }
+  const out: Attributes = {};
+  for (const [name, values] of Object.entries(claimed)) {
+    const lifting = unfiltered.get(name);
+    const kept = lifting ? values.filter((v) => !lifting.has(v)) : values;
+    if (kept.length > 0) out[name] = kept;
+  }
+  return out;
 }

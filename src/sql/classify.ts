@@ -96,6 +96,8 @@ export interface StatementFacts {
 
 const GUARD_SETTINGS = new Set(['default_transaction_read_only', 'transaction_read_only', 'role', 'session_authorization']);
 
+const SEED_REFUSAL = "SET seed is not permitted through Gatehouse: the random generator's state outlives the session on a pooled warehouse connection";
+
 /** Facts a raw-SQL decision needs. Unknown statements count as writes (fail closed). */
 export function factsOf(stmt: AstNode): StatementFacts {
   const t = nodeType(stmt);
@@ -133,6 +135,9 @@ export function factsOf(stmt: AstNode): StatementFacts {
       const setting = String(body.name ?? '').toLowerCase();
       if (body.kind === 'VAR_SET_MULTI') return { writes: asksReadWrite(body.args), name: `SET ${body.name} READ WRITE` };
       if (GUARD_SETTINGS.has(setting)) return { writes: true, name: `${body.kind?.startsWith('VAR_RESET') ? 'RESET' : 'SET'} ${setting}` };
+      // The random generator's state outlives DISCARD ALL and SET LOCAL alike: on a pooled
+      // connection the next person's random() would be the one this session chose.
+      if (setting === 'seed' && !body.kind?.startsWith('VAR_RESET')) return { writes: true, denied: SEED_REFUSAL, name: 'SET seed' };
       return { writes: false, name };
     }
     case 'TransactionStmt': {

@@ -241,6 +241,9 @@ export const FUNCTION_DENYLIST: ReadonlySet<string> = new Set([
   // function that takes SQL text is a way around every other check (an outside review ran
   // set_config, lo_from_bytea and pg_terminate_backend through it).
   'ts_rewrite',
+  // The random generator's state outlives DISCARD ALL: on a pooled connection the next
+  // person's random() would be the one this session seeded (an outside review, 2026-12-03).
+  'setseed',
   // Other sessions' activity: who runs what, and which backends block which.
   'pg_lock_status',
   'pg_blocking_pids',

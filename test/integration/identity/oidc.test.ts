@@ -85,6 +85,9 @@ beforeAll(async () => {
   acme = await startTestIdp({
     ivan: { email: IVAN, claims: { groups: ['sales-emea'], region: 'EMEA', email_verified: true } },
     zoe: { email: ZOE, claims: { groups: ['sales-emea', 'not-an-acme-group'], region: ['EMEA', 'AMER'] } },
+    // Claims asserting the value that lifts the region filter (erin's ALL in org.yaml).
+    zed: { email: 'zed@acme.example', claims: { groups: ['sales-emea'], region: 'ALL' } },
+    zack: { email: 'zack@acme.example', claims: { groups: ['sales-emea'], region: ['EMEA', 'ALL'] } },
     bob: { email: BOB, claims: { groups: ['sales-emea'] } },
     unverified: { email: 'uma@acme.example', claims: { groups: ['sales-emea'], email_verified: false } },
     hank: { email: 'hank@globex.example' },
@@ -206,6 +209,14 @@ describe('a token as the password, over TLS', () => {
     expect(await viaPg(ZOE, token, { app: 'zoe-default' })).toEqual({ regions: 'AMER,EMEA' });
     const start = (await audit('session_start')).find((x) => x.application_name === 'zoe-default');
     expect(start).toMatchObject({ org: 'acme', user: ZOE, level: 'query_topics', sign_in: 'oidc-password' });
+  });
+
+  it('a claim cannot lift an access filter: the value that means every row (ALL) is dropped from claimed attributes, only org.yaml grants it', async () => {
+    // An outside review read every region as a person whose provider profile said ALL.
+    const zed = await viaPg('zed@acme.example', await acme.token('zed', ACME_AUD));
+    expect(zed).toMatchObject({ code: '42501' });
+    expect(zed.message).toMatch(/needs user attribute "region", which zed@acme\.example does not have/);
+    expect(await viaPg('zack@acme.example', await acme.token('zack', ACME_AUD))).toEqual({ regions: 'EMEA' });
   });
 
   it("the startup user is the token's email case-insensitively; another name is refused without saying what differed", async () => {

@@ -113,3 +113,19 @@ describe('pg_sleep, pg_cancel_backend, pg_terminate_backend, DO', () => {
     }
   });
 });
+
+// An outside review (2026-12-03) seeded the random generator, disconnected, and read the next
+// person's random() on the same pooled backend: its state outlives DISCARD ALL.
+describe("the random generator is not the session's to seed", () => {
+  it('setseed and SET seed are refused at every level; RESET seed and random() run', async () => {
+    for (const ctx of [carol, alice, writer]) {
+      for (const sql of ['SELECT setseed(0.42)', 'SELECT * FROM setseed(0.42)', 'SET seed = 0.42', 'SET LOCAL seed TO 0.5', 'SET SESSION seed = DEFAULT']) {
+        expect(refused(await decide(ctx, sql)).sqlstate, `${ctx.user} ${sql}`).toBe('42501');
+      }
+      expect(refused(await decide(ctx, 'SET seed = 0.42')).message).toMatch(/SET seed is not permitted through Gatehouse/);
+      expect(forwarded(await decide(ctx, 'RESET seed')).sql).toBe('RESET seed');
+      expect(forwarded(await decide(ctx, 'SELECT random()')).sql).toBe('SELECT random()');
+    }
+    for (const sql of ['SELECT setseed(0.42)', 'SET seed = 0.42']) expect(refused(await decide(bob, sql)).sqlstate).toBe('42501');
+  });
+});
