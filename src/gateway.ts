@@ -277,7 +277,7 @@ export class Gateway implements ConnectionHandler {
     // goes back to the pool after it, and reach whoever borrows it next (an outside review set
     // erin's TimeZone and DateStyle from bob's PGOPTIONS). DateStyle, TimeZone and
     // extra_float_digits as startup parameters are kept apart: each value has its own pool.
-    if (conn.pool?.mode === 'transaction' && (conn.target.kind === 'postgres' || conn.target.kind === 'embedded') && startupSets.length > 0) {
+    if (transactionPooled(conn) && startupSets.length > 0) {
       const e = new GatehouseError(
         '0A000',
         `startup settings (${startupSettingNames(startupSets)}, from options or parameters) are not supported on connection "${conn.name}": it uses transaction pooling, so a session setting would reach other clients`,
@@ -368,11 +368,7 @@ export class Gateway implements ConnectionHandler {
       onRefusal: (rule, error) => this.logger.info({ ...fields, rule, sqlstate: error.sqlstate, reason: error.message }, 'refused'),
       state: newStatementState(),
       // Issue 17: under transaction pooling, session state (SET, LISTEN, WITH HOLD...) is refused.
-      // A mysql or snowflake connection is session-pooled whatever its file says (row-warehouse.ts): nothing to refuse.
-      sessionStateRefusal:
-        conn.pool?.mode === 'transaction' && (conn.target.kind === 'postgres' || conn.target.kind === 'embedded')
-          ? (sql) => sessionStateRefusal(conn.name, sql)
-          : undefined,
+      sessionStateRefusal: transactionPooled(conn) ? (sql) => sessionStateRefusal(conn.name, sql) : undefined,
     };
     // The startup options' SETs ran on the warehouse: audited like the statements they stand for.
     for (const st of startupSets) {
@@ -426,16 +422,21 @@ const REPORTED_SETTINGS = new Map([
 /** The setting a startup SET (as Gatehouse wrote it: `SET name TO ...`) changes, lower case. */
 const setName = (sql: string) => /^SET ([a-z_][a-z0-9_$]*) TO /.exec(sql)?.[1];
 
-/**
- * Runs the startup options' SETs on a new upstream session. Returns the FATAL that refuses the
- * startup when the warehouse rejects one (an unknown setting, a bad value), else undefined; the
- * values the warehouse reports back (ParameterStatus) land in `reported`.
- */
 /** The settings' names, for a message: `TimeZone, work_mem`. */
 function startupSettingNames(sets: PlannedStatement[]): string {
   return [...new Set(sets.flatMap((st) => (st.action === 'forward' ? [setName(st.sql) ?? st.sql] : [])))].join(', ');
 }
 
+/** A postgres or embedded connection with pooling: transaction (a mysql or snowflake one is session-pooled whatever its file says: row-warehouse.ts). */
+function transactionPooled(conn: Connection): boolean {
+  return conn.pool?.mode === 'transaction' && (conn.target.kind === 'postgres' || conn.target.kind === 'embedded');
+}
+
+/**
+ * Runs the startup options' SETs on a new upstream session. Returns the FATAL that refuses the
+ * startup when the warehouse rejects one (an unknown setting, a bad value), else undefined; the
+ * values the warehouse reports back (ParameterStatus) land in `reported`.
+ */
 async function applyStartupSettings(
   upstream: WarehouseSession,
   sets: PlannedStatement[],

@@ -165,6 +165,15 @@ function deallocateStatement(d: DeallocateStmt): string {
   return d.isall || d.name === undefined ? 'DEALLOCATE ALL' : `DEALLOCATE ${cursorName(d.name)}`;
 }
 
+/**
+ * Whether a statement Gatehouse forwards (its own writing of it) is DISCARD ALL: the statement
+ * tables of policy (statements/session.ts) and of the transaction pool forget the session's
+ * names at it, and must agree on which statements those are.
+ */
+export function isDiscardAll(sql: string): boolean {
+  return /^\s*DISCARD\s+ALL\b/i.test(sql);
+}
+
 /** The text Gatehouse sends for a session statement, written from its AST. */
 export function writeSessionStatement(stmt: Node): string {
   if ('FetchStmt' in stmt) return fetchStatement(stmt.FetchStmt);

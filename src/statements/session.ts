@@ -6,6 +6,7 @@ import type { AuditSink, StatementRecord } from '../audit/audit.ts';
 import { GatehouseError, asClientError } from '../errors.ts';
 import type { Decision, DecisionContext, PlannedStatement } from '../policy/decision.ts';
 import { decide } from '../policy/decide.ts';
+import { isDiscardAll } from '../sql/session-statement.ts';
 import type { RunOutcome, TxStatus, WarehouseSession } from '../warehouses/types.ts';
 import type { ResultSink } from '../wire/sink.ts';
 
@@ -112,7 +113,7 @@ export function routeNames(s: StatementSession, st: PlannedStatement): Target {
   const own: Target = st.action === 'catalog' ? 'catalog' : 'warehouse';
   const names = st.action === 'answer' ? undefined : st.names;
   if (!names) {
-    if (st.action === 'forward' && st.kind === 'discard' && /^\s*DISCARD\s+ALL\b/i.test(st.sql)) forgetAll(s);
+    if (st.action === 'forward' && st.kind === 'discard' && isDiscardAll(st.sql)) forgetAll(s);
     return own;
   }
   const table = names.space === 'cursor' ? s.state.portals : s.state.prepared;
@@ -136,7 +137,7 @@ function forgetAll(s: StatementSession): void {
 export function dropsEverywhere(st: PlannedStatement): boolean {
   if (st.action === 'answer') return false;
   if (st.names?.drops && typeof st.names.drops !== 'string') return true;
-  return st.action === 'forward' && st.kind === 'discard' && /^\s*DISCARD\s+ALL\b/i.test(st.sql);
+  return st.action === 'forward' && st.kind === 'discard' && isDiscardAll(st.sql);
 }
 
 /**

@@ -19,6 +19,7 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import { GatehouseError } from '../errors.ts';
 import { parseSqlSync } from '../sql/parse.ts';
+import { isDiscardAll } from '../sql/session-statement.ts';
 import type { ExtendedStep } from '../wire/messages.ts';
 import type { ResultSink } from '../wire/sink.ts';
 import type { UpstreamPool } from './pool.ts';
@@ -97,7 +98,7 @@ export class TransactionSession implements WarehouseSession {
       lease.conn.unnamedOwner = undefined;
       // The client forgets its statements at a DISCARD ALL whether it then runs or fails, as
       // policy's tables do (statements/session.ts routeNames): both must agree on every name.
-      if (statements.some((s) => s.kind === 'discard' && DISCARD_ALL.test(s.sql))) this.forgetStatements(lease.conn);
+      if (statements.some((s) => s.kind === 'discard' && isDiscardAll(s.sql))) this.forgetStatements(lease.conn);
       return await lease.session.run(statements, sink);
     } finally {
       this.settle();
@@ -246,7 +247,7 @@ export class TransactionSession implements WarehouseSession {
     for (const m of steps) {
       switch (m.type) {
         case 'Parse': {
-          if (DISCARD_ALL.test(m.query)) this.forgetStatements(conn);
+          if (isDiscardAll(m.query)) this.forgetStatements(conn);
           const st: ClientStatement = {
             text: m.query,
             paramTypes: [...m.paramTypes],
@@ -306,8 +307,6 @@ export class TransactionSession implements WarehouseSession {
     return out;
   }
 }
-
-const DISCARD_ALL = /^\s*DISCARD\s+ALL\b/i;
 
 /** PostgreSQL's CURSOR_OPT_HOLD (parsenodes.h): DECLARE ... WITH HOLD. */
 const CURSOR_OPT_HOLD = 0x0020;

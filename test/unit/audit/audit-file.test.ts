@@ -6,20 +6,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
 import { type StatementRecord, fileAudit } from '../../../src/audit/audit.ts';
+import { statementRecord } from '../../helpers/audit-record.ts';
 
-const record = (n: number): StatementRecord => ({
-  org: 'acme',
-  user: 'bob@acme.example',
-  connection: 'warehouse',
-  level: 'query_topics',
-  client_address: '127.0.0.1',
-  statement: `SELECT ${n}`,
-  decision: 'allowed',
-  rule: 'r',
-  policy_version: 'v',
-  topics: [],
-  duration_ms: 1,
-});
+const record = (n: number) => statementRecord(`SELECT ${n}`);
 
 const lines = (path: string) =>
   readFileSync(path, 'utf8')

@@ -6,30 +6,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { fileAudit } from '../../../src/audit/audit.ts';
+import { statementRecord } from '../../helpers/audit-record.ts';
 
 const mode = (p: string) => statSync(p).mode & 0o777;
 const original = process.umask();
 afterEach(() => void process.umask(original));
 
-function record(statement: string) {
-  return {
-    org: 'acme',
-    user: 'bob@acme.example',
-    connection: 'warehouse',
-    level: 'query_topics',
-    client_address: '127.0.0.1',
-    statement,
-    decision: 'allowed' as const,
-    rule: 'r',
-    policy_version: 'v',
-    topics: [],
-    duration_ms: 1,
-  };
-}
-
 async function writeAndFlush(path: string, statement: string) {
   const audit = fileAudit(path);
-  audit.statement(record(statement));
+  audit.statement(statementRecord(statement));
   audit.flush();
   await new Promise((r) => setTimeout(r, 50));
 }
